@@ -1,0 +1,30 @@
+package main
+
+import (
+	"github.com/imdsmend/imdsmend/internal/engine"
+	"github.com/spf13/cobra"
+)
+
+func newCheckCommand(g *globalFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "check",
+		Short: "Detect only; never changes anything",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runPass(cmd, g, engine.CommandCheck) },
+	}
+}
+
+// runPass runs one check, plan or apply pass and emits its report.
+func runPass(cmd *cobra.Command, g *globalFlags, command string) error {
+	e, err := g.loadEngine(cmd)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := g.withTimeout(cmd.Context())
+	defer cancel()
+	rep, err := e.Run(ctx, command)
+	if err != nil {
+		return err
+	}
+	return g.emit(cmd, rep)
+}

@@ -1,0 +1,157 @@
+// Command imdsmend keeps the EC2 Instance Metadata Service reachable: it finds what blocks
+// IMDS on this instance and mends it. See DESIGN.md for the command-line contract.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/imdsmend/imdsmend"
+	"github.com/imdsmend/imdsmend/internal/engine"
+	"github.com/imdsmend/imdsmend/internal/paths"
+	"github.com/imdsmend/imdsmend/report"
+	"github.com/spf13/cobra"
+)
+
+// Set at link time.
+var version = "dev"
+
+// globalFlags are the common flags of DESIGN.md.
+type globalFlags struct {
+	policy   string
+	format   string
+	root     string
+	stateDir string
+	only     []string
+	timeout  time.Duration
+}
+
+// exitError carries an exit code other than 1 through cobra.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := newRootCommand()
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	var ee exitError
+	switch {
+	case err == nil:
+		return report.ExitHealthy
+	case errors.As(err, &ee):
+		return ee.code
+	default:
+		fmt.Fprintf(os.Stderr, "imdsmend: %v\n", err)
+		return report.ExitError
+	}
+}
+
+func newRootCommand() *cobra.Command {
+	g := &globalFlags{}
+	root := &cobra.Command{
+		Use:           "imdsmend",
+		Short:         "Find and mend what blocks the EC2 Instance Metadata Service",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.policy, "policy", paths.DefaultPolicyFile, "main policy file; drop-ins are read from policy.d/ beside it")
+	pf.StringVar(&g.format, "format", "text", "output format: text or json")
+	pf.StringVar(&g.root, "root", "/", "prefix for every file imdsmend reads or writes")
+	pf.StringVar(&g.stateDir, "state-dir", paths.DefaultStateDir, "state directory (ledger, counters)")
+	pf.StringSliceVar(&g.only, "only", nil, "evaluate only these rules (comma-separated)")
+	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "bound for the whole run")
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		if g.format != "text" && g.format != "json" {
+			return fmt.Errorf("--format must be text or json, not %q", g.format)
+		}
+		return nil
+	}
+	root.AddCommand(
+		newCheckCommand(g), newPlanCommand(g), newApplyCommand(g), newUndoCommand(g),
+		newFactsCommand(g), newValidateCommand(g), newVersionCommand(),
+	)
+	return root
+}
+
+// engineOptions turns the flags into engine options.
+func (g *globalFlags) engineOptions(cmd *cobra.Command) engine.Options {
+	return engine.Options{
+		PolicyFile:     g.policy,
+		PolicyExplicit: cmd.Flags().Changed("policy"),
+		BuiltinPolicy:  imdsmend.DefaultPolicy,
+		Root:           g.root,
+		StateDir:       g.stateDir,
+		Only:           g.only,
+	}
+}
+
+// loadEngine loads and validates the policy, printing diagnostics; errors end the run.
+func (g *globalFlags) loadEngine(cmd *cobra.Command) (*engine.Engine, error) {
+	e, diags := engine.New(g.engineOptions(cmd))
+	if len(diags) > 0 {
+		printDiagnostics(cmd, e, diags)
+	}
+	if diags.HasErrors() {
+		return nil, errors.New("the policy has errors; nothing was run (check it with `imdsmend validate`)")
+	}
+	return e, nil
+}
+
+func printDiagnostics(cmd *cobra.Command, e *engine.Engine, diags hcl.Diagnostics) {
+	files := map[string]*hcl.File{}
+	if e != nil && e.Policy != nil {
+		files = e.Policy.Files
+	}
+	w := hcl.NewDiagnosticTextWriter(cmd.ErrOrStderr(), files, 100, false)
+	_ = w.WriteDiagnostics(diags)
+}
+
+// withTimeout bounds the whole run by --timeout.
+func (g *globalFlags) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, g.timeout)
+}
+
+// emit writes the report in the chosen format and turns its verdict into the exit code.
+func (g *globalFlags) emit(cmd *cobra.Command, rep *report.Report) error {
+	var err error
+	if g.format == "json" {
+		err = report.WriteJSON(cmd.OutOrStdout(), rep)
+	} else {
+		err = report.WriteText(cmd.OutOrStdout(), rep)
+	}
+	if err != nil {
+		return err
+	}
+	if code := rep.ExitCode(); code != report.ExitHealthy {
+		return exitError{code}
+	}
+	return nil
+}
+
+// splitIDs accepts IDs separated by spaces or commas.
+func splitIDs(args []string) []string {
+	var ids []string
+	for _, a := range args {
+		for _, id := range strings.Split(a, ",") {
+			if id = strings.TrimSpace(id); id != "" {
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids
+}

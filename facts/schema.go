@@ -1,0 +1,103 @@
+package facts
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/gocty"
+)
+
+// Type is the cty type of the policy's `facts` variable, derived from the Facts struct.
+func Type() cty.Type {
+	t, err := gocty.ImpliedType(Facts{})
+	if err != nil {
+		panic(fmt.Sprintf("facts: struct tags do not form a cty type: %v", err))
+	}
+	return t
+}
+
+// Value converts f into the value of the policy's `facts` variable. Nil sections become null.
+func Value(f *Facts) (cty.Value, error) {
+	if f == nil {
+		return cty.NullVal(Type()), nil
+	}
+	v, err := gocty.ToCtyValue(f, Type())
+	if err != nil {
+		return cty.NilVal, fmt.Errorf("convert facts to policy values: %w", err)
+	}
+	return v, nil
+}
+
+// Field describes one attribute of the facts schema, for docs and `imdsmend facts`.
+type Field struct {
+	Path string // e.g. facts.imds.class
+	Type string // HCL type expression, e.g. list(object)
+	Doc  string
+}
+
+// Fields lists every attribute of the facts schema in declaration order.
+func Fields() []Field {
+	var out []Field
+	walkFields(reflect.TypeOf(Facts{}), "facts", &out)
+	return out
+}
+
+func walkFields(t reflect.Type, prefix string, out *[]Field) {
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		name := sf.Tag.Get("cty")
+		if name == "" {
+			continue
+		}
+		path := prefix + "." + name
+		ft := sf.Type
+		for ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		*out = append(*out, Field{Path: path, Type: typeName(ft), Doc: sf.Tag.Get("doc")})
+		switch {
+		case ft.Kind() == reflect.Struct:
+			walkFields(ft, path, out)
+		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
+			walkFields(ft.Elem(), path+"[*]", out)
+		case ft.Kind() == reflect.Map && ft.Elem().Kind() == reflect.Struct:
+			walkFields(ft.Elem(), path+"[*]", out)
+		}
+	}
+}
+
+func typeName(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Bool:
+		return "bool"
+	case reflect.String:
+		return "string"
+	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Uint, reflect.Uint64, reflect.Uint32, reflect.Float64, reflect.Float32:
+		return "number"
+	case reflect.Slice:
+		return "list(" + typeName(t.Elem()) + ")"
+	case reflect.Map:
+		return "map(" + typeName(t.Elem()) + ")"
+	case reflect.Struct:
+		return "object"
+	case reflect.Pointer:
+		return typeName(t.Elem())
+	}
+	return t.Kind().String()
+}
+
+// Markdown renders the facts schema as the reference table in docs/facts.md.
+func Markdown() string {
+	var b strings.Builder
+	b.WriteString("# Facts\n\n")
+	b.WriteString("Generated from `facts/*.go` by `make docs` (`imdsmend facts --schema`); a test fails when this file drifts.\n\n")
+	b.WriteString("Policy expressions see these as the variable `facts`. A section whose probe failed is `null`;\n")
+	b.WriteString("rules that read it report `unknown` instead of firing. `[*]` marks the elements of a list or map.\n\n")
+	b.WriteString("| attribute | type | meaning |\n| --- | --- | --- |\n")
+	for _, f := range Fields() {
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", f.Path, f.Type, strings.ReplaceAll(f.Doc, "|", `\|`))
+	}
+	return b.String()
+}

@@ -1,0 +1,216 @@
+// Package engine runs the pipeline — facts → rules → remediate → report — for the
+// commands that share it (check, plan, apply, undo, watch).
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/internal/paths"
+	"github.com/imdsmend/imdsmend/remediate"
+	"github.com/imdsmend/imdsmend/report"
+	"github.com/imdsmend/imdsmend/rules"
+)
+
+// Commands that produce a report.
+const (
+	CommandCheck = "check"
+	CommandPlan  = "plan"
+	CommandApply = "apply"
+	CommandUndo  = "undo"
+	CommandWatch = "watch"
+)
+
+// Options come from the command line.
+type Options struct {
+	PolicyFile     string
+	PolicyExplicit bool
+	// BuiltinPolicy replaces the default policy file when that is absent.
+	BuiltinPolicy []byte
+	Root          string
+	StateDir      string
+	Only          []string
+}
+
+// Engine holds what one or more runs share: the policy, the fixers, the probes, the paths.
+type Engine struct {
+	Policy   *rules.Policy
+	Registry *remediate.Registry
+	Probes   []facts.Probe
+	Paths    paths.Paths
+	Only     []string
+}
+
+// New loads and validates the policy. Nothing runs on a policy with errors.
+func New(opts Options) (*Engine, hcl.Diagnostics) {
+	p := paths.New(opts.Root)
+	if opts.StateDir != "" {
+		p.StateDir = opts.StateDir
+	}
+	reg := remediate.Default()
+	pol, diags := rules.Load(rules.LoadOptions{
+		MainFile: p.File(opts.PolicyFile),
+		Builtin:  opts.BuiltinPolicy,
+		Explicit: opts.PolicyExplicit,
+		Kinds:    reg,
+	})
+	if diags.HasErrors() {
+		return &Engine{Policy: pol}, diags
+	}
+	return &Engine{Policy: pol, Registry: reg, Probes: facts.DefaultProbes(), Paths: p, Only: opts.Only}, diags
+}
+
+// FactsConfig derives the probes' configuration from the policy and the environment.
+func (e *Engine) FactsConfig() facts.Config {
+	s := e.Policy.Settings
+	endpoint := facts.DefaultIMDSEndpoint
+	if v := os.Getenv(facts.EndpointEnv); v != "" {
+		endpoint = v
+	}
+	return facts.Config{
+		Root:           e.Paths.Root,
+		IMDSEndpoint:   endpoint,
+		IMDSv6Endpoint: facts.DefaultIMDSv6Endpoint,
+		IPv6:           s.IPv6,
+		IMDS:           facts.IMDSTimeouts{Total: s.ProbeTimeout},
+		Timeout:        s.ProbeTimeout + time.Second,
+	}
+}
+
+// Gather runs every probe once.
+func (e *Engine) Gather(ctx context.Context) *facts.Facts {
+	return facts.Gather(ctx, e.FactsConfig(), e.Probes)
+}
+
+// Run is one pass of check, plan or apply.
+func (e *Engine) Run(ctx context.Context, command string) (*report.Report, error) {
+	start := time.Now()
+	rep := &report.Report{Schema: report.Schema, Command: command, RunID: NewRunID()}
+	f := e.Gather(ctx)
+	res, err := e.evaluate(f)
+	if err != nil {
+		return nil, err
+	}
+	if command == CommandPlan || command == CommandApply {
+		if command == CommandApply {
+			unlock, err := Lock(ctx, e.Paths.Lock())
+			if err != nil {
+				return nil, err
+			}
+			defer unlock()
+		}
+		x := e.executor(rep.RunID, f)
+		var changes []*remediate.Change
+		for _, req := range res.Requests {
+			changes = append(changes, x.Plan(ctx, req.Rule, req.Kind, req.Args)...)
+		}
+		if command == CommandApply {
+			x.Apply(ctx, changes)
+			if changed(changes) {
+				// Verify: the report says what is true after the fixes, not before.
+				f = e.Gather(ctx)
+				if res, err = e.evaluate(f); err != nil {
+					return nil, err
+				}
+			}
+		}
+		rep.Actions = actions(changes)
+	}
+	fill(rep, f, res)
+	rep.DurationMS = float64(time.Since(start).Microseconds()) / 1000
+	return rep, nil
+}
+
+// Undo reverts recorded changes (the last run's, or those named) and re-probes.
+func (e *Engine) Undo(ctx context.Context, last bool, ids []string) (*report.Report, error) {
+	start := time.Now()
+	rep := &report.Report{Schema: report.Schema, Command: CommandUndo, RunID: NewRunID()}
+	unlock, err := Lock(ctx, e.Paths.Lock())
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	x := e.executor(rep.RunID, nil)
+	changes, err := x.Undoable(last, ids)
+	if err != nil {
+		return nil, err
+	}
+	x.Undo(ctx, changes)
+	rep.Actions = actions(changes)
+	f := e.Gather(ctx)
+	res, err := e.evaluate(f)
+	if err != nil {
+		return nil, err
+	}
+	fill(rep, f, res)
+	rep.DurationMS = float64(time.Since(start).Microseconds()) / 1000
+	return rep, nil
+}
+
+// Ledger returns the ledger of this engine's state directory.
+func (e *Engine) Ledger() *remediate.Ledger { return remediate.NewLedger(e.Paths.Ledger()) }
+
+func (e *Engine) executor(runID string, f *facts.Facts) *remediate.Executor {
+	s := e.Policy.Settings
+	return &remediate.Executor{
+		Registry: e.Registry,
+		Env:      &remediate.Env{Paths: e.Paths, Facts: f, IPv6: s.IPv6, Allow: s.Allow.Permits},
+		Ledger:   e.Ledger(),
+		RunID:    runID,
+		Enforce:  s.Mode == rules.ModeEnforce,
+	}
+}
+
+func (e *Engine) evaluate(f *facts.Facts) (rules.Result, error) {
+	v, err := facts.Value(f)
+	if err != nil {
+		return rules.Result{}, err
+	}
+	return e.Policy.Evaluate(v, e.Only), nil
+}
+
+func changed(changes []*remediate.Change) bool {
+	for _, c := range changes {
+		if c.Status == remediate.StatusApplied {
+			return true
+		}
+	}
+	return false
+}
+
+func actions(changes []*remediate.Change) []report.Action {
+	out := make([]report.Action, 0, len(changes))
+	for _, c := range changes {
+		out = append(out, report.Action{ID: c.ID, Rule: c.Rule, Kind: c.Kind, Target: c.Target, Status: c.Status, Detail: c.Detail, Error: c.Error})
+	}
+	return out
+}
+
+// fill puts facts and evaluation results into the report and decides health: no open
+// finding above info severity, and no rule left undecided.
+func fill(rep *report.Report, f *facts.Facts, res rules.Result) {
+	rep.IMDS = f.IMDS
+	rep.Healthy = true
+	for _, fd := range res.Findings {
+		rep.Findings = append(rep.Findings, report.Finding{Rule: fd.Rule, Severity: fd.Severity, Summary: fd.Summary, Hint: fd.Hint, Evidence: fd.Evidence})
+		if fd.Severity != rules.SeverityInfo {
+			rep.Healthy = false
+		}
+	}
+	for _, u := range res.Unknown {
+		rep.Unknown = append(rep.Unknown, report.Unknown{Rule: u.Rule, Reason: u.Reason})
+		rep.Healthy = false
+	}
+}
+
+// NewRunID returns a random identifier for one run, shared by its journal entries.
+func NewRunID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

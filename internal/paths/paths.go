@@ -1,0 +1,57 @@
+// Package paths keeps every file location and external binary imdsmend uses in one place,
+// so tests can point them at a temporary tree (--root) and packagers can override them at
+// link time (-ldflags "-X github.com/imdsmend/imdsmend/internal/paths.Iptables=...").
+package paths
+
+import (
+	"path/filepath"
+)
+
+// Link-time overridable defaults.
+var (
+	DefaultPolicyFile = "/etc/imdsmend/policy.hcl"
+	DefaultStateDir   = "/var/lib/imdsmend"
+	DefaultLockFile   = "/run/imdsmend.lock"
+
+	Iptables        = "iptables"
+	Ip6tables       = "ip6tables"
+	IptablesLegacy  = "iptables-legacy"
+	Ip6tablesLegacy = "ip6tables-legacy"
+	Nft             = "nft"
+	Systemctl       = "systemctl"
+)
+
+// Paths resolves absolute system paths against a root directory.
+type Paths struct {
+	// Root prefixes every file imdsmend reads or writes ("/" in production).
+	Root string
+	// StateDir is the state directory as seen inside Root (ledger, state.json).
+	StateDir string
+	// LockFile is the run lock as seen inside Root.
+	LockFile string
+}
+
+// New returns Paths for root with the default state directory and lock file.
+func New(root string) Paths {
+	if root == "" {
+		root = "/"
+	}
+	return Paths{Root: root, StateDir: DefaultStateDir, LockFile: DefaultLockFile}
+}
+
+// File maps an absolute system path to its location under Root.
+func (p Paths) File(abs string) string {
+	if p.Root == "" || p.Root == "/" {
+		return filepath.Clean(abs)
+	}
+	return filepath.Join(p.Root, abs)
+}
+
+// State returns the location of a file in the state directory.
+func (p Paths) State(name string) string { return p.File(filepath.Join(p.StateDir, name)) }
+
+// Ledger is the append-only record of every change.
+func (p Paths) Ledger() string { return p.State("ledger.jsonl") }
+
+// Lock is the file that serialises runs.
+func (p Paths) Lock() string { return p.File(p.LockFile) }

@@ -1,0 +1,68 @@
+// Package remediate holds one fixer per action kind, the registry that knows them, the
+// ledger that records every change before and after it is made, and the executor that
+// plans, applies and undoes changes.
+package remediate
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/hashicorp/hcl/v2/hcldec"
+	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/internal/paths"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// Statuses of a change, as in the report's actions[].status.
+const (
+	StatusPlanned   = "planned"
+	StatusApplied   = "applied"
+	StatusUnchanged = "unchanged"
+	StatusSkipped   = "skipped"
+	StatusFailed    = "failed"
+	StatusReverted  = "reverted"
+)
+
+// Env is what fixers may touch: paths (under --root) and the facts of this run.
+type Env struct {
+	Paths paths.Paths
+	Facts *facts.Facts
+	// IPv6 is settings.ipv6: fixers include the IPv6 endpoint where it matters.
+	IPv6 bool
+	// Allow reports whether the policy grants a permission (settings.allow); fixers that
+	// have optional side effects (restarting units) ask it.
+	Allow func(perm string) bool
+}
+
+// Change is one concrete change a fixer plans, applies or undoes.
+type Change struct {
+	ID     string `json:"id"`
+	Rule   string `json:"rule"`
+	Kind   string `json:"kind"`
+	Target string `json:"target"`
+	Detail string `json:"detail"`
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+	// Data is the fixer's own record of what to do and how to undo it.
+	Data json.RawMessage `json:"data,omitempty"`
+}
+
+// Fixer handles one remediation kind.
+type Fixer interface {
+	// Kind is the label of `remediate "KIND"` blocks.
+	Kind() string
+	// Doc is one line for --help and docs.
+	Doc() string
+	// Permission names the settings.allow switch this fixer needs (rules.Perm*).
+	Permission() string
+	// Spec is the schema of the remediate block's body.
+	Spec() hcldec.Spec
+	// Plan turns the evaluated block into the changes needed now. It reads, never writes,
+	// and returns no change for what is already in the desired state.
+	Plan(ctx context.Context, env *Env, args cty.Value) ([]*Change, error)
+	// Apply makes one planned change. If the system is already as wanted it sets
+	// StatusUnchanged; otherwise StatusApplied and records in Data what Undo needs.
+	Apply(ctx context.Context, env *Env, c *Change) error
+	// Undo reverts an applied change from its ledger record.
+	Undo(ctx context.Context, env *Env, c *Change) error
+}

@@ -1,0 +1,50 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// WriteText writes the report for people: the IMDS state, one line per finding with what
+// to do next, one line per action.
+func WriteText(w io.Writer, r *Report) error {
+	var b strings.Builder
+	if r.IMDS != nil {
+		state := "unreachable"
+		if r.IMDS.Reachable {
+			state = "reachable (" + r.IMDS.Version + ")"
+		}
+		fmt.Fprintf(&b, "IMDS %s: %s, class %s", r.IMDS.Endpoint, state, r.IMDS.Class)
+		if r.IMDS.Status != 0 {
+			fmt.Fprintf(&b, ", HTTP %d", r.IMDS.Status)
+		}
+		fmt.Fprintf(&b, ", %.1f ms\n", r.IMDS.LatencyMS)
+	}
+	for _, f := range r.Findings {
+		fmt.Fprintf(&b, "%-8s %s: %s\n", strings.ToUpper(f.Severity), f.Rule, f.Summary)
+		if f.Hint != "" {
+			fmt.Fprintf(&b, "         next: %s\n", f.Hint)
+		}
+	}
+	for _, u := range r.Unknown {
+		fmt.Fprintf(&b, "UNKNOWN  %s: %s\n", u.Rule, u.Reason)
+	}
+	for _, a := range r.Actions {
+		fmt.Fprintf(&b, "%-9s %s %s (%s) [%s]", strings.ToUpper(a.Status), a.Kind, a.Target, a.Rule, a.ID)
+		if a.Detail != "" {
+			fmt.Fprintf(&b, ": %s", a.Detail)
+		}
+		if a.Error != "" {
+			fmt.Fprintf(&b, " (%s)", a.Error)
+		}
+		b.WriteByte('\n')
+	}
+	verdict := "healthy"
+	if !r.Healthy {
+		verdict = "NOT healthy"
+	}
+	fmt.Fprintf(&b, "%s: %s, %d open finding(s), %d action(s), %.1f ms\n", r.Command, verdict, len(r.Findings), len(r.Actions), r.DurationMS)
+	_, err := io.WriteString(w, b.String())
+	return err
+}

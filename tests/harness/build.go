@@ -1,0 +1,76 @@
+package harness
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+)
+
+// Binaries are the programs the test beds run, built once per process.
+type Binaries struct {
+	Imdsmend string // the binary under test
+	Imdssim  string // the fault-injecting IMDS simulator
+	AEMM     string // upstream amazon-ec2-metadata-mock
+}
+
+var (
+	buildOnce sync.Once
+	built     Binaries
+	buildErr  error
+)
+
+// Build compiles the binaries into dir (once per process; later calls return the first
+// result). IMDSMEND_BIN, if set, names a prebuilt imdsmend to test instead.
+func Build(dir string) (Binaries, error) {
+	buildOnce.Do(func() {
+		root, err := moduleRoot()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		built = Binaries{
+			Imdsmend: filepath.Join(dir, "imdsmend"),
+			Imdssim:  filepath.Join(dir, "imdssim"),
+			AEMM:     filepath.Join(dir, "ec2-metadata-mock"),
+		}
+		if bin := os.Getenv("IMDSMEND_BIN"); bin != "" {
+			built.Imdsmend = bin
+		}
+		targets := map[string]string{
+			built.Imdssim: "./tests/imdssim",
+			built.AEMM:    "github.com/aws/amazon-ec2-metadata-mock/cmd/ec2-metadata-mock",
+		}
+		if os.Getenv("IMDSMEND_BIN") == "" {
+			targets[built.Imdsmend] = "./cmd/imdsmend"
+		}
+		for out, pkg := range targets {
+			cmd := exec.Command("go", "build", "-o", out, pkg)
+			cmd.Dir = root
+			if b, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
+				return
+			}
+		}
+	})
+	return built, buildErr
+}
+
+// moduleRoot finds the directory holding go.mod, from the working directory upwards.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}

@@ -1,0 +1,225 @@
+// Package harness builds the end-to-end test beds: network namespaces that hold
+// 169.254.169.254, the binaries under test, and "makers" that create and check each known
+// blocker. The e2e tests and `make demo` share it. Nothing here ever talks to
+// 169.254.169.254 outside a namespace it created.
+package harness
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netns"
+)
+
+// IMDSAddr is the address every namespace puts on its loopback.
+const IMDSAddr = "169.254.169.254"
+
+// IMDSv6Addr is the IPv6 IMDS address.
+const IMDSv6Addr = "fd00:ec2::254"
+
+// Namespace is a network namespace created for one test or demo.
+type Namespace struct {
+	Name  string
+	mu    sync.Mutex
+	procs []*Proc
+}
+
+// NewNamespace creates a namespace with loopback up and the IMDS addresses on it.
+func NewNamespace() (*Namespace, error) {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	n := &Namespace{Name: "imdsmend-" + hex.EncodeToString(b[:])}
+	if err := run("ip", "netns", "add", n.Name); err != nil {
+		return nil, err
+	}
+	for _, args := range [][]string{
+		{"-n", n.Name, "link", "set", "lo", "up"},
+		{"-n", n.Name, "addr", "add", IMDSAddr + "/32", "dev", "lo"},
+		{"-n", n.Name, "-6", "addr", "add", IMDSv6Addr + "/128", "dev", "lo", "nodad"},
+	} {
+		if err := run("ip", args...); err != nil {
+			n.Close()
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+// Close stops every process started in the namespace and deletes it.
+func (n *Namespace) Close() {
+	n.mu.Lock()
+	procs := n.procs
+	n.procs = nil
+	n.mu.Unlock()
+	for _, p := range procs {
+		p.Stop()
+	}
+	_ = run("ip", "netns", "del", n.Name)
+}
+
+// Command returns a command that runs inside the namespace.
+func (n *Namespace) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	full := append([]string{"netns", "exec", n.Name, name}, args...)
+	cmd := exec.CommandContext(ctx, "ip", full...)
+	// Kill the whole process group so nothing outlives the test.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	return cmd
+}
+
+// Result is the outcome of a command run to completion.
+type Result struct {
+	Stdout, Stderr string
+	ExitCode       int
+	Duration       time.Duration
+}
+
+// Exec runs a command inside the namespace and waits for it. A non-zero exit is not an
+// error; failing to start is.
+func (n *Namespace) Exec(ctx context.Context, env []string, name string, args ...string) (Result, error) {
+	cmd := n.Command(ctx, name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	start := time.Now()
+	err := cmd.Run()
+	res := Result{Stdout: out.String(), Stderr: errb.String(), Duration: time.Since(start)}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		res.ExitCode = ee.ExitCode()
+	default:
+		return res, fmt.Errorf("run %s in %s: %w", name, n.Name, err)
+	}
+	return res, nil
+}
+
+// Proc is a background process inside a namespace.
+type Proc struct {
+	cmd  *exec.Cmd
+	out  bytes.Buffer
+	done chan struct{}
+}
+
+// Start runs a command in the background; Close stops it.
+func (n *Namespace) Start(name string, args ...string) (*Proc, error) {
+	cmd := n.Command(context.Background(), name, args...)
+	p := &Proc{cmd: cmd, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = &syncWriter{w: &p.out}, &syncWriter{w: &p.out}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s in %s: %w", name, n.Name, err)
+	}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	n.mu.Lock()
+	n.procs = append(n.procs, p)
+	n.mu.Unlock()
+	return p, nil
+}
+
+// Stop kills the process group and waits for it.
+func (p *Proc) Stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}
+
+// Output is what the process wrote so far (stdout and stderr).
+func (p *Proc) Output() string {
+	outMu.Lock()
+	defer outMu.Unlock()
+	return p.out.String()
+}
+
+var outMu sync.Mutex
+
+type syncWriter struct{ w *bytes.Buffer }
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	outMu.Lock()
+	defer outMu.Unlock()
+	return s.w.Write(b)
+}
+
+// WaitTCP dials addr from inside the namespace until it accepts or ctx ends.
+func (n *Namespace) WaitTCP(ctx context.Context, addr string) error {
+	backoff := 5 * time.Millisecond
+	for {
+		conn, err := n.Dial(ctx, "tcp", addr)
+		if err == nil {
+			conn.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for %s in %s: %w (last error: %v)", addr, n.Name, ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 200*time.Millisecond)
+	}
+}
+
+// Dial opens a connection from inside the namespace. The socket keeps its namespace after
+// the thread returns to the host's.
+func (n *Namespace) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	type result struct {
+		conn net.Conn
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- result{nil, err}
+			return
+		}
+		defer orig.Close()
+		target, err := netns.GetFromName(n.Name)
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- result{nil, err}
+			return
+		}
+		defer target.Close()
+		if err := netns.Set(target); err != nil {
+			runtime.UnlockOSThread()
+			ch <- result{nil, err}
+			return
+		}
+		d := net.Dialer{Timeout: time.Second}
+		conn, err := d.DialContext(ctx, network, addr)
+		if netns.Set(orig) == nil {
+			// Only a thread back in the host namespace may serve other goroutines;
+			// otherwise it stays locked and exits with this goroutine.
+			runtime.UnlockOSThread()
+		}
+		ch <- result{conn, err}
+	}()
+	r := <-ch
+	return r.conn, r.err
+}
+
+func run(name string, args ...string) error {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %v: %w: %s", name, args, err, bytes.TrimSpace(out))
+	}
+	return nil
+}
