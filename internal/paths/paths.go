@@ -39,12 +39,14 @@ func New(root string) Paths {
 	return Paths{Root: root, StateDir: DefaultStateDir, LockFile: DefaultLockFile}
 }
 
-// File maps an absolute system path to its location under Root.
+// File maps an absolute system path to its location under Root. The path is cleaned as
+// an absolute path first, so ".." can never climb out of Root.
 func (p Paths) File(abs string) string {
+	clean := filepath.Clean("/" + abs)
 	if p.Root == "" || p.Root == "/" {
-		return filepath.Clean(abs)
+		return clean
 	}
-	return filepath.Join(p.Root, abs)
+	return filepath.Join(p.Root, clean)
 }
 
 // State returns the location of a file in the state directory.
