@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hcldec"
 	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 )
 
@@ -40,9 +42,10 @@ type Result struct {
 	Unknown  []Unknown
 }
 
-// Evaluate runs every enabled rule (or only those named in only) over facts. A rule whose
-// expressions fail at run time (e.g. its facts are null because a probe failed) is Unknown;
-// other rules still run.
+// Evaluate runs every enabled rule (or only those named in only) over facts, a value of
+// facts.Type(). A rule whose expressions fail at run time (its facts are null because a
+// probe failed) is Unknown with the reason; the other rules still run. The policy must
+// have loaded without errors.
 func (p *Policy) Evaluate(facts cty.Value, only []string) Result {
 	ctx := EvalContext(facts)
 	var res Result
@@ -52,7 +55,7 @@ func (p *Policy) Evaluate(facts cty.Value, only []string) Result {
 		}
 		f, reqs, err := evalRule(r, ctx)
 		if err != nil {
-			res.Unknown = append(res.Unknown, Unknown{Rule: r.Name, Reason: err.Error()})
+			res.Unknown = append(res.Unknown, Unknown{Rule: r.Name, Reason: unknownReason(r, facts, err)})
 			continue
 		}
 		if f != nil {
@@ -63,56 +66,64 @@ func (p *Policy) Evaluate(facts cty.Value, only []string) Result {
 	return res
 }
 
-func evalRule(r *Rule, ctx *hcl.EvalContext) (*Finding, []Request, error) {
+func evalRule(r *Rule, ctx *hcl.EvalContext) (f *Finding, reqs []Request, err error) {
+	// A bug in an expression library must cost one rule, not the run.
+	defer func() {
+		if p := recover(); p != nil {
+			f, reqs, err = nil, nil, fmt.Errorf("%s: evaluation failed: %v", r.DeclRange, p)
+		}
+	}()
 	when, diags := r.When.Value(ctx)
 	if diags.HasErrors() {
 		return nil, nil, diagsError(diags)
 	}
 	if when.IsNull() || !when.IsKnown() || when.Type() != cty.Bool {
-		return nil, nil, fmt.Errorf("when is %s, not a known bool", describe(when))
+		return nil, nil, fmt.Errorf("%s: when is %s, not true or false", r.When.Range(), describe(when))
 	}
 	if when.False() {
 		return nil, nil, nil
 	}
-	f := &Finding{Rule: r.Name, Severity: r.Severity}
-	var err error
+	// From here on the condition held: a failure says so, since the rule did detect something.
+	f = &Finding{Rule: r.Name, Severity: r.Severity}
 	if f.Summary, err = evalString(r.Summary, ctx, "summary"); err != nil {
-		return nil, nil, err
+		return nil, nil, heldBut(err)
 	}
 	if r.Hint != nil {
 		if f.Hint, err = evalString(r.Hint, ctx, "hint"); err != nil {
-			return nil, nil, err
+			return nil, nil, heldBut(err)
 		}
 	}
 	if r.Evidence != nil {
 		v, diags := r.Evidence.Value(ctx)
 		if diags.HasErrors() {
-			return nil, nil, diagsError(diags)
+			return nil, nil, heldBut(diagsError(diags))
 		}
 		if f.Evidence, err = ctyjson.Marshal(v, v.Type()); err != nil {
-			return nil, nil, fmt.Errorf("evidence: %w", err)
+			return nil, nil, heldBut(fmt.Errorf("%s: evidence: %w", r.Evidence.Range(), err))
 		}
 	}
-	var reqs []Request
 	for _, rem := range r.Remediations {
 		args, diags := hcldec.Decode(rem.Body, rem.Spec, ctx)
 		if diags.HasErrors() {
-			return nil, nil, diagsError(diags)
+			return nil, nil, heldBut(diagsError(diags))
 		}
 		reqs = append(reqs, Request{Rule: r.Name, Kind: rem.Kind, Args: args})
 	}
 	return f, reqs, nil
 }
 
+func heldBut(err error) error { return fmt.Errorf("the condition held, but %w", err) }
+
 func evalString(expr hcl.Expression, ctx *hcl.EvalContext, what string) (string, error) {
 	v, diags := expr.Value(ctx)
 	if diags.HasErrors() {
 		return "", diagsError(diags)
 	}
-	if v.IsNull() || !v.IsKnown() || v.Type() != cty.String {
-		return "", fmt.Errorf("%s is %s, not a string", what, describe(v))
+	s, err := convert.Convert(v, cty.String)
+	if err != nil || s.IsNull() || !s.IsKnown() {
+		return "", fmt.Errorf("%s: %s is %s, not a string", expr.Range(), what, describe(v))
 	}
-	return v.AsString(), nil
+	return s.AsString(), nil
 }
 
 func describe(v cty.Value) string {
@@ -122,19 +133,63 @@ func describe(v cty.Value) string {
 	case v.IsNull():
 		return "null"
 	}
-	return v.Type().FriendlyName()
+	return "a " + v.Type().FriendlyName()
 }
 
-// diagsError turns evaluation diagnostics into one error with file:line,col.
+// diagsError turns evaluation diagnostics into one error, "file:line,col: summary; detail".
 func diagsError(diags hcl.Diagnostics) error {
+	var msgs []string
 	for _, d := range diags {
-		if d.Severity != hcl.DiagError {
+		if d.Severity == hcl.DiagError {
+			msgs = append(msgs, FormatDiagnostic(d))
+		}
+	}
+	return fmt.Errorf("%s", strings.Join(msgs, "; "))
+}
+
+// unknownReason explains why a rule could not be decided. The common cause is a section
+// of the facts left null by a failed probe, and the probe's own error says more than
+// "attempt to get attribute from null value".
+func unknownReason(r *Rule, facts cty.Value, err error) string {
+	if facts.IsNull() || !facts.IsKnown() {
+		return fmt.Sprintf("no facts were gathered (%v)", err)
+	}
+	var nulls []string
+	for _, t := range r.When.Variables() {
+		if t.RootName() != "facts" || len(t) < 2 {
 			continue
 		}
-		if d.Subject != nil {
-			return fmt.Errorf("%s: %s: %s", d.Subject, d.Summary, d.Detail)
+		step, ok := t[1].(hcl.TraverseAttr)
+		if !ok || !facts.Type().HasAttribute(step.Name) || slices.Contains(nulls, step.Name) {
+			continue
 		}
-		return fmt.Errorf("%s: %s", d.Summary, d.Detail)
+		if facts.GetAttr(step.Name).IsNull() {
+			nulls = append(nulls, step.Name)
+		}
 	}
-	return diags
+	if len(nulls) == 0 {
+		return err.Error()
+	}
+	var why []string
+	for _, section := range nulls {
+		why = append(why, fmt.Sprintf("facts.%s is null (%s)", section, probeOutcome(facts, section)))
+	}
+	return fmt.Sprintf("%s; %v", strings.Join(why, "; "), err)
+}
+
+// probeOutcome says what happened to the probe that fills section, from facts.probes.
+func probeOutcome(facts cty.Value, section string) string {
+	probes := facts.GetAttr("probes")
+	if probes.IsNull() || !probes.IsKnown() {
+		return "no probe filled it"
+	}
+	key := cty.StringVal(section)
+	if !probes.HasIndex(key).True() {
+		return "no probe filled it"
+	}
+	pr := probes.Index(key)
+	if msg := pr.GetAttr("error"); !msg.IsNull() && msg.AsString() != "" {
+		return fmt.Sprintf("probe %s failed: %s", section, msg.AsString())
+	}
+	return fmt.Sprintf("probe %s left it empty", section)
 }

@@ -3,17 +3,15 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
-	"time"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclparse"
-	"github.com/zclconf/go-cty/cty"
 )
 
 // Source is one policy file's name and bytes.
@@ -36,47 +34,116 @@ type LoadOptions struct {
 // BuiltinName is the file name diagnostics use for the embedded default policy.
 const BuiltinName = "<built-in>/policy.hcl"
 
-// Load reads the main policy and its drop-ins, then parses and validates them together.
+// DropInDir is the directory of drop-ins beside the main policy file.
+const DropInDir = "policy.d"
+
+// maxPolicySize bounds each policy file: a policy is a page of rules, and the bound keeps
+// a stray huge file from costing memory and time.
+const maxPolicySize = 1 << 20
+
+// Load reads the main policy and its drop-ins, refusing files that anyone but root could
+// have written (StrictModes), then parses and validates them together. The policy may only
+// be evaluated when the diagnostics have no errors; they are all reported at once.
 func Load(opts LoadOptions) (*Policy, hcl.Diagnostics) {
-	sources, err := readSources(opts)
-	if err != nil {
-		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read policy", Detail: err.Error()}}
+	sources, diags := readSources(opts)
+	if diags.HasErrors() {
+		return &Policy{Settings: DefaultSettings(), Files: map[string]*hcl.File{}}, diags
 	}
 	return Parse(sources, opts.Kinds)
 }
 
-func readSources(opts LoadOptions) ([]Source, error) {
-	var sources []Source
-	data, err := os.ReadFile(opts.MainFile)
+// DropIns lists the drop-in files of the main policy file in load order: *.hcl in policy.d/
+// beside it, in lexical order, without *_test.hcl (policy tests) and hidden files.
+func DropIns(mainFile string) ([]string, error) {
+	dir := filepath.Join(filepath.Dir(mainFile), DropInDir)
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read drop-in directory %s: %w", dir, err)
+	}
+	var files []string
+	for _, e := range entries {
+		n := e.Name()
+		if e.IsDir() || strings.HasPrefix(n, ".") || !strings.HasSuffix(n, ".hcl") || strings.HasSuffix(n, "_test.hcl") {
+			continue
+		}
+		files = append(files, filepath.Join(dir, n))
+	}
+	slices.Sort(files)
+	return files, nil
+}
+
+func readSources(opts LoadOptions) ([]Source, hcl.Diagnostics) {
+	var (
+		sources []Source
+		diags   hcl.Diagnostics
+	)
+	fail := func(summary string, err error) {
+		diags = append(diags, errorf(nil, summary, "%s", err))
+	}
+	// Whoever can write a directory can replace the files in it.
+	for _, dir := range []string{filepath.Dir(opts.MainFile), filepath.Join(filepath.Dir(opts.MainFile), DropInDir)} {
+		if err := checkPolicyDir(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			fail("Unsafe policy directory", err)
+		}
+	}
+	data, err := readPolicyFile(opts.MainFile)
 	switch {
 	case err == nil:
 		sources = append(sources, Source{Name: opts.MainFile, Data: data})
 	case errors.Is(err, fs.ErrNotExist) && !opts.Explicit && opts.Builtin != nil:
 		sources = append(sources, Source{Name: BuiltinName, Data: opts.Builtin})
+	case errors.Is(err, errUnsafe):
+		fail("Unsafe policy file", err)
 	default:
-		return nil, fmt.Errorf("read policy %s: %w", opts.MainFile, err)
+		fail("Cannot read policy", err)
 	}
-	dropDir := filepath.Join(filepath.Dir(opts.MainFile), "policy.d")
-	entries, err := os.ReadDir(dropDir)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("read drop-in directory %s: %w", dropDir, err)
+	dropIns, err := DropIns(opts.MainFile)
+	if err != nil {
+		fail("Cannot read policy", err)
 	}
-	names := make([]string, 0, len(entries))
-	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), ".hcl") && !strings.HasSuffix(e.Name(), "_test.hcl") && !e.IsDir() {
-			names = append(names, e.Name())
+	for _, p := range dropIns {
+		data, err := readPolicyFile(p)
+		switch {
+		case errors.Is(err, errUnsafe):
+			fail("Unsafe policy file", err)
+		case err != nil:
+			fail("Cannot read policy", err)
+		default:
+			sources = append(sources, Source{Name: p, Data: data})
 		}
 	}
-	sort.Strings(names)
-	for _, n := range names {
-		p := filepath.Join(dropDir, n)
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return nil, fmt.Errorf("read drop-in %s: %w", p, err)
-		}
-		sources = append(sources, Source{Name: p, Data: data})
+	return sources, diags
+}
+
+// readPolicyFile reads a policy file after checking, on the open file, that only root
+// could have written it.
+func readPolicyFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
 	}
-	return sources, nil
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read policy %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("read policy %s: not a regular file", path)
+	}
+	if err := checkOwnership(path, fi); err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxPolicySize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read policy %s: %w", path, err)
+	}
+	if len(data) > maxPolicySize {
+		return nil, fmt.Errorf("read policy %s: larger than %d KiB; a policy this large is not a policy", path, maxPolicySize>>10)
+	}
+	return data, nil
 }
 
 var policySchema = &hcl.BodySchema{
@@ -86,163 +153,74 @@ var policySchema = &hcl.BodySchema{
 	},
 }
 
-var ruleSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{
-		{Name: "when", Required: true},
-		{Name: "severity", Required: true},
-		{Name: "summary", Required: true},
-		{Name: "hint"},
-		{Name: "evidence"},
-		{Name: "enabled"},
-	},
-	Blocks: []hcl.BlockHeaderSchema{{Type: "remediate", LabelNames: []string{"kind"}}},
-}
-
-type settingsBody struct {
-	Mode         *string    `hcl:"mode"`
-	Interval     *string    `hcl:"interval"`
-	ProbeTimeout *string    `hcl:"probe_timeout"`
-	IPv6         *bool      `hcl:"ipv6"`
-	Allow        *allowBody `hcl:"allow,block"`
-}
-
-type allowBody struct {
-	Firewall     *bool `hcl:"firewall"`
-	Files        *bool `hcl:"files"`
-	EC2API       *bool `hcl:"ec2_api"`
-	Routes       *bool `hcl:"routes"`
-	RestartUnits *bool `hcl:"restart_units"`
-}
-
-// DefaultSettings apply where the policy is silent: report-only is not the default, but
-// every change is denied until allowed.
-func DefaultSettings() Settings {
-	return Settings{Mode: ModeEnforce, Interval: 5 * time.Minute, ProbeTimeout: 2 * time.Second}
-}
-
-// Parse parses sources in order (main first, then drop-ins) into one policy.
+// Parse parses sources in order — the main policy first, then drop-ins — into one policy.
+// Settings merge attribute by attribute; a rule block with `when` defines (or replaces) the
+// rule of its name, a rule block without `when` in a drop-in modifies the attributes it sets.
 func Parse(sources []Source, kinds Kinds) (*Policy, hcl.Diagnostics) {
 	parser := hclparse.NewParser()
 	p := &Policy{Settings: DefaultSettings(), Files: map[string]*hcl.File{}}
+	settings := newSettingsMerger(&p.Settings)
+	checker := newChecker(kinds)
 	var diags hcl.Diagnostics
-	byName := map[string]int{}
-	for _, src := range sources {
+	for i, src := range sources {
 		file, d := parser.ParseHCL(src.Data, src.Name)
 		diags = append(diags, d...)
 		if file == nil {
 			continue
 		}
 		p.Files[src.Name] = file
-		content, d := file.Body.Content(policySchema)
+		p.Sources = append(p.Sources, src.Name)
+		if d.HasErrors() {
+			continue // a file that does not parse would only add confusing errors
+		}
+		c, d := content(file.Body, policySchema)
 		diags = append(diags, d...)
-		for _, block := range content.Blocks {
+		inFile := map[string]hcl.Range{}
+		for _, block := range c.Blocks {
 			switch block.Type {
 			case "settings":
-				diags = append(diags, decodeSettings(block, &p.Settings)...)
+				diags = append(diags, settings.merge(block)...)
 			case "rule":
-				r, d := decodeRule(block, kinds)
-				diags = append(diags, d...)
-				if r == nil {
+				name := block.Labels[0]
+				if prev, dup := inFile[name]; dup {
+					diags = append(diags, errorf(block.LabelRanges[0].Ptr(), "Duplicate rule",
+						"Rule %q is already defined in this file at %s. Rename one, or merge them; to replace a rule, use a drop-in in %s/.", name, prev, DropInDir))
 					continue
 				}
-				if i, ok := byName[r.Name]; ok {
-					p.Rules[i] = r
-				} else {
-					byName[r.Name] = len(p.Rules)
-					p.Rules = append(p.Rules, r)
-				}
+				inFile[name] = block.DefRange
+				diags = append(diags, p.addRule(block, i > 0, checker)...)
 			}
 		}
+	}
+	if !diags.HasErrors() {
+		diags = append(diags, settings.check()...)
 	}
 	return p, diags
 }
 
-func decodeSettings(block *hcl.Block, s *Settings) hcl.Diagnostics {
-	var body settingsBody
-	diags := gohcl.DecodeBody(block.Body, nil, &body)
-	if diags.HasErrors() {
+// addRule decodes a rule block and adds it to the policy: a full definition (with `when`)
+// replaces an earlier rule of its name in place; in a drop-in, a block without `when`
+// modifies the earlier rule.
+func (p *Policy) addRule(block *hcl.Block, dropIn bool, checker *checker) hcl.Diagnostics {
+	decl, diags := checker.decodeRule(block)
+	if decl == nil {
 		return diags
 	}
-	if body.Mode != nil {
-		if *body.Mode != ModeEnforce && *body.Mode != ModeReport {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid mode",
-				Detail: fmt.Sprintf("mode must be %q or %q, not %q.", ModeEnforce, ModeReport, *body.Mode), Subject: block.DefRange.Ptr()})
-		}
-		s.Mode = *body.Mode
-	}
-	for _, d := range []struct {
-		val *string
-		dst *time.Duration
-		key string
-	}{{body.Interval, &s.Interval, "interval"}, {body.ProbeTimeout, &s.ProbeTimeout, "probe_timeout"}} {
-		if d.val == nil {
-			continue
-		}
-		v, err := time.ParseDuration(*d.val)
-		if err != nil || v <= 0 {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid duration",
-				Detail: fmt.Sprintf("%s must be a positive duration such as \"30s\" or \"5m\", not %q.", d.key, *d.val), Subject: block.DefRange.Ptr()})
-			continue
-		}
-		*d.dst = v
-	}
-	if body.IPv6 != nil {
-		s.IPv6 = *body.IPv6
-	}
-	if a := body.Allow; a != nil {
-		for _, sw := range []struct {
-			val *bool
-			dst *bool
-		}{{a.Firewall, &s.Allow.Firewall}, {a.Files, &s.Allow.Files}, {a.EC2API, &s.Allow.EC2API}, {a.Routes, &s.Allow.Routes}, {a.RestartUnits, &s.Allow.RestartUnits}} {
-			if sw.val != nil {
-				*sw.dst = *sw.val
-			}
-		}
+	i := slices.IndexFunc(p.Rules, func(r *Rule) bool { return r.Name == decl.rule.Name })
+	switch {
+	case decl.full && i >= 0:
+		p.Rules[i] = decl.rule
+	case decl.full:
+		p.Rules = append(p.Rules, decl.rule)
+	case diags.HasErrors():
+		// A block whose arguments are misspelt is neither a definition nor a modification.
+	case !dropIn:
+		diags = append(diags, decl.missing("when")...)
+	case i < 0:
+		diags = append(diags, errorf(block.LabelRanges[0].Ptr(), "No rule to modify",
+			"A rule block without when modifies a rule loaded before this file, but no rule %q is defined before it. To add a new rule, give it when, severity and summary.", decl.rule.Name))
+	default:
+		decl.patch(p.Rules[i])
 	}
 	return diags
-}
-
-func decodeRule(block *hcl.Block, kinds Kinds) (*Rule, hcl.Diagnostics) {
-	content, diags := block.Body.Content(ruleSchema)
-	r := &Rule{Name: block.Labels[0], Enabled: true, DeclRange: block.DefRange}
-	if a, ok := content.Attributes["when"]; ok {
-		r.When = a.Expr
-	}
-	if a, ok := content.Attributes["summary"]; ok {
-		r.Summary = a.Expr
-	}
-	if a, ok := content.Attributes["hint"]; ok {
-		r.Hint = a.Expr
-	}
-	if a, ok := content.Attributes["evidence"]; ok {
-		r.Evidence = a.Expr
-	}
-	if a, ok := content.Attributes["severity"]; ok {
-		diags = append(diags, gohcl.DecodeExpression(a.Expr, nil, &r.Severity)...)
-		switch r.Severity {
-		case SeverityInfo, SeverityWarning, SeverityCritical, "":
-		default:
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid severity",
-				Detail: fmt.Sprintf("severity must be %q, %q or %q.", SeverityInfo, SeverityWarning, SeverityCritical), Subject: a.Expr.Range().Ptr()})
-		}
-	}
-	if a, ok := content.Attributes["enabled"]; ok {
-		var v cty.Value
-		v, d := a.Expr.Value(nil)
-		diags = append(diags, d...)
-		if !d.HasErrors() && v.Type() == cty.Bool && v.IsKnown() && !v.IsNull() {
-			r.Enabled = v.True()
-		}
-	}
-	for _, b := range content.Blocks {
-		kind := b.Labels[0]
-		spec, ok := kinds.Spec(kind)
-		if !ok {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unknown remediation kind",
-				Detail: fmt.Sprintf("%q is not a remediation kind; known kinds: %s.", kind, strings.Join(kinds.Kinds(), ", ")), Subject: b.LabelRanges[0].Ptr()})
-			continue
-		}
-		r.Remediations = append(r.Remediations, &Remediation{Kind: kind, Body: b.Body, Spec: spec, DeclRange: b.DefRange})
-	}
-	return r, diags
 }

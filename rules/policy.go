@@ -1,12 +1,17 @@
 // Package rules loads the HCL policy, checks it against the facts schema and evaluates it
-// over gathered facts into findings and remediation requests.
+// over gathered facts into findings and remediation requests. It also runs the policy's own
+// tests (*_test.hcl). The language is described in docs/policy.md.
 package rules
 
 import (
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hcldec"
+	"github.com/imdsmend/imdsmend/facts"
 )
 
 // Severities a rule may have.
@@ -29,6 +34,39 @@ type Policy struct {
 	Rules []*Rule
 	// Files holds the parsed sources by name, for printing diagnostics with source lines.
 	Files map[string]*hcl.File
+	// Sources names the files the policy was read from, main file first.
+	Sources []string
+}
+
+// Rule returns the rule called name, or nil.
+func (p *Policy) Rule(name string) *Rule {
+	for _, r := range p.Rules {
+		if r.Name == name {
+			return r
+		}
+	}
+	return nil
+}
+
+// CheckOnly reports an error naming every entry of only (--only) that is not a rule of
+// the policy, so a typo does not silently evaluate nothing.
+func (p *Policy) CheckOnly(only []string) error {
+	var missing []string
+	for _, name := range only {
+		if p.Rule(name) == nil {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(p.Rules))
+	for _, r := range p.Rules {
+		names = append(names, r.Name)
+	}
+	slices.Sort(names)
+	return fmt.Errorf("--only names rules the policy does not define: %s (its rules: %s)",
+		strings.Join(missing, ", "), strings.Join(names, ", "))
 }
 
 // Settings are the policy's global knobs.
@@ -37,7 +75,11 @@ type Settings struct {
 	Interval     time.Duration
 	ProbeTimeout time.Duration
 	IPv6         bool
-	Allow        Allow
+	// IMDS holds the finer bounds of the IMDS client from `settings { imds { … } }`;
+	// Total is left zero: probe_timeout bounds the whole probe. Zero fields take the
+	// client's defaults.
+	IMDS  facts.IMDSTimeouts
+	Allow Allow
 }
 
 // Allow grants each kind of change; all are denied unless granted.
@@ -49,7 +91,8 @@ type Allow struct {
 	RestartUnits bool // restart systemd units
 }
 
-// Permission names used by fixers to say which allow switch they need.
+// Permission names used by fixers to say which allow switch they need. They are also the
+// attribute names of `settings { allow { … } }`.
 const (
 	PermFirewall     = "firewall"
 	PermFiles        = "files"
@@ -58,19 +101,30 @@ const (
 	PermRestartUnits = "restart_units"
 )
 
-// Permits reports whether the permission is granted; unknown permissions are denied.
-func (a Allow) Permits(perm string) bool {
+// Perms lists every permission, in the order docs show them.
+var Perms = []string{PermFirewall, PermFiles, PermEC2API, PermRoutes, PermRestartUnits}
+
+// field returns the switch of perm, or nil for an unknown permission.
+func (a *Allow) field(perm string) *bool {
 	switch perm {
 	case PermFirewall:
-		return a.Firewall
+		return &a.Firewall
 	case PermFiles:
-		return a.Files
+		return &a.Files
 	case PermEC2API:
-		return a.EC2API
+		return &a.EC2API
 	case PermRoutes:
-		return a.Routes
+		return &a.Routes
 	case PermRestartUnits:
-		return a.RestartUnits
+		return &a.RestartUnits
+	}
+	return nil
+}
+
+// Permits reports whether the permission is granted; unknown permissions are denied.
+func (a Allow) Permits(perm string) bool {
+	if f := a.field(perm); f != nil {
+		return *f
 	}
 	return false
 }

@@ -1,0 +1,245 @@
+package rules
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+const mainPolicy = `
+settings {
+  mode = "enforce"
+  allow {
+    firewall = true
+  }
+}
+
+rule "a" {
+  when     = facts.imds.class == "timeout"
+  severity = "critical"
+  summary  = "a fires"
+}
+
+rule "b" {
+  when     = facts.imds.class == "http_429"
+  severity = "warning"
+  summary  = "b fires"
+}
+`
+
+// ruleView is what a test compares about a loaded rule.
+type ruleView struct {
+	Name, Severity, File string
+	Enabled              bool
+}
+
+func viewRules(p *Policy) []ruleView {
+	var out []ruleView
+	for _, r := range p.Rules {
+		out = append(out, ruleView{r.Name, r.Severity, r.DeclRange.Filename, r.Enabled})
+	}
+	return out
+}
+
+func TestDropIns(t *testing.T) {
+	tests := []struct {
+		name    string
+		dropIns []string // name, text pairs after the main policy
+		want    []ruleView
+		errs    []string // substrings of the expected errors, in order
+	}{
+		{
+			name: "no drop-ins",
+			want: []ruleView{{"a", "critical", "policy.hcl", true}, {"b", "warning", "policy.hcl", true}},
+		},
+		{
+			name:    "a full block replaces the rule in place",
+			dropIns: []string{"10-a.hcl", `rule "a" { ` + "\n" + `when = facts.imds.class == "no_route"` + "\n" + `severity = "info"` + "\n" + `summary = "new a"` + "\n}"},
+			want:    []ruleView{{"a", "info", "10-a.hcl", true}, {"b", "warning", "policy.hcl", true}},
+		},
+		{
+			name:    "enabled = false alone turns a rule off",
+			dropIns: []string{"10-off.hcl", `rule "b" { enabled = false }`},
+			want:    []ruleView{{"a", "critical", "policy.hcl", true}, {"b", "warning", "policy.hcl", false}},
+		},
+		{
+			name:    "a modification sets only what it names",
+			dropIns: []string{"10-sev.hcl", `rule "a" { severity = "warning" }`},
+			want:    []ruleView{{"a", "warning", "policy.hcl", true}, {"b", "warning", "policy.hcl", true}},
+		},
+		{
+			name: "later drop-ins win",
+			dropIns: []string{
+				"10-off.hcl", `rule "b" { enabled = false }`,
+				"20-on.hcl", `rule "b" { enabled = true }`,
+			},
+			want: []ruleView{{"a", "critical", "policy.hcl", true}, {"b", "warning", "policy.hcl", true}},
+		},
+		{
+			name: "a full block drops an earlier modification",
+			dropIns: []string{
+				"10-off.hcl", `rule "b" { enabled = false }`,
+				"20-b.hcl", `rule "b" { ` + "\n" + `when = facts.imds.class == "ok"` + "\n" + `severity = "info"` + "\n" + `summary = "b"` + "\n}",
+			},
+			want: []ruleView{{"a", "critical", "policy.hcl", true}, {"b", "info", "20-b.hcl", true}},
+		},
+		{
+			name:    "a new rule in a drop-in is appended",
+			dropIns: []string{"10-c.hcl", `rule "c" { ` + "\n" + `when = facts.route.ok == false` + "\n" + `severity = "info"` + "\n" + `summary = "c"` + "\n}"},
+			want:    []ruleView{{"a", "critical", "policy.hcl", true}, {"b", "warning", "policy.hcl", true}, {"c", "info", "10-c.hcl", true}},
+		},
+		{
+			name:    "modifying a rule nobody defined",
+			dropIns: []string{"10-x.hcl", `rule "x" { enabled = false }`},
+			want:    []ruleView{{"a", "critical", "policy.hcl", true}, {"b", "warning", "policy.hcl", true}},
+			errs:    []string{`10-x.hcl:1,6: No rule to modify; A rule block without when modifies a rule loaded before this file, but no rule "x" is defined`},
+		},
+		{
+			name:    "a modification cannot add remediations",
+			dropIns: []string{"10-rem.hcl", "rule \"a\" {\n  remediate \"no_proxy\" {}\n}"},
+			want:    []ruleView{{"a", "critical", "policy.hcl", true}, {"b", "warning", "policy.hcl", true}},
+			errs:    []string{"10-rem.hcl:2,3: Remediation in a rule modification"},
+		},
+		{
+			name:    "a duplicate within a drop-in cites both",
+			dropIns: []string{"10-dup.hcl", "rule \"a\" { enabled = false }\nrule \"a\" { enabled = true }"},
+			want:    []ruleView{{"a", "critical", "policy.hcl", false}, {"b", "warning", "policy.hcl", true}},
+			errs:    []string{`10-dup.hcl:2,6: Duplicate rule; Rule "a" is already defined in this file at 10-dup.hcl:1,1-9`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, diags := parse(t, append([]string{"policy.hcl", mainPolicy}, tt.dropIns...)...)
+			var errs []string
+			for _, d := range diags {
+				errs = append(errs, FormatDiagnostic(d))
+			}
+			if len(errs) != len(tt.errs) {
+				t.Fatalf("diagnostics:\n%s\nwant %d matching %q", strings.Join(errs, "\n"), len(tt.errs), tt.errs)
+			}
+			for i := range errs {
+				if !strings.HasPrefix(errs[i], tt.errs[i]) {
+					t.Errorf("diagnostic %d = %q, want prefix %q", i, errs[i], tt.errs[i])
+				}
+			}
+			if diff := cmp.Diff(tt.want, viewRules(p)); diff != "" {
+				t.Errorf("rules (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// writeTree writes files (path relative to root, content) with root-only permissions.
+func writeTree(t *testing.T, root string, files map[string]string) {
+	t.Helper()
+	for name, text := range files {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestLoadFromDisk(t *testing.T) {
+	const offB = `rule "b" { enabled = false }`
+	const builtin = `rule "builtin" {
+  when     = facts.imds.reachable == false
+  severity = "critical"
+  summary  = "built in"
+}`
+	tests := []struct {
+		name     string
+		files    map[string]string
+		explicit bool
+		want     []ruleView
+		sources  []string
+		err      string
+	}{
+		{
+			name: "main file and drop-ins in lexical order; tests and hidden files skipped",
+			files: map[string]string{
+				"policy.hcl":                mainPolicy,
+				"policy.d/20-on.hcl":        `rule "b" { enabled = true }`,
+				"policy.d/10-off.hcl":       offB,
+				"policy.d/30-off_test.hcl":  `test "t" { expect = [] }`,
+				"policy.d/.40-hidden.hcl":   offB,
+				"policy.d/50-notes.txt":     offB,
+				"policy.d/60-dir.hcl/x.hcl": offB,
+			},
+			want:    []ruleView{{"a", "critical", "policy.hcl", true}, {"b", "warning", "policy.hcl", true}},
+			sources: []string{"policy.hcl", "policy.d/10-off.hcl", "policy.d/20-on.hcl"},
+		},
+		{
+			name:    "absent default main file falls back to the built-in policy, drop-ins still apply",
+			files:   map[string]string{"policy.d/10.hcl": `rule "builtin" { severity = "info" }`},
+			want:    []ruleView{{"builtin", "info", BuiltinName, true}},
+			sources: []string{BuiltinName, "policy.d/10.hcl"},
+		},
+		{
+			name:     "an explicit main file must exist",
+			files:    map[string]string{},
+			explicit: true,
+			err:      "Cannot read policy; open",
+		},
+		{
+			name:  "drop-in errors name the drop-in",
+			files: map[string]string{"policy.hcl": mainPolicy, "policy.d/10.hcl": `rule "a" { severity = "loud" }`},
+			err:   "policy.d/10.hcl:1,23: Invalid severity",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeTree(t, dir, tt.files)
+			p, diags := Load(LoadOptions{MainFile: filepath.Join(dir, "policy.hcl"), Builtin: []byte(builtin), Explicit: tt.explicit, Kinds: kinds})
+			if tt.err != "" {
+				if !diags.HasErrors() || !strings.Contains(diagLines(diags), tt.err) {
+					t.Fatalf("diagnostics %q, want one containing %q", diagLines(diags), tt.err)
+				}
+				return
+			}
+			if len(diags) > 0 {
+				t.Fatalf("diagnostics:\n%s", diagLines(diags))
+			}
+			for i := range p.Rules {
+				p.Rules[i].DeclRange.Filename = strings.TrimPrefix(p.Rules[i].DeclRange.Filename, dir+"/")
+			}
+			var sources []string
+			for _, s := range p.Sources {
+				sources = append(sources, strings.TrimPrefix(s, dir+"/"))
+			}
+			if diff := cmp.Diff(tt.want, viewRules(p)); diff != "" {
+				t.Errorf("rules (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.sources, sources); diff != "" {
+				t.Errorf("sources (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLoadRefusesHugeFile(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"policy.hcl": "#" + strings.Repeat("x", maxPolicySize)})
+	_, diags := Load(LoadOptions{MainFile: filepath.Join(dir, "policy.hcl"), Explicit: true})
+	if !strings.Contains(diagLines(diags), "larger than 1024 KiB") {
+		t.Errorf("diagnostics %q, want a size error", diagLines(diags))
+	}
+}
+
+func TestCheckOnly(t *testing.T) {
+	p := mustParse(t, "policy.hcl", mainPolicy)
+	if err := p.CheckOnly([]string{"a", "b"}); err != nil {
+		t.Errorf("CheckOnly(a, b) = %v", err)
+	}
+	err := p.CheckOnly([]string{"a", "zz"})
+	if err == nil || err.Error() != "--only names rules the policy does not define: zz (its rules: a, b)" {
+		t.Errorf("CheckOnly(a, zz) = %v", err)
+	}
+}

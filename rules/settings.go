@@ -1,0 +1,240 @@
+package rules
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+)
+
+// DefaultSettings apply where the policy is silent: enforce mode, but every change denied
+// until allowed.
+func DefaultSettings() Settings {
+	return Settings{Mode: ModeEnforce, Interval: 5 * time.Minute, ProbeTimeout: 2 * time.Second}
+}
+
+// maxIMDSAttempts bounds settings.imds.attempts: imdsmend must not hammer a throttled IMDS.
+const maxIMDSAttempts = 10
+
+var settingsSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "mode"}, {Name: "interval"}, {Name: "probe_timeout"}, {Name: "ipv6"}},
+	Blocks:     []hcl.BlockHeaderSchema{{Type: "allow"}, {Type: "imds"}},
+}
+
+var allowSchema = func() *hcl.BodySchema {
+	s := &hcl.BodySchema{}
+	for _, p := range Perms {
+		s.Attributes = append(s.Attributes, hcl.AttributeSchema{Name: p})
+	}
+	return s
+}()
+
+var imdsSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "connect_timeout"}, {Name: "header_timeout"}, {Name: "attempts"}},
+}
+
+// settingsMerger applies settings blocks in load order, attribute by attribute: a later
+// file overrides exactly the attributes it sets (as Terraform override files do).
+type settingsMerger struct {
+	s *Settings
+	// set records where each attribute (e.g. "imds.connect_timeout") was last set, for
+	// the checks across attributes and their diagnostics.
+	set map[string]hcl.Range
+	// seen is the settings block of the file being read, to refuse a second one.
+	seen map[string]hcl.Range
+}
+
+func newSettingsMerger(s *Settings) *settingsMerger {
+	return &settingsMerger{s: s, set: map[string]hcl.Range{}, seen: map[string]hcl.Range{}}
+}
+
+func (m *settingsMerger) merge(block *hcl.Block) hcl.Diagnostics {
+	if prev, dup := m.seen[block.DefRange.Filename]; dup {
+		return hcl.Diagnostics{errorf(block.DefRange.Ptr(), "Duplicate settings block",
+			"A file may hold one settings block; this file already has one at %s. Merge them.", prev)}
+	}
+	m.seen[block.DefRange.Filename] = block.DefRange
+	c, diags := content(block.Body, settingsSchema)
+	for _, as := range settingsSchema.Attributes {
+		a, ok := c.Attributes[as.Name]
+		if !ok {
+			continue
+		}
+		switch as.Name {
+		case "mode":
+			diags = append(diags, decodeEnum(a, &m.s.Mode, ModeEnforce, ModeReport)...)
+		case "interval":
+			diags = append(diags, decodeDuration(a, &m.s.Interval)...)
+		case "probe_timeout":
+			diags = append(diags, decodeDuration(a, &m.s.ProbeTimeout)...)
+		case "ipv6":
+			diags = append(diags, decodeBool(a, &m.s.IPv6)...)
+		}
+		m.set[as.Name] = a.Expr.Range()
+	}
+	blocks := map[string]*hcl.Block{}
+	for _, b := range c.Blocks {
+		if prev, dup := blocks[b.Type]; dup {
+			diags = append(diags, errorf(b.DefRange.Ptr(), "Duplicate "+b.Type+" block",
+				"A settings block may hold one %s block; this one already has one at %s.", b.Type, prev.DefRange))
+			continue
+		}
+		blocks[b.Type] = b
+		switch b.Type {
+		case "allow":
+			diags = append(diags, m.mergeAllow(b)...)
+		case "imds":
+			diags = append(diags, m.mergeIMDS(b)...)
+		}
+	}
+	return diags
+}
+
+func (m *settingsMerger) mergeAllow(block *hcl.Block) hcl.Diagnostics {
+	c, diags := content(block.Body, allowSchema)
+	for _, perm := range Perms {
+		if a, ok := c.Attributes[perm]; ok {
+			diags = append(diags, decodeBool(a, m.s.Allow.field(perm))...)
+			m.set["allow."+perm] = a.Expr.Range()
+		}
+	}
+	return diags
+}
+
+func (m *settingsMerger) mergeIMDS(block *hcl.Block) hcl.Diagnostics {
+	c, diags := content(block.Body, imdsSchema)
+	for _, as := range imdsSchema.Attributes {
+		a, ok := c.Attributes[as.Name]
+		if !ok {
+			continue
+		}
+		switch as.Name {
+		case "connect_timeout":
+			diags = append(diags, decodeDuration(a, &m.s.IMDS.Connect)...)
+		case "header_timeout":
+			diags = append(diags, decodeDuration(a, &m.s.IMDS.Header)...)
+		case "attempts":
+			diags = append(diags, decodeAttempts(a, &m.s.IMDS.MaxAttempts)...)
+		}
+		m.set["imds."+as.Name] = a.Expr.Range()
+	}
+	return diags
+}
+
+// check runs the checks across attributes once every file is merged.
+func (m *settingsMerger) check() hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	s := m.s
+	if s.ProbeTimeout >= s.Interval {
+		diags = append(diags, m.conflict("probe_timeout", "interval",
+			fmt.Sprintf("probe_timeout (%s) must be shorter than interval (%s).", s.ProbeTimeout, s.Interval)))
+	}
+	for _, t := range []struct {
+		name string
+		val  time.Duration
+	}{{"imds.connect_timeout", s.IMDS.Connect}, {"imds.header_timeout", s.IMDS.Header}} {
+		if t.val > s.ProbeTimeout {
+			diags = append(diags, m.conflict(t.name, "probe_timeout",
+				fmt.Sprintf("%s (%s) must not exceed probe_timeout (%s), which bounds the whole probe.", t.name, t.val, s.ProbeTimeout)))
+		}
+	}
+	return diags
+}
+
+// conflict reports two settings that disagree at whichever of them was set (the first
+// named if both were).
+func (m *settingsMerger) conflict(a, b, detail string) *hcl.Diagnostic {
+	subject, ok := m.set[a]
+	if !ok {
+		subject, ok = m.set[b]
+	}
+	var r *hcl.Range
+	if ok {
+		r = subject.Ptr()
+	}
+	return errorf(r, "Conflicting settings", "%s", detail)
+}
+
+// The decoders below read fixed values — settings, a rule's severity and enabled — and
+// store into dst only when the value is valid, so a bad value never replaces a good one.
+
+// constant refuses an expression that reads variables.
+func constant(a *hcl.Attribute) hcl.Diagnostics {
+	if vars := a.Expr.Variables(); len(vars) > 0 {
+		return hcl.Diagnostics{errorf(vars[0].SourceRange().Ptr(), "Variables not allowed",
+			"%s is a fixed value; it cannot read facts or other variables.", a.Name)}
+	}
+	return nil
+}
+
+// decodeBool decodes a constant bool.
+func decodeBool(a *hcl.Attribute, dst *bool) hcl.Diagnostics {
+	if diags := constant(a); diags.HasErrors() {
+		return diags
+	}
+	var b bool
+	diags := gohcl.DecodeExpression(a.Expr, nil, &b)
+	if !diags.HasErrors() {
+		*dst = b
+	}
+	return diags
+}
+
+func decodeAttempts(a *hcl.Attribute, dst *int) hcl.Diagnostics {
+	if diags := constant(a); diags.HasErrors() {
+		return diags
+	}
+	var n int
+	if diags := gohcl.DecodeExpression(a.Expr, nil, &n); diags.HasErrors() {
+		return diags
+	}
+	if n < 1 || n > maxIMDSAttempts {
+		return hcl.Diagnostics{errorf(a.Expr.Range().Ptr(), "Invalid attempts",
+			"attempts must be a whole number from 1 to %d, not %d.", maxIMDSAttempts, n)}
+	}
+	*dst = n
+	return nil
+}
+
+// decodeEnum decodes a constant string that must be one of allowed.
+func decodeEnum(a *hcl.Attribute, dst *string, allowed ...string) hcl.Diagnostics {
+	if diags := constant(a); diags.HasErrors() {
+		return diags
+	}
+	var s string
+	if diags := gohcl.DecodeExpression(a.Expr, nil, &s); diags.HasErrors() {
+		return diags
+	}
+	for _, v := range allowed {
+		if s == v {
+			*dst = s
+			return nil
+		}
+	}
+	quoted := make([]string, len(allowed))
+	for i, v := range allowed {
+		quoted[i] = fmt.Sprintf("%q", v)
+	}
+	return hcl.Diagnostics{errorf(a.Expr.Range().Ptr(), "Invalid "+a.Name,
+		"%s must be one of %s, not %q.", a.Name, strings.Join(quoted, ", "), s)}
+}
+
+// decodeDuration decodes a constant positive Go duration string such as "30s".
+func decodeDuration(a *hcl.Attribute, dst *time.Duration) hcl.Diagnostics {
+	if diags := constant(a); diags.HasErrors() {
+		return diags
+	}
+	var s string
+	if diags := gohcl.DecodeExpression(a.Expr, nil, &s); diags.HasErrors() {
+		return diags
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return hcl.Diagnostics{errorf(a.Expr.Range().Ptr(), "Invalid duration",
+			"%s must be a positive duration such as \"500ms\", \"30s\" or \"5m\", not %q.", a.Name, s)}
+	}
+	*dst = d
+	return nil
+}

@@ -1,0 +1,3 @@
+settings {
+  interval = "5 minutes" # ERROR: interval must be a positive duration
+}

@@ -1,0 +1,2 @@
+rules "imds_down" { # ERROR: Valid blocks here: rule, settings.
+}
