@@ -147,6 +147,37 @@ func summaryEntry(rep *Report, base map[string]string) Entry {
 	return Entry{MessageID: MessageRunSummary, Priority: prio, Message: msg, Fields: fields}
 }
 
+// PassFailedEntry records a watch pass that ended without a report.
+func PassFailedEntry(err error, trigger string) Entry {
+	return Entry{
+		MessageID: MessagePassFailed,
+		Priority:  journal.PriErr,
+		Message:   "watch pass failed: " + err.Error(),
+		Fields:    map[string]string{FieldCommand: "watch", FieldTrigger: trigger, FieldError: err.Error()},
+	}
+}
+
+// PolicyReloadedEntry records that watch took a new policy.
+func PolicyReloadedEntry(policy string, rules int, interval time.Duration) Entry {
+	return Entry{
+		MessageID: MessagePolicyReloaded,
+		Priority:  journal.PriNotice,
+		Message:   fmt.Sprintf("policy reloaded from %s: %d rule(s), interval %s", policy, rules, interval),
+		Fields:    map[string]string{FieldCommand: "watch", FieldPolicy: policy},
+	}
+}
+
+// PolicyRejectedEntry records that watch refused a new policy; problems are one-line
+// diagnostics ("file:line,col: summary; detail").
+func PolicyRejectedEntry(policy string, problems []string) Entry {
+	return Entry{
+		MessageID: MessagePolicyRejected,
+		Priority:  journal.PriErr,
+		Message:   fmt.Sprintf("policy reload rejected, keeping the previous policy: %s", strings.Join(problems, "\n")),
+		Fields:    map[string]string{FieldCommand: "watch", FieldPolicy: policy, FieldError: strings.Join(problems, "\n")},
+	}
+}
+
 // countActions says "3 action(s) (2 applied, 1 failed)".
 func countActions(actions []Action) string {
 	if len(actions) == 0 {

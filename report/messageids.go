@@ -26,6 +26,8 @@ const (
 	// MessageRunSummary: the verdict of a run (one-shot) or of a watch pass that changed
 	// something.
 	MessageRunSummary = "b7527d1552a4496ea3aaca55750c38aa"
+	// MessagePassFailed: a watch pass ended without a report (lock held, policy error).
+	MessagePassFailed = "fe725f06559846afaa9d4b6373c12721"
 	// MessagePolicyReloaded: watch loaded a new policy on SIGHUP.
 	MessagePolicyReloaded = "29b881f26c684161b5d4fde85bf050f9"
 	// MessagePolicyRejected: watch refused a new policy with errors and kept the old one.
@@ -45,6 +47,7 @@ var MessageIDs = map[string]string{
 	MessageActionFailed:    "action failed",
 	MessageActionReverted:  "action reverted",
 	MessageRunSummary:      "run summary",
+	MessagePassFailed:      "pass failed",
 	MessagePolicyReloaded:  "policy reloaded",
 	MessagePolicyRejected:  "policy reload rejected",
 }

@@ -1,0 +1,182 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/imdsmend/imdsmend/report"
+)
+
+// Trigger asks the watch loop for a pass. The timer is one source of triggers; event
+// sources (netlink, nftables, inotify: ROADMAP item 4) are others, each running on its
+// own and sending on Watch.Triggers. Triggers that arrive while a pass runs coalesce
+// into one pass after it, so a burst of events costs one pass, not one each.
+type Trigger struct {
+	// Source names what asked for the pass; it is logged as IMDSMEND_TRIGGER.
+	Source string
+}
+
+// Built-in trigger sources.
+const (
+	TriggerStart  = "start"
+	TriggerTimer  = "timer"
+	TriggerReload = "reload"
+)
+
+// WatchObserver is told what the loop does; the command wires it to journald, sd_notify
+// and the metrics file. The loop calls it from one goroutine, one call at a time.
+type WatchObserver interface {
+	// Pass reports a finished pass: its report, or the error that stopped it.
+	Pass(rep *report.Report, t Trigger, err error)
+	// Reloading is called when a reload starts; Reloaded or ReloadRejected follows.
+	Reloading()
+	// Reloaded: the new policy is in force from the next pass on.
+	Reloaded(e *Engine, diags hcl.Diagnostics)
+	// ReloadRejected: the new policy has errors; the loop keeps the old one.
+	ReloadRejected(policy map[string]*hcl.File, diags hcl.Diagnostics)
+	// Watchdog: the loop is alive (called every Watch.WatchdogInterval).
+	Watchdog()
+	// Stopping: the loop was asked to stop and is ending the running pass, if any.
+	Stopping()
+}
+
+// Watch is the loop of `imdsmend watch`: an apply pass at start, then one at the policy's
+// interval (with jitter) or whenever a trigger arrives, until ctx ends.
+type Watch struct {
+	Engine *Engine
+	// Load builds a new engine from the policy on disk (New with the same options); it
+	// runs when Reload receives (SIGHUP).
+	Load   func() (*Engine, hcl.Diagnostics)
+	Reload <-chan os.Signal
+	// Triggers carries passes asked for by event sources; nil when there are none.
+	Triggers <-chan Trigger
+	Observer WatchObserver
+	// PassTimeout bounds one pass.
+	PassTimeout time.Duration
+	// StopTimeout bounds how long a cancelled pass may take to end, on stop; a pass that
+	// overruns PassTimeout by this much is hung, and the watchdog stops answering.
+	StopTimeout time.Duration
+	// WatchdogInterval is how often to call Observer.Watchdog; 0 for never.
+	WatchdogInterval time.Duration
+	// Delay turns the policy's interval into the wait before the next pass; nil for
+	// Jitter.
+	Delay func(interval time.Duration) time.Duration
+}
+
+// Jitter spreads passes of a fleet's instances: a random wait within ±10% of interval.
+func Jitter(interval time.Duration) time.Duration {
+	spread := int64(interval / 5)
+	if spread <= 0 {
+		return interval
+	}
+	return interval - interval/10 + time.Duration(rand.Int64N(spread+1))
+}
+
+type passResult struct {
+	rep     *report.Report
+	err     error
+	trigger Trigger
+}
+
+// Run runs the loop until ctx ends. It returns nil on a clean stop, an error when the
+// running pass did not end within StopTimeout.
+func (w *Watch) Run(ctx context.Context) error {
+	delay := w.Delay
+	if delay == nil {
+		delay = Jitter
+	}
+	e := w.Engine
+	timer := time.NewTimer(0)
+	timer.Stop()
+	defer timer.Stop()
+	var watchdog <-chan time.Time
+	if w.WatchdogInterval > 0 {
+		t := time.NewTicker(w.WatchdogInterval)
+		defer t.Stop()
+		watchdog = t.C
+	}
+
+	var (
+		done     chan passResult // non-nil while a pass runs
+		cancel   context.CancelFunc
+		deadline time.Time
+		pending  *Trigger // asked for while a pass ran
+	)
+	start := func(t Trigger) {
+		timer.Stop()
+		var pctx context.Context
+		pctx, cancel = context.WithTimeout(context.Background(), w.PassTimeout)
+		deadline = time.Now().Add(w.PassTimeout)
+		done = make(chan passResult, 1)
+		go func(e *Engine, done chan<- passResult) {
+			rep, err := e.Run(pctx, CommandApply)
+			if rep != nil {
+				rep.Command = CommandWatch
+			}
+			done <- passResult{rep, err, t}
+		}(e, done)
+	}
+	ask := func(t Trigger) {
+		if done == nil {
+			start(t)
+		} else if pending == nil {
+			pending = &t
+		}
+	}
+
+	start(Trigger{Source: TriggerStart})
+	for {
+		select {
+		case <-ctx.Done():
+			w.Observer.Stopping()
+			if done == nil {
+				return nil
+			}
+			cancel()
+			select {
+			case <-done:
+				return nil
+			case <-time.After(w.StopTimeout):
+				return fmt.Errorf("the running pass did not end within %s of being cancelled", w.StopTimeout)
+			}
+		case r := <-done:
+			cancel()
+			done = nil
+			w.Observer.Pass(r.rep, r.trigger, r.err)
+			if pending != nil {
+				t := *pending
+				pending = nil
+				start(t)
+			} else {
+				timer.Reset(delay(e.Policy.Settings.Interval))
+			}
+		case <-timer.C:
+			ask(Trigger{Source: TriggerTimer})
+		case t := <-w.Triggers:
+			ask(t)
+		case <-w.Reload:
+			w.Observer.Reloading()
+			ne, diags := w.Load()
+			if diags.HasErrors() {
+				var files map[string]*hcl.File
+				if ne != nil && ne.Policy != nil {
+					files = ne.Policy.Files
+				}
+				w.Observer.ReloadRejected(files, diags)
+				continue
+			}
+			e = ne
+			w.Observer.Reloaded(e, diags)
+			ask(Trigger{Source: TriggerReload})
+		case <-watchdog:
+			// A pass that ignores its deadline is hung: let the manager restart us.
+			if done == nil || time.Now().Before(deadline.Add(w.StopTimeout)) {
+				w.Observer.Watchdog()
+			}
+		}
+	}
+}
