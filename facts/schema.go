@@ -27,7 +27,18 @@ func Value(f *Facts) (cty.Value, error) {
 	if err != nil {
 		return cty.NilVal, fmt.Errorf("convert facts to policy values: %w", err)
 	}
-	return v, nil
+	// Only a missing section means "unknown"; a nil slice or map inside one is empty, so
+	// `for r in facts.firewall.rules` works when no rule was found.
+	return cty.Transform(v, func(_ cty.Path, v cty.Value) (cty.Value, error) {
+		switch t := v.Type(); {
+		case !v.IsNull():
+		case t.IsListType():
+			return cty.ListValEmpty(t.ElementType()), nil
+		case t.IsMapType():
+			return cty.MapValEmpty(t.ElementType()), nil
+		}
+		return v, nil
+	})
 }
 
 // Field describes one attribute of the facts schema, for docs and `imdsmend facts`.

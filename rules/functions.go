@@ -14,9 +14,10 @@ import (
 )
 
 // Functions are the functions policy expressions may call (docs/policy.md lists them).
-// Functions whose output size a policy could blow up from a small input — format and
-// indent (widths), range, setproduct, replace with an empty search string — are left out,
-// so no policy can make loading or evaluation hang.
+// Functions whose output a small policy could blow up — format and indent (widths),
+// range, setproduct, replace with an empty search string — or whose time grows with the
+// square of a list (distinct) are left out, so no policy can make loading or evaluation
+// hang.
 func Functions() map[string]function.Function {
 	return map[string]function.Function{
 		// strings

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 )
 
 // Source is one policy file's name and bytes.
@@ -146,6 +147,62 @@ func readPolicyFile(path string) ([]byte, error) {
 	return data, nil
 }
 
+// Limits that keep HCL's recursive-descent parser far from exhausting the stack, which
+// would end the process rather than panic. No sensible policy comes near them.
+const (
+	maxNesting   = 64   // brackets, braces, parentheses, quotes and templates inside each other
+	maxOperators = 1000 // !, - and ? per file: chains of them nest too
+)
+
+// checkNesting refuses a file that is too large, or that nests deeper than the parser
+// can safely follow, judged from its tokens (the lexer does not recurse).
+func checkNesting(src Source) *hcl.Diagnostic {
+	if len(src.Data) > maxPolicySize {
+		return errorf(nil, "Policy too large", "%s is larger than %d KiB; a policy this large is not a policy.", src.Name, maxPolicySize>>10)
+	}
+	tokens, _ := hclsyntax.LexConfig(src.Data, src.Name, hcl.InitialPos)
+	depth, ops := 0, 0
+	for _, tok := range tokens {
+		switch tok.Type {
+		case hclsyntax.TokenOBrace, hclsyntax.TokenOBrack, hclsyntax.TokenOParen, hclsyntax.TokenOQuote,
+			hclsyntax.TokenOHeredoc, hclsyntax.TokenTemplateInterp, hclsyntax.TokenTemplateControl:
+			if depth++; depth > maxNesting {
+				return errorf(tok.Range.Ptr(), "Nested too deeply", "Expressions and blocks may nest at most %d levels deep.", maxNesting)
+			}
+		case hclsyntax.TokenCBrace, hclsyntax.TokenCBrack, hclsyntax.TokenCParen, hclsyntax.TokenCQuote,
+			hclsyntax.TokenCHeredoc, hclsyntax.TokenTemplateSeqEnd:
+			depth--
+		case hclsyntax.TokenBang, hclsyntax.TokenMinus, hclsyntax.TokenQuestion:
+			if ops++; ops > maxOperators {
+				return errorf(tok.Range.Ptr(), "Too many operators", "A policy file may use at most %d of the operators !, - and ?.", maxOperators)
+			}
+		}
+	}
+	return nil
+}
+
+// checkLoops requires every for expression to iterate over a fact — a traversal such as
+// facts.firewall.rules or r.sources — not a computed collection. Iterations are then
+// bounded by what the probes found, and a small file cannot describe nested loops over
+// huge computed lists that would never finish.
+func checkLoops(file *hcl.File) hcl.Diagnostics {
+	body, ok := file.Body.(*hclsyntax.Body)
+	if !ok {
+		return nil
+	}
+	var diags hcl.Diagnostics
+	hclsyntax.VisitAll(body, func(n hclsyntax.Node) hcl.Diagnostics {
+		if f, ok := n.(*hclsyntax.ForExpr); ok {
+			if _, ok := f.CollExpr.(*hclsyntax.ScopeTraversalExpr); !ok {
+				diags = append(diags, errorf(f.CollExpr.Range().Ptr(), "Invalid for expression",
+					"A for expression iterates over facts, such as facts.firewall.rules or an attribute of an outer loop's element, not over a computed collection."))
+			}
+		}
+		return nil
+	})
+	return diags
+}
+
 var policySchema = &hcl.BodySchema{
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "settings"},
@@ -163,6 +220,10 @@ func Parse(sources []Source, kinds Kinds) (*Policy, hcl.Diagnostics) {
 	checker := newChecker(kinds)
 	var diags hcl.Diagnostics
 	for i, src := range sources {
+		if d := checkNesting(src); d != nil {
+			diags = append(diags, d)
+			continue
+		}
 		file, d := parser.ParseHCL(src.Data, src.Name)
 		diags = append(diags, d...)
 		if file == nil {
@@ -172,6 +233,10 @@ func Parse(sources []Source, kinds Kinds) (*Policy, hcl.Diagnostics) {
 		p.Sources = append(p.Sources, src.Name)
 		if d.HasErrors() {
 			continue // a file that does not parse would only add confusing errors
+		}
+		if d := checkLoops(file); d.HasErrors() {
+			diags = append(diags, d...)
+			continue // evaluating such a file might not end
 		}
 		c, d := content(file.Body, policySchema)
 		diags = append(diags, d...)

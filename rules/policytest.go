@@ -79,12 +79,23 @@ func LoadTests(fsys fs.FS, prefix string, p *Policy) ([]*TestCase, map[string]*h
 			continue
 		}
 		filename := path.Join(prefix, name)
+		if d := checkNesting(Source{filename, data}); d != nil {
+			diags = append(diags, d)
+			continue
+		}
 		file, d := parser.ParseHCL(data, filename)
 		diags = append(diags, d...)
 		if file == nil {
 			continue
 		}
 		files[filename] = file
+		if d.HasErrors() {
+			continue
+		}
+		if d := checkLoops(file); d.HasErrors() {
+			diags = append(diags, d...)
+			continue
+		}
 		c, d := content(file.Body, testFileSchema)
 		diags = append(diags, d...)
 		for _, block := range c.Blocks {

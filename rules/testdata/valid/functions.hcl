@@ -24,7 +24,7 @@ rule "collections" {
     contains(keys(facts.probes), "imds"),
     length(values(facts.probes)) > 0,
     length(concat(facts.firewall.rules, facts.firewall.rules)) > 0,
-    length(distinct([for r in facts.firewall.rules : r.chain])) > 1,
+    length(sort([for r in facts.firewall.rules : r.chain])) > 1,
     length(flatten([[for r in facts.firewall.rules : r.id]])) > 0,
     lookup({ a = facts.imds.class }, "a", "none") == "ok",
     element([facts.imds.class], 0) == "ok",

@@ -1,0 +1,93 @@
+package rules
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/imdsmend/imdsmend/facts"
+)
+
+func TestSettings(t *testing.T) {
+	defaults := DefaultSettings()
+	tests := []struct {
+		name  string
+		files []string
+		want  Settings
+	}{
+		{name: "defaults deny every change", files: []string{"policy.hcl", ""}, want: defaults},
+		{
+			name:  "report mode",
+			files: []string{"policy.hcl", `settings { mode = "report" }`},
+			want:  Settings{Mode: ModeReport, Interval: defaults.Interval, ProbeTimeout: defaults.ProbeTimeout},
+		},
+		{
+			name: "every setting",
+			files: []string{"policy.hcl", `settings {
+  mode          = "enforce"
+  interval      = "1m"
+  probe_timeout = "3s"
+  ipv6          = true
+  imds {
+    connect_timeout = "500ms"
+    header_timeout  = "1s"
+    attempts        = 4
+  }
+  allow {
+    firewall      = true
+    files         = true
+    ec2_api       = true
+    routes        = true
+    restart_units = true
+  }
+}`},
+			want: Settings{
+				Mode: ModeEnforce, Interval: time.Minute, ProbeTimeout: 3 * time.Second, IPv6: true,
+				IMDS:  facts.IMDSTimeouts{Connect: 500 * time.Millisecond, Header: time.Second, MaxAttempts: 4},
+				Allow: Allow{Firewall: true, Files: true, EC2API: true, Routes: true, RestartUnits: true},
+			},
+		},
+		{
+			name: "drop-ins override attribute by attribute, allow switch by switch",
+			files: []string{
+				"policy.hcl", `settings {
+  interval = "1m"
+  allow {
+    firewall = true
+    files    = true
+  }
+}`,
+				"policy.d/10-report.hcl", `settings { mode = "report" }`,
+				"policy.d/20-nofiles.hcl", `settings {
+  allow { files = false }
+  imds { attempts = 2 }
+}`,
+			},
+			want: Settings{
+				Mode: ModeReport, Interval: time.Minute, ProbeTimeout: defaults.ProbeTimeout,
+				IMDS:  facts.IMDSTimeouts{MaxAttempts: 2},
+				Allow: Allow{Firewall: true},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := mustParse(t, tt.files...)
+			if diff := cmp.Diff(tt.want, p.Settings); diff != "" {
+				t.Errorf("settings (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestPermits(t *testing.T) {
+	a := Allow{Firewall: true, EC2API: true}
+	got := map[string]bool{}
+	for _, perm := range append(Perms, "reboot") {
+		got[perm] = a.Permits(perm)
+	}
+	want := map[string]bool{PermFirewall: true, PermFiles: false, PermEC2API: true, PermRoutes: false, PermRestartUnits: false, "reboot": false}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Permits (-want +got):\n%s", diff)
+	}
+}
