@@ -30,9 +30,10 @@ const IMDSv6Addr = "fd00:ec2::254"
 
 // Namespace is a network namespace created for one test or demo.
 type Namespace struct {
-	Name  string
-	mu    sync.Mutex
-	procs []*Proc
+	Name    string
+	mu      sync.Mutex
+	procs   []*Proc
+	onClose []func()
 }
 
 // NewNamespace creates a namespace with loopback up and the IMDS addresses on it.
@@ -65,7 +66,22 @@ func (n *Namespace) Close() {
 	for _, p := range procs {
 		p.Stop()
 	}
+	n.mu.Lock()
+	hooks := n.onClose
+	n.onClose = nil
+	n.mu.Unlock()
+	for i := len(hooks) - 1; i >= 0; i-- {
+		hooks[i]()
+	}
 	_ = run("ip", "netns", "del", n.Name)
+}
+
+// OnClose registers f to run when the namespace closes, after its processes have stopped
+// (last registered, first run), e.g. to remove a socket directory.
+func (n *Namespace) OnClose(f func()) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.onClose = append(n.onClose, f)
 }
 
 // Command returns a command that runs inside the namespace.

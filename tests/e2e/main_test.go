@@ -1,0 +1,128 @@
+// Package e2e runs the built imdsmend binary inside network namespaces against the IMDS
+// simulator, the upstream ec2-metadata-mock and real iptables. It needs root; `sudo make
+// e2e` runs it. Nothing here talks to 169.254.169.254 outside a namespace it created.
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/imdsmend/imdsmend"
+	"github.com/imdsmend/imdsmend/report"
+	"github.com/imdsmend/imdsmend/tests/harness"
+)
+
+// bins are the binaries under test, built once in TestMain.
+var bins harness.Binaries
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "e2e: these tests create network namespaces and iptables rules and must run as root: sudo make e2e")
+		os.Exit(1)
+	}
+	dir, err := os.MkdirTemp("", "imdsmend-e2e-")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
+		os.Exit(1)
+	}
+	bins, err = harness.Build(dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		fmt.Fprintf(os.Stderr, "e2e: build the binaries under test: %v\n", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// newNamespace creates a namespace holding 169.254.169.254 for t; it and everything
+// started in it go away when t ends, passed or failed.
+func newNamespace(t testing.TB) *harness.Namespace {
+	t.Helper()
+	ns, err := harness.NewNamespace()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Close)
+	return ns
+}
+
+// testContext bounds a test's setup and commands.
+func testContext(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// run is one imdsmend invocation inside a namespace, with a private state directory and a
+// copy of the built-in policy, so nothing on the host (its /etc/imdsmend, its ledger)
+// takes part.
+type run struct {
+	t        testing.TB
+	ns       *harness.Namespace
+	stateDir string
+	policy   string
+}
+
+func newRun(t testing.TB, ns *harness.Namespace) *run {
+	t.Helper()
+	dir := t.TempDir()
+	r := &run{t: t, ns: ns, stateDir: filepath.Join(dir, "state"), policy: filepath.Join(dir, "policy.hcl")}
+	if err := os.WriteFile(r.policy, imdsmend.DefaultPolicy, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// dropIn adds a policy drop-in beside the policy file.
+func (r *run) dropIn(name, hcl string) {
+	r.t.Helper()
+	dir := filepath.Join(filepath.Dir(r.policy), "policy.d")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(hcl), 0o644); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// exec runs `imdsmend COMMAND ARGS...` in the namespace.
+func (r *run) exec(ctx context.Context, command string, args ...string) harness.Result {
+	r.t.Helper()
+	full := append([]string{command, "--policy", r.policy, "--state-dir", r.stateDir}, args...)
+	// The endpoint must be the namespace's 169.254.169.254, whatever the caller's env says.
+	res, err := r.ns.Exec(ctx, []string{"AWS_EC2_METADATA_SERVICE_ENDPOINT="}, bins.Imdsmend, full...)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return res
+}
+
+// report runs COMMAND with --format json and decodes the report.
+func (r *run) report(ctx context.Context, command string, args ...string) (*report.Report, harness.Result) {
+	r.t.Helper()
+	res := r.exec(ctx, command, append([]string{"--format", "json"}, args...)...)
+	var rep report.Report
+	if err := json.Unmarshal([]byte(res.Stdout), &rep); err != nil {
+		r.t.Fatalf("imdsmend %s: exit %d, output is no JSON report: %v\nstdout:\n%s\nstderr:\n%s", command, res.ExitCode, err, res.Stdout, res.Stderr)
+	}
+	if rep.Schema != report.Schema || rep.Command != command {
+		r.t.Errorf("report schema %q command %q, want %q %q", rep.Schema, rep.Command, report.Schema, command)
+	}
+	return &rep, res
+}
+
+// findingRules lists the rules of the report's open findings.
+func findingRules(rep *report.Report) []string {
+	rules := []string{}
+	for _, f := range rep.Findings {
+		rules = append(rules, f.Rule)
+	}
+	return rules
+}
