@@ -121,8 +121,8 @@ const (
 	// When the run's own deadline is nearer than the probe's bound, the probe stops early
 	// by this share of the remaining time (at most imdsReserveMax) so the run can still
 	// report before its deadline.
-	imdsReserveShare = 5
-	imdsReserveMax   = 200 * time.Millisecond
+	imdsReserveShare = 4
+	imdsReserveMax   = 500 * time.Millisecond
 )
 
 // IMDSProbe probes the metadata service: a token PUT and a metadata GET over one
