@@ -31,6 +31,8 @@ type globalFlags struct {
 	stateDir string
 	only     []string
 	timeout  time.Duration
+	// metricsFile, when set, receives a Prometheus textfile after every run.
+	metricsFile string
 }
 
 // exitError carries an exit code other than 1 through cobra.
@@ -75,6 +77,7 @@ func newRootCommand() *cobra.Command {
 	pf.StringVar(&g.stateDir, "state-dir", paths.DefaultStateDir, "state directory (ledger, counters)")
 	pf.StringSliceVar(&g.only, "only", nil, "evaluate only these rules (comma-separated)")
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "bound for the whole run")
+	pf.StringVar(&g.metricsFile, "metrics-file", "", "write Prometheus metrics to this file after every run (node_exporter textfile collector)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		if g.format != "text" && g.format != "json" {
 			return fmt.Errorf("--format must be text or json, not %q", g.format)
@@ -83,7 +86,8 @@ func newRootCommand() *cobra.Command {
 	}
 	root.AddCommand(
 		newCheckCommand(g), newPlanCommand(g), newApplyCommand(g), newUndoCommand(g),
-		newFactsCommand(g), newValidateCommand(g), newVersionCommand(),
+		newFactsCommand(g), newValidateCommand(g), newVersionCommand(), newWatchCommand(g),
+		newTestCommand(g),
 	)
 	return root
 }
@@ -128,6 +132,7 @@ func (g *globalFlags) withTimeout(ctx context.Context) (context.Context, context
 
 // emit writes the report in the chosen format and turns its verdict into the exit code.
 func (g *globalFlags) emit(cmd *cobra.Command, rep *report.Report) error {
+	g.record(cmd, rep)
 	var err error
 	if g.format == "json" {
 		err = report.WriteJSON(cmd.OutOrStdout(), rep)
