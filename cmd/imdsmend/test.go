@@ -1,0 +1,102 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/imdsmend/imdsmend"
+	"github.com/imdsmend/imdsmend/internal/engine"
+	"github.com/imdsmend/imdsmend/report"
+	"github.com/imdsmend/imdsmend/rules"
+	"github.com/spf13/cobra"
+)
+
+func newTestCommand(g *globalFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "test [DIR]",
+		Short: "Run the policy's own tests (*_test.hcl)",
+		Long: `Run policy tests: each test "NAME" { facts = {...} expect = [...] } block evaluates the
+policy on the facts given and checks which rules fire. With DIR, the *_test.hcl files in DIR
+test the active policy (--policy). Without DIR, the tests shipped with the built-in policy test
+it, and *_test.hcl files beside the active policy (and in its policy.d/) test the active policy.
+Exits 1 when a test fails.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := g.loadEngine(cmd)
+			if err != nil {
+				return err
+			}
+			suites, err := testSuites(e, e.Paths.File(g.policy), args)
+			if err != nil {
+				return err
+			}
+			passed := true
+			for _, s := range suites {
+				passed = runSuite(cmd, s) && passed
+			}
+			if !passed {
+				return exitError{report.ExitError}
+			}
+			return nil
+		},
+	}
+}
+
+// testSuite is a set of test files and the policy they test.
+type testSuite struct {
+	name   string
+	fsys   fs.FS
+	prefix string // of file names in messages
+	policy *rules.Policy
+}
+
+func testSuites(e *engine.Engine, mainFile string, args []string) ([]testSuite, error) {
+	if len(args) == 1 {
+		dir := args[0]
+		if !hasTests(os.DirFS(dir)) {
+			return nil, fmt.Errorf("no *%s files in %s", rules.TestFileSuffix, dir)
+		}
+		return []testSuite{{dir, os.DirFS(dir), dir, e.Policy}}, nil
+	}
+	builtin, diags := rules.Parse([]rules.Source{{Name: rules.BuiltinName, Data: imdsmend.DefaultPolicy}}, e.Registry)
+	if diags.HasErrors() {
+		return nil, errors.New("the built-in policy does not load; this build is broken")
+	}
+	suites := []testSuite{{"<built-in>", imdsmend.PolicyTests(), "<built-in>/policytests", builtin}}
+	for _, dir := range []string{filepath.Dir(mainFile), filepath.Join(filepath.Dir(mainFile), rules.DropInDir)} {
+		if hasTests(os.DirFS(dir)) {
+			suites = append(suites, testSuite{dir, os.DirFS(dir), dir, e.Policy})
+		}
+	}
+	return suites, nil
+}
+
+func hasTests(fsys fs.FS) bool {
+	names, err := fs.Glob(fsys, "*"+rules.TestFileSuffix)
+	return err == nil && len(names) > 0
+}
+
+// runSuite loads and runs one suite, printing like `go test`; it reports whether all passed.
+func runSuite(cmd *cobra.Command, s testSuite) bool {
+	cases, files, diags := rules.LoadTests(s.fsys, s.prefix, s.policy)
+	if len(diags) > 0 {
+		for name, f := range s.policy.Files {
+			files[name] = f
+		}
+		w := hcl.NewDiagnosticTextWriter(cmd.ErrOrStderr(), files, 100, false)
+		_ = w.WriteDiagnostics(diags)
+	}
+	if diags.HasErrors() {
+		fmt.Fprintf(cmd.OutOrStdout(), "FAIL\t%s\t[the tests do not load]\n", s.name)
+		return false
+	}
+	results := make([]rules.TestResult, 0, len(cases))
+	for _, tc := range cases {
+		results = append(results, s.policy.RunTest(tc))
+	}
+	return rules.WriteTestResults(cmd.OutOrStdout(), s.name, results)
+}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// runCLI runs imdsmend with args and returns what it printed and its exit code.
+func runCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	root := newRootCommand()
+	var out, errOut bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetArgs(args)
+	err := root.ExecuteContext(context.Background())
+	var ee exitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		code = ee.code
+	default:
+		fmt.Fprintf(&errOut, "imdsmend: %v\n", err)
+		code = 1
+	}
+	return out.String(), errOut.String(), code
+}
+
+var errorMarker = regexp.MustCompile(`#\s*ERROR:\s*(.+?)\s*$`)
+
+// TestValidateInvalidCorpus: `imdsmend validate` on each file of the invalid corpus exits 1
+// and prints each expected diagnostic with its file, line and source line.
+func TestValidateInvalidCorpus(t *testing.T) {
+	files, err := filepath.Glob("../../rules/testdata/invalid/*.hcl")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no corpus: %v", err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			abs, err := filepath.Abs(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, err := os.ReadFile(abs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, stderr, code := runCLI(t, "validate", "--policy", abs)
+			if code != 1 {
+				t.Errorf("exit code %d, want 1", code)
+			}
+			for i, line := range strings.Split(string(data), "\n") {
+				m := errorMarker.FindStringSubmatch(line)
+				if m == nil {
+					continue
+				}
+				// The detail may be wrapped; compare with single spaces.
+				flat := strings.Join(strings.Fields(stderr), " ")
+				if at := fmt.Sprintf("on %s line %d", abs, i+1); !strings.Contains(stderr, at) {
+					t.Errorf("output lacks %q:\n%s", at, stderr)
+				}
+				if !strings.Contains(flat, strings.Join(strings.Fields(m[1]), " ")) {
+					t.Errorf("output lacks %q:\n%s", m[1], stderr)
+				}
+			}
+		})
+	}
+}
+
+func TestValidateValid(t *testing.T) {
+	abs, err := filepath.Abs("../../rules/testdata/valid/rules.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := runCLI(t, "validate", "--policy", abs)
+	if code != 0 || stderr != "" {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+	}
+	want := fmt.Sprintf("policy is valid: 5 rules (1 disabled) from %s; mode enforce; allows no changes\n", abs)
+	if stdout != want {
+		t.Errorf("stdout %q, want %q", stdout, want)
+	}
+}
+
+func TestValidateJSON(t *testing.T) {
+	abs, err := filepath.Abs("../../rules/testdata/invalid/bad_severity.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, _, code := runCLI(t, "validate", "--format", "json", "--policy", abs)
+	if code != 1 {
+		t.Errorf("exit code %d, want 1", code)
+	}
+	want := fmt.Sprintf(`{
+  "valid": false,
+  "diagnostics": [
+    {
+      "severity": "error",
+      "summary": "Invalid severity",
+      "detail": "severity must be one of \"info\", \"warning\", \"critical\", not \"high\".",
+      "file": %q,
+      "line": 3,
+      "column": 14
+    }
+  ]
+}
+`, abs)
+	if stdout != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", stdout, want)
+	}
+}
