@@ -39,7 +39,6 @@ func Functions() map[string]function.Function {
 		"length":       stdlib.LengthFunc,
 		"contains":     stdlib.ContainsFunc,
 		"concat":       stdlib.ConcatFunc,
-		"distinct":     stdlib.DistinctFunc,
 		"flatten":      stdlib.FlattenFunc,
 		"keys":         stdlib.KeysFunc,
 		"values":       stdlib.ValuesFunc,

@@ -48,6 +48,12 @@ test "firewall probe failed" {
   unknown = ["blocked"]
 }
 
+test "wrong unknown on purpose" {
+  facts   = { imds = { class = "timeout" }, firewall = {} }
+  expect  = ["imds_down"]
+  unknown = ["blocked"]
+}
+
 test "expects an unknown rule to fire" {
   facts  = { imds = { class = "timeout" } }
   expect = ["blocked", "imds_down"]
@@ -95,6 +101,7 @@ test "captured facts as they are" {
 		{Name: "healthy"},
 		{Name: "wrong on purpose", Failures: []string{"findings: want [imds_down], got [blocked]"}},
 		{Name: "firewall probe failed"},
+		{Name: "wrong unknown on purpose", Failures: []string{"unknown: want [blocked] among the undecided rules, got []"}},
 		{Name: "expects an unknown rule to fire", Failures: []string{
 			"findings: want [blocked, imds_down], got [imds_down]",
 			"blocked is unknown: facts.firewall is null (no probe filled it); policy.hcl:9,46: Attempt to get attribute from null value; This value is null, so it does not have any attributes.",
@@ -115,10 +122,12 @@ test "captured facts as they are" {
 --- FAIL: wrong on purpose (tests/imds_test.hcl:13)
     findings: want [imds_down], got [blocked]
 --- PASS: firewall probe failed (tests/imds_test.hcl:18)
---- FAIL: expects an unknown rule to fire (tests/imds_test.hcl:24)
+--- FAIL: wrong unknown on purpose (tests/imds_test.hcl:24)
+    unknown: want [blocked] among the undecided rules, got []
+--- FAIL: expects an unknown rule to fire (tests/imds_test.hcl:30)
     findings: want [blocked, imds_down], got [imds_down]
     blocked is unknown: facts.firewall is null (no probe filled it); policy.hcl:9,46: Attempt to get attribute from null value; This value is null, so it does not have any attributes.
-FAIL	tests	2 of 7 tests failed
+FAIL	tests	3 of 8 tests failed
 `
 	if diff := cmp.Diff(wantOut, out.String()); diff != "" {
 		t.Errorf("output (-want +got):\n%s", diff)
