@@ -1,0 +1,185 @@
+// Command demo shows imdsmend at work inside a throwaway network namespace: a healthy IMDS
+// (the simulator on 169.254.169.254), then IMDS broken the way the AWS troubleshooting
+// article shows (an iptables REJECT toward 169.254.169.254), diagnosed, planned, mended,
+// verified and undone. `sudo make demo` runs it; it needs root and cleans up after itself,
+// also when interrupted.
+//
+//	go run ./tests/demo --imdsmend bin/imdsmend --imdssim bin/imdssim
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/imdsmend/imdsmend"
+	"github.com/imdsmend/imdsmend/report"
+	"github.com/imdsmend/imdsmend/tests/harness"
+	"github.com/imdsmend/imdsmend/tests/imdssim/sim"
+)
+
+func main() {
+	imdsmendBin := flag.String("imdsmend", "bin/imdsmend", "the imdsmend binary to show")
+	imdssimBin := flag.String("imdssim", "bin/imdssim", "the IMDS simulator binary")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Stdout, *imdsmendBin, *imdssimBin)
+	stop()
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		fmt.Fprintln(os.Stderr, "demo: interrupted; namespace and simulator removed")
+		os.Exit(130)
+	default:
+		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// demo holds what every step needs.
+type demo struct {
+	out      io.Writer
+	ns       *harness.Namespace
+	bin      string
+	policy   string
+	stateDir string
+}
+
+func run(ctx context.Context, out io.Writer, imdsmendBin, imdssimBin string) error {
+	if os.Geteuid() != 0 {
+		return errors.New("the demo creates a network namespace and iptables rules: run it as root (sudo make demo)")
+	}
+	bins := map[string]*string{"--imdsmend": &imdsmendBin, "--imdssim": &imdssimBin}
+	for flagName, p := range bins {
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return err
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return fmt.Errorf("%s: %w (build it with `make build`)", flagName, err)
+		}
+		*p = abs
+	}
+	dir, err := os.MkdirTemp("", "imdsmend-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	d := &demo{out: out, bin: imdsmendBin, policy: filepath.Join(dir, "policy.hcl"), stateDir: filepath.Join(dir, "state")}
+	// The built-in policy, so an /etc/imdsmend on this machine does not change the story.
+	if err := os.WriteFile(d.policy, imdsmend.DefaultPolicy, 0o644); err != nil {
+		return err
+	}
+
+	if d.ns, err = harness.NewNamespace(); err != nil {
+		return err
+	}
+	defer d.ns.Close()
+	if _, err := harness.StartSim(ctx, d.ns, imdssimBin, sim.FaultOK); err != nil {
+		return err
+	}
+	d.say("A network namespace %s with 169.254.169.254 on its loopback, served by imdssim.", d.ns.Name)
+	d.say("Every imdsmend command below runs in it as\n  ip netns exec %s %s COMMAND --policy %s --state-dir %s",
+		d.ns.Name, d.bin, d.policy, d.stateDir)
+
+	d.section("1. A healthy instance")
+	if err := d.imdsmend(ctx, "check"); err != nil {
+		return err
+	}
+
+	d.section("2. Break IMDS as in the AWS troubleshooting article: a local firewall rule")
+	d.prompt(harness.RejectIMDS.What)
+	if err := harness.RejectIMDS.Make(ctx, d.ns); err != nil {
+		return err
+	}
+	if err := d.shell(ctx, "iptables", "-S", "OUTPUT"); err != nil {
+		return err
+	}
+
+	d.section("3. imdsmend finds why IMDS is unreachable")
+	if err := d.imdsmend(ctx, "check"); err != nil {
+		return err
+	}
+
+	d.section("4. What apply would do, then do it (every change goes to the ledger first)")
+	for _, cmd := range []string{"plan", "apply"} {
+		if err := d.imdsmend(ctx, cmd); err != nil {
+			return err
+		}
+	}
+	fixed := harness.RejectIMDS.Gone(ctx, d.ns) == nil
+	if err := d.imdsmend(ctx, "check"); err != nil {
+		return err
+	}
+
+	d.section("5. Undo the last run's changes (the REJECT rule returns)")
+	if err := d.imdsmend(ctx, "undo", "--last"); err != nil {
+		return err
+	}
+	if err := d.shell(ctx, "iptables", "-S", "OUTPUT"); err != nil {
+		return err
+	}
+	if err := d.imdsmend(ctx, "check"); err != nil {
+		return err
+	}
+	restored := harness.RejectIMDS.Gone(ctx, d.ns) != nil
+
+	d.section("Summary")
+	switch {
+	case fixed && restored:
+		d.say("apply removed the REJECT rule and IMDS answered again; undo put the rule back.")
+	case fixed:
+		d.say("apply removed the REJECT rule; undo did not put it back.")
+	default:
+		d.say("apply left the REJECT rule in place: this build has no fixer for it yet (firewall_delete).")
+	}
+	d.say("Removing namespace %s and the simulator.", d.ns.Name)
+	return ctx.Err()
+}
+
+// imdsmend runs one imdsmend command in the namespace and shows its report. Exit 0
+// (healthy) and 2 (findings remain, or plan has actions) are part of the story; anything
+// else is a failure of the demo.
+func (d *demo) imdsmend(ctx context.Context, command string, args ...string) error {
+	d.prompt(strings.Join(append([]string{"imdsmend", command}, args...), " "))
+	full := append([]string{command, "--policy", d.policy, "--state-dir", d.stateDir, "--timeout", "10s"}, args...)
+	start := time.Now()
+	res, err := d.ns.Exec(ctx, []string{"AWS_EC2_METADATA_SERVICE_ENDPOINT="}, d.bin, full...)
+	if err != nil {
+		return err
+	}
+	_, _ = io.WriteString(d.out, res.Stdout)
+	fmt.Fprintf(d.out, "(exit %d, %s)\n", res.ExitCode, time.Since(start).Round(time.Millisecond))
+	if res.ExitCode != report.ExitHealthy && res.ExitCode != report.ExitFindings {
+		return fmt.Errorf("imdsmend %s failed with exit %d:\n%s", command, res.ExitCode, res.Stderr)
+	}
+	return ctx.Err()
+}
+
+// shell runs a command in the namespace and shows its output.
+func (d *demo) shell(ctx context.Context, name string, args ...string) error {
+	d.prompt(strings.Join(append([]string{name}, args...), " "))
+	res, err := d.ns.Exec(ctx, nil, name, args...)
+	if err != nil {
+		return err
+	}
+	_, _ = io.WriteString(d.out, res.Stdout+res.Stderr)
+	if res.ExitCode != 0 {
+		return fmt.Errorf("%s exited %d", name, res.ExitCode)
+	}
+	return nil
+}
+
+func (d *demo) prompt(cmd string) { fmt.Fprintf(d.out, "\n%s# %s\n", d.ns.Name, cmd) }
+
+func (d *demo) section(title string) { fmt.Fprintf(d.out, "\n== %s ==\n", title) }
+
+func (d *demo) say(format string, args ...any) { fmt.Fprintf(d.out, format+"\n", args...) }
