@@ -19,6 +19,20 @@ var (
 	Ip6tablesLegacy = "ip6tables-legacy"
 	Nft             = "nft"
 	Systemctl       = "systemctl"
+
+	// The iptables backends (facts/firewall*.go, remediate/firewall_delete.go): the nf_tables
+	// and legacy variants, their -save readers, plain names for old legacy-only distros,
+	// and the xtables lock legacy iptables takes (XTABLES_LOCKFILE overrides it, as in
+	// iptables itself; it is the kernel-wide lock, so --root does not move it).
+	IptablesNft         = "iptables-nft"
+	Ip6tablesNft        = "ip6tables-nft"
+	IptablesNftSave     = "iptables-nft-save"
+	Ip6tablesNftSave    = "ip6tables-nft-save"
+	IptablesLegacySave  = "iptables-legacy-save"
+	Ip6tablesLegacySave = "ip6tables-legacy-save"
+	IptablesSave        = "iptables-save"
+	Ip6tablesSave       = "ip6tables-save"
+	XtablesLock         = "/run/xtables.lock"
 )
 
 // Paths resolves absolute system paths against a root directory.

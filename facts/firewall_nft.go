@@ -1,0 +1,672 @@
+package facts
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+)
+
+// Native nftables rules are read from `nft -j list ruleset`. JSON is the machine interface
+// nft documents as stable (libnftables-json(5)); its text output is for humans and changes
+// between releases, and decoding the kernel's netlink expressions ourselves would repeat
+// nft's own (large) decoder. The cost is one exec, paid only when a native table exists:
+// nftTables lists the tables over netlink first, which takes well under a millisecond.
+
+// nftTableID names an nft table: family (ip, ip6, inet, ...) and name.
+type nftTableID struct{ family, name string }
+
+func (id nftTableID) String() string { return id.family + " " + id.name }
+
+// xtablesTables are the names iptables-nft gives its tables.
+var xtablesTables = map[string]bool{"filter": true, "nat": true, "mangle": true, "raw": true, "security": true}
+
+// nftFamilies maps the netlink family numbers to nft's names.
+var nftFamilies = map[uint8]string{
+	unix.NFPROTO_INET: "inet", unix.NFPROTO_IPV4: "ip", unix.NFPROTO_IPV6: "ip6",
+	unix.NFPROTO_ARP: "arp", unix.NFPROTO_BRIDGE: "bridge", unix.NFPROTO_NETDEV: "netdev",
+}
+
+// nftTables lists the nftables tables of this network namespace over netlink.
+func nftTables() ([]nftTableID, error) {
+	req := nl.NewNetlinkRequest(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETTABLE, unix.NLM_F_DUMP)
+	req.AddData(&nl.Nfgenmsg{NfgenFamily: unix.AF_UNSPEC, Version: unix.NFNETLINK_V0})
+	msgs, err := req.Execute(unix.NETLINK_NETFILTER, 0)
+	if err != nil {
+		return nil, fmt.Errorf("list nftables tables: %w", err)
+	}
+	var ids []nftTableID
+	for _, m := range msgs {
+		if len(m) < nl.SizeofNfgenmsg {
+			continue
+		}
+		attrs, err := nl.ParseRouteAttr(m[nl.SizeofNfgenmsg:])
+		if err != nil {
+			return nil, fmt.Errorf("list nftables tables: %w", err)
+		}
+		for _, a := range attrs {
+			if a.Attr.Type == unix.NFTA_TABLE_NAME {
+				ids = append(ids, nftTableID{family: nftFamilies[m[0]], name: string(bytes.TrimRight(a.Value, "\x00"))})
+			}
+		}
+	}
+	return ids, nil
+}
+
+// nftObject is one element of the "nftables" array: exactly one of these is set.
+type nftObject struct {
+	Table *struct {
+		Family string `json:"family"`
+		Name   string `json:"name"`
+	} `json:"table"`
+	Chain *struct {
+		Family string `json:"family"`
+		Table  string `json:"table"`
+		Name   string `json:"name"`
+		Hook   string `json:"hook"`
+		Policy string `json:"policy"`
+	} `json:"chain"`
+	Rule *nftRuleJSON `json:"rule"`
+}
+
+type nftRuleJSON struct {
+	Family string            `json:"family"`
+	Table  string            `json:"table"`
+	Chain  string            `json:"chain"`
+	Handle int               `json:"handle"`
+	Expr   []json.RawMessage `json:"expr"`
+}
+
+// parseNftRuleset reads `nft -j list ruleset` into tables, one per packet family: an inet
+// table yields an ipv4 and an ipv6 table. Tables in skip (those iptables-nft shows) and
+// families that carry no IP traffic to IMDS (arp, bridge, netdev) are left out.
+func parseNftRuleset(data []byte, skip map[nftTableID]bool, users *userDB) ([]*fwTable, error) {
+	var doc struct {
+		Nftables []nftObject `json:"nftables"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("parse nft JSON: %w", err)
+	}
+	byID := map[nftTableID][]*fwTable{}
+	var out []*fwTable
+	for _, o := range doc.Nftables {
+		switch {
+		case o.Table != nil:
+			id := nftTableID{o.Table.Family, o.Table.Name}
+			if skip[id] || byID[id] != nil {
+				continue
+			}
+			for _, fam := range packetFamilies(id.family) {
+				t := &fwTable{backend: "nftables", family: fam, name: id.String(), chains: map[string]*fwChain{}}
+				byID[id] = append(byID[id], t)
+				out = append(out, t)
+			}
+		case o.Chain != nil:
+			for _, t := range byID[nftTableID{o.Chain.Family, o.Chain.Table}] {
+				c := &fwChain{name: o.Chain.Name}
+				if o.Chain.Hook != "" {
+					c.hook = o.Chain.Hook
+					c.policy = vAccept
+					if o.Chain.Policy == "drop" {
+						c.policy = vDrop
+					}
+				}
+				t.chains[c.name] = c
+				t.order = append(t.order, c)
+			}
+		case o.Rule != nil:
+			for _, t := range byID[nftTableID{o.Rule.Family, o.Rule.Table}] {
+				c := t.chains[o.Rule.Chain]
+				if c == nil {
+					return nil, fmt.Errorf("nft rule handle %d in unknown chain %s %s", o.Rule.Handle, t.name, o.Rule.Chain)
+				}
+				r := parseNftRule(o.Rule.Expr, t.family == "ipv6", users)
+				r.chain, r.pos, r.handle = c, len(c.rules)+1, o.Rule.Handle
+				c.rules = append(c.rules, r)
+			}
+		}
+	}
+	return out, nil
+}
+
+func packetFamilies(nftFamily string) []string {
+	switch nftFamily {
+	case "ip":
+		return []string{"ipv4"}
+	case "ip6":
+		return []string{"ipv6"}
+	case "inet":
+		return []string{"ipv4", "ipv6"}
+	}
+	return nil
+}
+
+// NftExprKey is a rule's expressions with counter values zeroed, so the same rule compares
+// equal however much traffic it has counted.
+func NftExprKey(exprs []json.RawMessage) string {
+	parts := make([]string, len(exprs))
+	for i, e := range exprs {
+		var m map[string]json.RawMessage
+		if json.Unmarshal(e, &m) == nil {
+			if _, ok := m["counter"]; ok && len(m) == 1 {
+				parts[i] = `{"counter":null}`
+				continue
+			}
+		}
+		var buf bytes.Buffer
+		if json.Compact(&buf, e) != nil {
+			parts[i] = string(e)
+			continue
+		}
+		parts[i] = buf.String()
+	}
+	return "[" + strings.Join(parts, ",") + "]"
+}
+
+// parseNftRule turns a rule's expressions into conditions, a verdict and its text.
+func parseNftRule(exprs []json.RawMessage, v6 bool, users *userDB) *fwRule {
+	r := &fwRule{expr: []byte(NftExprKey(exprs))}
+	var text []string
+	for _, raw := range exprs {
+		var stmt map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &stmt); err != nil || len(stmt) != 1 {
+			r.conds = append(r.conds, func(*packet) outcome { return unknown })
+			text = append(text, string(raw))
+			continue
+		}
+		for key, val := range stmt {
+			text = append(text, nftStatement(r, key, val, v6, users))
+		}
+	}
+	r.spec = strings.Join(text, " ")
+	return r
+}
+
+// nftStatement applies one statement to r and returns its text.
+func nftStatement(r *fwRule, key string, val json.RawMessage, v6 bool, users *userDB) string {
+	unknownCond := func(*packet) outcome { return unknown }
+	switch key {
+	case "match":
+		var m struct {
+			Op    string          `json:"op"`
+			Left  json.RawMessage `json:"left"`
+			Right json.RawMessage `json:"right"`
+		}
+		if json.Unmarshal(val, &m) != nil {
+			r.conds = append(r.conds, unknownCond)
+			return string(val)
+		}
+		c, leftText := nftMatch(r, m.Op == "!=", m.Left, m.Right, v6, users)
+		r.conds = append(r.conds, c)
+		op := ""
+		if m.Op != "==" && m.Op != "in" && m.Op != "" {
+			op = m.Op + " "
+		}
+		return leftText + " " + op + nftValueText(m.Right)
+	case "accept", "drop", "return", "continue":
+		r.verdict = map[string]int{"accept": vAccept, "drop": vDrop, "return": vReturn, "continue": vContinue}[key]
+		return key
+	case "jump", "goto":
+		var t struct {
+			Target string `json:"target"`
+		}
+		_ = json.Unmarshal(val, &t)
+		r.verdict, r.target = vJump, t.Target
+		if key == "goto" {
+			r.verdict = vGoto
+		}
+		return key + " " + t.Target
+	case "reject":
+		r.verdict = vReject
+		var rj struct {
+			Type string `json:"type"`
+			Expr string `json:"expr"`
+		}
+		if json.Unmarshal(val, &rj) == nil && rj.Type != "" {
+			return strings.TrimSpace("reject with " + rj.Type + " " + rj.Expr)
+		}
+		return "reject"
+	case "queue":
+		r.verdict, r.uncertainVerdict = vQueue, true
+		return "queue"
+	case "dnat", "redirect":
+		var d struct {
+			Addr any `json:"addr"`
+			Port any `json:"port"`
+		}
+		_ = json.Unmarshal(val, &d)
+		if key == "redirect" {
+			r.verdict = vRedirect
+			return "redirect" + portSuffix(d.Port)
+		}
+		r.verdict = vDNAT
+		addr, _ := d.Addr.(string)
+		port := portSuffix(d.Port)
+		if a, err := netip.ParseAddr(addr); err == nil && a == imdsAddr(v6) && (port == "" || port == ":80") {
+			r.verdict = vContinue
+		}
+		return "dnat to " + addr + port
+	case "counter":
+		return "counter"
+	case "log", "mangle", "notrack", "snat", "masquerade", "set", "map", "vmap":
+		// Statements that let the packet go on. A verdict map's outcome is not modelled.
+		return key
+	case "xt":
+		var x struct {
+			Type string `json:"type"`
+			Name string `json:"name"`
+		}
+		_ = json.Unmarshal(val, &x)
+		if x.Type == "target" {
+			parseTarget(r, false, x.Name, nil, v6)
+			return "xt target " + x.Name
+		}
+		if x.Name == "owner" {
+			r.owner = true
+		}
+		r.conds = append(r.conds, unknownCond)
+		return "xt match " + x.Name
+	}
+	// limit, quota and anything newer: a condition imdsmend can't decide.
+	r.conds = append(r.conds, unknownCond)
+	return key
+}
+
+func portSuffix(p any) string {
+	if f, ok := p.(float64); ok {
+		return ":" + strconv.Itoa(int(f))
+	}
+	return ""
+}
+
+// nftMatch decides one `match` for a packet and returns its left-hand text. Negation
+// (neg, op "!=") applies to the comparison only: when the packet lacks the field (an IPv4
+// header on IPv6 traffic, a UDP port, the owner of forwarded traffic) nft's rule does not
+// match either way.
+func nftMatch(r *fwRule, neg bool, left, right json.RawMessage, v6 bool, users *userDB) (cond, string) {
+	var l struct {
+		Payload *struct {
+			Protocol string `json:"protocol"`
+			Field    string `json:"field"`
+		} `json:"payload"`
+		Meta *struct {
+			Key string `json:"key"`
+		} `json:"meta"`
+		Ct *struct {
+			Key string `json:"key"`
+		} `json:"ct"`
+	}
+	unknownCond := func(*packet) outcome { return unknown }
+	if json.Unmarshal(left, &l) != nil {
+		return unknownCond, string(left)
+	}
+	val := decodeNftValue(right)
+	switch {
+	case l.Payload != nil:
+		pl := l.Payload
+		text := pl.Protocol + " " + pl.Field
+		switch {
+		case (pl.Protocol == "ip" || pl.Protocol == "ip6") && (pl.Field == "daddr" || pl.Field == "saddr"):
+			if (pl.Protocol == "ip6") != v6 {
+				return func(*packet) outcome { return none }, text
+			}
+			if val.named {
+				return unknownCond, text
+			}
+			in := val.addrs()
+			if pl.Field == "saddr" {
+				return negate(srcIn(in), neg), text
+			}
+			if prefixes := val.prefixes(); len(prefixes) == 1 && prefixes[0].Bits() >= 8 && prefixes[0].Contains(imdsAddr(v6)) {
+				r.narrows = true
+			}
+			return negate(dstIn(in), neg), text
+		case pl.Protocol == "ip" && pl.Field == "protocol", pl.Protocol == "ip6" && pl.Field == "nexthdr":
+			if (pl.Protocol == "ip6") != v6 {
+				return func(*packet) outcome { return none }, text
+			}
+			return negate(val.matchesName("tcp", 6), neg), text
+		case pl.Protocol == "ip" || pl.Protocol == "ip6":
+			return unknownCond, text
+		case pl.Protocol == "tcp" || pl.Protocol == "th":
+			switch pl.Field {
+			case "dport":
+				return negate(func(p *packet) outcome { return boolOutcome(val.containsNum(uint64(p.port))) }, neg), text
+			case "sport":
+				if val.coversNums(1, 65535) {
+					return negate(func(*packet) outcome { return all }, neg), text
+				}
+			}
+			return unknownCond, text
+		}
+		// Another protocol's header (udp, icmp, ...): nft only matches packets of that
+		// protocol, and IMDS requests are TCP.
+		return func(*packet) outcome { return none }, text
+	case l.Meta != nil:
+		key := l.Meta.Key
+		text := "meta " + key
+		switch key {
+		case "l4proto":
+			return negate(val.matchesName("tcp", 6), neg), text
+		case "nfproto":
+			want := "ipv4"
+			if v6 {
+				want = "ipv6"
+			}
+			return negate(boolCond(val.hasString(want)), neg), text
+		case "protocol":
+			want := "ip"
+			if v6 {
+				want = "ip6"
+			}
+			return negate(boolCond(val.hasString(want)), neg), text
+		case "oifname", "oif":
+			return negate(func(p *packet) outcome {
+				if p.oif == "" {
+					return unknown
+				}
+				return boolOutcome(val.matchesIface(p.oif))
+			}, neg), text
+		case "iifname", "iif":
+			// Local traffic has no input interface: nft's match breaks.
+			return func(p *packet) outcome {
+				if p.class != classForwarded {
+					return none
+				}
+				return some
+			}, text
+		case "skuid", "skgid":
+			r.owner = true
+			ranges, ok := val.idRanges(users, key == "skuid")
+			owner := negate(ownerRanges(ranges, ok, key == "skuid"), neg)
+			return func(p *packet) outcome {
+				if p.class == classForwarded {
+					return none
+				}
+				return owner(p)
+			}, text
+		}
+		return unknownCond, text
+	case l.Ct != nil:
+		text := "ct " + l.Ct.Key
+		if l.Ct.Key == "state" {
+			return negate(stateIn(strings.Join(val.strings(), ",")), neg), text
+		}
+		return unknownCond, text
+	}
+	return unknownCond, string(left)
+}
+
+func boolCond(b bool) cond { return func(*packet) outcome { return boolOutcome(b) } }
+
+// ownerRanges matches uids (gids) in ranges against local traffic: root's requests are
+// uid 0 and gid 0, other users' are any other uid and a gid imdsmend can't know.
+func ownerRanges(ranges [][2]uint64, ok, uid bool) cond {
+	return func(p *packet) outcome {
+		if !ok {
+			return unknown
+		}
+		best := none
+		for _, r := range ranges {
+			var o outcome
+			switch {
+			case p.class == classRoot:
+				o = boolOutcome(r[0] == 0)
+			case !uid:
+				o = some
+			case r[0] <= 1 && r[1] >= maxID:
+				o = all
+			case r[1] >= 1:
+				o = some
+			}
+			best = max(best, o)
+		}
+		return best
+	}
+}
+
+// nftValue is the right-hand side of a match: a single value, a prefix, a range, an
+// anonymous set of those, or a list of flags. Named sets ("@name") are not resolved.
+type nftValue struct {
+	items []any // string, float64, netip.Prefix, [2]any (range)
+	named bool
+}
+
+func decodeNftValue(raw json.RawMessage) nftValue {
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return nftValue{named: true}
+	}
+	var out nftValue
+	var add func(x any)
+	add = func(x any) {
+		switch x := x.(type) {
+		case string:
+			if strings.HasPrefix(x, "@") {
+				out.named = true
+				return
+			}
+			out.items = append(out.items, x)
+		case float64:
+			out.items = append(out.items, x)
+		case []any:
+			for _, e := range x {
+				add(e)
+			}
+		case map[string]any:
+			if s, ok := x["set"]; ok {
+				add(s)
+				return
+			}
+			if p, ok := x["prefix"].(map[string]any); ok {
+				addr, _ := p["addr"].(string)
+				bits, _ := p["len"].(float64)
+				if a, err := netip.ParseAddr(addr); err == nil {
+					if pfx, err := a.Prefix(int(bits)); err == nil {
+						out.items = append(out.items, pfx)
+						return
+					}
+				}
+				out.named = true
+				return
+			}
+			if rg, ok := x["range"].([]any); ok && len(rg) == 2 {
+				out.items = append(out.items, [2]any{rg[0], rg[1]})
+				return
+			}
+			out.named = true
+		default:
+			out.named = true
+		}
+	}
+	add(v)
+	return out
+}
+
+func (v nftValue) prefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, it := range v.items {
+		switch it := it.(type) {
+		case netip.Prefix:
+			out = append(out, it)
+		case string:
+			if a, err := netip.ParseAddr(it); err == nil {
+				out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			}
+		}
+	}
+	return out
+}
+
+func (v nftValue) addrs() func(netip.Addr) bool {
+	prefixes := v.prefixes()
+	type span struct{ lo, hi netip.Addr }
+	var spans []span
+	for _, it := range v.items {
+		if rg, ok := it.([2]any); ok {
+			lo, _ := rg[0].(string)
+			hi, _ := rg[1].(string)
+			a, err1 := netip.ParseAddr(lo)
+			b, err2 := netip.ParseAddr(hi)
+			if err1 == nil && err2 == nil {
+				spans = append(spans, span{a, b})
+			}
+		}
+	}
+	return func(a netip.Addr) bool {
+		for _, p := range prefixes {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		for _, s := range spans {
+			if a.Compare(s.lo) >= 0 && a.Compare(s.hi) <= 0 {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func (v nftValue) strings() []string {
+	var out []string
+	for _, it := range v.items {
+		if s, ok := it.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (v nftValue) hasString(want string) bool {
+	for _, s := range v.strings() {
+		if s == want {
+			return true
+		}
+	}
+	return false
+}
+
+// matchesName is for protocol values, which nft prints as names or numbers.
+func (v nftValue) matchesName(name string, num uint64) cond {
+	if v.named {
+		return func(*packet) outcome { return unknown }
+	}
+	return boolCond(v.hasString(name) || v.containsNum(num))
+}
+
+func (v nftValue) numRanges() [][2]uint64 {
+	var out [][2]uint64
+	num := func(x any) (uint64, bool) {
+		f, ok := x.(float64)
+		if !ok || f < 0 || f > math.MaxUint32 {
+			return 0, false
+		}
+		return uint64(f), true
+	}
+	for _, it := range v.items {
+		switch it := it.(type) {
+		case float64:
+			if n, ok := num(it); ok {
+				out = append(out, [2]uint64{n, n})
+			}
+		case [2]any:
+			lo, ok1 := num(it[0])
+			hi, ok2 := num(it[1])
+			if ok1 && ok2 {
+				out = append(out, [2]uint64{lo, hi})
+			}
+		}
+	}
+	return out
+}
+
+func (v nftValue) containsNum(n uint64) bool {
+	for _, r := range v.numRanges() {
+		if n >= r[0] && n <= r[1] {
+			return true
+		}
+	}
+	return false
+}
+
+func (v nftValue) coversNums(lo, hi uint64) bool {
+	for _, r := range v.numRanges() {
+		if r[0] <= lo && r[1] >= hi {
+			return true
+		}
+	}
+	return false
+}
+
+// idRanges resolves uids (gids) given as numbers, ranges or names.
+func (v nftValue) idRanges(users *userDB, uid bool) ([][2]uint64, bool) {
+	if v.named {
+		return nil, false
+	}
+	ranges := v.numRanges()
+	for _, s := range v.strings() {
+		n, ok := users.id(s, uid)
+		if !ok {
+			return nil, false
+		}
+		ranges = append(ranges, [2]uint64{uint64(n), uint64(n)})
+	}
+	return ranges, len(ranges) > 0
+}
+
+// matchesIface applies nft's interface patterns: a trailing * matches any suffix.
+func (v nftValue) matchesIface(name string) bool {
+	for _, s := range v.strings() {
+		if prefix, ok := strings.CutSuffix(s, "*"); ok && strings.HasPrefix(name, prefix) || s == name {
+			return true
+		}
+	}
+	return false
+}
+
+// nftValueText renders a match's right-hand side the way nft prints it.
+func nftValueText(raw json.RawMessage) string {
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return string(raw)
+	}
+	return valueText(v)
+}
+
+func valueText(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	case []any:
+		parts := make([]string, len(v))
+		for i, e := range v {
+			parts[i] = valueText(e)
+		}
+		return strings.Join(parts, ",")
+	case map[string]any:
+		if s, ok := v["set"].([]any); ok {
+			parts := make([]string, len(s))
+			for i, e := range s {
+				parts[i] = valueText(e)
+			}
+			return "{ " + strings.Join(parts, ", ") + " }"
+		}
+		if p, ok := v["prefix"].(map[string]any); ok {
+			return valueText(p["addr"]) + "/" + valueText(p["len"])
+		}
+		if rg, ok := v["range"].([]any); ok && len(rg) == 2 {
+			return valueText(rg[0]) + "-" + valueText(rg[1])
+		}
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}

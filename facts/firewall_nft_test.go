@@ -1,0 +1,143 @@
+package facts
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+func TestNftRuleConditions(t *testing.T) {
+	tests := []struct {
+		name                  string
+		expr                  string
+		v6                    bool
+		root, user, forwarded outcome
+		text                  string
+	}{
+		{"daddr", `[{"match":{"op":"==","left":{"payload":{"protocol":"ip","field":"daddr"}},"right":"169.254.169.254"}},{"drop":null}]`, false,
+			all, all, all, "ip daddr 169.254.169.254 drop"},
+		{"daddr not on an IPv6 packet", `[{"match":{"op":"!=","left":{"payload":{"protocol":"ip","field":"daddr"}},"right":"10.0.0.1"}},{"drop":null}]`, true,
+			none, none, none, "ip daddr != 10.0.0.1 drop"},
+		{"udp port not", `[{"match":{"op":"!=","left":{"payload":{"protocol":"udp","field":"dport"}},"right":53}},{"drop":null}]`, false,
+			none, none, none, "udp dport != 53 drop"},
+		{"daddr on an IPv6 packet", `[{"match":{"op":"==","left":{"payload":{"protocol":"ip","field":"daddr"}},"right":"169.254.169.254"}},{"drop":null}]`, true,
+			none, none, none, "ip daddr 169.254.169.254 drop"},
+		{"daddr not", `[{"match":{"op":"!=","left":{"payload":{"protocol":"ip","field":"daddr"}},"right":{"prefix":{"addr":"169.254.0.0","len":16}}}},{"drop":null}]`, false,
+			none, none, none, "ip daddr != 169.254.0.0/16 drop"},
+		{"daddr range set", `[{"match":{"op":"==","left":{"payload":{"protocol":"ip","field":"daddr"}},"right":{"set":["10.0.0.1",{"range":["169.254.169.250","169.254.169.255"]}]}}},{"reject":null}]`, false,
+			all, all, all, "ip daddr { 10.0.0.1, 169.254.169.250-169.254.169.255 } reject"},
+		{"named set", `[{"match":{"op":"==","left":{"payload":{"protocol":"ip","field":"daddr"}},"right":"@blocked"}},{"drop":null}]`, false,
+			unknown, unknown, unknown, "ip daddr @blocked drop"},
+		{"tcp dport set", `[{"match":{"op":"==","left":{"payload":{"protocol":"tcp","field":"dport"}},"right":{"set":[80,443]}}},{"drop":null}]`, false,
+			all, all, all, "tcp dport { 80, 443 } drop"},
+		{"tcp dport range miss", `[{"match":{"op":"==","left":{"payload":{"protocol":"tcp","field":"dport"}},"right":{"range":[81,1024]}}},{"drop":null}]`, false,
+			none, none, none, "tcp dport 81-1024 drop"},
+		{"udp", `[{"match":{"op":"==","left":{"payload":{"protocol":"udp","field":"dport"}},"right":53}},{"drop":null}]`, false,
+			none, none, none, "udp dport 53 drop"},
+		{"l4proto", `[{"match":{"op":"==","left":{"meta":{"key":"l4proto"}},"right":"tcp"}},{"drop":null}]`, false,
+			all, all, all, "meta l4proto tcp drop"},
+		{"nfproto", `[{"match":{"op":"==","left":{"meta":{"key":"nfproto"}},"right":"ipv6"}},{"drop":null}]`, false,
+			none, none, none, "meta nfproto ipv6 drop"},
+		{"skuid range", `[{"match":{"op":"==","left":{"meta":{"key":"skuid"}},"right":{"range":[1000,2000]}}},{"drop":null}]`, false,
+			none, some, none, "meta skuid 1000-2000 drop"},
+		{"skuid name", `[{"match":{"op":"==","left":{"meta":{"key":"skuid"}},"right":"root"}},{"drop":null}]`, false,
+			all, none, none, "meta skuid root drop"},
+		{"skgid not root", `[{"match":{"op":"!=","left":{"meta":{"key":"skgid"}},"right":0}},{"drop":null}]`, false,
+			none, some, none, "meta skgid != 0 drop"},
+		{"oifname wildcard", `[{"match":{"op":"==","left":{"meta":{"key":"oifname"}},"right":"eth*"}},{"drop":null}]`, false,
+			all, all, all, "meta oifname eth* drop"},
+		{"iifname", `[{"match":{"op":"==","left":{"meta":{"key":"iifname"}},"right":"eni*"}},{"drop":null}]`, false,
+			none, none, some, "meta iifname eni* drop"},
+		{"ct state", `[{"match":{"op":"in","left":{"ct":{"key":"state"}},"right":["established","related"]}},{"accept":null}]`, false,
+			some, some, some, "ct state established,related accept"},
+		{"ct mark", `[{"match":{"op":"==","left":{"ct":{"key":"mark"}},"right":1}},{"drop":null}]`, false,
+			unknown, unknown, unknown, "ct mark 1 drop"},
+		{"limit", `[{"limit":{"rate":10,"per":"second"}},{"drop":null}]`, false,
+			unknown, unknown, unknown, "limit drop"},
+		{"xt owner", `[{"xt":{"type":"match","name":"owner"}},{"xt":{"type":"target","name":"REJECT"}}]`, false,
+			unknown, unknown, unknown, "xt match owner xt target REJECT"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var exprs []json.RawMessage
+			if err := json.Unmarshal([]byte(tt.expr), &exprs); err != nil {
+				t.Fatal(err)
+			}
+			r := parseNftRule(exprs, tt.v6, testUsers)
+			if r.spec != tt.text {
+				t.Errorf("text %q, want %q", r.spec, tt.text)
+			}
+			fam := "ipv4"
+			if tt.v6 {
+				fam = "ipv6"
+			}
+			for cl, want := range map[class]outcome{classRoot: tt.root, classUser: tt.user, classForwarded: tt.forwarded} {
+				p := ec2Packets[fam]
+				p.class = cl
+				got := all
+				for _, c := range r.conds {
+					got = and(got, c(&p))
+				}
+				if got != want {
+					t.Errorf("class %d: got outcome %d, want %d", cl, got, want)
+				}
+			}
+		})
+	}
+}
+
+func TestNftVerdicts(t *testing.T) {
+	tests := []struct {
+		expr    string
+		verdict int
+		text    string
+	}{
+		{`[{"reject":{"type":"tcp reset"}}]`, vReject, "reject with tcp reset"},
+		{`[{"dnat":{"family":"ip","addr":"127.0.0.1","port":9}}]`, vDNAT, "dnat to 127.0.0.1:9"},
+		{`[{"dnat":{"family":"ip","addr":"169.254.169.254","port":80}}]`, vContinue, "dnat to 169.254.169.254:80"},
+		{`[{"redirect":{"port":3128}}]`, vRedirect, "redirect:3128"},
+		{`[{"queue":{"num":1}}]`, vQueue, "queue"},
+		{`[{"jump":{"target":"imds"}}]`, vJump, "jump imds"},
+		{`[{"goto":{"target":"imds"}}]`, vGoto, "goto imds"},
+		{`[{"counter":{"packets":3,"bytes":180}},{"log":{"prefix":"x"}}]`, vContinue, "counter log"},
+	}
+	for _, tt := range tests {
+		var exprs []json.RawMessage
+		if err := json.Unmarshal([]byte(tt.expr), &exprs); err != nil {
+			t.Fatal(err)
+		}
+		r := parseNftRule(exprs, false, testUsers)
+		if r.verdict != tt.verdict || r.spec != tt.text {
+			t.Errorf("%s: verdict %d text %q, want %d %q", tt.expr, r.verdict, r.spec, tt.verdict, tt.text)
+		}
+	}
+}
+
+func TestNftExprKeyIgnoresCounters(t *testing.T) {
+	parse := func(s string) []json.RawMessage {
+		var e []json.RawMessage
+		if err := json.Unmarshal([]byte(s), &e); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	a := NftExprKey(parse(`[{"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "tcp"}}, {"counter": {"packets": 0, "bytes": 0}}, {"drop": null}]`))
+	b := NftExprKey(parse(`[{"match":{"op":"==","left":{"meta":{"key":"l4proto"}},"right":"tcp"}},{"counter":{"packets":7,"bytes":420}},{"drop":null}]`))
+	c := NftExprKey(parse(`[{"match":{"op":"==","left":{"meta":{"key":"l4proto"}},"right":"udp"}},{"counter":{"packets":7,"bytes":420}},{"drop":null}]`))
+	if a != b {
+		t.Errorf("same rule with other counters differs:\n%s\n%s", a, b)
+	}
+	if a == c {
+		t.Errorf("different rules compare equal: %s", a)
+	}
+}
+
+func TestParseNftRulesetErrors(t *testing.T) {
+	for _, in := range []string{
+		`{"nftables": [`,
+		`{"nftables": [{"table": {"family": "inet", "name": "t"}}, {"rule": {"family": "inet", "table": "t", "chain": "nope", "handle": 1, "expr": []}}]}`,
+	} {
+		if _, err := parseNftRuleset([]byte(in), nil, testUsers); err == nil {
+			t.Errorf("parseNftRuleset(%s) succeeded", in)
+		}
+	}
+}

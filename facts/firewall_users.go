@@ -1,0 +1,76 @@
+package facts
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// maxID is the largest valid uid or gid; (uid_t)-1 means "none".
+const maxID = 1<<32 - 2
+
+// userDB resolves the user and group names owner matches may use, from /etc/passwd and
+// /etc/group under the probe's root (so tests can supply their own).
+type userDB struct {
+	users, groups map[string]uint32
+}
+
+func loadUserDB(root string) *userDB {
+	return &userDB{
+		users:  readIDFile(filepath.Join(root, "etc/passwd")),
+		groups: readIDFile(filepath.Join(root, "etc/group")),
+	}
+}
+
+// readIDFile reads name:x:id:... lines; a missing or odd file just resolves no names.
+func readIDFile(path string) map[string]uint32 {
+	ids := map[string]uint32{}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ids
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		f := strings.Split(sc.Text(), ":")
+		if len(f) < 3 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		if id, err := strconv.ParseUint(f[2], 10, 32); err == nil {
+			ids[f[0]] = uint32(id)
+		}
+	}
+	return ids
+}
+
+// idRange reads "1000", "1000-10000" or a user (group) name into an inclusive range.
+func (db *userDB) idRange(s string, uid bool) (lo, hi uint32, ok bool) {
+	from, to, isRange := strings.Cut(s, "-")
+	if lo, ok = db.id(from, uid); !ok {
+		return 0, 0, false
+	}
+	if !isRange {
+		return lo, lo, true
+	}
+	if hi, ok = db.id(to, uid); !ok || hi < lo {
+		return 0, 0, false
+	}
+	return lo, hi, true
+}
+
+func (db *userDB) id(s string, uid bool) (uint32, bool) {
+	if n, err := strconv.ParseUint(s, 10, 32); err == nil {
+		return uint32(n), true
+	}
+	if db == nil {
+		return 0, false
+	}
+	names := db.groups
+	if uid {
+		names = db.users
+	}
+	n, ok := names[s]
+	return n, ok
+}
