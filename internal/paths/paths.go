@@ -4,7 +4,12 @@
 package paths
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Link-time overridable defaults.
@@ -33,6 +38,15 @@ var (
 	IptablesSave        = "iptables-save"
 	Ip6tablesSave       = "ip6tables-save"
 	XtablesLock         = "/run/xtables.lock"
+
+	// Where proxy variables are set (facts/proxy.go), and the process table.
+	EnvironmentFile    = "/etc/environment"
+	ProfileDir         = "/etc/profile.d"
+	SystemdSystemConf  = "/etc/systemd/system.conf"
+	SystemdConfDir     = "/etc/systemd/system.conf.d"
+	SystemdUnitDir     = "/etc/systemd/system"
+	DockerDaemonConfig = "/etc/docker/daemon.json"
+	ProcDir            = "/proc"
 )
 
 // Paths resolves absolute system paths against a root directory.
@@ -61,6 +75,50 @@ func (p Paths) File(abs string) string {
 		return clean
 	}
 	return filepath.Join(p.Root, clean)
+}
+
+// Resolve follows the symlinks in abs as the system at Root sees them: an absolute link
+// target starts again at Root and ".." never climbs above it. It returns the resolved
+// path as seen inside Root (map it with File); components past a missing one are kept.
+func (p Paths) Resolve(abs string) (string, error) {
+	const maxLinks = 40
+	rest := strings.Split(filepath.Clean("/"+abs), "/")
+	resolved, links := "/", 0
+	for len(rest) > 0 {
+		c := rest[0]
+		rest = rest[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			resolved = filepath.Dir(resolved)
+			continue
+		}
+		next := filepath.Join(resolved, c)
+		fi, err := os.Lstat(p.File(next))
+		if errors.Is(err, fs.ErrNotExist) {
+			return filepath.Join(append([]string{next}, rest...)...), nil
+		}
+		if err != nil {
+			return "", err
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			resolved = next
+			continue
+		}
+		if links++; links > maxLinks {
+			return "", fmt.Errorf("resolve %s: too many levels of symbolic links", abs)
+		}
+		target, err := os.Readlink(p.File(next))
+		if err != nil {
+			return "", err
+		}
+		if filepath.IsAbs(target) {
+			resolved = "/"
+		}
+		rest = append(strings.Split(target, "/"), rest...)
+	}
+	return resolved, nil
 }
 
 // State returns the location of a file in the state directory.

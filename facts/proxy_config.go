@@ -1,0 +1,329 @@
+package facts
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"os"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/imdsmend/imdsmend/internal/paths"
+)
+
+// Kinds of proxy sources (facts.proxy.sources[*].kind).
+const (
+	ProxyKindEnvironment = "environment_file"
+	ProxyKindProfile     = "profile"
+	ProxyKindManager     = "systemd_manager"
+	ProxyKindUnit        = "systemd_unit"
+	ProxyKindDocker      = "docker"
+	ProxyKindProcess     = "process"
+)
+
+// DockerUnit is the unit dockerd runs as; daemon.json overrides its environment.
+const DockerUnit = "docker.service"
+
+// MaxConfigFile bounds every configuration file read: proxy settings never need more,
+// and a runaway file must not stall a run.
+const MaxConfigFile = 1 << 20
+
+// ProxyFile is one configuration file that may set proxy variables.
+type ProxyFile struct {
+	Path     string // as on the system
+	Resolved string // Path with symlinks followed inside the root: the file to edit
+	Kind     string
+	Format   string
+	Unit     string // the unit a drop-in or daemon.json applies to
+	Data     []byte
+	// Assignments in file order; values of shell files are expanded in their scope.
+	Assignments []EnvAssignment
+	// Docker holds the offsets of daemon.json's proxies object.
+	Docker *DockerProxies
+	// Inherited is the environment the file's scope had before the file: what a variable
+	// the file does not set falls back to.
+	Inherited map[string]string
+
+	evaluated bool
+	leak      *leakInfo
+}
+
+// SetsProxy reports whether the file sets any proxy variable (not just no_proxy).
+func (f *ProxyFile) SetsProxy() bool {
+	for _, a := range f.Assignments {
+		if slices.Contains(ProxyVars, a.Name) {
+			return true
+		}
+	}
+	return false
+}
+
+// leakInfo records how a file takes part in a scope whose IMDS requests go to a proxy.
+type leakInfo struct {
+	clients, hosts map[string]bool
+	proxy, noProxy string
+	line           int
+}
+
+// ProxyConfig is every file imdsmend reads for proxy settings under one root, grouped in
+// the scopes that combine them (docs/proxy.md):
+//
+//	PAM sessions    /etc/environment
+//	login shells    /etc/environment, then /etc/profile.d/*.sh
+//	systemd         system.conf, then system.conf.d/*.conf (DefaultEnvironment=)
+//	each unit U     systemd's, then U.d/*.conf (Environment=)
+//	dockerd         docker.service's, then daemon.json's proxies
+type ProxyConfig struct {
+	Files []*ProxyFile
+	// Errors are files that could not be read or parsed, as "path: reason".
+	Errors []string
+
+	environment *ProxyFile
+	profiles    []*ProxyFile
+	manager     []*ProxyFile
+	units       map[string][]*ProxyFile
+	docker      *ProxyFile
+}
+
+// LoadProxyConfig reads the proxy configuration under root. Files that are missing are
+// skipped; files that can't be read or parsed are listed in Errors.
+func LoadProxyConfig(root string) *ProxyConfig {
+	p := paths.New(root)
+	c := &ProxyConfig{units: map[string][]*ProxyFile{}}
+	c.environment = c.load(p, paths.EnvironmentFile, ProxyKindEnvironment, FormatEnvironment, "")
+	for _, f := range c.glob(p, paths.ProfileDir, ".sh") {
+		c.profiles = appendFile(c.profiles, c.load(p, f, ProxyKindProfile, FormatShell, ""))
+	}
+	c.manager = appendFile(c.manager, c.load(p, paths.SystemdSystemConf, ProxyKindManager, FormatSystemd, ""))
+	for _, f := range c.glob(p, paths.SystemdConfDir, ".conf") {
+		c.manager = appendFile(c.manager, c.load(p, f, ProxyKindManager, FormatSystemd, ""))
+	}
+	for _, dir := range c.glob(p, paths.SystemdUnitDir, ".service.d") {
+		unit := strings.TrimSuffix(path.Base(dir), ".d")
+		for _, f := range c.glob(p, dir, ".conf") {
+			c.units[unit] = appendFile(c.units[unit], c.load(p, f, ProxyKindUnit, FormatSystemd, unit))
+		}
+	}
+	c.docker = c.load(p, paths.DockerDaemonConfig, ProxyKindDocker, FormatDocker, DockerUnit)
+	return c
+}
+
+func appendFile(files []*ProxyFile, f *ProxyFile) []*ProxyFile {
+	if f == nil {
+		return files
+	}
+	return append(files, f)
+}
+
+// File returns the loaded file at the system path p, or nil.
+func (c *ProxyConfig) File(p string) *ProxyFile {
+	for _, f := range c.Files {
+		if f.Path == p {
+			return f
+		}
+	}
+	return nil
+}
+
+// glob lists dir's entries ending in suffix, sorted as the shell and systemd sort them.
+func (c *ProxyConfig) glob(p paths.Paths, dir, suffix string) []string {
+	entries, err := os.ReadDir(p.File(dir))
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			c.Errors = append(c.Errors, fmt.Sprintf("%s: %v", dir, err))
+		}
+		return nil
+	}
+	var out []string
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), suffix) && !strings.HasPrefix(e.Name(), ".") {
+			out = append(out, path.Join(dir, e.Name()))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// load reads and parses one file; nil when it is absent or broken (then noted in Errors).
+func (c *ProxyConfig) load(p paths.Paths, sysPath, kind, format, unit string) *ProxyFile {
+	data, resolved, err := ReadFileInRoot(p, sysPath, MaxConfigFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		c.Errors = append(c.Errors, err.Error())
+		return nil
+	}
+	f := &ProxyFile{Path: sysPath, Resolved: resolved, Kind: kind, Format: format, Unit: unit, Data: data}
+	var errs []error
+	switch format {
+	case FormatEnvironment:
+		f.Assignments = ParseEnvironment(data)
+	case FormatShell:
+		var err error
+		if f.Assignments, err = ParseShell(data); err != nil {
+			errs = append(errs, err)
+		}
+	case FormatSystemd:
+		key := "Environment"
+		section := "Service"
+		if kind == ProxyKindManager {
+			key, section = "DefaultEnvironment", "Manager"
+		}
+		f.Assignments, errs = ParseSystemd(data, section, key)
+	case FormatDocker:
+		dp, err := ParseDockerDaemon(data)
+		if err != nil {
+			c.Errors = append(c.Errors, fmt.Sprintf("%s: %v", sysPath, err))
+			return nil
+		}
+		f.Docker, f.Assignments = &dp, dp.Assignments
+	}
+	for _, e := range errs {
+		c.Errors = append(c.Errors, fmt.Sprintf("%s: %v", sysPath, e))
+	}
+	c.Files = append(c.Files, f)
+	return f
+}
+
+// ReadFileInRoot reads the file at the system path sysPath under p.Root, following
+// symlinks inside the root, refusing anything but a regular file of at most limit bytes.
+// It returns the data and the resolved system path.
+func ReadFileInRoot(p paths.Paths, sysPath string, limit int64) ([]byte, string, error) {
+	resolved, err := p.Resolve(sysPath)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", sysPath, err)
+	}
+	// O_NONBLOCK: a FIFO planted in /etc/profile.d must not hang the run.
+	f, err := os.OpenFile(p.File(resolved), os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, resolved, fmt.Errorf("%s: %w", sysPath, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, resolved, fmt.Errorf("%s: %w", sysPath, err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, resolved, fmt.Errorf("%s: not a regular file (%s)", sysPath, st.Mode().Type())
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, resolved, fmt.Errorf("%s: %w", sysPath, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, resolved, fmt.Errorf("%s: larger than %d bytes; not read", sysPath, limit)
+	}
+	return data, resolved, nil
+}
+
+// scope is an ordered list of layers; each layer's files start from the environment the
+// previous layers left, and a systemd reset in a layer goes back to that start.
+type scope [][]*ProxyFile
+
+// Evaluate works out every scope's environment and marks the files that make IMDS
+// requests go to a proxy.
+func (c *ProxyConfig) Evaluate(hosts []string) {
+	var pam, login scope
+	if c.environment != nil {
+		pam = scope{{c.environment}}
+		login = scope{{c.environment}}
+	}
+	login = append(login, c.profiles)
+	scopes := []scope{pam, login, {c.manager}}
+	for _, unit := range slices.Sorted(maps.Keys(c.units)) {
+		if unit == DockerUnit && c.docker != nil {
+			continue // dockerd's environment is the daemon.json scope below
+		}
+		scopes = append(scopes, scope{c.manager, c.units[unit]})
+	}
+	if c.docker != nil {
+		scopes = append(scopes, scope{c.manager, c.units[DockerUnit], {c.docker}})
+	}
+	for _, s := range scopes {
+		env, setBy := evalScope(s)
+		for _, u := range IMDSProxyUses(env, hosts) {
+			for _, v := range []string{u.ProxyVar, u.NoProxyVar} {
+				if f := setBy[v]; f != nil {
+					f.markLeak(u, v)
+				}
+			}
+		}
+	}
+}
+
+// UnitEnv is the environment systemd gives unit as configured in the files read: the
+// manager's DefaultEnvironment, the unit's drop-ins and, for dockerd, daemon.json.
+func (c *ProxyConfig) UnitEnv(unit string) map[string]string {
+	s := scope{c.manager, c.units[unit]}
+	if unit == DockerUnit && c.docker != nil {
+		s = append(s, []*ProxyFile{c.docker})
+	}
+	env, _ := evalScope(s)
+	return env
+}
+
+// evalScope applies the scope's files in order, returning the environment and, per
+// variable, the file that set it last.
+func evalScope(s scope) (map[string]string, map[string]*ProxyFile) {
+	env := map[string]string{}
+	setBy := map[string]*ProxyFile{}
+	for _, layer := range s {
+		base, baseBy := maps.Clone(env), maps.Clone(setBy)
+		for _, f := range layer {
+			if !f.evaluated {
+				f.Inherited = maps.Clone(env)
+			}
+			for i := range f.Assignments {
+				a := &f.Assignments[i]
+				if a.Name == "" {
+					env, setBy = maps.Clone(base), maps.Clone(baseBy)
+					continue
+				}
+				v := a.Value
+				if f.Format == FormatShell {
+					v = expand(a.parts, env)
+					if a.append {
+						v = env[a.Name] + v
+					}
+					if !f.evaluated {
+						a.Value = v
+					}
+				}
+				env[a.Name], setBy[a.Name] = v, f
+			}
+			f.evaluated = true
+		}
+	}
+	return env, setBy
+}
+
+func (f *ProxyFile) markLeak(u ProxyUse, variable string) {
+	if f.leak == nil {
+		f.leak = &leakInfo{clients: map[string]bool{}, hosts: map[string]bool{}}
+	}
+	l := f.leak
+	l.clients[u.Client] = true
+	for _, h := range u.Hosts {
+		l.hosts[h] = true
+	}
+	if l.proxy == "" {
+		l.proxy, l.noProxy = u.Proxy, u.NoProxy
+	}
+	// Point at the file's last assignment of the variable (the one that counts),
+	// preferring the proxy over the exclusion list.
+	last := 0
+	for _, a := range f.Assignments {
+		if a.Name == variable {
+			last = a.Line
+		}
+	}
+	if l.line == 0 || slices.Contains(ProxyVars, variable) {
+		l.line = last
+	}
+}

@@ -1,0 +1,217 @@
+package facts
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"maps"
+	"os"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/imdsmend/imdsmend/internal/paths"
+)
+
+// Bounds for reading /proc: an environment is at most a few hundred KiB in practice
+// (ARG_MAX shared with argv), a cgroup file a few lines.
+const (
+	maxEnviron = 1 << 20
+	maxCgroup  = 64 << 10
+	maxComm    = 256
+)
+
+type procScan struct {
+	sources          []ProxySource
+	read, unreadable int
+}
+
+// scanProcesses reads the environment of every process under root's /proc and groups the
+// ones that set a proxy by unit and proxy environment, so a service with fifty workers is
+// one source. A missing /proc (a test tree) means no processes.
+func scanProcesses(ctx context.Context, root string, conf *ProxyConfig, hosts []string) (procScan, error) {
+	var scan procScan
+	p := paths.New(root)
+	procDir := p.File(paths.ProcDir)
+	dir, err := os.Open(procDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return scan, nil
+	}
+	if err != nil {
+		return scan, err
+	}
+	names, err := dir.Readdirnames(-1)
+	dir.Close()
+	if err != nil {
+		return scan, err
+	}
+	pids := make([]int, 0, len(names))
+	for _, n := range names {
+		if pid, err := strconv.Atoi(n); err == nil && pid > 0 {
+			pids = append(pids, pid)
+		}
+	}
+	slices.Sort(pids)
+	self := -1
+	if p.Root == "/" {
+		// imdsmend's own IMDS client never uses a proxy, whatever its environment says.
+		self = os.Getpid()
+	}
+	groups := map[string]int{} // key → index in scan.sources
+	unitSetsProxy := map[string]bool{}
+	for _, pid := range pids {
+		if err := ctx.Err(); err != nil {
+			return scan, err
+		}
+		if pid == self {
+			continue
+		}
+		base := path.Join(procDir, strconv.Itoa(pid))
+		env, err := readEnviron(path.Join(base, "environ"))
+		switch {
+		case errors.Is(err, fs.ErrPermission):
+			scan.unreadable++
+			continue
+		case err != nil:
+			continue // the process ended, or is a kernel thread
+		}
+		scan.read++
+		if _, g := firstSet(env, EnvHTTPProxy, EnvHTTPProxyUC, EnvHTTPSProxy, EnvHTTPSProxyUC, EnvAllProxy, EnvAllProxyUC); g == "" {
+			continue
+		}
+		unit := unitOfCgroup(readSmall(path.Join(base, "cgroup"), maxCgroup))
+		command := strings.TrimSpace(string(readSmall(path.Join(base, "comm"), maxComm)))
+		key := unit + "\x00" + envKey(env)
+		if unit == "" {
+			key = command + key
+		}
+		if i, ok := groups[key]; ok {
+			s := &scan.sources[i]
+			s.PIDs = append(s.PIDs, pid)
+			s.Name = processName(s.Command, s.PIDs, s.Unit)
+			continue
+		}
+		s := ProxySource{Kind: ProxyKindProcess, Path: path.Join(paths.ProcDir, strconv.Itoa(pid), "environ"),
+			Unit: unit, PIDs: []int{pid}, Command: command, Clients: []string{}, Hosts: []string{}}
+		s.Name = processName(command, s.PIDs, unit)
+		for _, v := range append(slices.Clone(ProxyVars), NoProxyVars...) {
+			if _, ok := env[v]; ok {
+				s.Variables = append(s.Variables, v)
+			}
+		}
+		if uses := IMDSProxyUses(env, hosts); len(uses) > 0 {
+			s.Leaks = true
+			s.Proxy, s.NoProxy = RedactProxyURL(uses[0].Proxy), uses[0].NoProxy
+			leaked := map[string]bool{}
+			for _, u := range uses {
+				s.Clients = append(s.Clients, u.Client)
+				for _, h := range u.Hosts {
+					leaked[h] = true
+				}
+			}
+			slices.Sort(s.Clients)
+			s.Hosts = filterHosts(hosts, func(h string) bool { return leaked[h] })
+			if strings.HasSuffix(unit, ".service") {
+				if _, ok := unitSetsProxy[unit]; !ok {
+					unitSetsProxy[unit] = ProxySet(conf.UnitEnv(unit))
+				}
+				s.RestartFixes = unitSetsProxy[unit]
+			}
+		} else {
+			_, proxy := firstSet(env, EnvHTTPProxy, EnvHTTPProxyUC, EnvAllProxy, EnvAllProxyUC, EnvHTTPSProxy, EnvHTTPSProxyUC)
+			_, s.NoProxy = firstSet(env, EnvNoProxy, EnvNoProxyUC)
+			s.Proxy = RedactProxyURL(proxy)
+		}
+		groups[key] = len(scan.sources)
+		scan.sources = append(scan.sources, s)
+	}
+	return scan, nil
+}
+
+// readEnviron returns the proxy variables of a NUL-separated environment file.
+func readEnviron(file string) (map[string]string, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxEnviron))
+	if err != nil {
+		if errors.Is(err, syscall.ESRCH) {
+			return nil, fs.ErrNotExist
+		}
+		return nil, err
+	}
+	env := map[string]string{}
+	for len(data) > 0 {
+		entry := data
+		if i := bytes.IndexByte(data, 0); i >= 0 {
+			entry, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		// Cheap test first: every variable of interest ends in "proxy" or "PROXY".
+		eq := bytes.IndexByte(entry, '=')
+		if eq < 5 || !bytes.EqualFold(entry[eq-5:eq], []byte("proxy")) {
+			continue
+		}
+		if name := string(entry[:eq]); isProxyVar(name) {
+			env[name] = string(entry[eq+1:])
+		}
+	}
+	return env, nil
+}
+
+// envKey is a stable text form of env for grouping.
+func envKey(env map[string]string) string {
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		b.WriteString(k + "=" + env[k] + "\x00")
+	}
+	return b.String()
+}
+
+// readSmall reads at most limit bytes of a file, nil on any error.
+func readSmall(file string, limit int64) []byte {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	data, _ := io.ReadAll(io.LimitReader(f, limit))
+	return data
+}
+
+// unitOfCgroup finds the systemd unit in /proc/PID/cgroup content: the first path
+// component of the unified (0::) or name=systemd hierarchy that is not a slice, as
+// systemd's cg_path_get_unit does ("/system.slice/docker.service" → docker.service).
+func unitOfCgroup(data []byte) string {
+	var cgPath string
+	for _, line := range strings.Split(string(data), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		if parts[0] == "0" && parts[1] == "" {
+			cgPath = parts[2]
+			break
+		}
+		if parts[1] == "name=systemd" {
+			cgPath = parts[2]
+		}
+	}
+	for _, c := range strings.Split(cgPath, "/") {
+		if c == "" || strings.HasSuffix(c, ".slice") {
+			continue
+		}
+		if strings.Contains(c, ".") {
+			return c
+		}
+		return ""
+	}
+	return ""
+}

@@ -1,0 +1,307 @@
+package facts
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// writeTree creates files under root. A value "->TARGET" makes a symlink, "testdata:NAME"
+// copies a fixture.
+func writeTree(t testing.TB, root string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		switch {
+		case strings.HasPrefix(content, "->"):
+			err = os.Symlink(strings.TrimPrefix(content, "->"), p)
+		case strings.HasPrefix(content, "testdata:"):
+			err = os.WriteFile(p, readTestdata(t, strings.TrimPrefix(content, "testdata:")), 0o644)
+		default:
+			err = os.WriteFile(p, []byte(content), 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// src builds an expected source with the empty lists GatherProxy always fills.
+func src(s ProxySource) ProxySource {
+	for _, l := range []*[]string{&s.Clients, &s.Hosts} {
+		if *l == nil {
+			*l = []string{}
+		}
+	}
+	if s.PIDs == nil {
+		s.PIDs = []int{}
+	}
+	return s
+}
+
+func TestGatherProxyFiles(t *testing.T) {
+	both := []string{ClientCurl, ClientGo}
+	v4 := []string{IMDSHost}
+	tests := []struct {
+		name   string
+		files  map[string]string
+		ipv6   bool
+		want   []ProxySource
+		errors []string
+	}{
+		{"nothing configured", map[string]string{"etc/environment": ""}, false, nil, nil},
+		{"Ubuntu /etc/environment without IMDS in no_proxy",
+			map[string]string{"etc/environment": "testdata:environment.ubuntu"}, false,
+			[]ProxySource{src(ProxySource{Name: "/etc/environment", Kind: ProxyKindEnvironment, Path: "/etc/environment", Line: 2,
+				Variables: []string{"http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"},
+				Proxy:     "http://proxy.corp.example:3128/", NoProxy: "localhost,127.0.0.1,::1", Leaks: true, Clients: both, Hosts: v4})}, nil},
+		{"a profile script overrides the exclusion /etc/environment has",
+			map[string]string{"etc/environment": "no_proxy=169.254.169.254\n", "etc/profile.d/proxy.sh": "testdata:proxy.sh"}, false,
+			[]ProxySource{
+				src(ProxySource{Name: "/etc/environment", Kind: ProxyKindEnvironment, Path: "/etc/environment", Line: 1,
+					Variables: []string{"no_proxy"}, NoProxy: IMDSHost}),
+				src(ProxySource{Name: "/etc/profile.d/proxy.sh", Kind: ProxyKindProfile, Path: "/etc/profile.d/proxy.sh", Line: 4,
+					Variables: []string{"http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"},
+					Proxy:     "http://proxy.corp.example:3128/", NoProxy: "127.0.0.1,localhost", Leaks: true, Clients: both, Hosts: v4}),
+			}, nil},
+		{"the proxy in one file, the incomplete no_proxy in another: both named",
+			map[string]string{"etc/environment": "no_proxy=localhost\n", "etc/profile.d/10-proxy.sh": "export http_proxy=http://p:3128\n",
+				"etc/profile.d/20-other.sh": "export EDITOR=vi\n"}, false,
+			[]ProxySource{
+				src(ProxySource{Name: "/etc/environment", Kind: ProxyKindEnvironment, Path: "/etc/environment", Line: 1,
+					Variables: []string{"no_proxy"}, Proxy: "http://p:3128", NoProxy: "localhost", Leaks: true, Clients: both, Hosts: v4}),
+				src(ProxySource{Name: "/etc/profile.d/10-proxy.sh", Kind: ProxyKindProfile, Path: "/etc/profile.d/10-proxy.sh", Line: 1,
+					Variables: []string{"http_proxy"}, Proxy: "http://p:3128", NoProxy: "localhost", Leaks: true, Clients: both, Hosts: v4}),
+			}, nil},
+		{"DefaultEnvironment reaches every unit; a drop-in's NO_PROXY only helps Go",
+			map[string]string{"etc/systemd/system.conf": "testdata:system.conf", "etc/systemd/system.conf.d/proxy.conf": "testdata:proxy-defaults.conf",
+				"etc/systemd/system/foo.service.d/np.conf": "[Service]\nEnvironment=NO_PROXY=169.254.169.254\n"}, false,
+			[]ProxySource{
+				src(ProxySource{Name: "/etc/systemd/system.conf.d/proxy.conf", Kind: ProxyKindManager, Path: "/etc/systemd/system.conf.d/proxy.conf", Line: 3,
+					Variables: []string{"http_proxy", "no_proxy"}, Proxy: "http://proxy.corp.example:3128", NoProxy: "localhost,.corp.example",
+					Leaks: true, Clients: both, Hosts: v4}),
+				src(ProxySource{Name: "/etc/systemd/system/foo.service.d/np.conf (foo.service)", Kind: ProxyKindUnit, Unit: "foo.service",
+					Path: "/etc/systemd/system/foo.service.d/np.conf", Line: 2, Variables: []string{"NO_PROXY"}, NoProxy: IMDSHost}),
+			}, nil},
+		{"Docker's drop-in: the password never shows",
+			map[string]string{"etc/systemd/system/docker.service.d/http-proxy.conf": "testdata:http-proxy.conf"}, false,
+			[]ProxySource{src(ProxySource{Name: "/etc/systemd/system/docker.service.d/http-proxy.conf (docker.service)", Kind: ProxyKindUnit,
+				Path: "/etc/systemd/system/docker.service.d/http-proxy.conf", Line: 2, Unit: "docker.service",
+				Variables: []string{"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"}, Proxy: "http://REDACTED@proxy:3128",
+				NoProxy: "localhost,127.0.0.1,docker-registry.example.com,.corp", Leaks: true, Clients: []string{ClientGo}, Hosts: v4})}, nil},
+		{"daemon.json excludes IMDS, so dockerd is fine whatever its drop-in says",
+			map[string]string{"etc/systemd/system/docker.service.d/http-proxy.conf": "[Service]\nEnvironment=HTTP_PROXY=http://p:3128\n",
+				"etc/docker/daemon.json": `{"proxies": {"no-proxy": "169.254.169.254"}}`}, false,
+			[]ProxySource{
+				src(ProxySource{Name: "/etc/systemd/system/docker.service.d/http-proxy.conf (docker.service)", Kind: ProxyKindUnit,
+					Path: "/etc/systemd/system/docker.service.d/http-proxy.conf", Line: 2, Unit: "docker.service",
+					Variables: []string{"HTTP_PROXY"}, Proxy: "http://p:3128"}),
+				src(ProxySource{Name: "/etc/docker/daemon.json (docker.service)", Kind: ProxyKindDocker, Path: "/etc/docker/daemon.json",
+					Line: 1, Unit: "docker.service", Variables: []string{"NO_PROXY", "no_proxy"}, NoProxy: IMDSHost}),
+			}, nil},
+		{"daemon.json from Docker's docs, IPv6 on",
+			map[string]string{"etc/docker/daemon.json": "testdata:daemon.json"}, true,
+			[]ProxySource{src(ProxySource{Name: "/etc/docker/daemon.json (docker.service)", Kind: ProxyKindDocker, Path: "/etc/docker/daemon.json",
+				Line: 7, Unit: "docker.service", Variables: []string{"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"},
+				Proxy: "http://proxy.example.com:3128", NoProxy: "*.test.example.com,.example.org,127.0.0.0/8", Leaks: true, Clients: both,
+				Hosts: []string{IMDSHost, IMDSv6Host}})}, nil},
+		{"IPv4 excluded, IPv6 not",
+			map[string]string{"etc/environment": "http_proxy=http://p\nno_proxy=169.254.169.254\n"}, true,
+			[]ProxySource{src(ProxySource{Name: "/etc/environment", Kind: ProxyKindEnvironment, Path: "/etc/environment", Line: 1,
+				Variables: []string{"http_proxy", "no_proxy"}, Proxy: "http://p", NoProxy: IMDSHost, Leaks: true, Clients: both, Hosts: []string{IMDSv6Host}})}, nil},
+		{"symlinks resolve inside the root",
+			map[string]string{"etc/environment": "->/srv/env/environment", "srv/env/environment": "http_proxy=http://p\n",
+				"etc/profile.d": "->../srv/profile", "srv/profile/a.sh": "export no_proxy=169.254.169.254\n"}, false,
+			[]ProxySource{
+				src(ProxySource{Name: "/etc/environment", Kind: ProxyKindEnvironment, Path: "/etc/environment", Line: 1,
+					Variables: []string{"http_proxy"}, Proxy: "http://p", Leaks: true, Clients: both, Hosts: v4}),
+				src(ProxySource{Name: "/etc/profile.d/a.sh", Kind: ProxyKindProfile, Path: "/etc/profile.d/a.sh", Line: 1,
+					Variables: []string{"no_proxy"}, NoProxy: IMDSHost}),
+			}, nil},
+		{"broken files are reported, not fatal",
+			map[string]string{"etc/docker/daemon.json": "{", "etc/profile.d/bad.sh": "export http_proxy=\"x\n",
+				"etc/systemd/system/a.service.d/x.conf": "[Service]\nEnvironment=\"http_proxy=x\n", "etc/environment": "->/etc/environment"}, false,
+			nil, []string{
+				"/etc/environment: resolve /etc/environment: too many levels of symbolic links",
+				"/etc/profile.d/bad.sh: line 1: unterminated \" quote",
+				"/etc/systemd/system/a.service.d/x.conf: line 2: Environment= has an unbalanced quote; systemd ignores the assignment",
+				"/etc/docker/daemon.json: not JSON: unexpected end of file",
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			writeTree(t, root, tt.files)
+			p, err := GatherProxy(context.Background(), root, ProxyHosts(tt.ipv6))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, p.Sources, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("sources (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.errors, p.Errors, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("errors (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestGatherProxyOddFiles(t *testing.T) {
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{"etc/profile.d/a.sh": "export http_proxy=http://p\n"})
+	if err := syscall.Mkfifo(filepath.Join(root, "etc/profile.d/fifo.sh"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	huge := "# " + strings.Repeat("x", MaxConfigFile) + "\nexport no_proxy=169.254.169.254\n"
+	writeTree(t, root, map[string]string{"etc/profile.d/huge.sh": huge})
+	p, err := GatherProxy(context.Background(), root, ProxyHosts(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"/etc/profile.d/fifo.sh: not a regular file (p---------)",
+		fmt.Sprintf("/etc/profile.d/huge.sh: larger than %d bytes; not read", MaxConfigFile),
+	}
+	if diff := cmp.Diff(want, p.Errors); diff != "" {
+		t.Errorf("errors (-want +got):\n%s", diff)
+	}
+	if len(p.Sources) != 1 || !p.Sources[0].Leaks {
+		t.Errorf("sources = %+v, want a.sh leaking", p.Sources)
+	}
+}
+
+// writeProc adds a process to a fake /proc under root.
+func writeProc(t testing.TB, root string, pid int, comm, cgroup string, environ []byte) {
+	t.Helper()
+	dir := filepath.Join(root, "proc", fmt.Sprint(pid))
+	writeTree(t, dir, map[string]string{"comm": comm + "\n", "cgroup": cgroup, "environ": string(environ)})
+}
+
+func TestGatherProxyProcesses(t *testing.T) {
+	root := t.TempDir()
+	dockerd := readTestdata(t, "dockerd.environ")
+	writeTree(t, root, map[string]string{
+		"etc/systemd/system/docker.service.d/http-proxy.conf": "testdata:http-proxy.conf",
+		"proc/self":      "->4242",
+		"proc/cmdline":   "quiet\n",
+		"proc/sys/x":     "",
+		"proc/2/comm":    "kthreadd\n",
+		"proc/2/environ": "",
+	})
+	writeProc(t, root, 1, "systemd", "0::/init.scope\n", []byte("HOME=/\x00TERM=linux\x00"))
+	writeProc(t, root, 812, "dockerd", string(readTestdata(t, "dockerd.cgroup")), dockerd)
+	writeProc(t, root, 813, "dockerd", string(readTestdata(t, "dockerd.cgroup")), dockerd)
+	writeProc(t, root, 900, "bash", "0::/user.slice/user-1000.slice/session-3.scope\n",
+		[]byte("USER=admin\x00http_proxy=http://p:3128\x00no_proxy=localhost,169.254.169.254\x00"))
+	writeProc(t, root, 950, "sshd", "12:name=systemd:/system.slice/ssh.service\n1:cpu:/\n",
+		[]byte("ALL_PROXY=socks5://p:1080\x00"))
+	p, err := GatherProxy(context.Background(), root, ProxyHosts(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []ProxySource{
+		src(ProxySource{Name: "/etc/systemd/system/docker.service.d/http-proxy.conf (docker.service)", Kind: ProxyKindUnit,
+			Path: "/etc/systemd/system/docker.service.d/http-proxy.conf", Line: 2, Unit: "docker.service",
+			Variables: []string{"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"}, Proxy: "http://REDACTED@proxy:3128",
+			NoProxy: "localhost,127.0.0.1,docker-registry.example.com,.corp", Leaks: true, Clients: []string{ClientGo}, Hosts: []string{IMDSHost}}),
+		src(ProxySource{Name: "dockerd[812,813] in docker.service", Kind: ProxyKindProcess, Path: "/proc/812/environ", Unit: "docker.service",
+			PIDs: []int{812, 813}, Command: "dockerd", Variables: []string{"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"},
+			Proxy: "http://REDACTED@proxy.corp.example:3128", NoProxy: "localhost,127.0.0.1,.corp.example", Leaks: true,
+			Clients: []string{ClientGo}, Hosts: []string{IMDSHost}, RestartFixes: true}),
+		src(ProxySource{Name: "bash[900] in session-3.scope", Kind: ProxyKindProcess, Path: "/proc/900/environ", Unit: "session-3.scope",
+			PIDs: []int{900}, Command: "bash", Variables: []string{"http_proxy", "no_proxy"}, Proxy: "http://p:3128", NoProxy: "localhost,169.254.169.254"}),
+		src(ProxySource{Name: "sshd[950] in ssh.service", Kind: ProxyKindProcess, Path: "/proc/950/environ", Unit: "ssh.service",
+			PIDs: []int{950}, Command: "sshd", Variables: []string{"ALL_PROXY"}, Proxy: "socks5://p:1080", Leaks: true,
+			Clients: []string{ClientCurl}, Hosts: []string{IMDSHost}}),
+	}
+	if diff := cmp.Diff(want, p.Sources); diff != "" {
+		t.Errorf("sources (-want +got):\n%s", diff)
+	}
+	if p.Processes != 6 {
+		t.Errorf("processes read = %d, want 6", p.Processes)
+	}
+}
+
+func TestUnitOfCgroup(t *testing.T) {
+	tests := map[string]string{
+		"0::/system.slice/docker.service\n":                                      "docker.service",
+		"0::/system.slice/docker-0123abcd.scope\n":                               "docker-0123abcd.scope",
+		"0::/user.slice/user-1000.slice/user@1000.service/app.slice/x.service\n": "user@1000.service",
+		"0::/init.scope\n": "init.scope",
+		"0::/\n":           "",
+		"0::/kubepods/besteffort/pod1234/0123abcd\n":                                 "",
+		"9:name=systemd:/system.slice/ssh.service\n0::/\n":                           "",
+		"12:pids:/system.slice/x.service\n1:name=systemd:/system.slice/cron.service": "cron.service",
+		"": "",
+	}
+	for in, want := range tests {
+		if got := unitOfCgroup([]byte(in)); got != want {
+			t.Errorf("unitOfCgroup(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestProxyProbeFillsFacts(t *testing.T) {
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{"etc/environment": "http_proxy=http://u:pw@p:3128\n"})
+	f := Gather(context.Background(), Config{Root: root}, []Probe{ProxyProbe{}})
+	if !f.Probes["proxy"].OK || f.Proxy == nil || len(f.Proxy.Sources) != 1 {
+		t.Fatalf("probe result %+v, proxy %+v", f.Probes["proxy"], f.Proxy)
+	}
+	v, err := Value(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := v.GetAttr("proxy").GetAttr("sources").Index(ctyNumber(0))
+	if !s.GetAttr("leaks").True() || s.GetAttr("proxy").AsString() != "http://REDACTED@p:3128" {
+		t.Errorf("facts.proxy.sources[0] = %#v", s)
+	}
+}
+
+func ctyNumber(i int) cty.Value { return cty.NumberIntVal(int64(i)) }
+
+// BenchmarkGatherProxy measures the proxy probe on a root shaped like a busy host: the
+// usual configuration files and 500 processes, one in five with a proxy environment.
+func BenchmarkGatherProxy(b *testing.B) {
+	root := b.TempDir()
+	writeTree(b, root, map[string]string{
+		"etc/environment":                                         "testdata:environment.ubuntu",
+		"etc/profile.d/proxy.sh":                                  "testdata:proxy.sh",
+		"etc/systemd/system.conf":                                 "testdata:system.conf",
+		"etc/systemd/system.conf.d/p.conf":                        "testdata:proxy-defaults.conf",
+		"etc/systemd/system/docker.service.d/http-proxy.conf":     "testdata:http-proxy.conf",
+		"etc/systemd/system/containerd.service.d/http-proxy.conf": "testdata:containerd-proxy.conf",
+		"etc/docker/daemon.json":                                  "testdata:daemon.json",
+	})
+	// A typical service environment is a few hundred bytes to a few KiB.
+	filler := []byte(strings.Repeat("LC_ALL=C.UTF-8\x00PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin\x00", 20))
+	dockerd := readTestdata(b, "dockerd.environ")
+	for pid := 1; pid <= 500; pid++ {
+		env, cgroup := filler, fmt.Sprintf("0::/system.slice/svc%d.service\n", pid%40)
+		if pid%5 == 0 {
+			env, cgroup = append(slices.Clone(filler), dockerd...), "0::/system.slice/docker.service\n"
+		}
+		writeProc(b, root, pid, fmt.Sprintf("proc%d", pid%40), cgroup, env)
+	}
+	hosts := ProxyHosts(true)
+	b.ResetTimer()
+	for b.Loop() {
+		p, err := GatherProxy(context.Background(), root, hosts)
+		if err != nil || p.Processes != 500 {
+			b.Fatalf("processes %d, err %v", p.Processes, err)
+		}
+	}
+}
