@@ -92,12 +92,18 @@ func (r *run) dropIn(name, hcl string) {
 	}
 }
 
+// The endpoint must be the namespace's 169.254.169.254, whatever the caller's env says.
+var imdsmendEnv = []string{"AWS_EC2_METADATA_SERVICE_ENDPOINT="}
+
+// args is the command line of `imdsmend COMMAND ARGS...` with this run's policy and state.
+func (r *run) args(command string, args ...string) []string {
+	return append([]string{command, "--policy", r.policy, "--state-dir", r.stateDir}, args...)
+}
+
 // exec runs `imdsmend COMMAND ARGS...` in the namespace.
 func (r *run) exec(ctx context.Context, command string, args ...string) harness.Result {
 	r.t.Helper()
-	full := append([]string{command, "--policy", r.policy, "--state-dir", r.stateDir}, args...)
-	// The endpoint must be the namespace's 169.254.169.254, whatever the caller's env says.
-	res, err := r.ns.Exec(ctx, []string{"AWS_EC2_METADATA_SERVICE_ENDPOINT="}, bins.Imdsmend, full...)
+	res, err := r.ns.Exec(ctx, imdsmendEnv, bins.Imdsmend, r.args(command, args...)...)
 	if err != nil {
 		r.t.Fatal(err)
 	}
