@@ -193,43 +193,51 @@ func (n *Namespace) WaitTCP(ctx context.Context, addr string) error {
 // Dial opens a connection from inside the namespace. The socket keeps its namespace after
 // the thread returns to the host's.
 func (n *Namespace) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	type result struct {
-		conn net.Conn
-		err  error
-	}
-	ch := make(chan result, 1)
+	var conn net.Conn
+	err := n.Do(func() error {
+		d := net.Dialer{Timeout: time.Second}
+		var err error
+		conn, err = d.DialContext(ctx, network, addr)
+		return err
+	})
+	return conn, err
+}
+
+// Do runs f on an OS thread that has entered the namespace. Sockets f opens and processes
+// it starts (fork inherits the thread's namespace) stay in the namespace; unlike Exec, no
+// `ip netns exec` sits in between.
+func (n *Namespace) Do(f func() error) error {
+	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
 		orig, err := netns.Get()
 		if err != nil {
 			runtime.UnlockOSThread()
-			ch <- result{nil, err}
+			errc <- err
 			return
 		}
 		defer orig.Close()
 		target, err := netns.GetFromName(n.Name)
 		if err != nil {
 			runtime.UnlockOSThread()
-			ch <- result{nil, err}
+			errc <- err
 			return
 		}
 		defer target.Close()
 		if err := netns.Set(target); err != nil {
 			runtime.UnlockOSThread()
-			ch <- result{nil, err}
+			errc <- err
 			return
 		}
-		d := net.Dialer{Timeout: time.Second}
-		conn, err := d.DialContext(ctx, network, addr)
+		err = f()
 		if netns.Set(orig) == nil {
 			// Only a thread back in the host namespace may serve other goroutines;
 			// otherwise it stays locked and exits with this goroutine.
 			runtime.UnlockOSThread()
 		}
-		ch <- result{conn, err}
+		errc <- err
 	}()
-	r := <-ch
-	return r.conn, r.err
+	return <-errc
 }
 
 func run(name string, args ...string) error {
