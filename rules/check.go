@@ -71,8 +71,33 @@ func (c *checker) value(expr hcl.Expression) (cty.Value, hcl.Diagnostics) {
 	_, sampleDiags := expr.Value(c.sample)
 	diags = appendTypeErrors(diags, sampleDiags)
 	diags = appendTypeErrors(diags, c.checkTemplates(expr))
+	diags = appendTypeErrors(diags, c.checkGuarded(expr))
 	explainAttributes(diags)
 	return v, diags
+}
+
+// checkGuarded finds type errors in the arguments of can and try, which turn every error
+// into a value: a misspelt fact there would silently make can() false for ever.
+func (c *checker) checkGuarded(node any) hcl.Diagnostics {
+	n, ok := node.(hclsyntax.Node)
+	if !ok {
+		return nil
+	}
+	var diags hcl.Diagnostics
+	hclsyntax.VisitAll(n, func(n hclsyntax.Node) hcl.Diagnostics {
+		call, ok := n.(*hclsyntax.FunctionCallExpr)
+		if !ok || (call.Name != "can" && call.Name != "try") {
+			return nil
+		}
+		for _, arg := range call.Args {
+			_, d := arg.Value(c.ctx)
+			diags = appendTypeErrors(diags, d)
+			_, d = arg.Value(c.sample)
+			diags = appendTypeErrors(diags, d)
+		}
+		return nil
+	})
+	return diags
 }
 
 // appendTypeErrors adds the diagnostics of extra that depend only on types — the sample
@@ -305,6 +330,7 @@ func (c *checker) decodeRemediation(b *hcl.Block) (*Remediation, hcl.Diagnostics
 	_, sampleDiags := hcldec.Decode(b.Body, spec, c.sample)
 	diags = appendTypeErrors(diags, sampleDiags)
 	diags = appendTypeErrors(diags, c.checkTemplates(b.Body))
+	diags = appendTypeErrors(diags, c.checkGuarded(b.Body))
 	explainAttributes(diags)
 	return rem, diags
 }

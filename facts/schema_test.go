@@ -1,0 +1,76 @@
+package facts
+
+import (
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// TestFactsDocUpToDate fails when docs/facts.md differs from what `make docs` generates.
+func TestFactsDocUpToDate(t *testing.T) {
+	data, err := os.ReadFile("../docs/facts.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(Markdown(), string(data)); diff != "" {
+		t.Errorf("docs/facts.md is out of date; run `make docs` (-generated +file):\n%s", diff)
+	}
+}
+
+// TestFieldsMatchType: the documented fields and the policy's type are the same tree, and
+// every field has a doc string.
+func TestFieldsMatchType(t *testing.T) {
+	var fromType []string
+	var walk func(prefix string, ty cty.Type)
+	walk = func(prefix string, ty cty.Type) {
+		switch {
+		case ty.IsObjectType():
+			for name, at := range ty.AttributeTypes() {
+				fromType = append(fromType, prefix+"."+name)
+				walk(prefix+"."+name, at)
+			}
+		case ty.IsListType() || ty.IsMapType():
+			walk(prefix+"[*]", ty.ElementType())
+		}
+	}
+	walk("facts", Type())
+	var fromFields []string
+	for _, f := range Fields() {
+		fromFields = append(fromFields, f.Path)
+		if strings.TrimSpace(f.Doc) == "" {
+			t.Errorf("%s has no doc tag", f.Path)
+		}
+	}
+	slices.Sort(fromType)
+	slices.Sort(fromFields)
+	if diff := cmp.Diff(fromType, fromFields); diff != "" {
+		t.Errorf("Fields() and Type() disagree (-type +fields):\n%s", diff)
+	}
+}
+
+// TestValueNulls: a missing section is null (its rules become unknown); a nil list or map
+// inside a section is empty, so rules can iterate over it.
+func TestValueNulls(t *testing.T) {
+	v, err := Value(&Facts{Firewall: &Firewall{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.GetAttr("imds").IsNull() {
+		t.Error("facts.imds is not null without an IMDS section")
+	}
+	rules := v.GetAttr("firewall").GetAttr("rules")
+	if rules.IsNull() || rules.LengthInt() != 0 {
+		t.Errorf("facts.firewall.rules = %#v, want an empty list", rules)
+	}
+	if probes := v.GetAttr("probes"); probes.IsNull() || probes.LengthInt() != 0 {
+		t.Errorf("facts.probes = %#v, want an empty map", probes)
+	}
+	null, err := Value(nil)
+	if err != nil || !null.IsNull() || !null.Type().Equals(Type()) {
+		t.Errorf("Value(nil) = %#v, %v; want a null of the facts type", null, err)
+	}
+}
