@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"testing/fstest"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/imdsmend/imdsmend/facts"
@@ -88,6 +89,39 @@ func FuzzEvaluate(f *testing.F) {
 			if r.Enabled && decided[r.Name] > 1 {
 				t.Fatalf("rule %q decided %d times", r.Name, decided[r.Name])
 			}
+		}
+	})
+}
+
+// FuzzLoadTests: any bytes as a *_test.hcl file, and as the facts file it may load, give
+// diagnostics or test cases that run — never a panic.
+func FuzzLoadTests(f *testing.F) {
+	p := mustParse(f, "policy.hcl", testedPolicy)
+	files, _ := filepath.Glob("../policytests/*_test.hcl")
+	capture, err := os.ReadFile("../policytests/testdata/firewall_reject.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data, capture)
+	}
+	f.Add([]byte(`test "t" {
+  facts_file = "capture.json"
+  facts      = { imds = { class = "timeout" } }
+  expect     = ["imds_down"]
+}`), capture)
+	f.Fuzz(func(t *testing.T, tests, capture []byte) {
+		fsys := fstest.MapFS{"t_test.hcl": {Data: tests}, "capture.json": {Data: capture}}
+		cases, _, diags := LoadTests(fsys, ".", p)
+		if diags.HasErrors() {
+			return
+		}
+		for _, tc := range cases {
+			p.RunTest(tc)
 		}
 	})
 }
