@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -95,13 +96,26 @@ func newRootCommand() *cobra.Command {
 // engineOptions turns the flags into engine options.
 func (g *globalFlags) engineOptions(cmd *cobra.Command) engine.Options {
 	return engine.Options{
-		PolicyFile:     g.policy,
+		PolicyFile:     g.policyFile(),
 		PolicyExplicit: cmd.Flags().Changed("policy"),
 		BuiltinPolicy:  imdsmend.DefaultPolicy,
 		Root:           g.root,
 		StateDir:       g.stateDir,
 		Only:           g.only,
 	}
+}
+
+// policyFile is --policy as seen inside --root. Without --root, a relative path names a
+// file in the working directory, as `imdsmend validate --policy ./policy.hcl` means.
+func (g *globalFlags) policyFile() string {
+	if filepath.IsAbs(g.policy) || (g.root != "" && g.root != "/") {
+		return g.policy
+	}
+	abs, err := filepath.Abs(g.policy)
+	if err != nil {
+		return g.policy
+	}
+	return abs
 }
 
 // loadEngine loads and validates the policy, printing diagnostics; errors end the run.

@@ -30,7 +30,7 @@ Exits 1 when a test fails.`,
 			if err != nil {
 				return err
 			}
-			suites, err := testSuites(e, e.Paths.File(g.policy), args)
+			suites, err := testSuites(e, e.Paths.File(g.policyFile()), args)
 			if err != nil {
 				return err
 			}
