@@ -160,35 +160,59 @@ func (c *ProxyConfig) load(p paths.Paths, sysPath, kind, format, unit string) *P
 		return nil
 	}
 	f := &ProxyFile{Path: sysPath, Resolved: resolved, Kind: kind, Format: format, Unit: unit, Data: data}
-	var errs []error
-	switch format {
-	case FormatEnvironment:
-		f.Assignments = ParseEnvironment(data)
-	case FormatShell:
-		var err error
-		if f.Assignments, err = ParseShell(data); err != nil {
-			errs = append(errs, err)
-		}
-	case FormatSystemd:
-		key := "Environment"
-		section := "Service"
-		if kind == ProxyKindManager {
-			key, section = "DefaultEnvironment", "Manager"
-		}
-		f.Assignments, errs = ParseSystemd(data, section, key)
-	case FormatDocker:
-		dp, err := ParseDockerDaemon(data)
-		if err != nil {
-			c.Errors = append(c.Errors, fmt.Sprintf("%s: %v", sysPath, err))
-			return nil
-		}
-		f.Docker, f.Assignments = &dp, dp.Assignments
+	errs := f.parse()
+	if f.Format == FormatDocker && len(errs) > 0 {
+		c.Errors = append(c.Errors, fmt.Sprintf("%s: %v", sysPath, errs[0]))
+		return nil
 	}
 	for _, e := range errs {
 		c.Errors = append(c.Errors, fmt.Sprintf("%s: %v", sysPath, e))
 	}
 	c.Files = append(c.Files, f)
 	return f
+}
+
+// parse fills Assignments (and Docker) from Data.
+func (f *ProxyFile) parse() []error {
+	var errs []error
+	switch f.Format {
+	case FormatEnvironment:
+		f.Assignments = ParseEnvironment(f.Data)
+	case FormatShell:
+		var err error
+		if f.Assignments, err = ParseShell(f.Data); err != nil {
+			errs = append(errs, err)
+		}
+	case FormatSystemd:
+		key := "Environment"
+		section := "Service"
+		if f.Kind == ProxyKindManager {
+			key, section = "DefaultEnvironment", "Manager"
+		}
+		f.Assignments, errs = ParseSystemd(f.Data, section, key)
+	case FormatDocker:
+		dp, err := ParseDockerDaemon(f.Data)
+		if err != nil {
+			return []error{err}
+		}
+		f.Docker, f.Assignments = &dp, dp.Assignments
+	}
+	return errs
+}
+
+// WithData returns f as it would be with data instead: parsed, and evaluated in the same
+// place of its scope. A fixer checks its edit with it before writing.
+func (f *ProxyFile) WithData(data []byte) (*ProxyFile, error) {
+	g := &ProxyFile{Path: f.Path, Resolved: f.Resolved, Kind: f.Kind, Format: f.Format, Unit: f.Unit, Data: data}
+	if errs := g.parse(); len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	base := &ProxyFile{Format: FormatEnvironment}
+	for _, k := range slices.Sorted(maps.Keys(f.Inherited)) {
+		base.Assignments = append(base.Assignments, EnvAssignment{Name: k, Value: f.Inherited[k]})
+	}
+	evalScope(scope{{base}, {g}})
+	return g, nil
 }
 
 // ReadFileInRoot reads the file at the system path sysPath under p.Root, following
@@ -286,9 +310,12 @@ func evalScope(s scope) (map[string]string, map[string]*ProxyFile) {
 					continue
 				}
 				v := a.Value
+				if f.Format == FormatDocker && v == "" {
+					continue // dockerd overrides its environment only with non-empty values
+				}
 				if f.Format == FormatShell {
 					v = expand(a.parts, env)
-					if a.append {
+					if a.Append {
 						v = env[a.Name] + v
 					}
 					if !f.evaluated {

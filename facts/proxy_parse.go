@@ -42,8 +42,10 @@ type EnvAssignment struct {
 	// (quotes inside the name); NameStart and ValueStart then mean nothing.
 	Irregular bool
 
-	parts  []wordPart // shell: the value before expansion
-	append bool       // shell: NAME+=value
+	// Append marks a shell NAME+=value, which adds to the variable's value.
+	Append bool
+
+	parts []wordPart // shell: the value before expansion
 }
 
 // lineIndex maps byte offsets to line numbers.
@@ -354,7 +356,8 @@ type DockerProxies struct {
 }
 
 // ParseDockerDaemon reads the proxies object of daemon.json with the offsets of each
-// member. Non-empty values set both spellings of the variable, as dockerd does.
+// member. Each member stands for both spellings of its variable, which dockerd sets when
+// the value is not empty.
 func ParseDockerDaemon(data []byte) (DockerProxies, error) {
 	var dp DockerProxies
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -387,8 +390,9 @@ func ParseDockerDaemon(data []byte) (DockerProxies, error) {
 		}
 		dp.ObjectStart = int(dec.InputOffset())
 		dp.LastValueEnd = dp.ObjectStart
+		// The end of the previous token, taken before More() skips the blanks after it.
+		prevEnd := dp.ObjectStart
 		for dec.More() {
-			prevEnd := int(dec.InputOffset())
 			keyTok, err := dec.Token()
 			if err != nil {
 				return dp, notJSON(err)
@@ -405,6 +409,7 @@ func ParseDockerDaemon(data []byte) (DockerProxies, error) {
 				return dp, notJSON(err)
 			}
 			valEnd := int(dec.InputOffset())
+			prevEnd = valEnd
 			valStart := skipJSONSpace(data, keyEnd)
 			dp.Colon = string(data[keyEnd:valStart])
 			dp.LastValueEnd = valEnd
@@ -416,9 +421,6 @@ func ParseDockerDaemon(data []byte) (DockerProxies, error) {
 			var value string
 			if err := json.Unmarshal(raw, &value); err != nil {
 				return dp, fmt.Errorf("proxies.%s is not a string", key)
-			}
-			if value == "" {
-				continue
 			}
 			ls, le := lineBounds(data, keyStart)
 			for _, n := range names {

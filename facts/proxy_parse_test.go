@@ -249,7 +249,7 @@ func TestParseDockerDaemon(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(dp.Assignments) != 2 || dp.Separator != "" || dp.Colon != ":" || string(compact[dp.LastValueEnd:]) != "}}" {
+	if len(dp.Assignments) != 4 || dp.Separator != "" || dp.Colon != ":" || string(compact[dp.LastValueEnd:]) != "}}" {
 		t.Errorf("compact: %d assignments, separator %q, colon %q, after last value %q", len(dp.Assignments), dp.Separator, dp.Colon, compact[dp.LastValueEnd:])
 	}
 

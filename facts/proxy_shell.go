@@ -130,10 +130,10 @@ func assignments(data []byte, idx lineIndex, words []shellWord) []EnvAssignment 
 			continue
 		}
 		ls, _ := lineBounds(data, w.start)
-		_, le := lineBounds(data, w.end)
+		le := logicalLineEnd(data, w.end)
 		out = append(out, EnvAssignment{Name: w.name, Line: idx.line(w.start), Directive: directive,
 			LineStart: ls, LineEnd: le, WordStart: w.start, WordEnd: w.end, NameStart: w.start,
-			ValueStart: w.valueStart, ValueEnd: w.end, parts: w.parts, append: w.appendOp})
+			ValueStart: w.valueStart, ValueEnd: w.end, parts: w.parts, Append: w.appendOp})
 		if a := &out[len(out)-1]; w.closingQuote && a.ValueStart < a.ValueEnd {
 			// Inside the outer quotes: "…" or '…'.
 			a.ValueEnd--
@@ -143,6 +143,30 @@ func assignments(data []byte, idx lineIndex, words []shellWord) []EnvAssignment 
 		}
 	}
 	return out
+}
+
+// logicalLineEnd is the end of the line holding off, following backslash continuations,
+// without the line ending: where a new line can go after the command at off.
+func logicalLineEnd(data []byte, off int) int {
+	for {
+		_, end := lineBounds(data, off)
+		if end == len(data) || !endsInContinuation(data[:end]) {
+			return end
+		}
+		off = end + 1
+		if data[end] == '\r' {
+			off++
+		}
+	}
+}
+
+// endsInContinuation reports whether line ends in an unescaped backslash.
+func endsInContinuation(line []byte) bool {
+	n := 0
+	for i := len(line) - 1; i >= 0 && line[i] == '\\'; i-- {
+		n++
+	}
+	return n%2 == 1
 }
 
 // command reads words up to the next command separator. more is false at the end.

@@ -37,6 +37,8 @@ func (x *Executor) Plan(ctx context.Context, rule, kind string, args cty.Value) 
 		c.Rule, c.Kind = rule, kind
 		c.ID = actionID(kind, c.Target)
 		switch {
+		case c.Status == StatusFailed:
+			// The fixer could not plan this one (it says why); the others go ahead.
 		case !x.Enforce:
 			c.Status = StatusSkipped
 			c.Error = "settings.mode is \"report\": nothing is changed"

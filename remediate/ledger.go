@@ -2,6 +2,7 @@ package remediate
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,11 +49,14 @@ func (l *Ledger) Append(e Entry) error {
 	if err != nil {
 		return fmt.Errorf("encode ledger entry: %w", err)
 	}
-	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("open ledger %s: %w", l.path, err)
 	}
 	defer f.Close()
+	if err := dropTornTail(f); err != nil {
+		return fmt.Errorf("repair ledger %s: %w", l.path, err)
+	}
 	if _, err := f.Write(append(line, '\n')); err != nil {
 		return fmt.Errorf("append to ledger %s: %w", l.path, err)
 	}
@@ -60,6 +64,32 @@ func (l *Ledger) Append(e Entry) error {
 		return fmt.Errorf("sync ledger %s: %w", l.path, err)
 	}
 	return nil
+}
+
+// dropTornTail cuts a last line without its newline, left by a crash mid-write: appending
+// after it would glue the next entry to it and corrupt both. Its Append never returned, so
+// the change it announced was never made.
+func dropTornTail(f *os.File) error {
+	st, err := f.Stat()
+	if err != nil || st.Size() == 0 {
+		return err
+	}
+	end := st.Size()
+	buf := make([]byte, 4096)
+	for pos := end; pos > 0; {
+		n := min(int64(len(buf)), pos)
+		pos -= n
+		if _, err := f.ReadAt(buf[:n], pos); err != nil {
+			return err
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			if pos+int64(i)+1 == end {
+				return nil
+			}
+			return f.Truncate(pos + int64(i) + 1)
+		}
+	}
+	return f.Truncate(0)
 }
 
 // Read returns every entry in order. A torn last line (a crash mid-write) is ignored;

@@ -91,19 +91,21 @@ func (e *Engine) Gather(ctx context.Context) *facts.Facts {
 func (e *Engine) Run(ctx context.Context, command string) (*report.Report, error) {
 	start := time.Now()
 	rep := &report.Report{Schema: report.Schema, Command: command, RunID: NewRunID()}
+	if command == CommandApply {
+		// Facts, plan and changes all under the lock: facts gathered while another apply
+		// was still changing the system would plan what it has already done.
+		unlock, err := Lock(ctx, e.Paths.Lock())
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+	}
 	f := e.Gather(ctx)
 	res, err := e.evaluate(f)
 	if err != nil {
 		return nil, err
 	}
 	if command == CommandPlan || command == CommandApply {
-		if command == CommandApply {
-			unlock, err := Lock(ctx, e.Paths.Lock())
-			if err != nil {
-				return nil, err
-			}
-			defer unlock()
-		}
 		x := e.executor(rep.RunID, f)
 		var changes []*remediate.Change
 		for _, req := range res.Requests {

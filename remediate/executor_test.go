@@ -1,0 +1,272 @@
+package remediate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/hashicorp/hcl/v2/hcldec"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// fakeFixer "fixes" targets by marking them in a map. Its Apply checks that the
+// executor recorded the intent in the ledger first.
+type fakeFixer struct {
+	t         *testing.T
+	fixed     map[string]bool
+	ledger    *Ledger
+	planErr   error
+	failApply map[string]bool
+	noop      map[string]bool // already as wanted at apply time
+	failUndo  map[string]bool
+	applied   []string
+}
+
+func newFake(t *testing.T, l *Ledger) *fakeFixer {
+	return &fakeFixer{t: t, fixed: map[string]bool{}, ledger: l, failApply: map[string]bool{}, noop: map[string]bool{}, failUndo: map[string]bool{}}
+}
+
+func (*fakeFixer) Kind() string       { return "fake" }
+func (*fakeFixer) Doc() string        { return "marks targets fixed" }
+func (*fakeFixer) Permission() string { return "files" }
+func (*fakeFixer) Spec() hcldec.Spec {
+	return &hcldec.ObjectSpec{"targets": &hcldec.AttrSpec{Name: "targets", Type: cty.List(cty.String), Required: true}}
+}
+
+func (f *fakeFixer) Plan(_ context.Context, _ *Env, args cty.Value) ([]*Change, error) {
+	if f.planErr != nil {
+		return nil, f.planErr
+	}
+	targets, err := stringList(args, "targets")
+	if err != nil {
+		return nil, err
+	}
+	var out []*Change
+	for _, t := range targets {
+		if !f.fixed[t] {
+			out = append(out, &Change{Target: t, Detail: "fix " + t})
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeFixer) Apply(_ context.Context, _ *Env, c *Change) error {
+	entries, err := f.ledger.Read()
+	if err != nil {
+		return err
+	}
+	if n := len(entries); n == 0 || entries[n-1].Phase != PhaseIntent || entries[n-1].Change.ID != c.ID {
+		f.t.Errorf("Apply(%s) ran before its intent was in the ledger", c.Target)
+	}
+	switch {
+	case f.failApply[c.Target]:
+		return errors.New("device busy")
+	case f.noop[c.Target]:
+		c.Status = StatusUnchanged
+		return nil
+	}
+	f.fixed[c.Target] = true
+	f.applied = append(f.applied, c.Target)
+	c.Data = []byte(`{"was":"broken"}`)
+	return nil
+}
+
+func (f *fakeFixer) Undo(_ context.Context, _ *Env, c *Change) error {
+	if string(c.Data) != `{"was":"broken"}` {
+		return fmt.Errorf("undo without the applied record: %s", c.Data)
+	}
+	if f.failUndo[c.Target] {
+		return errors.New("device busy")
+	}
+	if !f.fixed[c.Target] {
+		return errors.New("not applied")
+	}
+	delete(f.fixed, c.Target)
+	return nil
+}
+
+func targets(ts ...string) cty.Value {
+	vals := make([]cty.Value, len(ts))
+	for i, t := range ts {
+		vals[i] = cty.StringVal(t)
+	}
+	return cty.ObjectVal(map[string]cty.Value{"targets": cty.ListVal(vals)})
+}
+
+func newExecutor(t *testing.T, run string, allow bool) (*Executor, *fakeFixer) {
+	t.Helper()
+	l := NewLedger(filepath.Join(t.TempDir(), "ledger.jsonl"))
+	f := newFake(t, l)
+	reg, err := NewRegistry(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Executor{Registry: reg, Env: &Env{Allow: func(p string) bool { return allow && p == "files" }}, Ledger: l, RunID: run, Enforce: true}, f
+}
+
+// summary is "target status error" per change.
+func summary(changes []*Change) []string {
+	var out []string
+	for _, c := range changes {
+		out = append(out, strings.TrimSpace(c.Target+" "+c.Status+" "+c.Error))
+	}
+	return out
+}
+
+func TestExecutorPlan(t *testing.T) {
+	ctx := context.Background()
+	x, f := newExecutor(t, "r1", true)
+	got := x.Plan(ctx, "rule", "fake", targets("a", "b"))
+	if diff := cmp.Diff([]string{"a planned", "b planned"}, summary(got)); diff != "" {
+		t.Errorf("allowed (-want +got):\n%s", diff)
+	}
+	if got[0].ID != actionID("fake", "a") || got[0].Rule != "rule" || got[0].Kind != "fake" {
+		t.Errorf("change = %+v", got[0])
+	}
+	// Plan and apply name a change alike: the ID depends on kind and target only.
+	if again := x.Plan(ctx, "other", "fake", targets("a")); again[0].ID != got[0].ID {
+		t.Errorf("ID changed between plans: %s, %s", got[0].ID, again[0].ID)
+	}
+
+	x.Env.Allow = func(string) bool { return false }
+	want := `a skipped not allowed by the policy: set settings { allow { files = true } } to permit it`
+	if diff := cmp.Diff([]string{want}, summary(x.Plan(ctx, "rule", "fake", targets("a")))); diff != "" {
+		t.Errorf("not allowed (-want +got):\n%s", diff)
+	}
+	x.Env.Allow, x.Enforce = func(string) bool { return true }, false
+	want = `a skipped settings.mode is "report": nothing is changed`
+	if diff := cmp.Diff([]string{want}, summary(x.Plan(ctx, "rule", "fake", targets("a")))); diff != "" {
+		t.Errorf("report mode (-want +got):\n%s", diff)
+	}
+	x.Enforce = true
+	f.planErr = errors.New("cannot read /etc/x")
+	if diff := cmp.Diff([]string{"failed plan: cannot read /etc/x"}, summary(x.Plan(ctx, "rule", "fake", targets("a")))); diff != "" {
+		t.Errorf("plan error (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"failed unknown remediation kind nope"}, summary(x.Plan(ctx, "rule", "nope", targets("a")))); diff != "" {
+		t.Errorf("unknown kind (-want +got):\n%s", diff)
+	}
+	if entries, _ := x.Ledger.Read(); len(entries) != 0 {
+		t.Errorf("planning wrote %d ledger entries", len(entries))
+	}
+}
+
+func TestExecutorApply(t *testing.T) {
+	ctx := context.Background()
+	x, f := newExecutor(t, "r1", true)
+	f.failApply["b"], f.noop["c"] = true, true
+	changes := x.Plan(ctx, "rule", "fake", targets("a", "b", "c"))
+	skipped := &Change{ID: "x", Kind: "fake", Target: "d", Status: StatusSkipped}
+	changes = append(changes, skipped)
+	x.Apply(ctx, changes)
+	want := []string{"a applied", "b failed device busy", "c unchanged", "d skipped"}
+	if diff := cmp.Diff(want, summary(changes)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	entries, err := x.Ledger.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.RunID+" "+e.Phase+" "+e.Change.Target+" "+e.Change.Status)
+	}
+	want = []string{"r1 intent a planned", "r1 result a applied", "r1 intent b planned", "r1 result b failed", "r1 intent c planned", "r1 result c unchanged"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ledger (-want +got):\n%s", diff)
+	}
+	if string(entries[1].Change.Data) != `{"was":"broken"}` {
+		t.Errorf("the result does not carry the fixer's undo record: %s", entries[1].Change.Data)
+	}
+}
+
+func TestExecutorApplyWithoutLedger(t *testing.T) {
+	ctx := context.Background()
+	x, f := newExecutor(t, "r1", true)
+	blocker := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	x.Ledger = NewLedger(filepath.Join(blocker, "ledger.jsonl"))
+	changes := x.Plan(ctx, "rule", "fake", targets("a"))
+	x.Apply(ctx, changes)
+	if changes[0].Status != StatusFailed || !strings.Contains(changes[0].Error, "create state directory") || len(f.applied) != 0 {
+		t.Errorf("change %+v, applied %v; an unrecorded change must not be made", changes[0], f.applied)
+	}
+}
+
+func TestExecutorUndo(t *testing.T) {
+	ctx := context.Background()
+	x, f := newExecutor(t, "r1", true)
+	apply := func(run string, ts ...string) []*Change {
+		x.RunID = run
+		changes := x.Plan(ctx, "rule", "fake", targets(ts...))
+		x.Apply(ctx, changes)
+		return changes
+	}
+	undoable := func(last bool, ids ...string) ([]string, error) {
+		cs, err := x.Undoable(last, ids)
+		var out []string
+		for _, c := range cs {
+			out = append(out, c.Target)
+		}
+		return out, err
+	}
+	if got, err := undoable(true); err != nil || got != nil {
+		t.Errorf("empty ledger: %v, %v", got, err)
+	}
+	apply("r1", "a", "b")
+	f.noop["c"] = true
+	apply("r2", "c") // changed nothing
+	// --last skips r2, which applied nothing, and reverts r1 newest first.
+	got, err := undoable(true)
+	if err != nil || !slices.Equal(got, []string{"b", "a"}) {
+		t.Fatalf("undo --last = %v, %v; want [b a]", got, err)
+	}
+	cs, _ := x.Undoable(true, nil)
+	x.RunID = "u1"
+	x.Undo(ctx, cs)
+	if diff := cmp.Diff([]string{"b reverted", "a reverted"}, summary(cs)); diff != "" {
+		t.Errorf("undo (-want +got):\n%s", diff)
+	}
+	if len(f.fixed) != 0 {
+		t.Errorf("still fixed after undo: %v", f.fixed)
+	}
+	if got, err := undoable(true); err != nil || got != nil {
+		t.Errorf("undo --last after everything was reverted = %v, %v", got, err)
+	}
+	// Reverting an already reverted change is an error that says where to look.
+	_, err = undoable(false, actionID("fake", "a"))
+	if err == nil || !strings.Contains(err.Error(), "no applied, unreverted change with ID "+actionID("fake", "a")) {
+		t.Errorf("undo of a reverted change = %v", err)
+	}
+
+	apply("r3", "a", "d")
+	got, err = undoable(false, actionID("fake", "d"))
+	if err != nil || !slices.Equal(got, []string{"d"}) {
+		t.Errorf("undo by ID = %v, %v; want [d]", got, err)
+	}
+	// An undo that fails leaves the change undoable.
+	f.failUndo["d"] = true
+	cs, _ = x.Undoable(false, []string{actionID("fake", "d")})
+	x.Undo(ctx, cs)
+	if diff := cmp.Diff([]string{"d failed undo: device busy"}, summary(cs)); diff != "" {
+		t.Errorf("failed undo (-want +got):\n%s", diff)
+	}
+	if got, err = undoable(true); err != nil || !slices.Equal(got, []string{"d", "a"}) {
+		t.Errorf("undo --last after a failed undo = %v, %v; want [d a]", got, err)
+	}
+	// A ledger damaged in the middle stops undo with the line to look at.
+	if err := os.WriteFile(x.Ledger.Path(), []byte("{}\nnot json\n{}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := undoable(true); err == nil || !strings.Contains(err.Error(), ":2: corrupt ledger entry") {
+		t.Errorf("undo with a corrupt ledger = %v", err)
+	}
+}

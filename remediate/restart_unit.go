@@ -1,0 +1,99 @@
+package remediate
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"regexp"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2/hcldec"
+	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/internal/paths"
+	"github.com/imdsmend/imdsmend/rules"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// KindRestartUnit is the remediation kind of RestartUnit.
+const KindRestartUnit = "restart_unit"
+
+// RestartUnit restarts services whose running processes still carry a proxy environment
+// that sends IMDS requests to the proxy, once the unit's configuration no longer does:
+// processes keep the environment they started with. It is the follow-up of no_proxy and
+// needs its own permission, restart_units.
+type RestartUnit struct {
+	// Systemctl runs systemctl with args. Nil runs paths.Systemctl, and only when --root is
+	// "/": the units of another tree don't run here.
+	Systemctl func(ctx context.Context, args ...string) error
+}
+
+// Kind implements Fixer.
+func (RestartUnit) Kind() string { return KindRestartUnit }
+
+// Doc implements Fixer.
+func (RestartUnit) Doc() string {
+	return "restart services whose running processes still send IMDS requests to a proxy (systemctl try-restart)"
+}
+
+// Permission implements Fixer.
+func (RestartUnit) Permission() string { return rules.PermRestartUnits }
+
+// Spec implements Fixer: `units` lists the services to restart.
+func (RestartUnit) Spec() hcldec.Spec {
+	return &hcldec.ObjectSpec{"units": &hcldec.AttrSpec{Name: "units", Type: cty.List(cty.String), Required: true}}
+}
+
+// A service name systemctl can't mistake for an option or a pattern.
+var serviceName = regexp.MustCompile(`^[A-Za-z0-9:_.\\@-]+\.service$`)
+
+// Plan implements Fixer.
+func (RestartUnit) Plan(_ context.Context, _ *Env, args cty.Value) ([]*Change, error) {
+	units, err := stringList(args, "units")
+	if err != nil {
+		return nil, err
+	}
+	var changes []*Change
+	for _, u := range units {
+		c := &Change{Target: u, Detail: fmt.Sprintf("systemctl daemon-reload && systemctl try-restart %s: its processes still send IMDS requests to a proxy; a restart gives them the fixed configuration", u)}
+		if !serviceName.MatchString(u) || strings.HasPrefix(u, "-") {
+			c.Status, c.Error = StatusFailed, fmt.Sprintf("%q is not a service name", u)
+		}
+		changes = append(changes, c)
+	}
+	return changes, nil
+}
+
+// Apply implements Fixer. It restarts only a unit whose configuration, as it is now,
+// bypasses the proxy for IMDS: otherwise the restart would change nothing and the next
+// run would restart it again.
+func (r RestartUnit) Apply(ctx context.Context, env *Env, c *Change) error {
+	unit := c.Target
+	conf := facts.LoadProxyConfig(env.Paths.Root)
+	if uses := facts.IMDSProxyUses(conf.UnitEnv(unit), facts.ProxyHosts(env.IPv6)); len(uses) > 0 {
+		return fmt.Errorf("not restarted: %s's configuration still sends IMDS requests to the proxy in %s; fix it first (no_proxy)", unit, uses[0].ProxyVar)
+	}
+	run := r.Systemctl
+	if run == nil {
+		if env.Paths.Root != "/" {
+			return fmt.Errorf("not restarted: --root %s is not the running system; restart %s there", env.Paths.Root, unit)
+		}
+		run = runSystemctl
+	}
+	if err := run(ctx, "daemon-reload"); err != nil {
+		return fmt.Errorf("not restarted: %w", err)
+	}
+	return run(ctx, "try-restart", unit)
+}
+
+// Undo implements Fixer. A restart can't be taken back; the unit keeps the environment it
+// started with until its next restart, which is harmless: it only bypasses the proxy for
+// IMDS.
+func (RestartUnit) Undo(context.Context, *Env, *Change) error { return nil }
+
+func runSystemctl(ctx context.Context, args ...string) error {
+	out, err := exec.CommandContext(ctx, paths.Systemctl, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %w: %s", paths.Systemctl, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
