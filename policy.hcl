@@ -13,6 +13,9 @@ settings {
     firewall = true
     files    = true
     ec2_api  = false
+    # Services keep a fixed proxy environment until they restart; imdsmend restarts
+    # them only when this is true.
+    restart_units = false
   }
 }
 
@@ -43,4 +46,64 @@ rule "imds_http_error" {
   severity = "critical"
   summary  = "IMDS answers with an error: ${facts.imds.class} (HTTP ${facts.imds.status}) at the ${facts.imds.stage} step"
   hint     = "check the instance's metadata options and anything between this host and IMDS that rewrites requests"
+}
+
+rule "firewall_blocks_imds" {
+  # Rules that certainly stop root's requests (imdsmend, cloud-init, the SSM agent). Those
+  # scoped by socket owner (deliberate) and those that hit far more than IMDS (broad: a
+  # DROP of all output, a chain policy) are reported but never deleted by default.
+  when     = length([for r in facts.firewall.rules : r if r.blocks]) > 0
+  severity = "critical"
+  summary  = "firewall rules stop root's requests to IMDS: ${join("; ", [for r in facts.firewall.rules : "${r.backend}/${r.family}/${r.table}/${r.chain}: ${r.spec}" if r.blocks])}"
+  hint     = "imdsmend apply deletes those that are neither owner-scoped nor broad; docs/firewall.md tells how to keep or remove the others"
+  evidence = { rules = [for r in facts.firewall.rules : r if r.blocks] }
+
+  remediate "firewall_delete" {
+    rules = [for r in facts.firewall.rules : r if r.blocks && !r.deliberate && !r.broad]
+  }
+}
+
+rule "firewall_restricts_imds" {
+  # Deliberate restrictions AWS documents (an --uid-owner REJECT for other users, the EKS
+  # FORWARD DROP for pods) and rules that may or may not hit: root's requests pass, so the
+  # run stays healthy and the rules stay.
+  when     = length([for r in facts.firewall.rules : r if !r.blocks]) > 0
+  severity = "info"
+  summary  = "firewall rules restrict IMDS for some traffic but spare root's requests: ${join("; ", [for r in facts.firewall.rules : "${r.scope}${r.certain ? "" : " (uncertain)"}: ${r.backend}/${r.family}/${r.table}/${r.chain}: ${r.spec}" if !r.blocks])}"
+  hint     = "kept on purpose; to have imdsmend remove one, add a drop-in that deletes it by pattern (docs/firewall.md)"
+  evidence = { rules = [for r in facts.firewall.rules : r if !r.blocks] }
+}
+
+rule "no_route_to_imds" {
+  # systemd-imdsd's prohibit route (with its fwmark policy rule) is intentional: left alone.
+  when     = !facts.route.ok && facts.route.managed_by == ""
+  severity = "critical"
+  summary  = "no usable route to IMDS: ${facts.route.reason}"
+  hint     = "routes are only reported unless the policy allows them: settings { allow { routes = true } } lets imdsmend route 169.254.169.254/32 via ${facts.route.primary_interface == "" ? "the primary interface" : facts.route.primary_interface}"
+  evidence = { route = facts.route }
+
+  remediate "route_restore" {
+    interface = facts.route.primary_interface
+    gateway   = facts.route.primary_gateway
+  }
+}
+
+rule "proxy_leak" {
+  # A proxy that receives IMDS requests breaks them (a token PUT through a proxy fails) or
+  # sees the instance's role credentials. A source leaks when curl or a Go program using its
+  # settings would send 169.254.169.254 (and fd00:ec2::254 with ipv6) to the proxy; curl and
+  # Go read no_proxy differently (docs/proxy.md), so both spellings must list IMDS.
+  when     = length([for s in facts.proxy.sources : s if s.leaks]) > 0
+  severity = "critical"
+  summary  = "IMDS requests would go to a proxy: ${join("; ", [for s in facts.proxy.sources : "${s.kind == "process" ? s.name : "${s.path}:${s.line}"} (${join(" and ", s.clients)} via ${s.proxy})" if s.leaks])}"
+  hint     = "imdsmend apply adds 169.254.169.254 to no_proxy and NO_PROXY in those files; running services keep their environment until they restart (settings { allow { restart_units = true } } lets imdsmend restart them)"
+  evidence = { sources = [for s in facts.proxy.sources : s if s.leaks] }
+
+  remediate "no_proxy" {
+    files = [for s in facts.proxy.sources : s.path if s.leaks && s.kind != "process"]
+  }
+
+  remediate "restart_unit" {
+    units = [for s in facts.proxy.sources : s.unit if s.leaks && s.restart_fixes]
+  }
 }

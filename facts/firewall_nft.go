@@ -169,6 +169,10 @@ func NftExprKey(exprs []json.RawMessage) string {
 	return "[" + strings.Join(parts, ",") + "]"
 }
 
+// NftRuleSpec is the text facts.firewall.rules[*].spec holds for an nft rule; the fixer
+// compares it to make sure a handle still holds the rule the policy meant.
+func NftRuleSpec(exprs []json.RawMessage) string { return parseNftRule(exprs, false, nil).spec }
+
 // parseNftRule turns a rule's expressions into conditions, a verdict and its text.
 func parseNftRule(exprs []json.RawMessage, v6 bool, users *userDB) *fwRule {
 	r := &fwRule{expr: []byte(NftExprKey(exprs))}

@@ -114,9 +114,10 @@ func lookupRoute(dst netip.Addr) (routeLookup, error) {
 			return routeLookup{}, fmt.Errorf("look up the route to %s: %w", dst, err)
 		}
 		rl := routeLookup{typ: routeErrTypes[errno]}
-		if rl.typ != "none" {
-			rl.prefix, rl.table, err = refusingRoute(dst, rl.typ)
+		if rl.typ == "none" {
+			return rl, nil
 		}
+		rl.prefix, rl.table, err = refusingRoute(dst, rl.typ)
 		return rl, err
 	}
 	if len(routes) == 0 {

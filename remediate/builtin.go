@@ -3,5 +3,5 @@ package remediate
 // builtinFixers lists every fixer shipped with imdsmend. Registration is explicit so a
 // reader sees all kinds in one place.
 func builtinFixers() []Fixer {
-	return []Fixer{NoProxy{}, RestartUnit{}}
+	return []Fixer{FirewallDelete{}, RouteRestore{}, NoProxy{}, RestartUnit{}}
 }

@@ -1,0 +1,72 @@
+# Tests of the firewall and route rules of the default policy (policy.hcl). Run them with
+# `imdsmend test`. Facts are shaped as the firewall and route probes fill them.
+
+test "the AWS article's owner-scoped REJECT is a deliberate restriction" {
+  facts = {
+    firewall = { sources = ["nft/ipv4"], rules = [{
+      id = "nft/ipv4/filter/OUTPUT/1a2b3c4d", backend = "nft", family = "ipv4", table = "filter", chain = "OUTPUT", position = 1, handle = 0,
+      spec = "-d 169.254.169.254/32 -p tcp -m owner --uid-owner 1000-10000 -j REJECT --reject-with icmp-port-unreachable",
+      effect = "reject", scope = "non_root", blocks = false, certain = true, deliberate = true, broad = false
+    }] }
+  }
+  expect = ["firewall_restricts_imds"]
+}
+
+test "a REJECT for everyone blocks IMDS" {
+  facts = {
+    firewall = { sources = ["nft/ipv4"], rules = [{
+      id = "nft/ipv4/filter/OUTPUT/5e6f7a8b", backend = "nft", family = "ipv4", table = "filter", chain = "OUTPUT", position = 1, handle = 0,
+      spec = "-d 169.254.169.254/32 -p tcp -j REJECT --reject-with icmp-port-unreachable",
+      effect = "reject", scope = "everyone", blocks = true, certain = true, deliberate = false, broad = false
+    }] }
+  }
+  expect = ["firewall_blocks_imds"]
+}
+
+test "a blocker next to a deliberate restriction: both are reported" {
+  facts = {
+    firewall = { sources = ["nft/ipv4"], rules = [
+      { id = "a", backend = "nft", family = "ipv4", table = "filter", chain = "FORWARD", position = 1, handle = 0,
+        spec = "-d 169.254.169.254/32 -i eni+ -j DROP", effect = "drop", scope = "forwarded",
+        blocks = false, certain = true, deliberate = true, broad = false },
+      { id = "b", backend = "legacy", family = "ipv4", table = "filter", chain = "OUTPUT", position = 1, handle = 0,
+        spec = "-d 169.254.169.254/32 -j DROP", effect = "drop", scope = "everyone",
+        blocks = true, certain = true, deliberate = false, broad = false },
+    ] }
+  }
+  expect = ["firewall_blocks_imds", "firewall_restricts_imds"]
+}
+
+test "no rules, no firewall finding" {
+  facts  = { firewall = { sources = [], rules = [] } }
+  expect = []
+}
+
+test "a failed firewall probe decides neither firewall rule" {
+  facts   = { firewall = null }
+  expect  = []
+  unknown = ["firewall_blocks_imds", "firewall_restricts_imds"]
+}
+
+test "a local route, as in a test namespace, is fine" {
+  facts  = { route = { type = "local", interface = "lo", ok = true, managed_by = "", reason = "" } }
+  expect = []
+}
+
+test "a prohibit route stops IMDS" {
+  facts = { route = { type = "prohibit", prefix = "169.254.169.254/32", table = "main", primary_interface = "eth0", primary_gateway = "10.0.0.1",
+    ok = false, managed_by = "", reason = "prohibit route 169.254.169.254/32 in table main" } }
+  expect = ["no_route_to_imds"]
+}
+
+test "a route via a secondary ENI" {
+  facts = { route = { type = "unicast", interface = "ens6", primary_interface = "ens5", primary_gateway = "10.0.0.1",
+    ok = false, managed_by = "", reason = "IMDS traffic leaves by ens6, not by the primary interface ens5" } }
+  expect = ["no_route_to_imds"]
+}
+
+test "systemd-imdsd's prohibit route is intentional" {
+  facts = { route = { type = "prohibit", prefix = "169.254.169.254/32", table = "main", primary_interface = "eth0",
+    ok = false, managed_by = "systemd-imdsd", reason = "prohibit route 169.254.169.254/32 in table main" } }
+  expect = []
+}

@@ -1,0 +1,423 @@
+package remediate
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/coreos/go-iptables/iptables"
+	"github.com/hashicorp/hcl/v2/hcldec"
+	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/internal/paths"
+	"github.com/imdsmend/imdsmend/rules"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/gocty"
+)
+
+// FirewallDelete removes firewall rules, each exactly by its full spec (iptables) or by its
+// handle after checking the handle still holds the same rule (native nftables). Undo puts
+// each rule back at the position it had.
+type FirewallDelete struct{}
+
+// Kind implements Fixer.
+func (FirewallDelete) Kind() string { return "firewall_delete" }
+
+// Doc implements Fixer.
+func (FirewallDelete) Doc() string {
+	return "delete the given rules (objects of facts.firewall.rules) on their backend and family; undo re-inserts them"
+}
+
+// Permission implements Fixer.
+func (FirewallDelete) Permission() string { return rules.PermFirewall }
+
+// firewallRuleKeys are the attributes a rule object must have; the others of
+// facts.firewall.rules may be left out, so a drop-in can name a rule by hand.
+var firewallRuleKeys = []string{"backend", "family", "table", "chain", "spec"}
+
+// Spec implements Fixer: `rules` is a list of rule objects, typically a filtered
+// facts.firewall.rules.
+func (FirewallDelete) Spec() hcldec.Spec {
+	full, err := gocty.ImpliedType(facts.FirewallRule{})
+	if err != nil {
+		panic(err)
+	}
+	var optional []string
+	for name := range full.AttributeTypes() {
+		if !slices.Contains(firewallRuleKeys, name) {
+			optional = append(optional, name)
+		}
+	}
+	rule := cty.ObjectWithOptionalAttrs(full.AttributeTypes(), optional)
+	return &hcldec.ObjectSpec{
+		"rules": &hcldec.AttrSpec{Name: "rules", Type: cty.List(rule), Required: true},
+	}
+}
+
+// firewallDeleteData is a change's record: what to delete (from Plan) and where it was
+// (from Apply), which Undo needs.
+type firewallDeleteData struct {
+	Backend string `json:"backend"`
+	Family  string `json:"family"`
+	Table   string `json:"table"`
+	Chain   string `json:"chain"`
+	Spec    string `json:"spec"`
+	Handle  int    `json:"handle,omitempty"`
+	// Copies is how many identical iptables rules the policy listed (iptables -D removes
+	// the first each time).
+	Copies int `json:"copies,omitempty"`
+	// Positions of the deleted rules when they were deleted: 1-based for iptables, the
+	// 0-based index for nft, in deletion order.
+	Positions []int `json:"positions,omitempty"`
+	// Expr is the deleted nft rule, to put back as it was.
+	Expr json.RawMessage `json:"expr,omitempty"`
+}
+
+var iptablesTables = []string{"filter", "nat", "mangle", "raw", "security"}
+
+// Plan implements Fixer: one change per distinct rule.
+func (FirewallDelete) Plan(_ context.Context, _ *Env, args cty.Value) ([]*Change, error) {
+	list := args.GetAttr("rules")
+	if list.IsNull() || !list.IsKnown() {
+		return nil, errors.New("rules is null or unknown")
+	}
+	var changes []*Change
+	byTarget := map[string]*Change{}
+	for i, it := 0, list.ElementIterator(); it.Next(); i++ {
+		_, v := it.Element()
+		d, err := decodeFirewallRule(v)
+		if err != nil {
+			return nil, fmt.Errorf("rules[%d]: %w", i, err)
+		}
+		target, detail, err := d.describe()
+		if err != nil {
+			return nil, fmt.Errorf("rules[%d]: %w", i, err)
+		}
+		if c, dup := byTarget[target]; dup {
+			if d.Backend != "nftables" {
+				var prev firewallDeleteData
+				_ = json.Unmarshal(c.Data, &prev)
+				prev.Copies++
+				c.Data, _ = json.Marshal(prev)
+			}
+			continue
+		}
+		if d.Backend != "nftables" {
+			d.Copies = 1
+		}
+		data, err := json.Marshal(d)
+		if err != nil {
+			return nil, err
+		}
+		c := &Change{Target: target, Detail: detail, Data: data}
+		byTarget[target] = c
+		changes = append(changes, c)
+	}
+	return changes, nil
+}
+
+func decodeFirewallRule(v cty.Value) (firewallDeleteData, error) {
+	if v.IsNull() || !v.IsKnown() {
+		return firewallDeleteData{}, errors.New("the rule is null or unknown")
+	}
+	str := func(name string) string {
+		a := v.GetAttr(name)
+		if a.IsNull() || !a.IsKnown() {
+			return ""
+		}
+		return a.AsString()
+	}
+	d := firewallDeleteData{Backend: str("backend"), Family: str("family"), Table: str("table"), Chain: str("chain"), Spec: str("spec")}
+	if h := v.GetAttr("handle"); !h.IsNull() && h.IsKnown() {
+		if err := gocty.FromCtyValue(h, &d.Handle); err != nil {
+			return d, fmt.Errorf("handle: %w", err)
+		}
+	}
+	return d, nil
+}
+
+// describe validates a rule and returns its change target and the exact command.
+func (d firewallDeleteData) describe() (target, detail string, err error) {
+	if d.Family != "ipv4" && d.Family != "ipv6" {
+		return "", "", fmt.Errorf("family must be \"ipv4\" or \"ipv6\", not %q", d.Family)
+	}
+	if d.Chain == "" || strings.ContainsAny(d.Chain, " \t\n") {
+		return "", "", fmt.Errorf("bad chain name %q", d.Chain)
+	}
+	if strings.HasPrefix(d.Spec, "-P ") {
+		return "", "", fmt.Errorf("%s/%s/%s is a chain policy (%s), not a rule: it can't be deleted; allow IMDS with an ACCEPT rule instead", d.Backend, d.Table, d.Chain, d.Spec)
+	}
+	switch d.Backend {
+	case "nft", "legacy":
+		if !slices.Contains(iptablesTables, d.Table) {
+			return "", "", fmt.Errorf("unknown iptables table %q", d.Table)
+		}
+		words, err := facts.SplitWords(d.Spec)
+		if err != nil || len(words) == 0 {
+			return "", "", fmt.Errorf("spec %q is not a rule: %v", d.Spec, err)
+		}
+		bin, err := facts.IptablesCommand(d.Backend, d.Family)
+		if err != nil {
+			return "", "", err
+		}
+		target = fmt.Sprintf("%s/%s/%s/%s: %s", d.Backend, d.Family, d.Table, d.Chain, d.Spec)
+		cmd := append([]string{filepath.Base(bin), "-t", d.Table, "-D", d.Chain}, words...)
+		return target, facts.QuoteWords(cmd), nil
+	case "nftables":
+		fam, table, ok := strings.Cut(d.Table, " ")
+		if !ok || d.Handle <= 0 {
+			return "", "", fmt.Errorf("an nftables rule needs its table as \"FAMILY NAME\" and its handle (got table %q, handle %d)", d.Table, d.Handle)
+		}
+		// One rule of an inet table shows up once per family: it is one change.
+		target = fmt.Sprintf("nftables/%s/%s/handle %d: %s", d.Table, d.Chain, d.Handle, d.Spec)
+		return target, facts.QuoteWords([]string{paths.Nft, "delete", "rule", fam, table, d.Chain, "handle", fmt.Sprint(d.Handle)}), nil
+	}
+	return "", "", fmt.Errorf("backend must be \"nft\", \"legacy\" or \"nftables\", not %q", d.Backend)
+}
+
+// Apply implements Fixer.
+func (FirewallDelete) Apply(ctx context.Context, _ *Env, c *Change) error {
+	var d firewallDeleteData
+	if err := json.Unmarshal(c.Data, &d); err != nil {
+		return fmt.Errorf("read change record: %w", err)
+	}
+	var err error
+	if d.Backend == "nftables" {
+		err = d.deleteNft(ctx)
+	} else {
+		err = d.deleteIptables()
+	}
+	if err != nil {
+		return err
+	}
+	if len(d.Positions) == 0 {
+		c.Status = StatusUnchanged
+	}
+	c.Data, err = json.Marshal(d)
+	return err
+}
+
+// Undo implements Fixer.
+func (FirewallDelete) Undo(ctx context.Context, _ *Env, c *Change) error {
+	var d firewallDeleteData
+	if err := json.Unmarshal(c.Data, &d); err != nil {
+		return fmt.Errorf("read change record: %w", err)
+	}
+	if d.Backend == "nftables" {
+		return d.restoreNft(ctx)
+	}
+	return d.restoreIptables()
+}
+
+func (d *firewallDeleteData) iptables() (*iptables.IPTables, []string, error) {
+	bin, err := facts.IptablesCommand(d.Backend, d.Family)
+	if err != nil {
+		return nil, nil, err
+	}
+	proto := iptables.ProtocolIPv4
+	if d.Family == "ipv6" {
+		proto = iptables.ProtocolIPv6
+	}
+	ipt, err := iptables.New(iptables.Path(bin), iptables.IPFamily(proto), iptables.Timeout(int(facts.XtablesLockWait.Seconds())))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", bin, err)
+	}
+	words, err := facts.SplitWords(d.Spec)
+	if err != nil {
+		return nil, nil, fmt.Errorf("spec %q: %w", d.Spec, err)
+	}
+	return ipt, words, nil
+}
+
+// positions lists where the rule sits in its chain (1-based), by comparing words, so
+// quoting differences between outputs don't matter. A missing chain holds no rule.
+func (d *firewallDeleteData) positions(ipt *iptables.IPTables, words []string) (found []int, length int, err error) {
+	lines, err := ipt.List(d.Table, d.Chain)
+	if err != nil {
+		var ie *iptables.Error
+		if errors.As(err, &ie) && ie.IsNotExist() {
+			return nil, 0, nil
+		}
+		return nil, 0, iptablesError("list", d, err)
+	}
+	pos := 0
+	for _, line := range lines {
+		w, err := facts.SplitWords(line)
+		if err != nil || len(w) < 2 || w[0] != "-A" {
+			continue
+		}
+		pos++
+		if slices.Equal(w[2:], words) {
+			found = append(found, pos)
+		}
+	}
+	return found, pos, nil
+}
+
+func (d *firewallDeleteData) deleteIptables() error {
+	ipt, words, err := d.iptables()
+	if err != nil {
+		return err
+	}
+	found, _, err := d.positions(ipt, words)
+	if err != nil {
+		return err
+	}
+	d.Positions = nil
+	// iptables -D removes the first rule with this spec, so the copies go front to back;
+	// each one's position, counted before it goes, is where undo puts it back.
+	for i := 0; i < min(len(found), max(d.Copies, 1)); i++ {
+		if err := ipt.Delete(d.Table, d.Chain, words...); err != nil {
+			return iptablesError("delete", d, err)
+		}
+		d.Positions = append(d.Positions, found[i]-i)
+	}
+	return nil
+}
+
+func (d *firewallDeleteData) restoreIptables() error {
+	ipt, words, err := d.iptables()
+	if err != nil {
+		return err
+	}
+	// Back to front: each rule returns to the position it had just before it went.
+	for i := len(d.Positions) - 1; i >= 0; i-- {
+		_, length, err := d.positions(ipt, words)
+		if err != nil {
+			return err
+		}
+		pos := min(d.Positions[i], length+1)
+		if err := ipt.Insert(d.Table, d.Chain, pos, words...); err != nil {
+			return iptablesError("insert", d, err)
+		}
+	}
+	return nil
+}
+
+// iptablesError says what failed; a held xtables lock is worth its own words.
+func iptablesError(op string, d *firewallDeleteData, err error) error {
+	if strings.Contains(err.Error(), "xtables lock") {
+		return fmt.Errorf("%s %s/%s/%s/%s: the xtables lock %s is held by another program; nothing was changed, run again: %w", op, d.Backend, d.Family, d.Table, d.Chain, facts.XtablesLockPath(), err)
+	}
+	return fmt.Errorf("%s %s/%s/%s/%s: %w", op, d.Backend, d.Family, d.Table, d.Chain, err)
+}
+
+// nftRule is a rule as `nft -j list chain` prints it.
+type nftRule struct {
+	Handle int               `json:"handle"`
+	Expr   []json.RawMessage `json:"expr"`
+}
+
+// listNftChain returns the rules of a chain, nil if the chain or table is gone.
+func (d *firewallDeleteData) listNftChain(ctx context.Context) ([]nftRule, error) {
+	fam, table, _ := strings.Cut(d.Table, " ")
+	out, err := runNft(ctx, nil, "-j", "list", "chain", fam, table, d.Chain)
+	if err != nil {
+		if strings.Contains(err.Error(), "No such file or directory") {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var doc struct {
+		Nftables []struct {
+			Rule *nftRule `json:"rule"`
+		} `json:"nftables"`
+	}
+	if err := json.Unmarshal(out, &doc); err != nil {
+		return nil, fmt.Errorf("parse nft output: %w", err)
+	}
+	var rules []nftRule
+	for _, o := range doc.Nftables {
+		if o.Rule != nil {
+			rules = append(rules, *o.Rule)
+		}
+	}
+	return rules, nil
+}
+
+func (d *firewallDeleteData) deleteNft(ctx context.Context) error {
+	chain, err := d.listNftChain(ctx)
+	if err != nil {
+		return err
+	}
+	d.Positions, d.Expr = nil, nil
+	index := -1
+	for i, r := range chain {
+		if r.Handle == d.Handle {
+			if got := facts.NftRuleSpec(r.Expr); got != d.Spec {
+				return fmt.Errorf("nftables %s %s handle %d now holds another rule (%s); nothing was deleted", d.Table, d.Chain, d.Handle, got)
+			}
+			index = i
+		}
+	}
+	if index < 0 {
+		// The ruleset was reloaded and handles changed: the same rule, if it is there
+		// exactly once, is still the one meant.
+		var same []int
+		for i, r := range chain {
+			if facts.NftRuleSpec(r.Expr) == d.Spec {
+				same = append(same, i)
+			}
+		}
+		switch len(same) {
+		case 0:
+			return nil
+		case 1:
+			index = same[0]
+			d.Handle = chain[index].Handle
+		default:
+			return fmt.Errorf("nftables %s %s: handle %d is gone and %d rules read %q; nothing was deleted", d.Table, d.Chain, d.Handle, len(same), d.Spec)
+		}
+	}
+	fam, table, _ := strings.Cut(d.Table, " ")
+	if _, err := runNft(ctx, nil, "delete", "rule", fam, table, d.Chain, "handle", fmt.Sprint(d.Handle)); err != nil {
+		return err
+	}
+	expr, err := json.Marshal(chain[index].Expr)
+	if err != nil {
+		return err
+	}
+	d.Positions, d.Expr = []int{index}, expr
+	return nil
+}
+
+func (d *firewallDeleteData) restoreNft(ctx context.Context) error {
+	if len(d.Positions) == 0 {
+		return nil
+	}
+	chain, err := d.listNftChain(ctx)
+	if err != nil {
+		return err
+	}
+	fam, table, _ := strings.Cut(d.Table, " ")
+	rule := map[string]any{"family": fam, "table": table, "chain": d.Chain, "expr": d.Expr}
+	verb := "add"
+	if d.Positions[0] < len(chain) {
+		verb, rule["index"] = "insert", d.Positions[0]
+	}
+	doc, err := json.Marshal(map[string]any{"nftables": []any{map[string]any{verb: map[string]any{"rule": rule}}}})
+	if err != nil {
+		return err
+	}
+	_, err = runNft(ctx, doc, "-j", "-f", "-")
+	return err
+}
+
+// runNft runs nft with stdin and returns its output.
+func runNft(ctx context.Context, stdin []byte, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, paths.Nft, args...)
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("%s %s: %w: %s", paths.Nft, strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
+	}
+	return out.Bytes(), nil
+}

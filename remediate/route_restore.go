@@ -1,0 +1,255 @@
+package remediate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/hashicorp/hcl/v2/hcldec"
+	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/rules"
+	"github.com/vishvananda/netlink"
+	"github.com/zclconf/go-cty/cty"
+	"golang.org/x/sys/unix"
+)
+
+// RouteRestore puts a route to 169.254.169.254/32 via the primary interface into the main
+// table, replacing a /32 route there that refuses or misroutes IMDS traffic. Undo puts
+// back what was there before (or removes the added route).
+type RouteRestore struct{}
+
+// Kind implements Fixer.
+func (RouteRestore) Kind() string { return "route_restore" }
+
+// Doc implements Fixer.
+func (RouteRestore) Doc() string {
+	return "route 169.254.169.254/32 in the main table via `interface` (and `gateway`); undo restores the previous route"
+}
+
+// Permission implements Fixer.
+func (RouteRestore) Permission() string { return rules.PermRoutes }
+
+// Spec implements Fixer.
+func (RouteRestore) Spec() hcldec.Spec {
+	return &hcldec.ObjectSpec{
+		"interface": &hcldec.AttrSpec{Name: "interface", Type: cty.String, Required: true},
+		"gateway":   &hcldec.AttrSpec{Name: "gateway", Type: cty.String},
+	}
+}
+
+// imdsPrefix is the route the fixer owns.
+var imdsPrefix = &net.IPNet{IP: net.IPv4(169, 254, 169, 254).To4(), Mask: net.CIDRMask(32, 32)}
+
+// routeRecord is a route of the main table to 169.254.169.254/32, as the ledger keeps it.
+type routeRecord struct {
+	Type      int    `json:"type"`
+	Interface string `json:"interface,omitempty"`
+	Gateway   string `json:"gateway,omitempty"`
+	Metric    int    `json:"metric"`
+	Protocol  int    `json:"protocol"`
+	Scope     int    `json:"scope"`
+	Source    string `json:"source,omitempty"`
+}
+
+type routeRestoreData struct {
+	Want routeRecord `json:"want"`
+	// Replaced is the route that was there before, set by Apply; nil when there was none.
+	Replaced *routeRecord `json:"replaced,omitempty"`
+}
+
+// Plan implements Fixer.
+func (RouteRestore) Plan(_ context.Context, _ *Env, args cty.Value) ([]*Change, error) {
+	iface := optString(args.GetAttr("interface"))
+	gw := optString(args.GetAttr("gateway"))
+	if iface == "" {
+		return nil, errors.New("the primary interface is unknown (no default route): name it with interface = \"ens5\" in the remediate block")
+	}
+	if err := refuseSystemdIMDS(); err != nil {
+		return nil, err
+	}
+	want := routeRecord{Type: unix.RTN_UNICAST, Interface: iface, Gateway: gw, Protocol: unix.RTPROT_STATIC, Scope: int(netlink.SCOPE_UNIVERSE)}
+	if gw == "" {
+		want.Scope = int(netlink.SCOPE_LINK)
+	} else if a, err := netip.ParseAddr(gw); err != nil || !a.Is4() {
+		return nil, fmt.Errorf("gateway %q is not an IPv4 address", gw)
+	}
+	if _, err := netlink.LinkByName(iface); err != nil {
+		return nil, fmt.Errorf("interface %s: %w", iface, err)
+	}
+	cur, err := currentIMDSRoute()
+	if err != nil {
+		return nil, err
+	}
+	if cur != nil && cur.Type == want.Type && cur.Interface == want.Interface && cur.Gateway == want.Gateway {
+		return nil, nil
+	}
+	verb := "add"
+	if cur != nil {
+		verb, want.Metric = "replace", cur.Metric
+	}
+	detail := "ip route " + verb + " 169.254.169.254/32"
+	if gw != "" {
+		detail += " via " + gw
+	}
+	detail += " dev " + iface
+	if want.Metric != 0 {
+		detail += fmt.Sprintf(" metric %d", want.Metric)
+	}
+	if cur != nil {
+		detail += " (replacing " + cur.describe() + ")"
+	}
+	data, err := json.Marshal(routeRestoreData{Want: want})
+	if err != nil {
+		return nil, err
+	}
+	return []*Change{{Target: "route 169.254.169.254/32 table main", Detail: detail, Data: data}}, nil
+}
+
+// Apply implements Fixer.
+func (RouteRestore) Apply(_ context.Context, _ *Env, c *Change) error {
+	var d routeRestoreData
+	if err := json.Unmarshal(c.Data, &d); err != nil {
+		return fmt.Errorf("read change record: %w", err)
+	}
+	if err := refuseSystemdIMDS(); err != nil {
+		return err
+	}
+	cur, err := currentIMDSRoute()
+	if err != nil {
+		return err
+	}
+	if cur != nil && cur.Type == d.Want.Type && cur.Interface == d.Want.Interface && cur.Gateway == d.Want.Gateway {
+		c.Status = StatusUnchanged
+		return nil
+	}
+	want, err := d.Want.route()
+	if err != nil {
+		return err
+	}
+	// Replace acts on the route with the same prefix, table and metric: taking the
+	// current route's metric swaps it atomically, with no moment without a route.
+	d.Replaced = cur
+	if cur != nil {
+		want.Priority = cur.Metric
+		err = netlink.RouteReplace(want)
+	} else {
+		err = netlink.RouteAdd(want)
+	}
+	if err != nil {
+		return fmt.Errorf("route 169.254.169.254/32 via %s: %w", d.Want.Interface, err)
+	}
+	d.Want.Metric = want.Priority
+	c.Data, err = json.Marshal(d)
+	return err
+}
+
+// Undo implements Fixer.
+func (RouteRestore) Undo(_ context.Context, _ *Env, c *Change) error {
+	var d routeRestoreData
+	if err := json.Unmarshal(c.Data, &d); err != nil {
+		return fmt.Errorf("read change record: %w", err)
+	}
+	if d.Replaced != nil {
+		old, err := d.Replaced.route()
+		if err != nil {
+			return err
+		}
+		if err := netlink.RouteReplace(old); err != nil {
+			return fmt.Errorf("restore %s: %w", d.Replaced.describe(), err)
+		}
+		return nil
+	}
+	want, err := d.Want.route()
+	if err != nil {
+		return err
+	}
+	if err := netlink.RouteDel(want); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("delete route 169.254.169.254/32 via %s: %w", d.Want.Interface, err)
+	}
+	return nil
+}
+
+// refuseSystemdIMDS keeps the fixer away from systemd-imdsd's deliberate layout.
+func refuseSystemdIMDS() error {
+	rl, err := netlink.RuleList(netlink.FAMILY_V4)
+	if err != nil {
+		return fmt.Errorf("list routing policy rules: %w", err)
+	}
+	for _, r := range rl {
+		if r.Mark == facts.SystemdIMDSMark {
+			return fmt.Errorf("systemd-imdsd routes IMDS (policy rule fwmark %#x): its prohibit route is intentional and is left alone", facts.SystemdIMDSMark)
+		}
+	}
+	return nil
+}
+
+// currentIMDSRoute is the main table's route to exactly 169.254.169.254/32, if any.
+func currentIMDSRoute() (*routeRecord, error) {
+	routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN, Dst: imdsPrefix}, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_DST)
+	if err != nil {
+		return nil, fmt.Errorf("list routes to 169.254.169.254/32: %w", err)
+	}
+	if len(routes) == 0 {
+		return nil, nil
+	}
+	rt := routes[0]
+	for _, r := range routes[1:] {
+		if r.Priority < rt.Priority {
+			rt = r
+		}
+	}
+	rec := &routeRecord{Type: rt.Type, Metric: rt.Priority, Protocol: int(rt.Protocol), Scope: int(rt.Scope)}
+	if rt.Gw != nil {
+		rec.Gateway = rt.Gw.String()
+	}
+	if rt.Src != nil {
+		rec.Source = rt.Src.String()
+	}
+	if rt.LinkIndex > 0 {
+		if l, err := netlink.LinkByIndex(rt.LinkIndex); err == nil {
+			rec.Interface = l.Attrs().Name
+		}
+	}
+	return rec, nil
+}
+
+func (r routeRecord) route() (*netlink.Route, error) {
+	rt := &netlink.Route{Dst: imdsPrefix, Table: unix.RT_TABLE_MAIN, Type: r.Type, Priority: r.Metric,
+		Protocol: netlink.RouteProtocol(r.Protocol), Scope: netlink.Scope(r.Scope)}
+	if r.Interface != "" {
+		l, err := netlink.LinkByName(r.Interface)
+		if err != nil {
+			return nil, fmt.Errorf("interface %s: %w", r.Interface, err)
+		}
+		rt.LinkIndex = l.Attrs().Index
+	}
+	if r.Gateway != "" {
+		rt.Gw = net.ParseIP(r.Gateway)
+	}
+	if r.Source != "" {
+		rt.Src = net.ParseIP(r.Source)
+	}
+	return rt, nil
+}
+
+func (r routeRecord) describe() string {
+	names := map[int]string{unix.RTN_UNICAST: "unicast", unix.RTN_BLACKHOLE: "blackhole", unix.RTN_PROHIBIT: "prohibit", unix.RTN_UNREACHABLE: "unreachable", unix.RTN_THROW: "throw"}
+	s := names[r.Type] + " 169.254.169.254/32"
+	if r.Gateway != "" {
+		s += " via " + r.Gateway
+	}
+	if r.Interface != "" {
+		s += " dev " + r.Interface
+	}
+	return s
+}
+
+func optString(v cty.Value) string {
+	if v.IsNull() || !v.IsKnown() {
+		return ""
+	}
+	return v.AsString()
+}

@@ -1,0 +1,364 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/report"
+	"github.com/imdsmend/imdsmend/tests/harness"
+	"github.com/imdsmend/imdsmend/tests/imdssim/sim"
+)
+
+// fastDrop keeps runs short where a DROP makes the probe wait for its timeout.
+const fastDrop = "settings {\n  probe_timeout = \"500ms\"\n}\n"
+
+// TestFirewallBlockers drives each blocker through the whole life of a fix: found by
+// check, planned, applied (IMDS healthy again), a second apply that changes nothing, and
+// undo --last, which must bring back exactly the rules there were.
+func TestFirewallBlockers(t *testing.T) {
+	tests := []struct {
+		maker   harness.Maker
+		serve   func(context.Context, testing.TB, *harness.Namespace)
+		dropIns map[string]string
+		// target of the firewall_delete action, or its prefix and suffix around a
+		// handle for nft.
+		target, targetEnd string
+	}{
+		{maker: harness.RejectIMDS, target: "nft/ipv4/filter/OUTPUT: -d 169.254.169.254/32 -p tcp -j REJECT --reject-with icmp-port-unreachable"},
+		{maker: harness.ChainDropIMDS, dropIns: map[string]string{"50-fast.hcl": fastDrop}, target: "nft/ipv4/filter/IMDSBLOCK: -j DROP"},
+		{maker: harness.ResetIMDS, target: "nft/ipv4/filter/OUTPUT: -d 169.254.169.254/32 -p tcp -j REJECT --reject-with tcp-reset"},
+		{maker: harness.DNATIMDS, target: "nft/ipv4/nat/OUTPUT: -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 127.0.0.1:9"},
+		{maker: harness.IPv6RejectIMDS, serve: serveSim(sim.FaultOK), dropIns: map[string]string{"50-ipv6.hcl": "settings {\n  ipv6 = true\n}\n"},
+			target: "nft/ipv6/filter/OUTPUT: -d fd00:ec2::254/128 -p tcp -m tcp --dport 80 -j REJECT --reject-with icmp6-port-unreachable"},
+		{maker: harness.LegacyRejectIMDS, target: "legacy/ipv4/filter/OUTPUT: -d 169.254.169.254/32 -p tcp -j REJECT --reject-with icmp-port-unreachable"},
+		{maker: harness.NftRejectIMDS, target: "nftables/inet imdsblock/out/handle ", targetEnd: ": ip daddr 169.254.169.254 tcp dport 80 reject with icmp port-unreachable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.maker.Name, func(t *testing.T) {
+			ctx := testContext(t)
+			ns := newNamespace(t)
+			serve := tt.serve
+			if serve == nil {
+				serve = serveAEMM
+			}
+			serve(ctx, t, ns)
+			r := newRun(t, ns)
+			for name, hcl := range tt.dropIns {
+				r.dropIn(name, hcl)
+			}
+			if err := tt.maker.Make(ctx, ns); err != nil {
+				t.Fatal(err)
+			}
+			before := firewallState(ctx, t, ns)
+
+			// Found.
+			rep, res := r.report(ctx, "check")
+			if res.ExitCode != report.ExitFindings || !slices.Contains(findingRules(rep), "firewall_blocks_imds") {
+				t.Fatalf("check: exit %d, findings %v; want exit 2 with firewall_blocks_imds\n%s", res.ExitCode, findingRules(rep), res.Stdout)
+			}
+
+			// Planned, exactly as apply will do it, and nothing changed yet.
+			rep, res = r.report(ctx, "plan")
+			planned := deleteActions(rep)
+			if res.ExitCode != report.ExitFindings || len(planned) != 1 || planned[0].Status != "planned" {
+				t.Fatalf("plan: exit %d, firewall_delete actions %+v; want one planned", res.ExitCode, planned)
+			}
+			if !strings.HasPrefix(planned[0].Target, tt.target) || !strings.HasSuffix(planned[0].Target, tt.targetEnd) {
+				t.Errorf("plan target %q, want %q…%q", planned[0].Target, tt.target, tt.targetEnd)
+			}
+			if got := firewallState(ctx, t, ns); got != before {
+				t.Errorf("plan changed the rules:\n%s", cmp.Diff(before, got))
+			}
+
+			// Applied: IMDS healthy again, the blocker gone.
+			rep, res = r.report(ctx, "apply")
+			applied := deleteActions(rep)
+			if res.ExitCode != report.ExitHealthy || !rep.Healthy || rep.IMDS == nil || rep.IMDS.Class != "ok" {
+				t.Fatalf("apply: exit %d, healthy %v, imds %+v, findings %v, actions %+v\n%s", res.ExitCode, rep.Healthy, rep.IMDS, findingRules(rep), applied, res.Stderr)
+			}
+			if len(applied) != 1 || applied[0].Status != "applied" || applied[0].ID != planned[0].ID || applied[0].Detail != planned[0].Detail {
+				t.Errorf("apply actions %+v, want the planned one %+v applied", applied, planned[0])
+			}
+			if err := tt.maker.Gone(ctx, ns); err != nil {
+				t.Error(err)
+			}
+
+			// A second apply finds nothing to do.
+			rep, res = r.report(ctx, "apply")
+			if res.ExitCode != report.ExitHealthy || len(rep.Actions) != 0 {
+				t.Errorf("second apply: exit %d, actions %+v; want exit 0 and none", res.ExitCode, rep.Actions)
+			}
+
+			// Undo puts back exactly what was there.
+			rep, res = r.report(ctx, "undo", "--last")
+			if len(rep.Actions) != 1 || rep.Actions[0].Status != "reverted" {
+				t.Errorf("undo: actions %+v, want one reverted\n%s", rep.Actions, res.Stderr)
+			}
+			if got := firewallState(ctx, t, ns); got != before {
+				t.Errorf("undo did not restore the rules (-before +after):\n%s", cmp.Diff(before, got))
+			}
+			if tt.maker.Gone(ctx, ns) == nil {
+				t.Error("the rule is still gone after undo")
+			}
+		})
+	}
+}
+
+// TestFirewallDeliberateRestrictions: rules AWS documents as deliberate stay unless the
+// policy opts in. The article's owner-scoped REJECT is an info finding and the run is
+// healthy; a drop-in naming it by pattern has it removed, and undo brings it back.
+func TestFirewallDeliberateRestrictions(t *testing.T) {
+	ctx := testContext(t)
+	ns := newNamespace(t)
+	serveAEMM(ctx, t, ns)
+	if err := harness.OwnerRejectIMDS.Make(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	before := firewallState(ctx, t, ns)
+	r := newRun(t, ns)
+
+	rep, res := r.report(ctx, "check")
+	if res.ExitCode != report.ExitHealthy || !rep.Healthy {
+		t.Fatalf("check: exit %d, healthy %v, findings %v; want healthy", res.ExitCode, rep.Healthy, findingRules(rep))
+	}
+	if len(rep.Findings) != 1 || rep.Findings[0].Rule != "firewall_restricts_imds" || rep.Findings[0].Severity != "info" {
+		t.Fatalf("findings %+v, want one info firewall_restricts_imds", rep.Findings)
+	}
+	if !strings.Contains(rep.Findings[0].Summary, "non_root: nft/ipv4/filter/OUTPUT: -d 169.254.169.254/32 -p tcp -m owner --uid-owner 1000-10000 -j REJECT") {
+		t.Errorf("summary %q does not name the rule and its scope", rep.Findings[0].Summary)
+	}
+	for _, command := range []string{"plan", "apply"} {
+		rep, res = r.report(ctx, command)
+		if res.ExitCode != report.ExitHealthy || len(rep.Actions) != 0 {
+			t.Errorf("%s: exit %d, actions %+v; want exit 0 and none", command, res.ExitCode, rep.Actions)
+		}
+	}
+	if got := firewallState(ctx, t, ns); got != before {
+		t.Fatalf("the deliberate rule was touched:\n%s", cmp.Diff(before, got))
+	}
+
+	// Opting in, per rule pattern.
+	r.dropIn("60-drop-owner-rule.hcl", `
+rule "remove_uid_range_rule" {
+  when     = length([for r in facts.firewall.rules : r if strcontains(r.spec, "--uid-owner 1000-10000")]) > 0
+  severity = "warning"
+  summary  = "the uid 1000-10000 IMDS restriction is no longer wanted here"
+  remediate "firewall_delete" {
+    rules = [for r in facts.firewall.rules : r if strcontains(r.spec, "--uid-owner 1000-10000")]
+  }
+}
+`)
+	rep, res = r.report(ctx, "apply")
+	if res.ExitCode != report.ExitHealthy || len(deleteActions(rep)) != 1 || deleteActions(rep)[0].Status != "applied" {
+		t.Fatalf("apply with the opt-in: exit %d, actions %+v", res.ExitCode, rep.Actions)
+	}
+	if err := harness.OwnerRejectIMDS.Gone(ctx, ns); err != nil {
+		t.Error(err)
+	}
+	r.report(ctx, "undo", "--last")
+	if got := firewallState(ctx, t, ns); got != before {
+		t.Errorf("undo did not restore the rule:\n%s", cmp.Diff(before, got))
+	}
+}
+
+// TestFirewallDeliberateBlockerKept: AWS's "only this user" pattern (! --uid-owner) also
+// refuses root. It is a critical finding, but owner-scoped, so the default policy does
+// not delete it.
+func TestFirewallDeliberateBlockerKept(t *testing.T) {
+	ctx := testContext(t)
+	ns := newNamespace(t)
+	serveAEMM(ctx, t, ns)
+	res, err := ns.Exec(ctx, nil, "iptables", "-w", "-I", "OUTPUT", "-p", "tcp", "-d", harness.IMDSAddr, "-m", "owner", "!", "--uid-owner", "1001", "-j", "REJECT")
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("iptables: %v %s", err, res.Stderr)
+	}
+	before := firewallState(ctx, t, ns)
+	rep, out := newRun(t, ns).report(ctx, "apply")
+	if out.ExitCode != report.ExitFindings || !slices.Contains(findingRules(rep), "firewall_blocks_imds") || len(deleteActions(rep)) != 0 {
+		t.Errorf("apply: exit %d, findings %v, actions %+v; want exit 2, firewall_blocks_imds and no deletion", out.ExitCode, findingRules(rep), rep.Actions)
+	}
+	if got := firewallState(ctx, t, ns); got != before {
+		t.Errorf("the owner-scoped rule was touched:\n%s", cmp.Diff(before, got))
+	}
+}
+
+// TestFirewallIPv6RuleSeenWithoutIPv6: with IPv6 off, a rule refusing [fd00:ec2::254] is
+// reported (info: it doesn't stop what imdsmend uses) and left alone.
+func TestFirewallIPv6RuleSeenWithoutIPv6(t *testing.T) {
+	ctx := testContext(t)
+	ns := newNamespace(t)
+	serveAEMM(ctx, t, ns)
+	if err := harness.IPv6RejectIMDS.Make(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	rep, res := newRun(t, ns).report(ctx, "apply")
+	if res.ExitCode != report.ExitHealthy || len(rep.Actions) != 0 || !slices.Equal(findingRules(rep), []string{"firewall_restricts_imds"}) {
+		t.Fatalf("apply: exit %d, findings %v, actions %+v", res.ExitCode, findingRules(rep), rep.Actions)
+	}
+	if !strings.Contains(rep.Findings[0].Summary, "nft/ipv6/filter/OUTPUT: -d fd00:ec2::254/128") {
+		t.Errorf("summary %q does not name the ip6tables rule", rep.Findings[0].Summary)
+	}
+	if harness.IPv6RejectIMDS.Gone(ctx, ns) == nil {
+		t.Error("the ip6tables rule was removed")
+	}
+}
+
+// TestFirewallReportMode: in report mode apply changes nothing and says why.
+func TestFirewallReportMode(t *testing.T) {
+	ctx := testContext(t)
+	ns := newNamespace(t)
+	serveAEMM(ctx, t, ns)
+	if err := harness.RejectIMDS.Make(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	before := firewallState(ctx, t, ns)
+	r := newRun(t, ns)
+	r.dropIn("50-report.hcl", "settings {\n  mode = \"report\"\n}\n")
+	rep, res := r.report(ctx, "apply")
+	acts := deleteActions(rep)
+	if res.ExitCode != report.ExitFindings || len(acts) != 1 || acts[0].Status != "skipped" || !strings.Contains(acts[0].Error, "report") {
+		t.Errorf("apply in report mode: exit %d, actions %+v; want one skipped action", res.ExitCode, acts)
+	}
+	if got := firewallState(ctx, t, ns); got != before {
+		t.Errorf("report mode changed the rules:\n%s", cmp.Diff(before, got))
+	}
+}
+
+// TestFirewallHeldLock: while another program holds the xtables lock, legacy rules can't
+// be read; the firewall rules are undecided, not absent, and nothing is changed. The lock
+// is a private file (XTABLES_LOCKFILE), never the host's.
+func TestFirewallHeldLock(t *testing.T) {
+	ctx := testContext(t)
+	ns := newNamespace(t)
+	serveAEMM(ctx, t, ns)
+	if err := harness.LegacyRejectIMDS.Make(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	before := firewallState(ctx, t, ns)
+	lock := filepath.Join(t.TempDir(), "xtables.lock")
+	env := []string{"XTABLES_LOCKFILE=" + lock}
+	if _, err := ns.Start("flock", lock, "sleep", "600"); err != nil {
+		t.Fatal(err)
+	}
+	waitLocked(ctx, t, lock)
+
+	r := newRun(t, ns)
+	for _, command := range []string{"check", "apply"} {
+		res, err := ns.Exec(ctx, append(env, imdsmendEnv...), bins.Imdsmend, r.args(command, "--format", "json")...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep report.Report
+		if err := json.Unmarshal([]byte(res.Stdout), &rep); err != nil {
+			t.Fatalf("%s: %v\n%s", command, err, res.Stderr)
+		}
+		var undecided []string
+		for _, u := range rep.Unknown {
+			undecided = append(undecided, u.Rule)
+			if strings.HasPrefix(u.Rule, "firewall_") && !strings.Contains(u.Reason, "xtables lock") {
+				t.Errorf("%s: %s undecided for %q, which does not name the lock", command, u.Rule, u.Reason)
+			}
+		}
+		if !slices.Contains(undecided, "firewall_blocks_imds") || res.ExitCode != report.ExitFindings || len(deleteActions(&rep)) != 0 {
+			t.Errorf("%s: exit %d, undecided %v, actions %+v; want exit 2, firewall_blocks_imds undecided, nothing done", command, res.ExitCode, undecided, rep.Actions)
+		}
+	}
+	if got := firewallState(ctx, t, ns); got != before {
+		t.Errorf("rules changed under a held lock:\n%s", cmp.Diff(before, got))
+	}
+}
+
+// waitLocked waits until someone holds the lock file.
+func waitLocked(ctx context.Context, t *testing.T, lock string) {
+	t.Helper()
+	for {
+		if err := exec.CommandContext(ctx, "flock", "-n", lock, "true").Run(); err != nil {
+			var ee *exec.ExitError
+			if errors.As(err, &ee) && ee.ExitCode() == 1 {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("nobody took %s", lock)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// TestFirewallMissingTools: without iptables and nft installed a host with no rules is
+// fine, and one whose kernel holds rules gets a clear error instead of an empty list.
+func TestFirewallMissingTools(t *testing.T) {
+	ctx := testContext(t)
+	empty := t.TempDir()
+	env := append([]string{"PATH=" + empty}, imdsmendEnv...)
+
+	ns := newNamespace(t)
+	serveAEMM(ctx, t, ns)
+	r := newRun(t, ns)
+	f := factsIn(ctx, t, ns, r, env)
+	if f.Firewall == nil || len(f.Firewall.Rules) != 0 || !f.Probes["firewall"].OK {
+		t.Errorf("no rules, no tools: firewall %+v, probe %+v; want an empty section", f.Firewall, f.Probes["firewall"])
+	}
+
+	if err := harness.LegacyRejectIMDS.Make(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	before := firewallState(ctx, t, ns)
+	f = factsIn(ctx, t, ns, r, env)
+	if f.Firewall != nil || !strings.Contains(f.Probes["firewall"].Error, "not installed") {
+		t.Errorf("legacy rules, no tools: firewall %+v, probe %+v; want a failed probe naming the missing tool", f.Firewall, f.Probes["firewall"])
+	}
+	res, err := ns.Exec(ctx, env, bins.Imdsmend, r.args("apply", "--format", "json")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != report.ExitFindings {
+		t.Errorf("apply without tools: exit %d, want 2\n%s", res.ExitCode, res.Stdout)
+	}
+	if got := firewallState(ctx, t, ns); got != before {
+		t.Errorf("rules changed without tools:\n%s", cmp.Diff(before, got))
+	}
+}
+
+func factsIn(ctx context.Context, t *testing.T, ns *harness.Namespace, r *run, env []string) *facts.Facts {
+	t.Helper()
+	res, err := ns.Exec(ctx, env, bins.Imdsmend, r.args("facts", "--format", "json")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f facts.Facts
+	if err := json.Unmarshal([]byte(res.Stdout), &f); err != nil {
+		t.Fatalf("facts: exit %d: %v\n%s", res.ExitCode, err, res.Stderr)
+	}
+	return &f
+}
+
+// deleteActions are the report's firewall_delete actions.
+func deleteActions(rep *report.Report) []report.Action {
+	var out []report.Action
+	for _, a := range rep.Actions {
+		if a.Kind == "firewall_delete" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func firewallState(ctx context.Context, t *testing.T, ns *harness.Namespace) string {
+	t.Helper()
+	s, err := ns.FirewallState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}

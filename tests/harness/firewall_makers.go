@@ -1,0 +1,288 @@
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// Firewall and route blockers (issue 4). Each is made with the real tool inside the
+// namespace; Gone asks the same tool whether the rule or route is still there.
+
+// FirewallMakers lists the firewall and route makers, for tests that run over all of them.
+func FirewallMakers() []Maker {
+	return []Maker{OwnerRejectIMDS, ChainDropIMDS, ResetIMDS, DNATIMDS, IPv6RejectIMDS, LegacyRejectIMDS, NftRejectIMDS}
+}
+
+// ownerRejectRule is the AWS article's rule as it prints it: `owner UID match 1000-10000`.
+var ownerRejectRule = []string{"OUTPUT", "-p", "tcp", "-d", IMDSAddr + "/32", "-m", "owner", "--uid-owner", "1000-10000", "-j", "REJECT"}
+
+// OwnerRejectIMDS refuses IMDS to uids 1000-10000 only: a deliberate restriction AWS
+// documents, which root's requests pass.
+var OwnerRejectIMDS = iptablesMaker("owner-reject", "iptables", "filter", ownerRejectRule)
+
+// ChainDropIMDS drops IMDS traffic in a user chain that OUTPUT jumps to.
+var ChainDropIMDS = Maker{
+	Name: "chain-drop",
+	What: "iptables -N IMDSBLOCK; iptables -A IMDSBLOCK -j DROP; iptables -I OUTPUT -p tcp -d 169.254.169.254/32 -j IMDSBLOCK",
+	Make: func(ctx context.Context, ns *Namespace) error {
+		for _, args := range [][]string{{"-N", "IMDSBLOCK"}, {"-A", "IMDSBLOCK", "-j", "DROP"}, {"-I", "OUTPUT", "-p", "tcp", "-d", IMDSAddr + "/32", "-j", "IMDSBLOCK"}} {
+			if err := ns.tool(ctx, "iptables", append([]string{"-w"}, args...)...); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
+	Gone: func(ctx context.Context, ns *Namespace) error {
+		return ns.iptablesGone(ctx, "iptables", "filter", []string{"IMDSBLOCK", "-j", "DROP"})
+	},
+}
+
+// ResetIMDS answers IMDS connections with a TCP reset.
+var ResetIMDS = iptablesMaker("tcp-reset", "iptables", "filter",
+	[]string{"OUTPUT", "-p", "tcp", "-d", IMDSAddr + "/32", "-j", "REJECT", "--reject-with", "tcp-reset"})
+
+// DNATIMDS sends IMDS requests to a port where nothing listens.
+var DNATIMDS = iptablesMaker("dnat", "iptables", "nat",
+	[]string{"OUTPUT", "-p", "tcp", "-d", IMDSAddr + "/32", "--dport", "80", "-j", "DNAT", "--to-destination", "127.0.0.1:9"})
+
+// IPv6RejectIMDS refuses IMDS over IPv6 ([fd00:ec2::254]:80).
+var IPv6RejectIMDS = iptablesMaker("ip6-reject", "ip6tables", "filter",
+	[]string{"OUTPUT", "-p", "tcp", "-d", IMDSv6Addr + "/128", "--dport", "80", "-j", "REJECT"})
+
+// LegacyRejectIMDS refuses IMDS with the legacy (x_tables) backend.
+var LegacyRejectIMDS = iptablesMaker("legacy-reject", "iptables-legacy", "filter",
+	[]string{"OUTPUT", "-p", "tcp", "-d", IMDSAddr + "/32", "-j", "REJECT"})
+
+// NftRejectIMDS refuses IMDS with a native nftables rule, which iptables can't show.
+var NftRejectIMDS = Maker{
+	Name: "nft-reject",
+	What: "nft add table inet imdsblock; nft add chain inet imdsblock out { type filter hook output priority 0; }; nft add rule inet imdsblock out ip daddr 169.254.169.254 tcp dport 80 reject",
+	Make: func(ctx context.Context, ns *Namespace) error {
+		for _, args := range [][]string{
+			{"add", "table", "inet", "imdsblock"},
+			{"add", "chain", "inet", "imdsblock", "out", "{ type filter hook output priority 0; policy accept; }"},
+			{"add", "rule", "inet", "imdsblock", "out", "ip", "daddr", IMDSAddr, "tcp", "dport", "80", "reject"},
+		} {
+			if err := ns.tool(ctx, "nft", args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
+	Gone: func(ctx context.Context, ns *Namespace) error {
+		res, err := ns.Exec(ctx, nil, "nft", "-j", "list", "chain", "inet", "imdsblock", "out")
+		if err != nil || res.ExitCode != 0 {
+			return err // no table or chain: nothing left
+		}
+		var doc struct {
+			Nftables []map[string]json.RawMessage `json:"nftables"`
+		}
+		if err := json.Unmarshal([]byte(res.Stdout), &doc); err != nil {
+			return fmt.Errorf("nft output: %w", err)
+		}
+		for _, o := range doc.Nftables {
+			if r, ok := o["rule"]; ok {
+				return fmt.Errorf("nft rule still present in %s: %s", ns.Name, r)
+			}
+		}
+		return nil
+	},
+}
+
+// iptablesMaker inserts rule (CHAIN then its spec) into table with tool.
+func iptablesMaker(name, tool, table string, rule []string) Maker {
+	return Maker{
+		Name: name,
+		What: tool + " -t " + table + " -I " + strings.Join(rule, " "),
+		Make: func(ctx context.Context, ns *Namespace) error {
+			return ns.tool(ctx, tool, append([]string{"-w", "-t", table, "-I"}, rule...)...)
+		},
+		Gone: func(ctx context.Context, ns *Namespace) error { return ns.iptablesGone(ctx, tool, table, rule) },
+	}
+}
+
+// tool runs a command in the namespace and turns a non-zero exit into an error.
+func (n *Namespace) tool(ctx context.Context, name string, args ...string) error {
+	res, err := n.Exec(ctx, nil, name, args...)
+	if err != nil {
+		return err
+	}
+	if res.ExitCode != 0 {
+		return fmt.Errorf("%s %s in %s: exit %d: %s", name, strings.Join(args, " "), n.Name, res.ExitCode, strings.TrimSpace(res.Stderr))
+	}
+	return nil
+}
+
+// iptablesGone checks with `TOOL -C` that the rule no longer exists (a missing chain
+// counts as gone).
+func (n *Namespace) iptablesGone(ctx context.Context, tool, table string, rule []string) error {
+	res, err := n.Exec(ctx, nil, tool, append([]string{"-w", "-t", table, "-C"}, rule...)...)
+	switch {
+	case err != nil:
+		return err
+	case res.ExitCode == 0:
+		return fmt.Errorf("%s rule still present in %s: -t %s -A %s", tool, n.Name, table, strings.Join(rule, " "))
+	case res.ExitCode == 1, strings.Contains(res.Stderr, "does not exist"), strings.Contains(res.Stderr, "No chain/target/match"):
+		return nil
+	}
+	return fmt.Errorf("%s -C %s in %s: exit %d: %s", tool, strings.Join(rule, " "), n.Name, res.ExitCode, strings.TrimSpace(res.Stderr))
+}
+
+// counters are the [packets:bytes] of iptables-save chain lines and the counter
+// statements of nft's listing, which traffic changes.
+var counters = regexp.MustCompile(`\[\d+:\d+\]|counter packets \d+ bytes \d+`)
+
+// FirewallState is every rule in the namespace as the tools print them — iptables and
+// ip6tables of both backends, and the nft ruleset — without timestamps and counters, so
+// two states compare equal exactly when the rules are the same and in the same order.
+func (n *Namespace) FirewallState(ctx context.Context) (string, error) {
+	var b strings.Builder
+	for _, cmd := range [][]string{
+		{"iptables-nft-save"}, {"ip6tables-nft-save"}, {"iptables-legacy-save"}, {"ip6tables-legacy-save"}, {"nft", "list", "ruleset"},
+	} {
+		res, err := n.Exec(ctx, nil, cmd[0], cmd[1:]...)
+		if err != nil {
+			return "", err
+		}
+		if res.ExitCode != 0 {
+			return "", fmt.Errorf("%s in %s: exit %d: %s", strings.Join(cmd, " "), n.Name, res.ExitCode, res.Stderr)
+		}
+		fmt.Fprintf(&b, "== %s\n", strings.Join(cmd, " "))
+		for _, line := range strings.Split(res.Stdout, "\n") {
+			if strings.HasPrefix(line, "#") {
+				continue
+			}
+			b.WriteString(counters.ReplaceAllString(line, "[counted]") + "\n")
+		}
+	}
+	return b.String(), nil
+}
+
+// ENI is the namespace's side of the link to IMDS after RouteViaENI.
+const (
+	ENI        = "eth0"
+	eniAddr    = "10.254.0.2"
+	eniGateway = "10.254.0.1"
+)
+
+// RouteViaENI makes ns look like an instance: 169.254.169.254 leaves its loopback for a
+// second namespace (returned; serve IMDS there), reached through a veth named eth0 that
+// carries ns's default route, as the primary ENI does. The second namespace closes with ns.
+func RouteViaENI(ctx context.Context, ns *Namespace) (*Namespace, error) {
+	imds, err := NewNamespace()
+	if err != nil {
+		return nil, err
+	}
+	ns.OnClose(imds.Close)
+	for _, args := range [][]string{
+		{"-n", ns.Name, "addr", "del", IMDSAddr + "/32", "dev", "lo"},
+		{"-n", ns.Name, "link", "add", ENI, "type", "veth", "peer", "name", "imds0", "netns", imds.Name},
+		{"-n", ns.Name, "addr", "add", eniAddr + "/24", "dev", ENI},
+		{"-n", ns.Name, "link", "set", ENI, "up"},
+		{"-n", imds.Name, "addr", "add", eniGateway + "/24", "dev", "imds0"},
+		{"-n", imds.Name, "link", "set", "imds0", "up"},
+		{"-n", ns.Name, "route", "add", "default", "via", eniGateway, "dev", ENI},
+	} {
+		if err := run("ip", args...); err != nil {
+			return nil, err
+		}
+	}
+	return imds, nil
+}
+
+// ProhibitRouteIMDS adds a prohibit route for 169.254.169.254 to the main table (use it
+// after RouteViaENI; on loopback the local table would still win).
+var ProhibitRouteIMDS = Maker{
+	Name: "prohibit-route",
+	What: "ip route add prohibit 169.254.169.254",
+	Make: func(ctx context.Context, ns *Namespace) error {
+		return ns.tool(ctx, "ip", "route", "add", "prohibit", IMDSAddr)
+	},
+	Gone: routeWorks,
+}
+
+// NoRouteIMDS deletes the default route, leaving none to 169.254.169.254 (after
+// RouteViaENI).
+var NoRouteIMDS = Maker{
+	Name: "no-route",
+	What: "ip route del default",
+	Make: func(ctx context.Context, ns *Namespace) error { return ns.tool(ctx, "ip", "route", "del", "default") },
+	Gone: routeWorks,
+}
+
+// SecondaryENIRouteIMDS routes 169.254.169.254 out of a second interface (a veth eth1)
+// instead of the primary ENI (after RouteViaENI).
+var SecondaryENIRouteIMDS = Maker{
+	Name: "secondary-eni",
+	What: "ip link add eth1 type veth peer name eth1p; ip link set eth1 up; ip route add 169.254.169.254/32 dev eth1",
+	Make: func(ctx context.Context, ns *Namespace) error {
+		for _, args := range [][]string{{"link", "add", "eth1", "type", "veth", "peer", "name", "eth1p"}, {"link", "set", "eth1", "up"}, {"route", "add", IMDSAddr + "/32", "dev", "eth1"}} {
+			if err := ns.tool(ctx, "ip", args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
+	Gone: func(ctx context.Context, ns *Namespace) error {
+		if err := routeWorks(ctx, ns); err != nil {
+			return err
+		}
+		res, err := ns.Exec(ctx, nil, "ip", "route", "get", IMDSAddr)
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(res.Stdout, " dev "+ENI+" ") {
+			return fmt.Errorf("IMDS is routed elsewhere than %s: %s", ENI, strings.TrimSpace(res.Stdout))
+		}
+		return nil
+	},
+}
+
+// SystemdIMDSLayout lays out routing as systemd-imdsd does (after RouteViaENI): a prohibit
+// route in the main table, and an fwmark 0x7FFF0815 policy rule to a table of that number
+// that routes IMDS. It is intentional, so it has no Gone.
+func SystemdIMDSLayout(ctx context.Context, ns *Namespace) error {
+	for _, args := range [][]string{
+		{"route", "add", "prohibit", IMDSAddr},
+		{"rule", "add", "fwmark", "0x7FFF0815", "table", "0x7FFF0815"},
+		{"route", "add", IMDSAddr, "via", eniGateway, "dev", ENI, "table", "0x7FFF0815"},
+	} {
+		if err := ns.tool(ctx, "ip", args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// routeWorks is nil when the kernel routes 169.254.169.254 out of the ENI (or, without
+// RouteViaENI, locally).
+func routeWorks(ctx context.Context, ns *Namespace) error {
+	res, err := ns.Exec(ctx, nil, "ip", "route", "get", IMDSAddr)
+	if err != nil {
+		return err
+	}
+	if res.ExitCode != 0 {
+		return fmt.Errorf("no route to %s in %s: %s", IMDSAddr, ns.Name, strings.TrimSpace(res.Stderr))
+	}
+	return nil
+}
+
+// RouteState is the namespace's routing (main table, policy rules) for before/after
+// comparisons.
+func (n *Namespace) RouteState(ctx context.Context) (string, error) {
+	var b strings.Builder
+	for _, args := range [][]string{{"route", "show", "table", "main"}, {"rule", "show"}} {
+		res, err := n.Exec(ctx, nil, "ip", args...)
+		if err != nil {
+			return "", err
+		}
+		if res.ExitCode != 0 {
+			return "", fmt.Errorf("ip %s in %s: %s", strings.Join(args, " "), n.Name, res.Stderr)
+		}
+		b.WriteString(res.Stdout)
+	}
+	return b.String(), nil
+}
