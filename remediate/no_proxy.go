@@ -454,7 +454,11 @@ func jsonStringBody(s string) string {
 // and who picks the change up.
 func (ed *noProxyEdit) describe(f *facts.ProxyFile, hosts []string, env *Env) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "add %s to no_proxy and NO_PROXY in %s", strings.Join(hosts, ","), f.Path)
+	lists := "no_proxy and NO_PROXY"
+	if f.Format == facts.FormatDocker {
+		lists = "proxies.no-proxy"
+	}
+	fmt.Fprintf(&b, "add %s to %s in %s", strings.Join(hosts, ","), lists, f.Path)
 	if f.Resolved != f.Path {
 		fmt.Fprintf(&b, " (a link to %s)", f.Resolved)
 	}
