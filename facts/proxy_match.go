@@ -186,9 +186,12 @@ func GoBypasses(noProxy, host string) bool {
 
 // CurlBypasses reports whether curl's no_proxy rules exclude host (an IP literal). The
 // whole value "*" excludes everything (a "*" entry in a list does not); entries are
-// separated by commas, and a blank not followed by a comma ends the list; an entry is an
-// address or CIDR compared numerically; a port, a leading dot or a host name never
-// matches an address.
+// separated by commas, and a blank not followed by a comma ends the list (current curl;
+// curl 7 also split at blanks). An IPv4 entry is an address or CIDR compared numerically;
+// a port, a leading dot or a host name never matches. curl hands an IPv6 URL's host to the
+// check without brackets, so it is compared as a name: only the same text matches (case
+// aside), not another spelling of the address and not a CIDR. Where curl versions differ,
+// this takes the one that proxies.
 func CurlBypasses(noProxy, host string) bool {
 	if noProxy == "" {
 		return false
@@ -200,6 +203,12 @@ func CurlBypasses(noProxy, host string) bool {
 	if err != nil {
 		return false
 	}
+	match := func(token string) bool { return curlCIDRMatch(addr, token) }
+	if addr.Is6() {
+		match = func(token string) bool {
+			return strings.EqualFold(strings.TrimPrefix(strings.TrimSuffix(token, "."), "."), host)
+		}
+	}
 	p := noProxy
 	for p != "" {
 		p = strings.TrimLeft(p, " \t")
@@ -207,7 +216,7 @@ func CurlBypasses(noProxy, host string) bool {
 		if end < 0 {
 			end = len(p)
 		}
-		if token := p[:end]; token != "" && curlCIDRMatch(addr, token) {
+		if token := p[:end]; token != "" && match(token) {
 			return true
 		}
 		p = strings.TrimLeft(p[end:], " \t")
@@ -219,8 +228,8 @@ func CurlBypasses(noProxy, host string) bool {
 	return false
 }
 
-// curlCIDRMatch is Curl_cidr4_match / Curl_cidr6_match: "/bits" is read with atoi, and
-// zero bits means the whole address.
+// curlCIDRMatch is Curl_cidr4_match: "/bits" is read with atoi, and zero bits means the
+// whole address.
 func curlCIDRMatch(addr netip.Addr, token string) bool {
 	check, bitsText, hasBits := strings.Cut(token, "/")
 	bits := 0

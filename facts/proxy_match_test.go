@@ -1,6 +1,7 @@
 package facts
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -11,61 +12,37 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// noProxyCases are no_proxy values with what each client decides for a host. The Go
-// column is checked against net/http itself (TestGoBypassesMatchesNetHTTP); the curl one
-// against curl in a namespace (tests/e2e TestProxyRulesMatchCurl).
-var noProxyCases = []struct {
-	noProxy, host string
-	goBypass      bool
-	curlBypass    bool
-}{
-	{"", IMDSHost, false, false},
-	{"169.254.169.254", IMDSHost, true, true},
-	{"localhost,169.254.169.254", IMDSHost, true, true},
-	{"localhost, 169.254.169.254", IMDSHost, true, true},
-	{"169.254.169.254,,", IMDSHost, true, true},
-	// A blank without a comma ends curl's list; Go reads one odd entry.
-	{"localhost 169.254.169.254", IMDSHost, false, false},
-	// Ports: Go compares them (IMDS is port 80), curl never matches an address with one.
-	{"169.254.169.254:80", IMDSHost, true, false},
-	{"169.254.169.254:8080", IMDSHost, false, false},
-	{"169.254.0.0/16", IMDSHost, true, true},
-	{"169.254.169.254/32", IMDSHost, true, true},
-	// curl reads "/0" as "compare the whole address".
-	{"169.254.0.0/0", IMDSHost, true, false},
-	{"169.254.169.0/24", IMDSHost, true, true},
-	{"169.254.170.0/24", IMDSHost, false, false},
-	// Leading dots, trailing dots and names never match an address.
-	{".169.254.169.254", IMDSHost, false, false},
-	{"169.254.169.254.", IMDSHost, false, false},
-	{"instance-data.ec2.internal", IMDSHost, false, false},
-	{"0251.0376.0251.0376", IMDSHost, false, false},
-	// "*": curl only when it is the whole value, Go anywhere in the list.
-	{"*", IMDSHost, true, true},
-	{"localhost,*", IMDSHost, true, false},
-	{" *", IMDSHost, true, false},
-	{"*.amazonaws.com", IMDSHost, false, false},
-	// IPv6.
-	{"fd00:ec2::254", IMDSv6Host, true, true},
-	{"FD00:EC2::254", IMDSv6Host, true, true},
-	{"fd00:ec2:0:0:0:0:0:254", IMDSv6Host, true, true},
-	{"fd00:ec2::/32", IMDSv6Host, true, true},
-	{"[fd00:ec2::254]", IMDSv6Host, false, false},
-	{"[fd00:ec2::254]:80", IMDSv6Host, true, false},
-	{"169.254.169.254", IMDSv6Host, false, false},
-	{"fd00:ec2::254", IMDSHost, false, false},
+// noProxyCase is a no_proxy value with what each client decides for a host. The table
+// lives in testdata so that both columns can be checked against the real clients: Go's
+// here against net/http (TestGoBypassesMatchesNetHTTP), curl's in a namespace by the e2e
+// test TestProxyRulesMatchCurl.
+type noProxyCase struct {
+	NoProxy    string `json:"no_proxy"`
+	Host       string `json:"host"`
+	GoBypass   bool   `json:"go"`
+	CurlBypass bool   `json:"curl"`
+	Why        string `json:"why,omitempty"`
+}
+
+func loadNoProxyCases(t testing.TB) []noProxyCase {
+	t.Helper()
+	var cases []noProxyCase
+	if err := json.Unmarshal(readTestdata(t, "noproxy_cases.json"), &cases); err != nil {
+		t.Fatal(err)
+	}
+	return cases
 }
 
 func TestNoProxyRules(t *testing.T) {
-	for _, tc := range noProxyCases {
-		if got := GoBypasses(tc.noProxy, tc.host); got != tc.goBypass {
-			t.Errorf("GoBypasses(%q, %s) = %v, want %v", tc.noProxy, tc.host, got, tc.goBypass)
+	for _, tc := range loadNoProxyCases(t) {
+		if got := GoBypasses(tc.NoProxy, tc.Host); got != tc.GoBypass {
+			t.Errorf("GoBypasses(%q, %s) = %v, want %v", tc.NoProxy, tc.Host, got, tc.GoBypass)
 		}
-		if got := CurlBypasses(tc.noProxy, tc.host); got != tc.curlBypass {
-			t.Errorf("CurlBypasses(%q, %s) = %v, want %v", tc.noProxy, tc.host, got, tc.curlBypass)
+		if got := CurlBypasses(tc.NoProxy, tc.Host); got != tc.CurlBypass {
+			t.Errorf("CurlBypasses(%q, %s) = %v, want %v", tc.NoProxy, tc.Host, got, tc.CurlBypass)
 		}
-		if got, want := NoProxyBypasses(tc.noProxy, []string{tc.host}), tc.goBypass && tc.curlBypass; got != want {
-			t.Errorf("NoProxyBypasses(%q, %s) = %v, want %v", tc.noProxy, tc.host, got, want)
+		if got, want := NoProxyBypasses(tc.NoProxy, []string{tc.Host}), tc.GoBypass && tc.CurlBypass; got != want {
+			t.Errorf("NoProxyBypasses(%q, %s) = %v, want %v", tc.NoProxy, tc.Host, got, want)
 		}
 	}
 }
@@ -129,10 +106,10 @@ func TestGoBypassesMatchesNetHTTP(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a process per case")
 	}
-	for _, tc := range noProxyCases {
-		env := map[string]string{EnvHTTPProxyUC: "http://127.0.0.1:3128", EnvNoProxyUC: tc.noProxy}
-		if got := netHTTPProxies(t, env, imdsURL(tc.host)); got == tc.goBypass {
-			t.Errorf("net/http with NO_PROXY=%q proxies %s: %v; the table says bypass=%v", tc.noProxy, tc.host, got, tc.goBypass)
+	for _, tc := range loadNoProxyCases(t) {
+		env := map[string]string{EnvHTTPProxyUC: "http://127.0.0.1:3128", EnvNoProxyUC: tc.NoProxy}
+		if got := netHTTPProxies(t, env, imdsURL(tc.Host)); got == tc.GoBypass {
+			t.Errorf("net/http with NO_PROXY=%q proxies %s: %v; the table says bypass=%v", tc.NoProxy, tc.Host, got, tc.GoBypass)
 		}
 	}
 }
@@ -227,8 +204,8 @@ func TestRedactProxyURL(t *testing.T) {
 }
 
 func FuzzNoProxy(f *testing.F) {
-	for _, tc := range noProxyCases {
-		f.Add(tc.noProxy)
+	for _, tc := range loadNoProxyCases(f) {
+		f.Add(tc.NoProxy)
 	}
 	f.Fuzz(func(t *testing.T, noProxy string) {
 		// Never panics; and appending the address itself always makes both clients bypass.
