@@ -63,41 +63,59 @@ func sampleValue(t cty.Type) cty.Value {
 	return cty.UnknownVal(t)
 }
 
-// value evaluates expr for checking. Its result comes from the unknown facts; the sample
-// facts add the errors that only depend on types (attribute names inside for bodies), and
-// template interpolations are checked for values that cannot become text.
+// value evaluates expr for checking: its result comes from the unknown facts, and
+// deepChecks adds the errors that evaluation alone misses.
 func (c *checker) value(expr hcl.Expression) (cty.Value, hcl.Diagnostics) {
 	v, diags := expr.Value(c.ctx)
-	_, sampleDiags := expr.Value(c.sample)
-	diags = appendTypeErrors(diags, sampleDiags)
-	diags = appendTypeErrors(diags, c.checkTemplates(expr))
-	diags = appendTypeErrors(diags, c.checkGuarded(expr))
+	if n, ok := expr.(hclsyntax.Node); ok {
+		extra, loops := c.deepChecks(n)
+		diags = appendTypeErrors(diags, extra)
+		if loops {
+			_, d := expr.Value(c.sample)
+			diags = appendTypeErrors(diags, d)
+		}
+	}
 	explainAttributes(diags)
 	return v, diags
 }
 
-// checkGuarded finds type errors in the arguments of can and try, which turn every error
-// into a value: a misspelt fact there would silently make can() false for ever.
-func (c *checker) checkGuarded(node any) hcl.Diagnostics {
-	n, ok := node.(hclsyntax.Node)
-	if !ok {
-		return nil
-	}
-	var diags hcl.Diagnostics
+// deepChecks walks the syntax once for what evaluating over unknown facts misses, and
+// reports whether n has for expressions or splats, whose bodies HCL skips over unknown
+// collections; the caller then evaluates n over the sample facts too. It finds:
+//   - template interpolations of values with no text form, such as "${facts.imds}": HCL
+//     lets an unknown value through a template without checking its type;
+//   - type errors in the arguments of can and try, which turn every error into a value: a
+//     misspelt fact there would silently make can() false for ever.
+func (c *checker) deepChecks(n hclsyntax.Node) (diags hcl.Diagnostics, loops bool) {
 	hclsyntax.VisitAll(n, func(n hclsyntax.Node) hcl.Diagnostics {
-		call, ok := n.(*hclsyntax.FunctionCallExpr)
-		if !ok || (call.Name != "can" && call.Name != "try") {
-			return nil
-		}
-		for _, arg := range call.Args {
-			_, d := arg.Value(c.ctx)
-			diags = appendTypeErrors(diags, d)
-			_, d = arg.Value(c.sample)
-			diags = appendTypeErrors(diags, d)
+		switch n := n.(type) {
+		case *hclsyntax.ForExpr, *hclsyntax.SplatExpr:
+			loops = true
+		case *hclsyntax.TemplateExpr:
+			for _, part := range n.Parts {
+				v, d := part.Value(c.ctx)
+				if d.HasErrors() {
+					continue // reported where the expression itself is evaluated
+				}
+				if t := v.Type(); !t.IsPrimitiveType() && t != cty.DynamicPseudoType {
+					diags = append(diags, errorf(part.Range().Ptr(), "Invalid template interpolation value",
+						"A string template cannot include a value of type %s; interpolate one of its attributes instead, e.g. ${facts.imds.class}.", t.FriendlyName()))
+				}
+			}
+		case *hclsyntax.FunctionCallExpr:
+			if n.Name != "can" && n.Name != "try" {
+				break
+			}
+			for _, arg := range n.Args {
+				_, d := arg.Value(c.ctx)
+				diags = appendTypeErrors(diags, d)
+				_, d = arg.Value(c.sample)
+				diags = appendTypeErrors(diags, d)
+			}
 		}
 		return nil
 	})
-	return diags
+	return diags, loops
 }
 
 // appendTypeErrors adds the diagnostics of extra that depend only on types — the sample
@@ -114,34 +132,6 @@ func appendTypeErrors(diags, extra hcl.Diagnostics) hcl.Diagnostics {
 			diags = append(diags, d)
 		}
 	}
-	return diags
-}
-
-// checkTemplates finds interpolations of values that have no text form, such as
-// "${facts.imds}": HCL lets an unknown value through a template without checking its type.
-func (c *checker) checkTemplates(node any) hcl.Diagnostics {
-	n, ok := node.(hclsyntax.Node)
-	if !ok {
-		return nil
-	}
-	var diags hcl.Diagnostics
-	hclsyntax.VisitAll(n, func(n hclsyntax.Node) hcl.Diagnostics {
-		tmpl, ok := n.(*hclsyntax.TemplateExpr)
-		if !ok {
-			return nil
-		}
-		for _, part := range tmpl.Parts {
-			v, d := part.Value(c.ctx)
-			if d.HasErrors() {
-				continue // reported where the expression itself is evaluated
-			}
-			if t := v.Type(); !t.IsPrimitiveType() && t != cty.DynamicPseudoType {
-				diags = append(diags, errorf(part.Range().Ptr(), "Invalid template interpolation value",
-					"Cannot include a %s in a string template; interpolate one of its attributes instead, e.g. ${facts.imds.class}.", t.FriendlyName()))
-			}
-		}
-		return nil
-	})
 	return diags
 }
 
@@ -327,10 +317,14 @@ func (c *checker) decodeRemediation(b *hcl.Block) (*Remediation, hcl.Diagnostics
 		return rem, diags
 	}
 	_, diags := hcldec.Decode(b.Body, spec, c.ctx)
-	_, sampleDiags := hcldec.Decode(b.Body, spec, c.sample)
-	diags = appendTypeErrors(diags, sampleDiags)
-	diags = appendTypeErrors(diags, c.checkTemplates(b.Body))
-	diags = appendTypeErrors(diags, c.checkGuarded(b.Body))
+	if n, ok := b.Body.(hclsyntax.Node); ok {
+		extra, loops := c.deepChecks(n)
+		diags = appendTypeErrors(diags, extra)
+		if loops {
+			_, d := hcldec.Decode(b.Body, spec, c.sample)
+			diags = appendTypeErrors(diags, d)
+		}
+	}
 	explainAttributes(diags)
 	return rem, diags
 }

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -188,10 +189,8 @@ func checkNesting(src Source) *hcl.Diagnostic {
 
 func countBytes(data []byte, set string) int {
 	n := 0
-	for _, b := range data {
-		if strings.IndexByte(set, b) >= 0 {
-			n++
-		}
+	for i := range len(set) {
+		n += bytes.Count(data, []byte{set[i]})
 	}
 	return n
 }

@@ -33,6 +33,21 @@ func runCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	return out.String(), errOut.String(), code
 }
 
+// copyPolicy copies a corpus file to a directory only root can write, so the checkout's
+// permissions (StrictModes) are not under test; it returns the copy's path and contents.
+func copyPolicy(t *testing.T, file string) (string, []byte) {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	abs := filepath.Join(t.TempDir(), filepath.Base(file))
+	if err := os.WriteFile(abs, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return abs, data
+}
+
 var errorMarker = regexp.MustCompile(`#\s*ERROR:\s*(.+?)\s*$`)
 
 // TestValidateInvalidCorpus: `imdsmend validate` on each file of the invalid corpus exits 1
@@ -44,14 +59,7 @@ func TestValidateInvalidCorpus(t *testing.T) {
 	}
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {
-			abs, err := filepath.Abs(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			data, err := os.ReadFile(abs)
-			if err != nil {
-				t.Fatal(err)
-			}
+			abs, data := copyPolicy(t, file)
 			_, stderr, code := runCLI(t, "validate", "--policy", abs)
 			if code != 1 {
 				t.Errorf("exit code %d, want 1", code)
@@ -75,10 +83,7 @@ func TestValidateInvalidCorpus(t *testing.T) {
 }
 
 func TestValidateValid(t *testing.T) {
-	abs, err := filepath.Abs("../../rules/testdata/valid/rules.hcl")
-	if err != nil {
-		t.Fatal(err)
-	}
+	abs, _ := copyPolicy(t, "../../rules/testdata/valid/rules.hcl")
 	stdout, stderr, code := runCLI(t, "validate", "--policy", abs)
 	if code != 0 || stderr != "" {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
@@ -90,10 +95,7 @@ func TestValidateValid(t *testing.T) {
 }
 
 func TestValidateJSON(t *testing.T) {
-	abs, err := filepath.Abs("../../rules/testdata/invalid/bad_severity.hcl")
-	if err != nil {
-		t.Fatal(err)
-	}
+	abs, _ := copyPolicy(t, "../../rules/testdata/invalid/bad_severity.hcl")
 	stdout, _, code := runCLI(t, "validate", "--format", "json", "--policy", abs)
 	if code != 1 {
 		t.Errorf("exit code %d, want 1", code)

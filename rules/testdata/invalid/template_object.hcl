@@ -1,5 +1,5 @@
 rule "imds_down" {
   when     = facts.imds.class == "timeout"
   severity = "critical"
-  summary  = "IMDS: ${facts.imds}" # ERROR: Cannot include the given value in a string template
+  summary  = "IMDS: ${facts.imds}" # ERROR: A string template cannot include a value of type object
 }
