@@ -387,11 +387,7 @@ func judge(h *ruleHits, t *fwTable, ipv6 bool) (FirewallRule, bool) {
 		Deliberate: h.owner || scope == "non_root" || scope == "forwarded",
 		Broad:      h.broad || h.policy,
 	}
-	key := r.spec
-	if t.backend == "nftables" {
-		key = string(r.expr)
-	}
-	sum := sha256.Sum256([]byte(key))
+	sum := sha256.Sum256([]byte(r.spec))
 	fr.ID = strings.Join([]string{fr.Backend, fr.Family, fr.Table, fr.Chain, hex.EncodeToString(sum[:4])}, "/")
 	return fr, true
 }

@@ -98,9 +98,8 @@ type fwRule struct {
 	// uncertainVerdict: what the verdict does depends on something unseen (a queue's
 	// listener).
 	uncertainVerdict bool
-	// nft identity
+	// nft rule handle
 	handle int
-	expr   []byte
 }
 
 // fwChain is a chain; base chains have a hook (and a policy), user chains don't.

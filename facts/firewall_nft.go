@@ -76,11 +76,11 @@ type nftObject struct {
 }
 
 type nftRuleJSON struct {
-	Family string            `json:"family"`
-	Table  string            `json:"table"`
-	Chain  string            `json:"chain"`
-	Handle int               `json:"handle"`
-	Expr   []json.RawMessage `json:"expr"`
+	Family string `json:"family"`
+	Table  string `json:"table"`
+	Chain  string `json:"chain"`
+	Handle int    `json:"handle"`
+	Expr   []any  `json:"expr"`
 }
 
 // parseNftRuleset reads `nft -j list ruleset` into tables, one per packet family: an inet
@@ -121,14 +121,22 @@ func parseNftRuleset(data []byte, skip map[nftTableID]bool, users *userDB) ([]*f
 				t.order = append(t.order, c)
 			}
 		case o.Rule != nil:
-			for _, t := range byID[nftTableID{o.Rule.Family, o.Rule.Table}] {
+			tables := byID[nftTableID{o.Rule.Family, o.Rule.Table}]
+			if len(tables) == 0 {
+				continue
+			}
+			// Conditions look at the packet's family, so one parse serves both of an
+			// inet table; only "narrows" differs.
+			parsed := parseNftRule(o.Rule.Expr, users)
+			for _, t := range tables {
 				c := t.chains[o.Rule.Chain]
 				if c == nil {
 					return nil, fmt.Errorf("nft rule handle %d in unknown chain %s %s", o.Rule.Handle, t.name, o.Rule.Chain)
 				}
-				r := parseNftRule(o.Rule.Expr, t.family == "ipv6", users)
+				r := *parsed.rule
+				r.narrows = parsed.narrows[t.family == "ipv6"]
 				r.chain, r.pos, r.handle = c, len(c.rules)+1, o.Rule.Handle
-				c.rules = append(c.rules, r)
+				c.rules = append(c.rules, &r)
 			}
 		}
 	}
@@ -147,112 +155,91 @@ func packetFamilies(nftFamily string) []string {
 	return nil
 }
 
-// NftExprKey is a rule's expressions with counter values zeroed, so the same rule compares
-// equal however much traffic it has counted.
-func NftExprKey(exprs []json.RawMessage) string {
-	parts := make([]string, len(exprs))
-	for i, e := range exprs {
-		var m map[string]json.RawMessage
-		if json.Unmarshal(e, &m) == nil {
-			if _, ok := m["counter"]; ok && len(m) == 1 {
-				parts[i] = `{"counter":null}`
-				continue
-			}
-		}
-		var buf bytes.Buffer
-		if json.Compact(&buf, e) != nil {
-			parts[i] = string(e)
-			continue
-		}
-		parts[i] = buf.String()
+// NftRuleSpec is the text facts.firewall.rules[*].spec holds for an nft rule given its
+// "expr" JSON; the fixer compares it to make sure a handle still holds the rule the policy
+// meant.
+func NftRuleSpec(expr json.RawMessage) string {
+	var exprs []any
+	if err := json.Unmarshal(expr, &exprs); err != nil {
+		return string(expr)
 	}
-	return "[" + strings.Join(parts, ",") + "]"
+	return parseNftRule(exprs, nil).rule.spec
 }
 
-// NftRuleSpec is the text facts.firewall.rules[*].spec holds for an nft rule; the fixer
-// compares it to make sure a handle still holds the rule the policy meant.
-func NftRuleSpec(exprs []json.RawMessage) string { return parseNftRule(exprs, false, nil).spec }
+// nftParsed is a rule parsed once for both IP families.
+type nftParsed struct {
+	rule *fwRule
+	// narrows per family: false for IPv4, true for IPv6.
+	narrows map[bool]bool
+}
 
 // parseNftRule turns a rule's expressions into conditions, a verdict and its text.
-func parseNftRule(exprs []json.RawMessage, v6 bool, users *userDB) *fwRule {
-	r := &fwRule{expr: []byte(NftExprKey(exprs))}
-	var text []string
-	for _, raw := range exprs {
-		var stmt map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &stmt); err != nil || len(stmt) != 1 {
-			r.conds = append(r.conds, func(*packet) outcome { return unknown })
-			text = append(text, string(raw))
+func parseNftRule(exprs []any, users *userDB) nftParsed {
+	np := nftParsed{rule: &fwRule{}, narrows: map[bool]bool{}}
+	text := make([]string, 0, len(exprs))
+	for _, e := range exprs {
+		stmt, ok := e.(map[string]any)
+		if !ok || len(stmt) != 1 {
+			np.rule.conds = append(np.rule.conds, func(*packet) outcome { return unknown })
+			text = append(text, jsonText(e))
 			continue
 		}
 		for key, val := range stmt {
-			text = append(text, nftStatement(r, key, val, v6, users))
+			text = append(text, np.statement(key, val, users))
 		}
 	}
-	r.spec = strings.Join(text, " ")
-	return r
+	np.rule.spec = strings.Join(text, " ")
+	return np
 }
 
-// nftStatement applies one statement to r and returns its text.
-func nftStatement(r *fwRule, key string, val json.RawMessage, v6 bool, users *userDB) string {
+// field reads obj[key] as T, the zero value when absent or of another type.
+func field[T any](obj any, key string) T {
+	m, _ := obj.(map[string]any)
+	v, _ := m[key].(T)
+	return v
+}
+
+// statement applies one statement to the rule and returns its text.
+func (np nftParsed) statement(key string, val any, users *userDB) string {
+	r := np.rule
 	unknownCond := func(*packet) outcome { return unknown }
 	switch key {
 	case "match":
-		var m struct {
-			Op    string          `json:"op"`
-			Left  json.RawMessage `json:"left"`
-			Right json.RawMessage `json:"right"`
-		}
-		if json.Unmarshal(val, &m) != nil {
-			r.conds = append(r.conds, unknownCond)
-			return string(val)
-		}
-		c, leftText := nftMatch(r, m.Op == "!=", m.Left, m.Right, v6, users)
+		op := field[string](val, "op")
+		c, leftText := np.match(op == "!=", field[any](val, "left"), field[any](val, "right"), users)
 		r.conds = append(r.conds, c)
-		op := ""
-		if m.Op != "==" && m.Op != "in" && m.Op != "" {
-			op = m.Op + " "
+		opText := ""
+		if op != "==" && op != "in" && op != "" {
+			opText = op + " "
 		}
-		return leftText + " " + op + nftValueText(m.Right)
+		return leftText + " " + opText + valueText(field[any](val, "right"))
 	case "accept", "drop", "return", "continue":
 		r.verdict = map[string]int{"accept": vAccept, "drop": vDrop, "return": vReturn, "continue": vContinue}[key]
 		return key
 	case "jump", "goto":
-		var t struct {
-			Target string `json:"target"`
-		}
-		_ = json.Unmarshal(val, &t)
-		r.verdict, r.target = vJump, t.Target
+		target := field[string](val, "target")
+		r.verdict, r.target = vJump, target
 		if key == "goto" {
 			r.verdict = vGoto
 		}
-		return key + " " + t.Target
+		return key + " " + target
 	case "reject":
 		r.verdict = vReject
-		var rj struct {
-			Type string `json:"type"`
-			Expr string `json:"expr"`
-		}
-		if json.Unmarshal(val, &rj) == nil && rj.Type != "" {
-			return strings.TrimSpace("reject with " + rj.Type + " " + rj.Expr)
+		if typ := field[string](val, "type"); typ != "" {
+			return strings.TrimSpace("reject with " + typ + " " + field[string](val, "expr"))
 		}
 		return "reject"
 	case "queue":
 		r.verdict, r.uncertainVerdict = vQueue, true
 		return "queue"
-	case "dnat", "redirect":
-		var d struct {
-			Addr any `json:"addr"`
-			Port any `json:"port"`
-		}
-		_ = json.Unmarshal(val, &d)
-		if key == "redirect" {
-			r.verdict = vRedirect
-			return "redirect" + portSuffix(d.Port)
-		}
+	case "redirect":
+		r.verdict = vRedirect
+		return "redirect" + portSuffix(field[any](val, "port"))
+	case "dnat":
 		r.verdict = vDNAT
-		addr, _ := d.Addr.(string)
-		port := portSuffix(d.Port)
-		if a, err := netip.ParseAddr(addr); err == nil && a == imdsAddr(v6) && (port == "" || port == ":80") {
+		addr := field[string](val, "addr")
+		port := portSuffix(field[any](val, "port"))
+		if a, err := netip.ParseAddr(addr); err == nil && (a == imdsV4 || a == imdsV6) && (port == "" || port == ":80") {
 			r.verdict = vContinue
 		}
 		return "dnat to " + addr + port
@@ -262,20 +249,16 @@ func nftStatement(r *fwRule, key string, val json.RawMessage, v6 bool, users *us
 		// Statements that let the packet go on. A verdict map's outcome is not modelled.
 		return key
 	case "xt":
-		var x struct {
-			Type string `json:"type"`
-			Name string `json:"name"`
+		name := field[string](val, "name")
+		if field[string](val, "type") == "target" {
+			parseTarget(r, false, name, nil, false)
+			return "xt target " + name
 		}
-		_ = json.Unmarshal(val, &x)
-		if x.Type == "target" {
-			parseTarget(r, false, x.Name, nil, v6)
-			return "xt target " + x.Name
-		}
-		if x.Name == "owner" {
+		if name == "owner" {
 			r.owner = true
 		}
 		r.conds = append(r.conds, unknownCond)
-		return "xt match " + x.Name
+		return "xt match " + name
 	}
 	// limit, quota and anything newer: a condition imdsmend can't decide.
 	r.conds = append(r.conds, unknownCond)
@@ -289,57 +272,47 @@ func portSuffix(p any) string {
 	return ""
 }
 
-// nftMatch decides one `match` for a packet and returns its left-hand text. Negation
-// (neg, op "!=") applies to the comparison only: when the packet lacks the field (an IPv4
-// header on IPv6 traffic, a UDP port, the owner of forwarded traffic) nft's rule does not
-// match either way.
-func nftMatch(r *fwRule, neg bool, left, right json.RawMessage, v6 bool, users *userDB) (cond, string) {
-	var l struct {
-		Payload *struct {
-			Protocol string `json:"protocol"`
-			Field    string `json:"field"`
-		} `json:"payload"`
-		Meta *struct {
-			Key string `json:"key"`
-		} `json:"meta"`
-		Ct *struct {
-			Key string `json:"key"`
-		} `json:"ct"`
-	}
+// match decides one `match` for a packet and returns its left-hand text. Negation (neg, op
+// "!=") applies to the comparison only: when the packet lacks the field (an IPv4 header on
+// IPv6 traffic, a UDP port, the owner of forwarded traffic) nft's rule does not match
+// either way.
+func (np nftParsed) match(neg bool, left, right any, users *userDB) (cond, string) {
+	r := np.rule
 	unknownCond := func(*packet) outcome { return unknown }
-	if json.Unmarshal(left, &l) != nil {
-		return unknownCond, string(left)
-	}
+	noneCond := func(*packet) outcome { return none }
 	val := decodeNftValue(right)
-	switch {
-	case l.Payload != nil:
-		pl := l.Payload
-		text := pl.Protocol + " " + pl.Field
-		switch {
-		case (pl.Protocol == "ip" || pl.Protocol == "ip6") && (pl.Field == "daddr" || pl.Field == "saddr"):
-			if (pl.Protocol == "ip6") != v6 {
-				return func(*packet) outcome { return none }, text
+	if pl := field[map[string]any](left, "payload"); pl != nil {
+		proto, fld := field[string](pl, "protocol"), field[string](pl, "field")
+		text := proto + " " + fld
+		// An ip (ip6) header match only sees IPv4 (IPv6) packets.
+		ipv6 := proto == "ip6"
+		familyOnly := func(c cond) cond {
+			return func(p *packet) outcome {
+				if p.v6 != ipv6 {
+					return none
+				}
+				return c(p)
 			}
+		}
+		switch {
+		case (proto == "ip" || proto == "ip6") && (fld == "daddr" || fld == "saddr"):
 			if val.named {
-				return unknownCond, text
+				return familyOnly(unknownCond), text
 			}
 			in := val.addrs()
-			if pl.Field == "saddr" {
-				return negate(srcIn(in), neg), text
+			if fld == "saddr" {
+				return familyOnly(negate(srcIn(in), neg)), text
 			}
-			if prefixes := val.prefixes(); len(prefixes) == 1 && prefixes[0].Bits() >= 8 && prefixes[0].Contains(imdsAddr(v6)) {
-				r.narrows = true
+			if prefixes := val.prefixes(); !neg && len(prefixes) == 1 && prefixes[0].Bits() >= 8 && prefixes[0].Contains(imdsAddr(ipv6)) {
+				np.narrows[ipv6] = true
 			}
-			return negate(dstIn(in), neg), text
-		case pl.Protocol == "ip" && pl.Field == "protocol", pl.Protocol == "ip6" && pl.Field == "nexthdr":
-			if (pl.Protocol == "ip6") != v6 {
-				return func(*packet) outcome { return none }, text
-			}
-			return negate(val.matchesName("tcp", 6), neg), text
-		case pl.Protocol == "ip" || pl.Protocol == "ip6":
-			return unknownCond, text
-		case pl.Protocol == "tcp" || pl.Protocol == "th":
-			switch pl.Field {
+			return familyOnly(negate(dstIn(in), neg)), text
+		case proto == "ip" && fld == "protocol", proto == "ip6" && fld == "nexthdr":
+			return familyOnly(negate(val.matchesName("tcp", 6), neg)), text
+		case proto == "ip" || proto == "ip6":
+			return familyOnly(unknownCond), text
+		case proto == "tcp" || proto == "th":
+			switch fld {
 			case "dport":
 				return negate(func(p *packet) outcome { return boolOutcome(val.containsNum(uint64(p.port))) }, neg), text
 			case "sport":
@@ -351,25 +324,22 @@ func nftMatch(r *fwRule, neg bool, left, right json.RawMessage, v6 bool, users *
 		}
 		// Another protocol's header (udp, icmp, ...): nft only matches packets of that
 		// protocol, and IMDS requests are TCP.
-		return func(*packet) outcome { return none }, text
-	case l.Meta != nil:
-		key := l.Meta.Key
+		return noneCond, text
+	}
+	if meta := field[map[string]any](left, "meta"); meta != nil {
+		key := field[string](meta, "key")
 		text := "meta " + key
 		switch key {
 		case "l4proto":
 			return negate(val.matchesName("tcp", 6), neg), text
-		case "nfproto":
-			want := "ipv4"
-			if v6 {
-				want = "ipv6"
-			}
-			return negate(boolCond(val.hasString(want)), neg), text
-		case "protocol":
-			want := "ip"
-			if v6 {
-				want = "ip6"
-			}
-			return negate(boolCond(val.hasString(want)), neg), text
+		case "nfproto", "protocol":
+			names := map[string][2]string{"nfproto": {"ipv4", "ipv6"}, "protocol": {"ip", "ip6"}}[key]
+			return negate(func(p *packet) outcome {
+				if p.v6 {
+					return boolOutcome(val.hasString(names[1]))
+				}
+				return boolOutcome(val.hasString(names[0]))
+			}, neg), text
 		case "oifname", "oif":
 			return negate(func(p *packet) outcome {
 				if p.oif == "" {
@@ -397,14 +367,20 @@ func nftMatch(r *fwRule, neg bool, left, right json.RawMessage, v6 bool, users *
 			}, text
 		}
 		return unknownCond, text
-	case l.Ct != nil:
-		text := "ct " + l.Ct.Key
-		if l.Ct.Key == "state" {
-			return negate(stateIn(strings.Join(val.strings(), ",")), neg), text
-		}
-		return unknownCond, text
 	}
-	return unknownCond, string(left)
+	if ct := field[map[string]any](left, "ct"); ct != nil {
+		key := field[string](ct, "key")
+		if key == "state" {
+			return negate(stateIn(strings.Join(val.strings(), ",")), neg), "ct " + key
+		}
+		return unknownCond, "ct " + key
+	}
+	return unknownCond, jsonText(left)
+}
+
+func jsonText(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
 }
 
 func boolCond(b bool) cond { return func(*packet) outcome { return boolOutcome(b) } }
@@ -442,11 +418,7 @@ type nftValue struct {
 	named bool
 }
 
-func decodeNftValue(raw json.RawMessage) nftValue {
-	var v any
-	if json.Unmarshal(raw, &v) != nil {
-		return nftValue{named: true}
-	}
+func decodeNftValue(v any) nftValue {
 	var out nftValue
 	var add func(x any)
 	add = func(x any) {
@@ -635,15 +607,7 @@ func (v nftValue) matchesIface(name string) bool {
 	return false
 }
 
-// nftValueText renders a match's right-hand side the way nft prints it.
-func nftValueText(raw json.RawMessage) string {
-	var v any
-	if json.Unmarshal(raw, &v) != nil {
-		return string(raw)
-	}
-	return valueText(v)
-}
-
+// valueText renders a match's right-hand side the way nft prints it.
 func valueText(v any) string {
 	switch v := v.(type) {
 	case string:
@@ -671,6 +635,5 @@ func valueText(v any) string {
 			return valueText(rg[0]) + "-" + valueText(rg[1])
 		}
 	}
-	b, _ := json.Marshal(v)
-	return string(b)
+	return jsonText(v)
 }

@@ -20,8 +20,20 @@ func SplitWords(s string) ([]string, error) {
 	)
 	for i := 0; i < len(s); i++ {
 		c := s[i]
+		if !inWord && !isBlank(c) {
+			// Most words are plain: take them as they are, without copying.
+			end := i
+			for end < len(s) && !isBlank(s[end]) && strings.IndexByte(`\'"`, s[end]) < 0 {
+				end++
+			}
+			if end == len(s) || isBlank(s[end]) {
+				words = append(words, s[i:end])
+				i = end
+				continue
+			}
+		}
 		switch {
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+		case isBlank(c):
 			if inWord {
 				words = append(words, cur.String())
 				cur.Reset()
@@ -64,6 +76,8 @@ func SplitWords(s string) ([]string, error) {
 	}
 	return words, nil
 }
+
+func isBlank(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 // QuoteWords joins words into one line that SplitWords (and a shell) reads back as the
 // same words; plain words stay unquoted so commands read naturally.

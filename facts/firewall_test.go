@@ -374,3 +374,15 @@ func TestFirewallUndecidable(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkEvaluateFirewall parses and walks 1,000 captured rules that don't concern IMDS:
+// the in-process share of the firewall probe (the rest is iptables-nft-save itself).
+func BenchmarkEvaluateFirewall(b *testing.B) {
+	src := loadScenario(b, "bench1000")
+	for b.Loop() {
+		fw, err := evaluateFirewall(src, Config{}, testUsers, ec2Packets)
+		if err != nil || len(fw.Rules) != 0 {
+			b.Fatalf("rules %v, err %v", fw, err)
+		}
+	}
+}

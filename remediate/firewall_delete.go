@@ -309,8 +309,8 @@ func iptablesError(op string, d *firewallDeleteData, err error) error {
 
 // nftRule is a rule as `nft -j list chain` prints it.
 type nftRule struct {
-	Handle int               `json:"handle"`
-	Expr   []json.RawMessage `json:"expr"`
+	Handle int             `json:"handle"`
+	Expr   json.RawMessage `json:"expr"`
 }
 
 // listNftChain returns the rules of a chain, nil if the chain or table is gone.
@@ -378,11 +378,7 @@ func (d *firewallDeleteData) deleteNft(ctx context.Context) error {
 	if _, err := runNft(ctx, nil, "delete", "rule", fam, table, d.Chain, "handle", fmt.Sprint(d.Handle)); err != nil {
 		return err
 	}
-	expr, err := json.Marshal(chain[index].Expr)
-	if err != nil {
-		return err
-	}
-	d.Positions, d.Expr = []int{index}, expr
+	d.Positions, d.Expr = []int{index}, chain[index].Expr
 	return nil
 }
 

@@ -84,3 +84,21 @@ nft add rule inet t imds ip daddr 169.254.169.254 drop
 iptables -A OUTPUT -d 169.254.169.254 -j DROP
 nft add chain ip filter native_extra
 nft add rule ip filter OUTPUT ip daddr 169.254.169.254 tcp dport 80 counter reject'
+
+# 1,000 rules that don't concern IMDS, for BenchmarkEvaluateFirewall.
+scenario bench1000 '
+{
+	echo "*filter"
+	echo ":OUTPUT ACCEPT [0:0]"
+	echo ":EGRESS - [0:0]"
+	echo "-A OUTPUT -j EGRESS"
+	i=0
+	while [ $i -lt 500 ]; do
+		echo "-A OUTPUT -d 10.$((i / 250)).$((i % 250)).0/24 -p tcp -m tcp --dport $((1000 + i)) -j ACCEPT"
+		echo "-A EGRESS -s 192.168.$((i / 250)).$((i % 250))/32 -m comment --comment \"host $i\" -j DROP"
+		i=$((i + 1))
+	done
+	echo COMMIT
+} | iptables-restore'
+# Its nft JSON is large and read by nothing.
+rm -f bench1000.nft.json
