@@ -60,7 +60,8 @@ type Probe interface {
 	Gather(ctx context.Context, cfg Config, f *Facts) error
 }
 
-// Gather runs the probes concurrently, each bounded by cfg.Timeout, and records how each
+// Gather runs the probes concurrently, each bounded by cfg.Timeout and by ctx's deadline
+// less a reserve, and records how each
 // went in f.Probes. It never fails as a whole: a failing probe leaves its section nil.
 func Gather(ctx context.Context, cfg Config, probes []Probe) *Facts {
 	f := &Facts{Probes: make(map[string]ProbeResult, len(probes))}
@@ -74,13 +75,9 @@ func Gather(ctx context.Context, cfg Config, probes []Probe) *Facts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			pctx := ctx
-			if cfg.Timeout > 0 {
-				var cancel context.CancelFunc
-				pctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
-				defer cancel()
-			}
 			start := time.Now()
+			pctx, cancel := context.WithDeadline(ctx, probeDeadline(ctx, cfg.Timeout, start))
+			defer cancel()
 			err := runProbe(pctx, p, cfg, f)
 			r := ProbeResult{OK: err == nil, DurationMS: ms(time.Since(start))}
 			if err != nil {
@@ -95,6 +92,33 @@ func Gather(ctx context.Context, cfg Config, probes []Probe) *Facts {
 		f.Probes[r.name] = r.res
 	}
 	return f
+}
+
+// A probe stops early by this share of the run's remaining time (at most
+// reserveMax) so the run can still evaluate, fix and report before --timeout.
+const (
+	reserveShare = 4
+	reserveMax   = 500 * time.Millisecond
+)
+
+// probeDeadline is a probe's bound: timeout from start, or earlier when the run's own
+// deadline is nearer, keeping a reserve for the rest of the run.
+func probeDeadline(ctx context.Context, timeout time.Duration, start time.Time) time.Time {
+	var d time.Time
+	if timeout > 0 {
+		d = start.Add(timeout)
+	}
+	if run, ok := ctx.Deadline(); ok {
+		early := run.Add(-min(run.Sub(start)/reserveShare, reserveMax))
+		if d.IsZero() || early.Before(d) {
+			d = early
+		}
+	}
+	if d.IsZero() {
+		// Neither bound is set: no deadline (a zero time is already in the past).
+		return start.Add(24 * time.Hour)
+	}
+	return d
 }
 
 // runProbe turns a probe's panic into an error so one broken probe can't end the run.

@@ -118,11 +118,6 @@ const (
 	// Backoff before retry n is uniform in [0, min(cap, base·2^(n-1))) ("full jitter").
 	imdsBackoffBase = 100 * time.Millisecond
 	imdsBackoffCap  = time.Second
-	// When the run's own deadline is nearer than the probe's bound, the probe stops early
-	// by this share of the remaining time (at most imdsReserveMax) so the run can still
-	// report before its deadline.
-	imdsReserveShare = 4
-	imdsReserveMax   = 500 * time.Millisecond
 )
 
 // IMDSProbe probes the metadata service: a token PUT and a metadata GET over one
@@ -200,7 +195,8 @@ func imdsNoRedirects(*http.Request, []*http.Request) error { return http.ErrUseL
 // when the PUT is refused the way v1-only services refuse it.
 func (c *imdsClient) probe(ctx context.Context) *IMDS {
 	start := time.Now()
-	ctx, cancel := context.WithDeadline(ctx, c.deadline(ctx, start))
+	// Gather has already shortened ctx to leave the run room to report.
+	ctx, cancel := context.WithTimeout(ctx, c.t.Total)
 	defer cancel()
 	defer c.tr.CloseIdleConnections()
 
@@ -226,19 +222,6 @@ func (c *imdsClient) probe(ctx context.Context) *IMDS {
 	}
 	res.LatencyMS = ms(time.Since(start))
 	return res
-}
-
-// deadline is the probe's bound: Total from now, or earlier when the caller's context ends
-// sooner, keeping a reserve for the rest of the run.
-func (c *imdsClient) deadline(ctx context.Context, start time.Time) time.Time {
-	d := start.Add(c.t.Total)
-	if cd, ok := ctx.Deadline(); ok {
-		reserve := min(cd.Sub(start)/imdsReserveShare, imdsReserveMax)
-		if early := cd.Add(-reserve); early.Before(d) {
-			d = early
-		}
-	}
-	return d
 }
 
 // imdsOutcome is how one request (with its retries) ended.
