@@ -291,6 +291,10 @@ func planLines(ed *noProxyEdit, f *facts.ProxyFile, hosts []string) error {
 	added := map[int]string{} // assignment index → text appended to it
 	last := map[string]int{}  // spelling → index of its last assignment
 	for i, a := range f.Assignments {
+		if a.Name == "" {
+			clear(last) // a systemd reset: what came before no longer counts
+			continue
+		}
 		if !slices.Contains(facts.NoProxyVars, a.Name) {
 			continue
 		}

@@ -112,6 +112,10 @@ func TestNoProxyFixes(t *testing.T) {
 			map[string]string{"etc/docker/daemon.json": "{\n\t\"proxies\": {\n\t\t\"http-proxy\": \"http://p:3128\"\n\t},\n\t\"debug\": true\n}\n",
 				"etc/systemd/system/docker.service.d/np.conf": "[Service]\nEnvironment=NO_PROXY=.corp\n"}, false, "/etc/docker/daemon.json",
 			"{\n\t\"proxies\": {\n\t\t\"http-proxy\": \"http://p:3128\",\n\t\t\"no-proxy\": \".corp,169.254.169.254\"\n\t},\n\t\"debug\": true\n}\n"},
+		{"a reset drops what came before it",
+			map[string]string{"etc/systemd/system/a.service.d/p.conf": "[Service]\nEnvironment=NO_PROXY=169.254.169.254\nEnvironment=\nEnvironment=HTTP_PROXY=http://p\n"},
+			false, "/etc/systemd/system/a.service.d/p.conf",
+			"[Service]\nEnvironment=NO_PROXY=169.254.169.254\nEnvironment=\nEnvironment=HTTP_PROXY=http://p\nEnvironment=\"no_proxy=169.254.169.254\"\nEnvironment=\"NO_PROXY=169.254.169.254\"\n"},
 		{"CRLF, no final newline",
 			map[string]string{"etc/environment": "PATH=/usr/bin\r\nhttp_proxy=http://p:3128"}, false, "/etc/environment",
 			"PATH=/usr/bin\r\nhttp_proxy=http://p:3128\r\nno_proxy=169.254.169.254\r\nNO_PROXY=169.254.169.254"},
@@ -320,4 +324,53 @@ func TestNoProxyReadOnlyFile(t *testing.T) {
 	if len(entries) != 1 {
 		t.Errorf("left behind in /etc: %v", entries)
 	}
+}
+
+// FuzzNoProxy: whatever a file holds, a planned edit only inserts, and leaves nothing to
+// do for a second plan. (The edit is made in memory: Apply's fsyncs would make each run
+// take a second on a busy disk; TestNoProxyFixes covers Apply and Undo.)
+func FuzzNoProxy(f *testing.F) {
+	targets := []string{"/etc/environment", "/etc/profile.d/p.sh", "/etc/systemd/system/x.service.d/p.conf", "/etc/docker/daemon.json", "/etc/systemd/system.conf.d/p.conf"}
+	for i, name := range []string{"environment.ubuntu", "proxy.sh", "http-proxy.conf", "daemon.json", "proxy-defaults.conf"} {
+		data, err := os.ReadFile(filepath.Join("..", "facts", "testdata", "proxy", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data, uint8(i))
+	}
+	f.Add([]byte("export http_proxy=x no_proxy=\"a\"'b'\\\n NO_PROXY=${no_proxy:+$no_proxy,}\r\n"), uint8(1))
+	f.Add([]byte("[Service]\nEnvironment=HTTP_PROXY=x\nEnvironment=\nEnvironment=no_proxy=\"a b\"\n"), uint8(2))
+	root := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte, which uint8) {
+		target := targets[int(which)%len(targets)]
+		p := filepath.Join(root, target)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(p)
+		env := testEnv(root, which%2 == 0)
+		ctx := context.Background()
+		changes, err := NoProxy{}.Plan(ctx, env, filesArg(target))
+		if err != nil || len(changes) != 1 || changes[0].Status == StatusFailed {
+			return // nothing to do, or refused with a reason
+		}
+		var d noProxyData
+		if err := json.Unmarshal(changes[0].Data, &d); err != nil {
+			t.Fatal(err)
+		}
+		updated, err := applyInserts(data, d.Inserts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, updated, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		again, err := NoProxy{}.Plan(ctx, env, filesArg(target))
+		if err != nil || len(again) != 0 {
+			t.Fatalf("after the edit, plan again = %+v, %v\nbefore: %q\nafter:  %q", again, err, data, updated)
+		}
+	})
 }
