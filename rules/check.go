@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hcldec"
@@ -42,9 +43,12 @@ func newChecker(kinds Kinds) *checker {
 	return &checker{
 		kinds:  kinds,
 		ctx:    EvalContext(cty.UnknownVal(factsType()).RefineNotNull()),
-		sample: EvalContext(sampleValue(factsType())),
+		sample: EvalContext(sampleFacts()),
 	}
 }
+
+// sampleFacts is built once: it depends only on the facts type.
+var sampleFacts = sync.OnceValue(func() cty.Value { return sampleValue(factsType()) })
 
 // sampleValue is a value of type t whose lists and maps hold one unknown element each.
 func sampleValue(t cty.Type) cty.Value {
