@@ -61,7 +61,8 @@ func scanProcesses(ctx context.Context, root string, conf *ProxyConfig, hosts []
 		// imdsmend's own IMDS client never uses a proxy, whatever its environment says.
 		self = os.Getpid()
 	}
-	groups := map[string]int{} // key → index in scan.sources
+	buf := make([]byte, 64<<10) // reused: one read per environment in the usual case
+	groups := map[string]int{}  // key → index in scan.sources
 	unitSetsProxy := map[string]bool{}
 	for _, pid := range pids {
 		if err := ctx.Err(); err != nil {
@@ -71,7 +72,7 @@ func scanProcesses(ctx context.Context, root string, conf *ProxyConfig, hosts []
 			continue
 		}
 		base := path.Join(procDir, strconv.Itoa(pid))
-		env, err := readEnviron(path.Join(base, "environ"))
+		env, err := readEnviron(path.Join(base, "environ"), &buf)
 		switch {
 		case errors.Is(err, fs.ErrPermission):
 			scan.unreadable++
@@ -132,20 +133,35 @@ func scanProcesses(ctx context.Context, root string, conf *ProxyConfig, hosts []
 	return scan, nil
 }
 
-// readEnviron returns the proxy variables of a NUL-separated environment file.
-func readEnviron(file string) (map[string]string, error) {
+// readEnviron returns the proxy variables of a NUL-separated environment file, reading it
+// into *buf (grown up to maxEnviron as needed).
+func readEnviron(file string, buf *[]byte) (map[string]string, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxEnviron))
-	if err != nil {
+	n := 0
+	for {
+		m, err := f.Read((*buf)[n:])
+		n += m
+		if err == io.EOF || (err == nil && m == 0) {
+			break
+		}
 		if errors.Is(err, syscall.ESRCH) {
 			return nil, fs.ErrNotExist
 		}
-		return nil, err
+		if err != nil {
+			return nil, err
+		}
+		if n == len(*buf) {
+			if n >= maxEnviron {
+				break // bounded: the variables past here are not read
+			}
+			*buf = append(*buf, make([]byte, n)...)
+		}
 	}
+	data := (*buf)[:n]
 	env := map[string]string{}
 	for len(data) > 0 {
 		entry := data

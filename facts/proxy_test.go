@@ -208,6 +208,9 @@ func TestGatherProxyProcesses(t *testing.T) {
 		[]byte("USER=admin\x00http_proxy=http://p:3128\x00no_proxy=localhost,169.254.169.254\x00"))
 	writeProc(t, root, 950, "sshd", "12:name=systemd:/system.slice/ssh.service\n1:cpu:/\n",
 		[]byte("ALL_PROXY=socks5://p:1080\x00"))
+	// A large environment (past the first read) with the proxy at its end.
+	writeProc(t, root, 960, "java", "0::/system.slice/app.service\n",
+		[]byte(strings.Repeat("JAVA_OPTS=-Xmx4g -Dx=y\x00", 5000)+"http_proxy=http://p:3128\x00"))
 	p, err := GatherProxy(context.Background(), root, ProxyHosts(false))
 	if err != nil {
 		t.Fatal(err)
@@ -226,12 +229,15 @@ func TestGatherProxyProcesses(t *testing.T) {
 		src(ProxySource{Name: "sshd[950] in ssh.service", Kind: ProxyKindProcess, Path: "/proc/950/environ", Unit: "ssh.service",
 			PIDs: []int{950}, Command: "sshd", Variables: []string{"ALL_PROXY"}, Proxy: "socks5://p:1080", Leaks: true,
 			Clients: []string{ClientCurl}, Hosts: []string{IMDSHost}}),
+		src(ProxySource{Name: "java[960] in app.service", Kind: ProxyKindProcess, Path: "/proc/960/environ", Unit: "app.service",
+			PIDs: []int{960}, Command: "java", Variables: []string{"http_proxy"}, Proxy: "http://p:3128", Leaks: true,
+			Clients: []string{ClientCurl, ClientGo}, Hosts: []string{IMDSHost}}),
 	}
 	if diff := cmp.Diff(want, p.Sources); diff != "" {
 		t.Errorf("sources (-want +got):\n%s", diff)
 	}
-	if p.Processes != 6 {
-		t.Errorf("processes read = %d, want 6", p.Processes)
+	if p.Processes != 7 {
+		t.Errorf("processes read = %d, want 7", p.Processes)
 	}
 }
 
