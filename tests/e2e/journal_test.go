@@ -104,6 +104,12 @@ exec "$JOURNALD"`
 	return j
 }
 
+// hermetic wraps a command so it runs with a private, empty /run: no journald there, and
+// none of the host's sees what the test does.
+func hermetic(name string, args ...string) (string, []string) {
+	return "unshare", append([]string{"--mount", "--propagation", "private", "sh", "-c", `mount -t tmpfs tmpfs /run && exec "$@"`, "sh", name}, args...)
+}
+
 // environ is os.Environ without the named variables, so the caller's systemd context
 // (a journal stream, a notify socket) does not leak into what the test runs.
 func environ(drop ...string) []string {
@@ -310,6 +316,13 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// ignoreHostProxies turns proxy_leak off for r: it reads every process's environment, and
+// processes of other tests on the machine (a curl with https_proxy) would open findings
+// these tests do not expect.
+func ignoreHostProxies(r *run) {
+	r.dropIn("40-ignore-host-proxies.hcl", "rule \"proxy_leak\" {\n  enabled = false\n}\n")
+}
+
 // checkEntry asserts what every imdsmend entry must have.
 func checkEntry(t *testing.T, e entry) {
 	t.Helper()
@@ -341,6 +354,7 @@ func TestJournalAuditTrail(t *testing.T) {
 	imds := serveRecordingIMDS(t, ns)
 	j := startJournald(ctx, t, ns, journaldOptions{})
 	r := newRun(t, ns)
+	ignoreHostProxies(r)
 
 	healthy, res := j.imdsmend(ctx, r, "check")
 	if res.ExitCode != report.ExitHealthy || healthy.IMDS == nil || healthy.IMDS.Class != "ok" {
@@ -524,10 +538,8 @@ func TestJournalAbsentWritesText(t *testing.T) {
 	ctx := testContext(t)
 	ns := newNamespace(t)
 	r := newRun(t, ns)
-	// A private /run without journald: the socket is not there.
-	script := `mount -t tmpfs tmpfs /run && exec "$@"`
-	res, err := ns.Exec(ctx, []string{"AWS_EC2_METADATA_SERVICE_ENDPOINT=", "JOURNAL_STREAM="}, "unshare",
-		"--mount", "--propagation", "private", "sh", "-c", script, "sh", bins.Imdsmend, "check", "--policy", r.policy, "--state-dir", r.stateDir)
+	name, args := hermetic(bins.Imdsmend, "check", "--policy", r.policy, "--state-dir", r.stateDir)
+	res, err := ns.Exec(ctx, []string{"AWS_EC2_METADATA_SERVICE_ENDPOINT=", "JOURNAL_STREAM="}, name, args...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,6 +86,16 @@ func (n *notifySocket) waitFor(ctx context.Context, prefix string) (string, erro
 	}
 }
 
+// expect waits up to d for the next message with a line starting with prefix.
+func (n *notifySocket) expect(t testing.TB, d time.Duration, prefix string) string {
+	t.Helper()
+	msg, err := n.waitFor(within(t, d), prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msg
+}
+
 func (n *notifySocket) received() []string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -114,9 +124,10 @@ func TestNotifyOneshotStatus(t *testing.T) {
 	ns := newNamespace(t)
 	serveSim("ok")(ctx, t, ns)
 	r := newRun(t, ns)
+	ignoreHostProxies(r)
 	n := listenNotify(t)
-	res, err := ns.Exec(ctx, []string{"AWS_EC2_METADATA_SERVICE_ENDPOINT=", "NOTIFY_SOCKET=" + n.path},
-		bins.Imdsmend, "check", "--policy", r.policy, "--state-dir", r.stateDir)
+	name, args := hermetic(bins.Imdsmend, "check", "--policy", r.policy, "--state-dir", r.stateDir)
+	res, err := ns.Exec(ctx, []string{"AWS_EC2_METADATA_SERVICE_ENDPOINT=", "NOTIFY_SOCKET=" + n.path}, name, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
