@@ -50,16 +50,17 @@ rule "imds_http_error" {
 
 rule "firewall_blocks_imds" {
   # Rules that certainly stop root's requests (imdsmend, cloud-init, the SSM agent). Those
-  # scoped by socket owner (deliberate) and those that hit far more than IMDS (broad: a
-  # DROP of all output, a chain policy) are reported but never deleted by default.
+  # scoped by socket owner (deliberate), those that hit far more than IMDS (broad: a DROP
+  # of all output, a chain policy) and those whose comment says "imdsmend:keep" are
+  # reported but never deleted by default.
   when     = length([for r in facts.firewall.rules : r if r.blocks]) > 0
   severity = "critical"
   summary  = "firewall rules stop root's requests to IMDS: ${join("; ", [for r in facts.firewall.rules : "${r.backend}/${r.family}/${r.table}/${r.chain}: ${r.spec}" if r.blocks])}"
-  hint     = "imdsmend apply deletes those that are neither owner-scoped nor broad; docs/firewall.md tells how to keep or remove the others"
+  hint     = "imdsmend apply deletes those that are neither owner-scoped, broad nor marked imdsmend:keep; docs/firewall.md tells how to keep or remove the others"
   evidence = { rules = [for r in facts.firewall.rules : r if r.blocks] }
 
   remediate "firewall_delete" {
-    rules = [for r in facts.firewall.rules : r if r.blocks && !r.deliberate && !r.broad]
+    rules = [for r in facts.firewall.rules : r if r.blocks && !r.deliberate && !r.broad && !strcontains(r.spec, "imdsmend:keep")]
   }
 }
 

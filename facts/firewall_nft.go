@@ -76,11 +76,12 @@ type nftObject struct {
 }
 
 type nftRuleJSON struct {
-	Family string `json:"family"`
-	Table  string `json:"table"`
-	Chain  string `json:"chain"`
-	Handle int    `json:"handle"`
-	Expr   []any  `json:"expr"`
+	Family  string `json:"family"`
+	Table   string `json:"table"`
+	Chain   string `json:"chain"`
+	Handle  int    `json:"handle"`
+	Expr    []any  `json:"expr"`
+	Comment string `json:"comment"`
 }
 
 // parseNftRuleset reads `nft -j list ruleset` into tables, one per packet family: an inet
@@ -127,7 +128,7 @@ func parseNftRuleset(data []byte, skip map[nftTableID]bool, users *userDB) ([]*f
 			}
 			// Conditions look at the packet's family, so one parse serves both of an
 			// inet table; only "narrows" differs.
-			parsed := parseNftRule(o.Rule.Expr, users)
+			parsed := parseNftRule(o.Rule.Expr, o.Rule.Comment, users)
 			for _, t := range tables {
 				c := t.chains[o.Rule.Chain]
 				if c == nil {
@@ -156,14 +157,14 @@ func packetFamilies(nftFamily string) []string {
 }
 
 // NftRuleSpec is the text facts.firewall.rules[*].spec holds for an nft rule given its
-// "expr" JSON; the fixer compares it to make sure a handle still holds the rule the policy
-// meant.
-func NftRuleSpec(expr json.RawMessage) string {
+// "expr" JSON and comment; the fixer compares it to make sure a handle still holds the
+// rule the policy meant.
+func NftRuleSpec(expr json.RawMessage, comment string) string {
 	var exprs []any
 	if err := json.Unmarshal(expr, &exprs); err != nil {
 		return string(expr)
 	}
-	return parseNftRule(exprs, nil).rule.spec
+	return parseNftRule(exprs, comment, nil).rule.spec
 }
 
 // nftParsed is a rule parsed once for both IP families.
@@ -173,8 +174,9 @@ type nftParsed struct {
 	narrows map[bool]bool
 }
 
-// parseNftRule turns a rule's expressions into conditions, a verdict and its text.
-func parseNftRule(exprs []any, users *userDB) nftParsed {
+// parseNftRule turns a rule's expressions into conditions, a verdict and its text; the
+// rule's comment ends the text as nft prints it, so policies can match it.
+func parseNftRule(exprs []any, comment string, users *userDB) nftParsed {
 	np := nftParsed{rule: &fwRule{}, narrows: map[bool]bool{}}
 	text := make([]string, 0, len(exprs))
 	for _, e := range exprs {
@@ -187,6 +189,9 @@ func parseNftRule(exprs []any, users *userDB) nftParsed {
 		for key, val := range stmt {
 			text = append(text, np.statement(key, val, users))
 		}
+	}
+	if comment != "" {
+		text = append(text, "comment "+strconv.Quote(comment))
 	}
 	np.rule.spec = strings.Join(text, " ")
 	return np

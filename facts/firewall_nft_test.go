@@ -62,7 +62,7 @@ func TestNftRuleConditions(t *testing.T) {
 			if err := json.Unmarshal([]byte(tt.expr), &exprs); err != nil {
 				t.Fatal(err)
 			}
-			r := parseNftRule(exprs, testUsers).rule
+			r := parseNftRule(exprs, "", testUsers).rule
 			if r.spec != tt.text {
 				t.Errorf("text %q, want %q", r.spec, tt.text)
 			}
@@ -105,7 +105,7 @@ func TestNftVerdicts(t *testing.T) {
 		if err := json.Unmarshal([]byte(tt.expr), &exprs); err != nil {
 			t.Fatal(err)
 		}
-		r := parseNftRule(exprs, testUsers).rule
+		r := parseNftRule(exprs, "", testUsers).rule
 		if r.verdict != tt.verdict || r.spec != tt.text {
 			t.Errorf("%s: verdict %d text %q, want %d %q", tt.expr, r.verdict, r.spec, tt.verdict, tt.text)
 		}
@@ -114,10 +114,10 @@ func TestNftVerdicts(t *testing.T) {
 
 // The fixer recognises a rule by its spec, which must not change with its counters.
 func TestNftRuleSpecIgnoresCounters(t *testing.T) {
-	a := NftRuleSpec(json.RawMessage(`[{"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "tcp"}}, {"counter": {"packets": 0, "bytes": 0}}, {"drop": null}]`))
-	b := NftRuleSpec(json.RawMessage(`[{"match":{"op":"==","left":{"meta":{"key":"l4proto"}},"right":"tcp"}},{"counter":{"packets":7,"bytes":420}},{"drop":null}]`))
-	c := NftRuleSpec(json.RawMessage(`[{"match":{"op":"==","left":{"meta":{"key":"l4proto"}},"right":"udp"}},{"counter":{"packets":7,"bytes":420}},{"drop":null}]`))
-	if a != b || a != "meta l4proto tcp counter drop" {
+	a := NftRuleSpec(json.RawMessage(`[{"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "tcp"}}, {"counter": {"packets": 0, "bytes": 0}}, {"drop": null}]`), "keep")
+	b := NftRuleSpec(json.RawMessage(`[{"match":{"op":"==","left":{"meta":{"key":"l4proto"}},"right":"tcp"}},{"counter":{"packets":7,"bytes":420}},{"drop":null}]`), "keep")
+	c := NftRuleSpec(json.RawMessage(`[{"match":{"op":"==","left":{"meta":{"key":"l4proto"}},"right":"udp"}},{"counter":{"packets":7,"bytes":420}},{"drop":null}]`), "keep")
+	if a != b || a != `meta l4proto tcp counter drop comment "keep"` {
 		t.Errorf("same rule with other counters: %q and %q", a, b)
 	}
 	if a == c {

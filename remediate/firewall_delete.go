@@ -74,8 +74,9 @@ type firewallDeleteData struct {
 	// Positions of the deleted rules when they were deleted: 1-based for iptables, the
 	// 0-based index for nft, in deletion order.
 	Positions []int `json:"positions,omitempty"`
-	// Expr is the deleted nft rule, to put back as it was.
-	Expr json.RawMessage `json:"expr,omitempty"`
+	// Expr and Comment are the deleted nft rule, to put back as it was.
+	Expr    json.RawMessage `json:"expr,omitempty"`
+	Comment string          `json:"comment,omitempty"`
 }
 
 var iptablesTables = []string{"filter", "nat", "mangle", "raw", "security"}
@@ -309,8 +310,9 @@ func iptablesError(op string, d *firewallDeleteData, err error) error {
 
 // nftRule is a rule as `nft -j list chain` prints it.
 type nftRule struct {
-	Handle int             `json:"handle"`
-	Expr   json.RawMessage `json:"expr"`
+	Handle  int             `json:"handle"`
+	Expr    json.RawMessage `json:"expr"`
+	Comment string          `json:"comment"`
 }
 
 // listNftChain returns the rules of a chain, nil if the chain or table is gone.
@@ -345,11 +347,11 @@ func (d *firewallDeleteData) deleteNft(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.Positions, d.Expr = nil, nil
+	d.Positions, d.Expr, d.Comment = nil, nil, ""
 	index := -1
 	for i, r := range chain {
 		if r.Handle == d.Handle {
-			if got := facts.NftRuleSpec(r.Expr); got != d.Spec {
+			if got := facts.NftRuleSpec(r.Expr, r.Comment); got != d.Spec {
 				return fmt.Errorf("nftables %s %s handle %d now holds another rule (%s); nothing was deleted", d.Table, d.Chain, d.Handle, got)
 			}
 			index = i
@@ -360,7 +362,7 @@ func (d *firewallDeleteData) deleteNft(ctx context.Context) error {
 		// exactly once, is still the one meant.
 		var same []int
 		for i, r := range chain {
-			if facts.NftRuleSpec(r.Expr) == d.Spec {
+			if facts.NftRuleSpec(r.Expr, r.Comment) == d.Spec {
 				same = append(same, i)
 			}
 		}
@@ -378,7 +380,7 @@ func (d *firewallDeleteData) deleteNft(ctx context.Context) error {
 	if _, err := runNft(ctx, nil, "delete", "rule", fam, table, d.Chain, "handle", fmt.Sprint(d.Handle)); err != nil {
 		return err
 	}
-	d.Positions, d.Expr = []int{index}, chain[index].Expr
+	d.Positions, d.Expr, d.Comment = []int{index}, chain[index].Expr, chain[index].Comment
 	return nil
 }
 
@@ -392,6 +394,9 @@ func (d *firewallDeleteData) restoreNft(ctx context.Context) error {
 	}
 	fam, table, _ := strings.Cut(d.Table, " ")
 	rule := map[string]any{"family": fam, "table": table, "chain": d.Chain, "expr": d.Expr}
+	if d.Comment != "" {
+		rule["comment"] = d.Comment
+	}
 	verb := "add"
 	if d.Positions[0] < len(chain) {
 		verb, rule["index"] = "insert", d.Positions[0]

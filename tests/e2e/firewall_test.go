@@ -40,7 +40,7 @@ func TestFirewallBlockers(t *testing.T) {
 		{maker: harness.IPv6RejectIMDS, serve: serveSim(sim.FaultOK), dropIns: map[string]string{"50-ipv6.hcl": "settings {\n  ipv6 = true\n}\n"},
 			target: "nft/ipv6/filter/OUTPUT: -d fd00:ec2::254/128 -p tcp -m tcp --dport 80 -j REJECT --reject-with icmp6-port-unreachable"},
 		{maker: harness.LegacyRejectIMDS, target: "legacy/ipv4/filter/OUTPUT: -d 169.254.169.254/32 -p tcp -j REJECT --reject-with icmp-port-unreachable"},
-		{maker: harness.NftRejectIMDS, target: "nftables/inet imdsblock/out/handle ", targetEnd: ": ip daddr 169.254.169.254 tcp dport 80 reject with icmp port-unreachable"},
+		{maker: harness.NftRejectIMDS, target: "nftables/inet imdsblock/out/handle ", targetEnd: `: ip daddr 169.254.169.254 tcp dport 80 reject with icmp port-unreachable comment "no metadata"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.maker.Name, func(t *testing.T) {
@@ -171,23 +171,30 @@ rule "remove_uid_range_rule" {
 }
 
 // TestFirewallDeliberateBlockerKept: AWS's "only this user" pattern (! --uid-owner) also
-// refuses root. It is a critical finding, but owner-scoped, so the default policy does
-// not delete it.
+// refuses root, and so does a rule its owner marked "imdsmend:keep". Both are critical
+// findings, and neither is deleted by the default policy.
 func TestFirewallDeliberateBlockerKept(t *testing.T) {
-	ctx := testContext(t)
-	ns := newNamespace(t)
-	serveAEMM(ctx, t, ns)
-	res, err := ns.Exec(ctx, nil, "iptables", "-w", "-I", "OUTPUT", "-p", "tcp", "-d", harness.IMDSAddr, "-m", "owner", "!", "--uid-owner", "1001", "-j", "REJECT")
-	if err != nil || res.ExitCode != 0 {
-		t.Fatalf("iptables: %v %s", err, res.Stderr)
-	}
-	before := firewallState(ctx, t, ns)
-	rep, out := newRun(t, ns).report(ctx, "apply")
-	if out.ExitCode != report.ExitFindings || !slices.Contains(findingRules(rep), "firewall_blocks_imds") || len(deleteActions(rep)) != 0 {
-		t.Errorf("apply: exit %d, findings %v, actions %+v; want exit 2, firewall_blocks_imds and no deletion", out.ExitCode, findingRules(rep), rep.Actions)
-	}
-	if got := firewallState(ctx, t, ns); got != before {
-		t.Errorf("the owner-scoped rule was touched:\n%s", cmp.Diff(before, got))
+	for name, rule := range map[string][]string{
+		"owner-scoped": {"-p", "tcp", "-d", harness.IMDSAddr, "-m", "owner", "!", "--uid-owner", "1001", "-j", "REJECT"},
+		"keep comment": {"-p", "tcp", "-d", harness.IMDSAddr, "-m", "comment", "--comment", "imdsmend:keep (ticket 42)", "-j", "REJECT"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := testContext(t)
+			ns := newNamespace(t)
+			serveAEMM(ctx, t, ns)
+			res, err := ns.Exec(ctx, nil, "iptables", append([]string{"-w", "-I", "OUTPUT"}, rule...)...)
+			if err != nil || res.ExitCode != 0 {
+				t.Fatalf("iptables: %v %s", err, res.Stderr)
+			}
+			before := firewallState(ctx, t, ns)
+			rep, out := newRun(t, ns).report(ctx, "apply")
+			if out.ExitCode != report.ExitFindings || !slices.Contains(findingRules(rep), "firewall_blocks_imds") || len(deleteActions(rep)) != 0 {
+				t.Errorf("apply: exit %d, findings %v, actions %+v; want exit 2, firewall_blocks_imds and no deletion", out.ExitCode, findingRules(rep), rep.Actions)
+			}
+			if got := firewallState(ctx, t, ns); got != before {
+				t.Errorf("the rule was touched:\n%s", cmp.Diff(before, got))
+			}
+		})
 	}
 }
 

@@ -59,12 +59,12 @@ var LegacyRejectIMDS = iptablesMaker("legacy-reject", "iptables-legacy", "filter
 // NftRejectIMDS refuses IMDS with a native nftables rule, which iptables can't show.
 var NftRejectIMDS = Maker{
 	Name: "nft-reject",
-	What: "nft add table inet imdsblock; nft add chain inet imdsblock out { type filter hook output priority 0; }; nft add rule inet imdsblock out ip daddr 169.254.169.254 tcp dport 80 reject",
+	What: "nft add table inet imdsblock; nft add chain inet imdsblock out { type filter hook output priority 0; }; nft add rule inet imdsblock out ip daddr 169.254.169.254 tcp dport 80 reject comment \"no metadata\"",
 	Make: func(ctx context.Context, ns *Namespace) error {
 		for _, args := range [][]string{
 			{"add", "table", "inet", "imdsblock"},
 			{"add", "chain", "inet", "imdsblock", "out", "{ type filter hook output priority 0; policy accept; }"},
-			{"add", "rule", "inet", "imdsblock", "out", "ip", "daddr", IMDSAddr, "tcp", "dport", "80", "reject"},
+			{"add", "rule", "inet", "imdsblock", "out", "ip", "daddr", IMDSAddr, "tcp", "dport", "80", "reject", "comment", `"no metadata"`},
 		} {
 			if err := ns.tool(ctx, "nft", args...); err != nil {
 				return err
