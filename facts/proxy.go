@@ -34,9 +34,8 @@ type ProxySource struct {
 	Leaks     bool     `cty:"leaks" json:"leaks" doc:"curl or a Go program with these settings would send IMDS requests to the proxy."`
 	Clients   []string `cty:"clients" json:"clients" doc:"Which clients would: \"curl\", \"go\"; empty when it does not leak."`
 	Hosts     []string `cty:"hosts" json:"hosts" doc:"IMDS addresses that would go to the proxy: 169.254.169.254, and fd00:ec2::254 when settings.ipv6 is on."`
-	// RestartFixes marks processes whose unit's files set their proxy: once those files
-	// exclude IMDS, restarting the unit ends the leak.
-	RestartFixes bool `cty:"restart_fixes" json:"restart_fixes" doc:"Processes only: the unit's files (drop-ins, DefaultEnvironment, daemon.json) set this proxy, so restarting the unit picks up their fix."`
+	// RestartFixes marks processes a restart of their unit would cure: see restartFixes.
+	RestartFixes bool `cty:"restart_fixes" json:"restart_fixes" doc:"Processes only: the unit's files (drop-ins, DefaultEnvironment, daemon.json) set the proxy and still leak or changed after the process started, so restarting the unit ends the leak once they are fixed."`
 }
 
 // ProxyProbe reads proxy settings from configuration files and process environments.

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/imdsmend/imdsmend/internal/paths"
 )
@@ -41,6 +42,7 @@ type ProxyFile struct {
 	Format   string
 	Unit     string // the unit a drop-in or daemon.json applies to
 	Data     []byte
+	ModTime  time.Time
 	// Assignments in file order; values of shell files are expanded in their scope.
 	Assignments []EnvAssignment
 	// Docker holds the offsets of daemon.json's proxies object.
@@ -160,6 +162,9 @@ func (c *ProxyConfig) load(p paths.Paths, sysPath, kind, format, unit string) *P
 		return nil
 	}
 	f := &ProxyFile{Path: sysPath, Resolved: resolved, Kind: kind, Format: format, Unit: unit, Data: data}
+	if st, err := os.Stat(p.File(resolved)); err == nil {
+		f.ModTime = st.ModTime()
+	}
 	errs := f.parse()
 	if f.Format == FormatDocker && len(errs) > 0 {
 		c.Errors = append(c.Errors, fmt.Sprintf("%s: %v", sysPath, errs[0]))
@@ -284,12 +289,29 @@ func (c *ProxyConfig) Evaluate(hosts []string) {
 // UnitEnv is the environment systemd gives unit as configured in the files read: the
 // manager's DefaultEnvironment, the unit's drop-ins and, for dockerd, daemon.json.
 func (c *ProxyConfig) UnitEnv(unit string) map[string]string {
+	env, _ := evalScope(c.unitScope(unit))
+	return env
+}
+
+// UnitChanged is when the newest of the files that make unit's environment was modified.
+func (c *ProxyConfig) UnitChanged(unit string) time.Time {
+	var newest time.Time
+	for _, layer := range c.unitScope(unit) {
+		for _, f := range layer {
+			if f.ModTime.After(newest) {
+				newest = f.ModTime
+			}
+		}
+	}
+	return newest
+}
+
+func (c *ProxyConfig) unitScope(unit string) scope {
 	s := scope{c.manager, c.units[unit]}
 	if unit == DockerUnit && c.docker != nil {
 		s = append(s, []*ProxyFile{c.docker})
 	}
-	env, _ := evalScope(s)
-	return env
+	return s
 }
 
 // evalScope applies the scope's files in order, returning the environment and, per

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/imdsmend/imdsmend/internal/paths"
 )
@@ -23,7 +24,12 @@ const (
 	maxEnviron = 1 << 20
 	maxCgroup  = 64 << 10
 	maxComm    = 256
+	maxStat    = 64 << 10
 )
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat's start time: 100 on every Linux
+// architecture Go supports.
+const clockTicks = 100
 
 type procScan struct {
 	sources          []ProxySource
@@ -63,7 +69,7 @@ func scanProcesses(ctx context.Context, root string, conf *ProxyConfig, hosts []
 	}
 	buf := make([]byte, 64<<10) // reused: one read per environment in the usual case
 	groups := map[string]int{}  // key → index in scan.sources
-	unitSetsProxy := map[string]bool{}
+	boot := bootTime(readSmall(path.Join(procDir, "stat"), maxStat))
 	for _, pid := range pids {
 		if err := ctx.Err(); err != nil {
 			return scan, err
@@ -117,10 +123,7 @@ func scanProcesses(ctx context.Context, root string, conf *ProxyConfig, hosts []
 			slices.Sort(s.Clients)
 			s.Hosts = filterHosts(hosts, func(h string) bool { return leaked[h] })
 			if strings.HasSuffix(unit, ".service") {
-				if _, ok := unitSetsProxy[unit]; !ok {
-					unitSetsProxy[unit] = ProxySet(conf.UnitEnv(unit))
-				}
-				s.RestartFixes = unitSetsProxy[unit]
+				s.RestartFixes = restartFixes(conf, unit, hosts, procStart(path.Join(base, "stat"), boot))
 			}
 		} else {
 			_, proxy := firstSet(env, EnvHTTPProxy, EnvHTTPProxyUC, EnvAllProxy, EnvAllProxyUC, EnvHTTPSProxy, EnvHTTPSProxyUC)
@@ -189,6 +192,54 @@ func envKey(env map[string]string) string {
 		b.WriteString(k + "=" + env[k] + "\x00")
 	}
 	return b.String()
+}
+
+// restartFixes reports whether restarting unit would end a leak of its process started at
+// start: the unit's files set the proxy, and either they still leak (no_proxy is about to
+// fix them) or they changed after the process started. A process started after its unit's
+// files were last changed got all they give; restarting it again would change nothing,
+// and a watch loop would restart it forever.
+func restartFixes(conf *ProxyConfig, unit string, hosts []string, start time.Time) bool {
+	env := conf.UnitEnv(unit)
+	if !ProxySet(env) {
+		return false
+	}
+	if len(IMDSProxyUses(env, hosts)) > 0 || start.IsZero() {
+		return true
+	}
+	return start.Before(conf.UnitChanged(unit))
+}
+
+// bootTime reads btime from /proc/stat; zero when unknown.
+func bootTime(stat []byte) time.Time {
+	for _, line := range strings.Split(string(stat), "\n") {
+		if v, ok := strings.CutPrefix(line, "btime "); ok {
+			if sec, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+				return time.Unix(sec, 0)
+			}
+		}
+	}
+	return time.Time{}
+}
+
+// procStart is when a process started, from field 22 of /proc/PID/stat (clock ticks since
+// boot); zero when unknown. The command name (field 2) may hold blanks and parentheses, so
+// fields are counted after its last ')'.
+func procStart(file string, boot time.Time) time.Time {
+	stat := string(readSmall(file, maxStat))
+	i := strings.LastIndexByte(stat, ')')
+	if boot.IsZero() || i < 0 {
+		return time.Time{}
+	}
+	fields := strings.Fields(stat[i+1:])
+	if len(fields) < 20 {
+		return time.Time{}
+	}
+	ticks, err := strconv.ParseInt(fields[19], 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return boot.Add(time.Duration(ticks) * time.Second / clockTicks)
 }
 
 // readSmall reads at most limit bytes of a file, nil on any error.

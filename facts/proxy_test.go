@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -309,5 +310,79 @@ func BenchmarkGatherProxy(b *testing.B) {
 		if err != nil || p.Processes != 500 {
 			b.Fatalf("processes %d, err %v", p.Processes, err)
 		}
+	}
+}
+
+// TestRestartFixes: a restart is worth it while the unit's files leak, or when they
+// changed after the process started; not when the process already got what they give
+// (a restart loop otherwise).
+func TestRestartFixes(t *testing.T) {
+	const btime = 1795779818
+	// dockerd.stat was captured from a real process (command renamed): it started 2423.97 s
+	// after boot.
+	started := time.Unix(btime, 0).Add(2423970 * time.Millisecond)
+	fixed := "[Service]\nEnvironment=HTTP_PROXY=http://p:3128\nEnvironment=NO_PROXY=169.254.169.254\n"
+	leaking := "[Service]\nEnvironment=HTTP_PROXY=http://p:3128\n"
+	tests := []struct {
+		name     string
+		dropIn   string
+		modified time.Time
+		stat     bool
+		want     bool
+	}{
+		{"files still leak: no_proxy fixes them, then the restart helps", leaking, started.Add(-time.Hour), true, true},
+		{"files fixed after the process started", fixed, started.Add(time.Minute), true, true},
+		{"process started after the fix: a restart changes nothing", fixed, started.Add(-time.Minute), true, false},
+		{"start unknown", fixed, started.Add(-time.Minute), false, true},
+		{"the unit's files set no proxy", "[Service]\nEnvironment=NO_PROXY=x\n", started.Add(time.Minute), true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			dropIn := "etc/systemd/system/docker.service.d/proxy.conf"
+			writeTree(t, root, map[string]string{dropIn: tt.dropIn, "proc/stat": fmt.Sprintf("cpu  1 2 3\nbtime %d\nprocesses 9\n", btime)})
+			if err := os.Chtimes(filepath.Join(root, dropIn), tt.modified, tt.modified); err != nil {
+				t.Fatal(err)
+			}
+			// The process still has the old environment: it leaks.
+			writeProc(t, root, 812, "dockerd", "0::/system.slice/docker.service\n", []byte("HTTP_PROXY=http://p:3128\x00"))
+			if tt.stat {
+				writeTree(t, root, map[string]string{"proc/812/stat": "testdata:dockerd.stat"})
+			}
+			p, err := GatherProxy(context.Background(), root, ProxyHosts(false))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got *ProxySource
+			for i := range p.Sources {
+				if p.Sources[i].Kind == ProxyKindProcess {
+					got = &p.Sources[i]
+				}
+			}
+			if got == nil || !got.Leaks || got.RestartFixes != tt.want {
+				t.Errorf("process source %+v, want leaking with restart_fixes %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestProcStart(t *testing.T) {
+	boot := time.Unix(1795779818, 0)
+	dir := t.TempDir()
+	for name, stat := range map[string]string{
+		"plain":  string(readTestdata(t, "dockerd.stat")),
+		"parens": strings.Replace(string(readTestdata(t, "dockerd.stat")), "(dockerd)", "(a) b (c)", 1),
+	} {
+		p := filepath.Join(dir, name)
+		writeTree(t, dir, map[string]string{name: stat})
+		if got, want := procStart(p, boot), boot.Add(2423970*time.Millisecond); !got.Equal(want) {
+			t.Errorf("%s: procStart = %v, want %v", name, got, want)
+		}
+	}
+	if got := procStart(filepath.Join(dir, "missing"), boot); !got.IsZero() {
+		t.Errorf("missing stat: %v", got)
+	}
+	if got := bootTime([]byte("cpu 1\nbtime 1795779818\n")); !got.Equal(boot) {
+		t.Errorf("bootTime = %v", got)
 	}
 }
