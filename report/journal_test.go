@@ -3,6 +3,7 @@ package report
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -210,5 +211,15 @@ func TestJournalStalledJournaldDoesNotHang(t *testing.T) {
 	j.Write([]Entry{summaryEntry(sampleReport(), nil)})
 	if len(fj.got) != before+1 {
 		t.Errorf("native sending did not resume: %d entries, want %d", len(fj.got), before+1)
+	}
+}
+
+// BenchmarkJournalWrite measures a run's entries through validation, redaction and a
+// journald that takes them at once.
+func BenchmarkJournalWrite(b *testing.B) {
+	j := &Journal{send: func(string, journal.Priority, map[string]string) error { return nil }, native: true, timeout: time.Second, w: io.Discard}
+	entries := RunEntries(sampleReport())
+	for b.Loop() {
+		j.Write(entries)
 	}
 }

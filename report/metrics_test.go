@@ -108,3 +108,13 @@ func TestWriteMetricsUnwritable(t *testing.T) {
 		t.Errorf("want an error naming --metrics-file, got %v", err)
 	}
 }
+
+func BenchmarkMetrics(b *testing.B) {
+	rep := sampleReport()
+	end := time.Now()
+	for b.Loop() {
+		if _, err := Metrics(rep, end); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -20,10 +20,13 @@ var (
 	keyValue = regexp.MustCompile(`(?i)\b((?:x-aws-ec2-metadata-)?token|secret[a-z_]*|secretaccesskey|password|passwd|credentials?|authorization|proxy-authorization)(["']?\s*[:=]\s*["']?)((?:(?:bearer|basic|aws4-hmac-sha256)\s+)?[^\s"',;&]+)`)
 	// AWS access key IDs (long-term AKIA, temporary ASIA).
 	accessKeyID = regexp.MustCompile(`\b(?:AKIA|ASIA)[A-Z0-9]{16}\b`)
-	// Runs of base64/base64url characters long enough to be a token or a secret key; each
-	// is kept unless it looks random (see looksRandom).
-	longRun = regexp.MustCompile(`[A-Za-z0-9+/_-]{32,}={0,2}`)
 )
+
+// secretKeys are the words keyValue needs, to skip it on text without any (most fields).
+var secretKeys = []string{"token", "secret", "passw", "credential", "authorization"}
+
+// minRandomRun is the shortest run of base64 characters taken for a token or secret key.
+const minRandomRun = 32
 
 var (
 	mu    sync.RWMutex
@@ -49,15 +52,58 @@ func String(s string) string {
 		s = strings.ReplaceAll(s, k, Mask)
 	}
 	mu.RUnlock()
-	s = urlPassword.ReplaceAllString(s, "${1}:"+Mask+"@")
-	s = keyValue.ReplaceAllString(s, "${1}${2}"+Mask)
-	s = accessKeyID.ReplaceAllString(s, Mask)
-	return longRun.ReplaceAllStringFunc(s, func(run string) string {
-		if looksRandom(run) {
-			return Mask
+	// Each pattern runs only on text that can match it: String sees every field of every
+	// journal entry.
+	if strings.Contains(s, "://") && strings.Contains(s, "@") {
+		s = urlPassword.ReplaceAllString(s, "${1}:"+Mask+"@")
+	}
+	lower := strings.ToLower(s)
+	for _, k := range secretKeys {
+		if strings.Contains(lower, k) {
+			s = keyValue.ReplaceAllString(s, "${1}${2}"+Mask)
+			break
 		}
-		return run
-	})
+	}
+	if strings.Contains(s, "AKIA") || strings.Contains(s, "ASIA") {
+		s = accessKeyID.ReplaceAllString(s, Mask)
+	}
+	return maskRandomRuns(s)
+}
+
+// maskRandomRuns masks each run of base64/base64url characters (with up to two '='
+// of padding) that is long enough to be a token or a secret key and looks random.
+func maskRandomRuns(s string) string {
+	var b strings.Builder
+	last := 0
+	for i := 0; i < len(s); {
+		if !base64Char(s[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(s) && base64Char(s[j]) {
+			j++
+		}
+		end := j
+		for end < len(s) && end-j < 2 && s[end] == '=' {
+			end++
+		}
+		if j-i >= minRandomRun && looksRandom(s[i:j]) {
+			b.WriteString(s[last:i])
+			b.WriteString(Mask)
+			last = end
+		}
+		i = end
+	}
+	if last == 0 {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+func base64Char(c byte) bool {
+	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '_' || c == '-'
 }
 
 // looksRandom tells tokens and secret keys from paths, hex digests and identifiers. A
