@@ -15,6 +15,10 @@ import (
 // sources (netlink, nftables, inotify: ROADMAP item 4) are others, each running on its
 // own and sending on Watch.Triggers. Triggers that arrive while a pass runs coalesce
 // into one pass after it, so a burst of events costs one pass, not one each.
+//
+// Event sources will want a pass to re-gather only the facts their source feeds (ROADMAP
+// item 4); that is a field here (the fact sections) and a Gather that takes it, leaving
+// the loop as it is.
 type Trigger struct {
 	// Source names what asked for the pass; it is logged as IMDSMEND_TRIGGER.
 	Source string
