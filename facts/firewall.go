@@ -95,95 +95,81 @@ var saveCommands = []struct {
 // readSources runs only the readers that have something to read: iptables-nft-save when
 // nftables holds a table iptables-nft made, iptables-legacy-save when the kernel lists
 // legacy tables, and nft when a native table exists. On a host with no rules that is no
-// exec at all; each exec costs milliseconds.
+// exec at all. Each reader is one exec per backend and family for all tables, rather than
+// one `iptables -S` per chain (go-iptables' List): an iptables exec costs 1-2 ms before it
+// reads a rule, and iptables-nft-save of 1,000 rules about as much as `iptables -S` of one
+// table (docs/bench.md). Readers run in parallel.
 func readSources(ctx context.Context) (*sourceText, error) {
 	tables, nlErr := nftTables()
-	haveNft := map[string]bool{} // packet family -> iptables-nft tables exist
+	present := map[string]bool{ // backend/family -> it has tables to read
+		"legacy/ipv4": procListsTables("/proc/net/ip_tables_names"),
+		"legacy/ipv6": procListsTables("/proc/net/ip6_tables_names"),
+	}
 	native := false
 	for _, id := range tables {
 		switch {
 		case id.family == "ip" && xtablesTables[id.name]:
-			haveNft["ipv4"] = true
+			present["nft/ipv4"] = true
 		case id.family == "ip6" && xtablesTables[id.name]:
-			haveNft["ipv6"] = true
+			present["nft/ipv6"] = true
 		case packetFamilies(id.family) != nil:
 			native = true
 		}
 	}
 	if nlErr != nil {
 		// Can't tell what exists: read everything there is a tool for.
-		haveNft["ipv4"], haveNft["ipv6"], native = true, true, true
+		present["nft/ipv4"], present["nft/ipv6"], native = true, true, true
 	}
-	legacy := map[string]bool{"ipv4": procListsTables("/proc/net/ip_tables_names"), "ipv6": procListsTables("/proc/net/ip6_tables_names")}
 
-	src := &sourceText{}
-	var (
-		mu   sync.Mutex
-		wg   sync.WaitGroup
-		errs []error
-	)
-	fail := func(err error) {
-		mu.Lock()
-		errs = append(errs, err)
-		mu.Unlock()
-	}
-	var legacyOnce sync.Once
-	var unlockLegacy func()
-	var legacyErr error
-	for _, sc := range saveCommands {
-		wanted := haveNft[sc.family]
-		if sc.backend == "legacy" {
-			wanted = legacy[sc.family]
-		}
-		if !wanted {
+	saves := make([]*saveText, len(saveCommands))
+	errs := make([]error, len(saveCommands))
+	bins := make([]string, len(saveCommands))
+	var legacy []int
+	var wg sync.WaitGroup
+	for i, sc := range saveCommands {
+		if !present[sc.backend+"/"+sc.family] {
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			bin := lookFirst(sc.bins)
-			if bin == "" {
-				if sc.backend == "nft" && nlErr == nil {
-					// Without iptables-nft the tables are still readable, by nft.
-					mu.Lock()
-					native = true
-					mu.Unlock()
-					return
-				}
-				if sc.backend == "legacy" {
-					fail(fmt.Errorf("the kernel holds legacy %s iptables tables but %s is not installed to read them", sc.family, strings.Join(sc.bins, " or ")))
-				}
-				return
-			}
-			if sc.backend == "legacy" {
-				legacyOnce.Do(func() { unlockLegacy, legacyErr = lockXtables(ctx, XtablesLockWait) })
-				if legacyErr != nil {
-					fail(legacyErr)
-					return
-				}
-			}
-			out, err := runTool(ctx, bin)
+		bins[i] = lookFirst(sc.bins)
+		switch {
+		case bins[i] == "" && sc.backend == "nft":
+			// Without iptables-nft its tables are still readable, by nft.
+			native = true
+		case bins[i] == "":
+			errs[i] = fmt.Errorf("the kernel holds legacy %s iptables tables but %s is not installed to read them", sc.family, strings.Join(sc.bins, " or "))
+		case sc.backend == "legacy":
+			legacy = append(legacy, i)
+		default:
+			wg.Go(func() { saves[i], errs[i] = runSave(ctx, sc.backend, sc.family, bins[i]) })
+		}
+	}
+	if len(legacy) > 0 {
+		// Both legacy families under one hold of the xtables lock.
+		wg.Go(func() {
+			unlock, err := lockXtables(ctx, XtablesLockWait)
 			if err != nil {
-				fail(err)
+				errs[legacy[0]] = err
 				return
 			}
-			mu.Lock()
-			src.saves = append(src.saves, saveText{sc.backend, sc.family, out})
-			mu.Unlock()
-		}()
+			defer unlock()
+			for _, i := range legacy {
+				saves[i], errs[i] = runSave(ctx, saveCommands[i].backend, saveCommands[i].family, bins[i])
+			}
+		})
 	}
 	wg.Wait()
-	if unlockLegacy != nil {
-		unlockLegacy()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	src := &sourceText{}
+	for _, s := range saves {
+		if s != nil {
+			src.saves = append(src.saves, *s)
+		}
 	}
-	sortSaves(src.saves)
 	var incompatible bool
 	src.nftSkip, incompatible = iptablesNftTables(src.saves)
-	native = native || incompatible
-	if native {
+	if native || incompatible {
 		nft, err := exec.LookPath(paths.Nft)
 		if err != nil {
 			if nlErr != nil {
@@ -198,6 +184,14 @@ func readSources(ctx context.Context) (*sourceText, error) {
 		src.nft = []byte(out)
 	}
 	return src, nil
+}
+
+func runSave(ctx context.Context, backend, family, bin string) (*saveText, error) {
+	out, err := runTool(ctx, bin)
+	if err != nil {
+		return nil, err
+	}
+	return &saveText{backend, family, out}, nil
 }
 
 // iptablesNftTables lists the nft tables iptables-nft printed, which native reading skips,
@@ -221,24 +215,6 @@ func iptablesNftTables(saves []saveText) (skip map[nftTableID]bool, incompatible
 		}
 	}
 	return skip, incompatible
-}
-
-// sortSaves puts outputs in the fixed order of saveCommands, whatever order the
-// goroutines finished in.
-func sortSaves(s []saveText) {
-	rank := func(t saveText) int {
-		for i, sc := range saveCommands {
-			if sc.backend == t.backend && sc.family == t.family {
-				return i
-			}
-		}
-		return len(saveCommands)
-	}
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && rank(s[j]) < rank(s[j-1]); j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
 }
 
 // procListsTables reports whether a /proc/net/*_tables_names file names a table. This is
