@@ -188,7 +188,10 @@ func TestWatchStopsMidPass(t *testing.T) {
 	}
 }
 
-func TestWatchJournalTransitions(t *testing.T) {
+// fastWatchBed is what the watch tests that read the journal share: a simulator and a
+// journald in a new namespace, a policy that passes every second, a notify socket.
+func fastWatchBed(t *testing.T) (context.Context, *harness.Sim, *journald, *run, *notifySocket) {
+	t.Helper()
 	ctx := testContext(t)
 	ns := newNamespace(t)
 	s, err := harness.StartSim(ctx, ns, bins.Imdssim, sim.FaultOK)
@@ -198,7 +201,11 @@ func TestWatchJournalTransitions(t *testing.T) {
 	j := startJournald(ctx, t, ns, journaldOptions{})
 	r := newRun(t, ns)
 	r.dropIn("50-fast.hcl", "settings {\n  interval = \"1s\"\n  probe_timeout = \"500ms\"\n}\n")
-	n := listenNotify(t)
+	return ctx, s, j, r, listenNotify(t)
+}
+
+func TestWatchJournalTransitions(t *testing.T) {
+	ctx, s, j, r, n := fastWatchBed(t)
 	const metrics = "/run/imdsmend.prom"
 	// Only the rule the test breaks: nothing else on the machine may add transitions.
 	w := startWatch(t, j.command(context.Background(), []string{"NOTIFY_SOCKET=" + n.path}, "sh", watchArgs(r, "--metrics-file", metrics, "--only", "imds_endpoint_disabled")...))
@@ -284,16 +291,7 @@ func messages(entries []entry) string {
 }
 
 func TestWatchSurvivesJournalLoss(t *testing.T) {
-	ctx := testContext(t)
-	ns := newNamespace(t)
-	s, err := harness.StartSim(ctx, ns, bins.Imdssim, sim.FaultOK)
-	if err != nil {
-		t.Fatal(err)
-	}
-	j := startJournald(ctx, t, ns, journaldOptions{})
-	r := newRun(t, ns)
-	r.dropIn("50-fast.hcl", "settings {\n  interval = \"1s\"\n  probe_timeout = \"500ms\"\n}\n")
-	n := listenNotify(t)
+	ctx, s, j, r, n := fastWatchBed(t)
 	w := startWatch(t, j.command(context.Background(), []string{"NOTIFY_SOCKET=" + n.path}, "sh", watchArgs(r, "--only", "imds_endpoint_disabled")...))
 	n.expect(t, 20*time.Second, "READY=1")
 
