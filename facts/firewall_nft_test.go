@@ -70,17 +70,7 @@ func TestNftRuleConditions(t *testing.T) {
 			if tt.v6 {
 				fam = "ipv6"
 			}
-			for cl, want := range map[class]outcome{classRoot: tt.root, classUser: tt.user, classForwarded: tt.forwarded} {
-				p := ec2Packets[fam]
-				p.class = cl
-				got := all
-				for _, c := range r.conds {
-					got = and(got, c(&p))
-				}
-				if got != want {
-					t.Errorf("class %d: got outcome %d, want %d", cl, got, want)
-				}
-			}
+			checkOutcomes(t, r, fam, tt.root, tt.user, tt.forwarded)
 		})
 	}
 }

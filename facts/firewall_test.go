@@ -34,6 +34,37 @@ func loadScenario(t testing.TB, name string) *sourceText {
 	return src
 }
 
+// summaries evaluates src and returns one summary line per rule fact.
+func summaries(t *testing.T, src *sourceText, cfg Config, packets map[string]packet) []string {
+	t.Helper()
+	fw, err := evaluateFirewall(src, cfg, testUsers, packets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range fw.Rules {
+		got = append(got, summary(r))
+	}
+	return got
+}
+
+// checkOutcomes checks how much of each class's IMDS traffic (of family fam, on an
+// instance) r's conditions match.
+func checkOutcomes(t *testing.T, r *fwRule, fam string, root, user, forwarded outcome) {
+	t.Helper()
+	for cl, want := range map[class]outcome{classRoot: root, classUser: user, classForwarded: forwarded} {
+		p := ec2Packets[fam]
+		p.class = cl
+		got := all
+		for _, c := range r.conds {
+			got = and(got, c(&p))
+		}
+		if got != want {
+			t.Errorf("class %d: got outcome %d, want %d", cl, got, want)
+		}
+	}
+}
+
 // summary is one line per rule fact, for readable expectations.
 func summary(r FirewallRule) string {
 	flags := ""
@@ -130,14 +161,7 @@ func TestFirewallScenarios(t *testing.T) {
 			name += "/ipv6"
 		}
 		t.Run(name, func(t *testing.T) {
-			fw, err := evaluateFirewall(loadScenario(t, tt.scenario), Config{IPv6: tt.ipv6}, testUsers, tt.packets)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, r := range fw.Rules {
-				got = append(got, summary(r))
-			}
+			got := summaries(t, loadScenario(t, tt.scenario), Config{IPv6: tt.ipv6}, tt.packets)
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("rules (-want +got):\n%s", diff)
 			}
@@ -207,17 +231,7 @@ func TestIptablesRuleConditions(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := parseIptablesRule(words, false, testUsers)
-			for cl, want := range map[class]outcome{classRoot: tt.root, classUser: tt.user, classForwarded: tt.forwarded} {
-				p := ec2Packets["ipv4"]
-				p.class = cl
-				got := all
-				for _, c := range r.conds {
-					got = and(got, c(&p))
-				}
-				if got != want {
-					t.Errorf("class %d: got outcome %d, want %d", cl, got, want)
-				}
-			}
+			checkOutcomes(t, r, "ipv4", tt.root, tt.user, tt.forwarded)
 		})
 	}
 }
@@ -320,15 +334,7 @@ func TestFirewallTraversal(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			save := "*filter" + tt.rules + "\nCOMMIT\n"
-			src := &sourceText{saves: []saveText{{"nft", "ipv4", save}}}
-			fw, err := evaluateFirewall(src, Config{}, testUsers, ec2Packets)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, r := range fw.Rules {
-				got = append(got, summary(r))
-			}
+			got := summaries(t, &sourceText{saves: []saveText{{"nft", "ipv4", save}}}, Config{}, ec2Packets)
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("rules (-want +got):\n%s", diff)
 			}

@@ -350,22 +350,32 @@ func factsIn(ctx context.Context, t *testing.T, ns *harness.Namespace, r *run, e
 	return &f
 }
 
-// deleteActions are the report's firewall_delete actions.
-func deleteActions(rep *report.Report) []report.Action {
+// actionsOf are the report's actions of one kind.
+func actionsOf(rep *report.Report, kind string) []report.Action {
 	var out []report.Action
 	for _, a := range rep.Actions {
-		if a.Kind == "firewall_delete" {
+		if a.Kind == kind {
 			out = append(out, a)
 		}
 	}
 	return out
 }
 
+func deleteActions(rep *report.Report) []report.Action { return actionsOf(rep, "firewall_delete") }
+
+// firewallState is every rule in ns (harness.Namespace.FirewallState).
 func firewallState(ctx context.Context, t *testing.T, ns *harness.Namespace) string {
+	return mustState(t)(ns.FirewallState(ctx))
+}
+
+// mustState ends the test when reading a state failed.
+func mustState(t *testing.T) func(string, error) string {
 	t.Helper()
-	s, err := ns.FirewallState(ctx)
-	if err != nil {
-		t.Fatal(err)
+	return func(s string, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
 	}
-	return s
 }

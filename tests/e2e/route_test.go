@@ -138,21 +138,9 @@ func TestRouteSystemdIMDS(t *testing.T) {
 	}
 }
 
-func routeActions(rep *report.Report) []report.Action {
-	var out []report.Action
-	for _, a := range rep.Actions {
-		if a.Kind == "route_restore" {
-			out = append(out, a)
-		}
-	}
-	return out
-}
+func routeActions(rep *report.Report) []report.Action { return actionsOf(rep, "route_restore") }
 
+// routeState is ns's routing (harness.Namespace.RouteState).
 func routeState(ctx context.Context, t *testing.T, ns *harness.Namespace) string {
-	t.Helper()
-	s, err := ns.RouteState(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return mustState(t)(ns.RouteState(ctx))
 }
