@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,7 +23,6 @@ import (
 	"github.com/imdsmend/imdsmend/report"
 	"github.com/imdsmend/imdsmend/tests/harness"
 	"github.com/imdsmend/imdsmend/tests/imdssim/sim"
-	"github.com/vishvananda/netns"
 )
 
 // journald is a systemd-journald private to one test. It runs in the test's network
@@ -222,7 +220,12 @@ type recordingIMDS struct {
 
 func serveRecordingIMDS(t testing.TB, ns *harness.Namespace) *recordingIMDS {
 	t.Helper()
-	l, err := listenIn(ns, "tcp", harness.IMDSAddr+":80")
+	// The socket stays in the namespace when the thread returns to the host's.
+	var l net.Listener
+	err := ns.Do(func() (err error) {
+		l, err = net.Listen("tcp", harness.IMDSAddr+":80")
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,42 +264,6 @@ type bodyRecorder struct {
 func (b *bodyRecorder) Write(p []byte) (int, error) {
 	b.body.Write(p)
 	return b.ResponseWriter.Write(p)
-}
-
-// listenIn opens a listening socket inside ns; it stays there when the thread returns to
-// the host's namespace.
-func listenIn(ns *harness.Namespace, network, addr string) (net.Listener, error) {
-	type result struct {
-		l   net.Listener
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			ch <- result{nil, err}
-			return // the thread stays locked and ends with the goroutine
-		}
-		defer orig.Close()
-		target, err := netns.GetFromName(ns.Name)
-		if err != nil {
-			ch <- result{nil, err}
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			ch <- result{nil, err}
-			return
-		}
-		l, err := net.Listen(network, addr)
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
-		}
-		ch <- result{l, err}
-	}()
-	r := <-ch
-	return r.l, r.err
 }
 
 type syncBuffer struct {
