@@ -31,7 +31,7 @@ type FirewallRule struct {
 	Chain      string `cty:"chain" json:"chain" doc:"Chain the rule sits in."`
 	Position   int    `cty:"position" json:"position" doc:"1-based position in the chain; 0 for a chain policy."`
 	Handle     int    `cty:"handle" json:"handle" doc:"nft rule handle (nftables only), else 0."`
-	Spec       string `cty:"spec" json:"spec" doc:"The rule as iptables -S prints it after \"-A CHAIN\" (\"-P CHAIN DROP\" for a policy), or nft's rule text."`
+	Spec       string `cty:"spec" json:"spec" doc:"The rule as iptables -S prints it after \"-A CHAIN\" (\"-P CHAIN DROP\" for a policy), or nft's rule text with its comment."`
 	Effect     string `cty:"effect" json:"effect" doc:"drop, reject, dnat, redirect or queue."`
 	Scope      string `cty:"scope" json:"scope" doc:"Whose IMDS requests it hits: everyone, root, non_root (other local users only) or forwarded (containers' and pods' routed traffic only)."`
 	Blocks     bool   `cty:"blocks" json:"blocks" doc:"It certainly stops root's requests (imdsmend, cloud-init, the SSM agent) to an endpoint in use (IPv6 only with settings.ipv6)."`
