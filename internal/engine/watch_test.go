@@ -162,6 +162,19 @@ func newBed(t *testing.T, interval string) *bed {
 	return &bed{w: w, probe: probe, rec: rec, file: file}
 }
 
+// release lets a stubborn probe return and waits until its abandoned pass has created
+// the lock file, the last file it makes, so removing the root afterwards is final.
+func (b *bed) release(t *testing.T, gate chan struct{}) {
+	close(gate)
+	lock := b.w.Engine.Paths.Lock()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if _, err := os.Stat(lock); err == nil {
+			return
+		}
+	}
+	t.Errorf("the abandoned pass never took %s", lock)
+}
+
 func writePolicy(t *testing.T, path, text string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
@@ -324,7 +337,7 @@ func TestWatchStopsMidPass(t *testing.T) {
 func TestWatchStopIsBoundedWhenAPassHangs(t *testing.T) {
 	b := newBed(t, "1h")
 	gate := make(chan struct{})
-	t.Cleanup(func() { close(gate) })
+	t.Cleanup(func() { b.release(t, gate) })
 	b.probe.gate, b.probe.stubborn, b.probe.started = gate, true, make(chan struct{}, 1)
 	b.w.StopTimeout = 50 * time.Millisecond
 	b.run(t)
@@ -344,7 +357,7 @@ func TestWatchStopIsBoundedWhenAPassHangs(t *testing.T) {
 func TestWatchdogStopsWhenAPassHangs(t *testing.T) {
 	b := newBed(t, "1h")
 	gate := make(chan struct{})
-	t.Cleanup(func() { close(gate) })
+	t.Cleanup(func() { b.release(t, gate) })
 	b.probe.gate, b.probe.stubborn, b.probe.started = gate, true, make(chan struct{}, 1)
 	b.w.PassTimeout, b.w.StopTimeout, b.w.WatchdogInterval = 30*time.Millisecond, 30*time.Millisecond, 5*time.Millisecond
 	b.run(t)
