@@ -85,54 +85,56 @@ func (x *Executor) record(phase string, c *Change) error {
 	return x.Ledger.Append(Entry{Time: time.Now().UTC(), RunID: x.RunID, Phase: phase, Change: *c})
 }
 
-// Undoable returns the applied changes not yet reverted: with last, those of the most
-// recent run that applied any; otherwise those with the given IDs (latest record each).
-func (x *Executor) Undoable(last bool, ids []string) ([]*Change, error) {
+// Pending is an applied change not yet reverted, with the run that applied it.
+type Pending struct {
+	RunID  string
+	Change *Change
+}
+
+// Pending lists the applied changes not yet reverted, oldest first.
+func (x *Executor) Pending() ([]Pending, error) {
 	entries, err := x.Ledger.Read()
 	if err != nil {
 		return nil, err
 	}
-	type key struct{ run, id string }
-	applied := map[key]*Change{}
-	var order []key
+	var out []Pending
 	for _, e := range entries {
-		k := key{e.RunID, e.Change.ID}
 		switch {
 		case e.Phase == PhaseResult && e.Change.Status == StatusApplied:
 			c := e.Change
-			if _, seen := applied[k]; !seen {
-				order = append(order, k)
-			}
-			applied[k] = &c
+			out = append(out, Pending{RunID: e.RunID, Change: &c})
 		case e.Phase == PhaseUndoResult && e.Change.Status == StatusReverted:
-			// An undo reverts the change in whichever run applied it.
-			for _, ok := range order {
-				if ok.id == e.Change.ID {
-					delete(applied, ok)
-				}
-			}
+			// An undo reverts the change in whichever earlier run applied it.
+			out = slices.DeleteFunc(out, func(p Pending) bool { return p.Change.ID == e.Change.ID })
 		}
+	}
+	return out, nil
+}
+
+// Undoable returns, newest first, the pending changes to revert: with last, those of the
+// most recent run that applied any; otherwise the latest pending change of each ID.
+func (x *Executor) Undoable(last bool, ids []string) ([]*Change, error) {
+	pending, err := x.Pending()
+	if err != nil {
+		return nil, err
 	}
 	var out []*Change
 	switch {
 	case last:
-		lastRun := ""
-		for _, k := range order {
-			if applied[k] != nil {
-				lastRun = k.run
-			}
-		}
-		for _, k := range order {
-			if c := applied[k]; c != nil && k.run == lastRun {
-				out = append(out, c)
+		if len(pending) > 0 {
+			lastRun := pending[len(pending)-1].RunID
+			for _, p := range pending {
+				if p.RunID == lastRun {
+					out = append(out, p.Change)
+				}
 			}
 		}
 	default:
 		for _, id := range ids {
 			var found *Change
-			for _, k := range order {
-				if c := applied[k]; c != nil && k.id == id {
-					found = c
+			for _, p := range pending {
+				if p.Change.ID == id {
+					found = p.Change
 				}
 			}
 			if found == nil {

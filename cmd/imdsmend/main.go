@@ -17,6 +17,7 @@ import (
 	"github.com/imdsmend/imdsmend"
 	"github.com/imdsmend/imdsmend/internal/engine"
 	"github.com/imdsmend/imdsmend/internal/paths"
+	"github.com/imdsmend/imdsmend/remediate"
 	"github.com/imdsmend/imdsmend/report"
 	"github.com/spf13/cobra"
 )
@@ -68,6 +69,7 @@ func newRootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "imdsmend",
 		Short:         "Find and mend what blocks the EC2 Instance Metadata Service",
+		Long:          "Find and mend what blocks the EC2 Instance Metadata Service.\n\n" + kindsHelp(remediate.Default()),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -91,6 +93,17 @@ func newRootCommand() *cobra.Command {
 		newTestCommand(g),
 	)
 	return root
+}
+
+// kindsHelp lists the remediation kinds a policy may use, in sorted order.
+func kindsHelp(reg *remediate.Registry) string {
+	var b strings.Builder
+	b.WriteString("Remediation kinds (remediate \"KIND\" { … } in the policy):\n")
+	for _, kind := range reg.Kinds() {
+		f, _ := reg.Get(kind)
+		fmt.Fprintf(&b, "  %-16s %s (needs settings.allow.%s)\n", kind, f.Doc(), f.Permission())
+	}
+	return b.String()
 }
 
 // engineOptions turns the flags into engine options.

@@ -154,6 +154,11 @@ func (e *Engine) Undo(ctx context.Context, last bool, ids []string) (*report.Rep
 	return rep, nil
 }
 
+// Pending lists the recorded changes that undo could still revert, oldest first.
+func (e *Engine) Pending() ([]remediate.Pending, error) {
+	return e.executor("", nil).Pending()
+}
+
 // Ledger returns the ledger of this engine's state directory.
 func (e *Engine) Ledger() *remediate.Ledger { return remediate.NewLedger(e.Paths.Ledger()) }
 

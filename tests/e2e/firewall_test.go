@@ -98,6 +98,11 @@ func TestFirewallBlockers(t *testing.T) {
 				t.Errorf("second apply: exit %d, actions %+v; want exit 0 and none", res.ExitCode, rep.Actions)
 			}
 
+			// The ledger lists the change as revertible until undo reverts it.
+			if got := pendingIDs(ctx, t, r); !slices.Equal(got, []string{planned[0].ID}) {
+				t.Errorf("undo --list = %v, want [%s]", got, planned[0].ID)
+			}
+
 			// Undo puts back exactly what was there.
 			rep, res = r.report(ctx, "undo", "--last")
 			if len(rep.Actions) != 1 || rep.Actions[0].Status != "reverted" {
@@ -109,8 +114,28 @@ func TestFirewallBlockers(t *testing.T) {
 			if tt.maker.Gone(ctx, ns) == nil {
 				t.Error("the rule is still gone after undo")
 			}
+			if got := pendingIDs(ctx, t, r); len(got) != 0 {
+				t.Errorf("undo --list after undo = %v, want nothing", got)
+			}
 		})
 	}
+}
+
+// pendingIDs is what `imdsmend undo --list` says could still be reverted.
+func pendingIDs(ctx context.Context, t *testing.T, r *run) []string {
+	t.Helper()
+	res := r.exec(ctx, "undo", "--list", "--format", "json")
+	var rows []struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal([]byte(res.Stdout), &rows); res.ExitCode != 0 || err != nil {
+		t.Fatalf("undo --list: exit %d, %v\n%s%s", res.ExitCode, err, res.Stdout, res.Stderr)
+	}
+	ids := []string{}
+	for _, row := range rows {
+		ids = append(ids, row.ID)
+	}
+	return ids
 }
 
 // TestFirewallDeliberateRestrictions: rules AWS documents as deliberate stay unless the
