@@ -2,6 +2,7 @@ package facts
 
 import (
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -73,4 +74,32 @@ func TestValueNulls(t *testing.T) {
 	if err != nil || !null.IsNull() || !null.Type().Equals(Type()) {
 		t.Errorf("Value(nil) = %#v, %v; want a null of the facts type", null, err)
 	}
+}
+
+// TestJSONNamesMatchPolicyNames: `imdsmend facts --format json` (json tags) and the policy
+// (cty tags) name every fact alike, so a capture loads into a policy test as it reads.
+func TestJSONNamesMatchPolicyNames(t *testing.T) {
+	seen := map[reflect.Type]bool{}
+	var walk func(rt reflect.Type)
+	walk = func(rt reflect.Type) {
+		for rt.Kind() == reflect.Pointer || rt.Kind() == reflect.Slice || rt.Kind() == reflect.Map {
+			rt = rt.Elem()
+		}
+		if rt.Kind() != reflect.Struct || seen[rt] {
+			return
+		}
+		seen[rt] = true
+		for i := range rt.NumField() {
+			sf := rt.Field(i)
+			name := sf.Tag.Get("cty")
+			if name == "" {
+				continue
+			}
+			if j, _, _ := strings.Cut(sf.Tag.Get("json"), ","); j != name {
+				t.Errorf("%s.%s: json name %q, policy name %q", rt.Name(), sf.Name, j, name)
+			}
+			walk(sf.Type)
+		}
+	}
+	walk(reflect.TypeOf(Facts{}))
 }
