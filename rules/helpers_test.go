@@ -29,7 +29,7 @@ func (k testKinds) Kinds() []string {
 
 var kinds = testKinds{
 	"firewall_delete": &hcldec.ObjectSpec{
-		"rules": &hcldec.AttrSpec{Name: "rules", Type: cty.List(cty.String), Required: true},
+		"rules": &hcldec.AttrSpec{Name: "rules", Type: cty.DynamicPseudoType, Required: true},
 	},
 	"no_proxy": &hcldec.ObjectSpec{
 		"restart": &hcldec.AttrSpec{Name: "restart", Type: cty.Bool},

@@ -243,3 +243,32 @@ func TestCheckOnly(t *testing.T) {
 		t.Errorf("CheckOnly(a, zz) = %v", err)
 	}
 }
+
+// TestRemediateDiagnostics: each kind's body is decoded with the kind's own schema at load
+// time, and mistakes name what is valid.
+func TestRemediateDiagnostics(t *testing.T) {
+	tests := []struct {
+		name, body string
+		want       string
+	}{
+		{"unknown kind with a suggestion", `remediate "no_proxi" {}`,
+			`policy.hcl:6,13: Unknown remediation kind; "no_proxi" is not a remediation kind. Did you mean "no_proxy"? Known kinds: firewall_delete, no_proxy.`},
+		{"unknown argument", `remediate "no_proxy" { restrat = true }`,
+			`policy.hcl:6,26: Unsupported argument; An argument named "restrat" is not expected here. Did you mean "restart"? Valid arguments here: restart.`},
+		{"wrong type", `remediate "no_proxy" { restart = "maybe" }`,
+			`policy.hcl:6,36: Incorrect attribute value type; Inappropriate value for attribute "restart": a bool is required.`},
+		{"missing argument", `remediate "firewall_delete" {}`,
+			`policy.hcl:6,31: Missing required argument; The argument "rules" is required, but no definition was found.`},
+		{"unknown fact in an argument", `remediate "firewall_delete" { rules = [for r in facts.firewall.rules : r.idd] }`,
+			`policy.hcl:6,75: Unsupported attribute; This object does not have an attribute named "idd". Did you mean "id"?`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := "rule \"r\" {\n  when     = facts.imds.class == \"timeout\"\n  severity = \"info\"\n  summary  = \"r\"\n\n  " + tt.body + "\n}\n"
+			_, diags := parse(t, "policy.hcl", src)
+			if got := diagLines(diags); !strings.HasPrefix(got, tt.want) || len(diags) != 1 {
+				t.Errorf("diagnostics:\n%s\nwant one starting:\n%s", got, tt.want)
+			}
+		})
+	}
+}
