@@ -32,24 +32,32 @@ func (x *Executor) Plan(ctx context.Context, rule, kind string, args cty.Value) 
 	if err != nil {
 		return []*Change{{ID: actionID(kind, rule), Rule: rule, Kind: kind, Status: StatusFailed, Error: fmt.Sprintf("plan: %v", err)}}
 	}
-	allowed := x.Env.Allow != nil && x.Env.Allow(f.Permission())
+	denied := x.denied(f)
 	for _, c := range changes {
 		c.Rule, c.Kind = rule, kind
 		c.ID = actionID(kind, c.Target)
 		switch {
 		case c.Status == StatusFailed:
 			// The fixer could not plan this one (it says why); the others go ahead.
-		case !x.Enforce:
-			c.Status = StatusSkipped
-			c.Error = "settings.mode is \"report\": nothing is changed"
-		case !allowed:
-			c.Status = StatusSkipped
-			c.Error = fmt.Sprintf("not allowed by the policy: set settings { allow { %s = true } } to permit it", f.Permission())
+		case denied != "":
+			c.Status, c.Error = StatusSkipped, denied
 		default:
 			c.Status = StatusPlanned
 		}
 	}
 	return changes
+}
+
+// denied says why the policy forbids f's changes now, or "" when it allows them. Undo is
+// a change too, so it obeys the same policy.
+func (x *Executor) denied(f Fixer) string {
+	switch {
+	case !x.Enforce:
+		return "settings.mode is \"report\": nothing is changed"
+	case x.Env.Allow == nil || !x.Env.Allow(f.Permission()):
+		return fmt.Sprintf("not allowed by the policy: set settings { allow { %s = true } } to permit it", f.Permission())
+	}
+	return ""
 }
 
 // actionID is stable for the same change, so plan and apply name it alike.
@@ -147,12 +155,17 @@ func (x *Executor) Undoable(last bool, ids []string) ([]*Change, error) {
 	return out, nil
 }
 
-// Undo reverts changes in the order given, recording intent and result of each.
+// Undo reverts changes in the order given, recording intent and result of each. Changes
+// the policy no longer allows are skipped, with the reason, and stay revertible.
 func (x *Executor) Undo(ctx context.Context, changes []*Change) {
 	for _, c := range changes {
 		f, ok := x.Registry.Get(c.Kind)
 		if !ok {
 			c.Status, c.Error = StatusFailed, "unknown remediation kind "+c.Kind
+			continue
+		}
+		if reason := x.denied(f); reason != "" {
+			c.Status, c.Error = StatusSkipped, reason
 			continue
 		}
 		if err := x.record(PhaseUndoIntent, c); err != nil {

@@ -262,6 +262,25 @@ func TestExecutorUndo(t *testing.T) {
 	if got, err = undoable(true); err != nil || !slices.Equal(got, []string{"d", "a"}) {
 		t.Errorf("undo --last after a failed undo = %v, %v; want [d a]", got, err)
 	}
+	// Undo is a change too: report mode and a withdrawn permission skip it, and the
+	// change stays revertible.
+	f.failUndo["d"] = false
+	for _, deny := range []func(){
+		func() { x.Enforce = false },
+		func() { x.Env.Allow = func(string) bool { return false } },
+	} {
+		enforce, allow := x.Enforce, x.Env.Allow
+		deny()
+		cs, _ = x.Undoable(false, []string{actionID("fake", "d")})
+		x.Undo(ctx, cs)
+		if len(cs) != 1 || cs[0].Status != StatusSkipped || !f.fixed["d"] {
+			t.Errorf("denied undo = %v, fixed %v; want skipped and still fixed", summary(cs), f.fixed)
+		}
+		x.Enforce, x.Env.Allow = enforce, allow
+	}
+	if got, err = undoable(true); err != nil || !slices.Equal(got, []string{"d", "a"}) {
+		t.Errorf("undo --last after denied undos = %v, %v; want [d a]", got, err)
+	}
 	// A ledger damaged in the middle stops undo with the line to look at.
 	if err := os.WriteFile(x.Ledger.Path(), []byte("{}\nnot json\n{}\n"), 0o600); err != nil {
 		t.Fatal(err)

@@ -62,6 +62,9 @@ func New(opts Options) (*Engine, hcl.Diagnostics) {
 	if diags.HasErrors() {
 		return &Engine{Policy: pol}, diags
 	}
+	if err := pol.CheckOnly(opts.Only); err != nil {
+		return &Engine{Policy: pol}, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unknown rule in --only", Detail: err.Error()})
+	}
 	return &Engine{Policy: pol, Registry: reg, Probes: facts.DefaultProbes(), Paths: p, Only: opts.Only}, diags
 }
 
@@ -77,7 +80,7 @@ func (e *Engine) FactsConfig() facts.Config {
 		IMDSEndpoint:   endpoint,
 		IMDSv6Endpoint: facts.DefaultIMDSv6Endpoint,
 		IPv6:           s.IPv6,
-		IMDS:           facts.IMDSTimeouts{Total: s.ProbeTimeout},
+		IMDS:           facts.IMDSTimeouts{Connect: s.IMDS.Connect, Header: s.IMDS.Header, MaxAttempts: s.IMDS.MaxAttempts, Total: s.ProbeTimeout},
 		Timeout:        s.ProbeTimeout + time.Second,
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/hcl/v2/hcldec"
+	"github.com/imdsmend/imdsmend"
 	"github.com/imdsmend/imdsmend/facts"
 	"github.com/imdsmend/imdsmend/internal/paths"
 	"github.com/imdsmend/imdsmend/remediate"
@@ -262,5 +263,29 @@ func TestApplyTakesTheLock(t *testing.T) {
 	}
 	if data, _ := os.ReadFile(filepath.Join(root, "markers/a")); string(data) != "fixed" {
 		t.Errorf("marker = %q after the waiting apply", data)
+	}
+}
+
+// TestNewChecksOnly: a misspelt --only is an error before anything runs, not a run that
+// silently evaluates nothing.
+func TestNewChecksOnly(t *testing.T) {
+	tests := []struct {
+		only    []string
+		wantErr string
+	}{
+		{nil, ""},
+		{[]string{"imds_unreachable", "proxy_leak"}, ""},
+		{[]string{"imds_unreachabel"}, "imds_unreachabel"},
+	}
+	for _, tt := range tests {
+		dir := t.TempDir()
+		_, diags := New(Options{PolicyFile: filepath.Join(dir, "absent.hcl"), BuiltinPolicy: imdsmend.DefaultPolicy, Only: tt.only})
+		got := ""
+		if diags.HasErrors() {
+			got = diags.Error()
+		}
+		if (tt.wantErr == "") != (got == "") || !strings.Contains(got, tt.wantErr) {
+			t.Errorf("New(only=%v) diagnostics %q, want one naming %q", tt.only, got, tt.wantErr)
+		}
 	}
 }
