@@ -210,6 +210,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 		case <-s.closing:
+			// Returning would let net/http answer 200 before Close drops the
+			// connection; a held request must end without any answer.
+			panic(http.ErrAbortHandler)
 		}
 		return
 	case FaultSlow:
@@ -218,7 +221,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		case <-s.closing:
-			return
+			panic(http.ErrAbortHandler)
 		}
 	case FaultDisabled:
 		w.Header().Set("Content-Length", "0")
