@@ -6,7 +6,6 @@ package redact
 import (
 	"regexp"
 	"strings"
-	"sync"
 )
 
 // Mask replaces every secret.
@@ -28,30 +27,8 @@ var secretKeys = []string{"token", "secret", "passw", "credential", "authorizati
 // minRandomRun is the shortest run of base64 characters taken for a token or secret key.
 const minRandomRun = 32
 
-var (
-	mu    sync.RWMutex
-	known = map[string]bool{}
-)
-
-// Register adds an exact secret (an IMDS token the process received) to mask wherever it
-// appears, whatever its shape. Secrets shorter than 8 characters are ignored: masking
-// them would mangle ordinary words.
-func Register(secret string) {
-	if len(secret) < 8 {
-		return
-	}
-	mu.Lock()
-	known[secret] = true
-	mu.Unlock()
-}
-
 // String returns s with every secret it recognises replaced by Mask.
 func String(s string) string {
-	mu.RLock()
-	for k := range known {
-		s = strings.ReplaceAll(s, k, Mask)
-	}
-	mu.RUnlock()
 	// Each pattern runs only on text that can match it: String sees every field of every
 	// journal entry.
 	if strings.Contains(s, "://") && strings.Contains(s, "@") {
@@ -110,8 +87,7 @@ func base64Char(c byte) bool {
 // random base64 string mixes upper and lower case and switches between letter cases and
 // digits every other character or so; paths, hex digests and words with a number at the
 // end lack a case or switch about once in six. Separators (/ + - _ =) are passed over.
-// Of a million random tokens shaped like IMDS's, none switched less than once in five;
-// tokens known exactly are masked whatever their shape (Register).
+// Of a million random tokens shaped like IMDS's, none switched less than once in five.
 func looksRandom(s string) bool {
 	var seen [4]bool
 	switches, alnum, prev := 0, 0, other
