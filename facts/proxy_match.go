@@ -274,17 +274,15 @@ func atoi(s string) int {
 }
 
 // RedactProxyURL hides the user and password of a proxy URL ("http://u:p@proxy:3128" →
-// "http://REDACTED@proxy:3128"), with or without a scheme.
+// "http://REDACTED@proxy:3128"), with or without a scheme. Everything up to the last '@'
+// goes: a password written without percent-encoding may hold '/', '?' or '#', and a proxy
+// URL has no path where an '@' would mean something else.
 func RedactProxyURL(v string) string {
 	rest, prefix := v, ""
 	if i := strings.Index(v, "://"); i >= 0 {
 		prefix, rest = v[:i+3], v[i+3:]
 	}
-	authEnd := strings.IndexAny(rest, "/?#")
-	if authEnd < 0 {
-		authEnd = len(rest)
-	}
-	at := strings.LastIndex(rest[:authEnd], "@")
+	at := strings.LastIndex(rest, "@")
 	if at < 0 {
 		return v
 	}

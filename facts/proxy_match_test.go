@@ -193,7 +193,8 @@ func TestRedactProxyURL(t *testing.T) {
 		{"user:secret@proxy:3128", "REDACTED@proxy:3128"},
 		{"http://tok@en:p@ss@proxy:3128", "http://REDACTED@proxy:3128"},
 		{"http://proxy:3128", "http://proxy:3128"},
-		{"http://proxy:3128/path@x", "http://proxy:3128/path@x"},
+		{"http://user:se/cr?et#@proxy:3128", "http://REDACTED@proxy:3128"},
+		{"http://proxy:3128/path@x", "http://REDACTED@x"},
 		{"", ""},
 	}
 	for _, tt := range tests {

@@ -12,8 +12,9 @@ import (
 const Mask = "REDACTED"
 
 var (
-	// scheme://user:password@host keeps the user, masks the password.
-	urlPassword = regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*):[^/\s@]*@`)
+	// scheme://user:password@host keeps the user, masks the password up to the last '@'
+	// of the word: a password written without percent-encoding may hold '/' or '@'.
+	urlPassword = regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*):[^\s"']*@`)
 	// key=value, key: value, "key": "value" for keys that name secrets. The value may start
 	// with an auth scheme (Authorization: Bearer …).
 	keyValue = regexp.MustCompile(`(?i)\b((?:x-aws-ec2-metadata-)?token|secret[a-z_]*|secretaccesskey|password|passwd|credentials?|authorization|proxy-authorization)(["']?\s*[:=]\s*["']?)((?:(?:bearer|basic|aws4-hmac-sha256)\s+)?[^\s"',;&]+)`)

@@ -16,6 +16,7 @@ func TestString(t *testing.T) {
 		{"proxy URL password", "HTTP_PROXY=http://alice:s3cr3t@proxy.corp:3128", "HTTP_PROXY=http://alice:REDACTED@proxy.corp:3128"},
 		{"proxy URL without password kept", "https_proxy=http://proxy.corp:3128/", "https_proxy=http://proxy.corp:3128/"},
 		{"user only kept", "http://alice@proxy.corp:3128", "http://alice@proxy.corp:3128"},
+		{"password with / and @", `{"proxy":"http://alice:s3/cr@t@proxy.corp:3128","x":"a@b"}`, `{"proxy":"http://alice:REDACTED@proxy.corp:3128","x":"a@b"}`},
 		{"token header", "X-aws-ec2-metadata-token: abc123", "X-aws-ec2-metadata-token: REDACTED"},
 		{"ttl header kept", "X-aws-ec2-metadata-token-ttl-seconds: 21600", "X-aws-ec2-metadata-token-ttl-seconds: 21600"},
 		{"credentials JSON", `{"AccessKeyId" : "AKIAIOSFODNN7EXAMPLE", "SecretAccessKey" : "` + awsSecret + `", "Token" : "short"}`,
