@@ -6,7 +6,6 @@ package facts
 import (
 	"context"
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 )
@@ -129,16 +128,6 @@ func runProbe(ctx context.Context, p Probe, cfg Config, f *Facts) (err error) {
 		}
 	}()
 	return p.Gather(ctx, cfg, f)
-}
-
-// ProbeNames lists the probes' names in sorted order.
-func ProbeNames(probes []Probe) []string {
-	names := make([]string, 0, len(probes))
-	for _, p := range probes {
-		names = append(names, p.Name())
-	}
-	sort.Strings(names)
-	return names
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
