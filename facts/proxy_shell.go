@@ -243,15 +243,6 @@ func (lx *shellLexer) word() (shellWord, error) {
 		}
 	}
 	plain := true
-	var lit strings.Builder
-	addLit := func(s string) {
-		lit.WriteString(s)
-		if n := len(w.parts); n > 0 && w.parts[n-1].param == "" && !w.parts[n-1].cmdsub {
-			w.parts[n-1].lit += s
-			return
-		}
-		w.parts = append(w.parts, wordPart{lit: s})
-	}
 	for lx.i < len(lx.data) {
 		c := lx.data[lx.i]
 		if c == '\r' && lx.i+1 < len(lx.data) && lx.data[lx.i+1] == '\n' {
@@ -269,7 +260,7 @@ func (lx *shellLexer) word() (shellWord, error) {
 			}
 			plain = false
 			if lx.i+1 < len(lx.data) {
-				addLit(string(lx.data[lx.i+1]))
+				w.parts = addLit(w.parts, string(lx.data[lx.i+1]))
 			}
 			lx.i = min(lx.i+2, len(lx.data))
 		case '\'':
@@ -278,45 +269,63 @@ func (lx *shellLexer) word() (shellWord, error) {
 			if end < 0 {
 				return w, &syntaxError{lx.i, "unterminated ' quote"}
 			}
-			addLit(string(lx.data[lx.i+1 : lx.i+1+end]))
+			w.parts = addLit(w.parts, string(lx.data[lx.i+1:lx.i+1+end]))
 			lx.i += end + 2
 			w.closingQuote = true
 		case '"':
 			plain = false
 			lx.i++
-			if err := lx.doubleQuoted(&w, addLit); err != nil {
+			if err := lx.doubleQuoted(&w.parts); err != nil {
 				return w, err
 			}
 			w.closingQuote = true
 		case '$', '`':
 			plain = false
-			p, err := lx.dollar(false)
-			if err != nil {
+			if err := lx.expansion(&w.parts, false); err != nil {
 				return w, err
 			}
-			if p.param == "" && !p.cmdsub {
-				addLit(p.lit)
-			} else {
-				w.parts = append(w.parts, p)
-			}
 		default:
-			addLit(string(c))
+			w.parts = addLit(w.parts, string(c))
 			lx.i++
 		}
 	}
 	w.end = lx.i
-	if plain && w.name == "" {
-		w.literal = lit.String()
+	if plain && w.name == "" && len(w.parts) == 1 {
+		w.literal = w.parts[0].lit // plain text is one literal part
 	}
 	return w, nil
+}
+
+// addLit appends literal text to parts, joining it to a literal part at the end.
+func addLit(parts []wordPart, s string) []wordPart {
+	if n := len(parts); n > 0 && parts[n-1].param == "" && !parts[n-1].cmdsub {
+		parts[n-1].lit += s
+		return parts
+	}
+	return append(parts, wordPart{lit: s})
+}
+
+// expansion reads the expansion at lx.i ('$' or '`') into parts; one that turns out to be
+// literal text ("$" alone, $'…') joins the text around it.
+func (lx *shellLexer) expansion(parts *[]wordPart, quoted bool) error {
+	p, err := lx.dollar(quoted)
+	if err != nil {
+		return err
+	}
+	if p.param == "" && !p.cmdsub {
+		*parts = addLit(*parts, p.lit)
+	} else {
+		*parts = append(*parts, p)
+	}
+	return nil
 }
 
 func isAlnum(c byte) bool {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
 }
 
-// doubleQuoted reads up to the closing '"' (lx.i is just after the opening one).
-func (lx *shellLexer) doubleQuoted(w *shellWord, addLit func(string)) error {
+// doubleQuoted reads up to the closing '"' into parts (lx.i is just after the opening one).
+func (lx *shellLexer) doubleQuoted(parts *[]wordPart) error {
 	open := lx.i - 1
 	for lx.i < len(lx.data) {
 		c := lx.data[lx.i]
@@ -330,24 +339,18 @@ func (lx *shellLexer) doubleQuoted(w *shellWord, addLit func(string)) error {
 				continue
 			}
 			if lx.i+1 < len(lx.data) && strings.IndexByte("$`\"\\", lx.data[lx.i+1]) >= 0 {
-				addLit(string(lx.data[lx.i+1]))
+				*parts = addLit(*parts, string(lx.data[lx.i+1]))
 				lx.i += 2
 				continue
 			}
-			addLit("\\")
+			*parts = addLit(*parts, "\\")
 			lx.i++
 		case '$', '`':
-			p, err := lx.dollar(true)
-			if err != nil {
+			if err := lx.expansion(parts, true); err != nil {
 				return err
 			}
-			if p.param == "" && !p.cmdsub {
-				addLit(p.lit)
-			} else {
-				w.parts = append(w.parts, p)
-			}
 		default:
-			addLit(string(c))
+			*parts = addLit(*parts, string(c))
 			lx.i++
 		}
 	}
@@ -458,14 +461,7 @@ func (lx *shellLexer) braced() (wordPart, error) {
 		}
 	}
 	// The word after the operator, up to the matching '}', with quotes and expansions.
-	var word shellWord
-	add := func(s string) {
-		if n := len(word.parts); n > 0 && word.parts[n-1].param == "" && !word.parts[n-1].cmdsub {
-			word.parts[n-1].lit += s
-			return
-		}
-		word.parts = append(word.parts, wordPart{lit: s})
-	}
+	var word []wordPart
 	for lx.i < len(d) {
 		c := d[lx.i]
 		switch {
@@ -473,16 +469,16 @@ func (lx *shellLexer) braced() (wordPart, error) {
 			lx.i++
 			if p.op == "" {
 				// ${#NAME}, ${NAME%pat} and friends: not modelled, value unknown.
-				if len(word.parts) > 0 {
+				if len(word) > 0 {
 					p.param = "$?"
 				}
 			} else {
-				p.word = word.parts
+				p.word = word
 			}
 			return p, nil
 		case c == '"':
 			lx.i++
-			if err := lx.doubleQuoted(&word, add); err != nil {
+			if err := lx.doubleQuoted(&word); err != nil {
 				return p, err
 			}
 		case c == '\'':
@@ -490,23 +486,17 @@ func (lx *shellLexer) braced() (wordPart, error) {
 			if end < 0 {
 				return p, &syntaxError{lx.i, "unterminated ' quote"}
 			}
-			add(string(d[lx.i+1 : lx.i+1+end]))
+			word = addLit(word, string(d[lx.i+1:lx.i+1+end]))
 			lx.i += end + 2
 		case c == '\\' && lx.i+1 < len(d):
-			add(string(d[lx.i+1]))
+			word = addLit(word, string(d[lx.i+1]))
 			lx.i += 2
 		case c == '$' || c == '`':
-			e, err := lx.dollar(true)
-			if err != nil {
+			if err := lx.expansion(&word, true); err != nil {
 				return p, err
 			}
-			if e.param == "" && !e.cmdsub {
-				add(e.lit)
-			} else {
-				word.parts = append(word.parts, e)
-			}
 		default:
-			add(string(c))
+			word = addLit(word, string(c))
 			lx.i++
 		}
 	}
