@@ -117,14 +117,16 @@ func parseIptablesRule(w []string, v6 bool, users *userDB) *fwRule {
 	r := &fwRule{}
 	add := func(c cond) { r.conds = append(r.conds, c) }
 	unknownCond := func(*packet) outcome { return unknown }
-	arg := func(i int) (string, bool) {
-		if i+1 < len(w) {
-			return w[i+1], true
+	var i int
+	// value consumes the argument of the option at i; "" when the rule ends first.
+	value := func() string {
+		if i++; i < len(w) {
+			return w[i]
 		}
-		return "", false
+		return ""
 	}
 	neg := false
-	for i := 0; i < len(w); i++ {
+	for i = 0; i < len(w); i++ {
 		tok := w[i]
 		if tok == "!" {
 			neg = true
@@ -134,18 +136,14 @@ func parseIptablesRule(w []string, v6 bool, users *userDB) *fwRule {
 		neg = false
 		switch tok {
 		case "-j", "--jump", "-g", "--goto":
-			target, _ := arg(i)
-			parseTarget(r, tok == "-g" || tok == "--goto", target, w[min(i+2, len(w)):], v6)
+			target := value()
+			parseTarget(r, tok == "-g" || tok == "--goto", target, w[min(i+1, len(w)):], v6)
 			return r
-		case "-m", "--match":
-			i++
-		case "--comment":
+		case "-m", "--match", "--comment":
 			i++
 		case "-d", "--destination", "--dst", "-s", "--source", "--src":
-			a, ok := arg(i)
-			i++
-			pfx, err := parseCIDR(a)
-			if !ok || err != nil {
+			pfx, err := parseCIDR(value())
+			if err != nil {
 				add(unknownCond)
 				continue
 			}
@@ -158,9 +156,7 @@ func parseIptablesRule(w []string, v6 bool, users *userDB) *fwRule {
 				add(negate(srcIn(prefixSet(pfx)), negated))
 			}
 		case "--dst-range", "--src-range":
-			a, _ := arg(i)
-			i++
-			lo, hi, ok := strings.Cut(a, "-")
+			lo, hi, ok := strings.Cut(value(), "-")
 			from, err1 := netip.ParseAddr(lo)
 			to, err2 := netip.ParseAddr(hi)
 			if !ok || err1 != nil || err2 != nil {
@@ -177,61 +173,42 @@ func parseIptablesRule(w []string, v6 bool, users *userDB) *fwRule {
 				add(negate(srcIn(set), negated))
 			}
 		case "-p", "--protocol":
-			a, _ := arg(i)
-			i++
-			add(negate(protoIs(a), negated))
+			add(negate(protoIs(value()), negated))
 		case "-o", "--out-interface":
-			a, _ := arg(i)
-			i++
-			add(negate(outIface(a), negated))
+			add(negate(outIface(value()), negated))
 		case "-i", "--in-interface":
-			a, _ := arg(i)
-			i++
-			add(negate(inIface(a), negated))
+			add(negate(inIface(value()), negated))
 		case "-f", "--fragment":
 			// IMDS requests are never fragmented.
 			add(negate(func(*packet) outcome { return none }, negated))
 		case "--dport", "--destination-port", "--dports", "--destination-ports":
-			a, _ := arg(i)
-			i++
-			add(negate(portIn(a), negated))
+			add(negate(portIn(value()), negated))
 		case "--sport", "--source-port", "--sports", "--source-ports":
-			a, _ := arg(i)
-			i++
 			// The client's source port is ephemeral: only a range covering every port
 			// is certain.
-			add(negate(anyPortRange(a), negated))
+			add(negate(anyPortRange(value()), negated))
 		case "--ports":
-			a, _ := arg(i)
-			i++
-			add(negate(eitherPort(a), negated))
+			add(negate(eitherPort(value()), negated))
 		case "--syn":
 			add(negate(func(*packet) outcome { return some }, negated))
 		case "--tcp-flags":
 			i += 2
 			add(negate(func(*packet) outcome { return some }, negated))
 		case "--uid-owner", "--gid-owner":
-			a, _ := arg(i)
-			i++
 			r.owner = true
-			add(negate(ownerIn(a, tok == "--uid-owner", users), negated))
+			add(negate(ownerIn(value(), tok == "--uid-owner", users), negated))
 		case "--socket-exists":
 			r.owner = true
 			add(negate(func(p *packet) outcome { return boolOutcome(p.class != classForwarded) }, negated))
 		case "--suppl-groups":
 		case "--state", "--ctstate":
-			a, _ := arg(i)
-			i++
-			add(negate(stateIn(a), negated))
+			add(negate(stateIn(value()), negated))
 		case "--dst-type", "--src-type":
-			a, _ := arg(i)
-			i++
-			add(negate(addrType(a, tok == "--dst-type"), negated))
+			add(negate(addrType(value(), tok == "--dst-type"), negated))
 		case "--limit-iface-in", "--limit-iface-out":
 		case "--pkt-type":
-			a, _ := arg(i)
-			i++
-			add(negate(func(*packet) outcome { return boolOutcome(a == "unicast") }, negated))
+			unicast := value() == "unicast"
+			add(negate(func(*packet) outcome { return boolOutcome(unicast) }, negated))
 		default:
 			// An option imdsmend does not model: the rule may or may not match. Skip its
 			// arguments.
