@@ -418,30 +418,26 @@ func imdsProxySign(h http.Header) string {
 	return ""
 }
 
-// imdsCheckToken accepts what IMDS hands out as a token: printable ASCII without spaces.
-func imdsCheckToken(b []byte) error {
-	switch {
-	case len(b) == 0:
-		return errors.New("the token is empty")
-	case len(b) > imdsMaxToken:
-		return fmt.Errorf("the token is %d bytes long, longer than any IMDS token", len(b))
-	case !imdsPrintableWord(b):
-		return errors.New("the token holds bytes that are not printable ASCII")
-	}
-	return nil
-}
+// The replies that must be one word of printable ASCII: the token, the instance ID.
+var (
+	imdsCheckToken      = imdsCheckWord("token", imdsMaxToken)
+	imdsCheckInstanceID = imdsCheckWord("instance ID", imdsMaxInstanceID)
+)
 
-// imdsCheckInstanceID accepts an instance ID: one printable word.
-func imdsCheckInstanceID(b []byte) error {
-	switch {
-	case len(b) == 0:
-		return errors.New("the instance ID is empty")
-	case len(b) > imdsMaxInstanceID:
-		return fmt.Errorf("the instance ID reply is %d bytes long, not an instance ID", len(b))
-	case !imdsPrintableWord(b):
-		return fmt.Errorf("the instance ID reply (%d bytes) is not one printable word", len(b))
+// imdsCheckWord accepts a non-empty word of printable ASCII of at most max bytes. Its
+// errors give the length, never the bytes, which may be a token.
+func imdsCheckWord(what string, max int) func([]byte) error {
+	return func(b []byte) error {
+		switch {
+		case len(b) == 0:
+			return fmt.Errorf("the %s is empty", what)
+		case len(b) > max:
+			return fmt.Errorf("the %s reply is %d bytes long, longer than any IMDS %s", what, len(b), what)
+		case !imdsPrintableWord(b):
+			return fmt.Errorf("the %s reply (%d bytes) is not one printable word", what, len(b))
+		}
+		return nil
 	}
-	return nil
 }
 
 func imdsPrintableWord(b []byte) bool {
