@@ -193,10 +193,13 @@ func (FirewallDelete) Apply(ctx context.Context, _ *Env, c *Change) error {
 	} else {
 		err = d.deleteIptables()
 	}
-	if err != nil {
+	switch {
+	case err != nil && len(d.Positions) > 0:
+		// Some copies went before the error: an applied change, so undo can put them back.
+		c.Error = fmt.Sprintf("deleted %d of %d identical rules, then: %v", len(d.Positions), d.Copies, err)
+	case err != nil:
 		return err
-	}
-	if len(d.Positions) == 0 {
+	case len(d.Positions) == 0:
 		c.Status = StatusUnchanged
 	}
 	c.Data, err = json.Marshal(d)

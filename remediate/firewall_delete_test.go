@@ -3,6 +3,7 @@ package remediate
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -177,5 +178,111 @@ func TestFirewallDeleteTakesFacts(t *testing.T) {
 	}
 	if d.Spec != "-d 169.254.169.254/32 -j DROP" || d.Chain != "OUTPUT" || d.Copies != 1 {
 		t.Errorf("data = %+v", d)
+	}
+}
+
+// fakeIptables installs an iptables-nft that keeps the OUTPUT chain of the filter table in
+// a file, one "-A OUTPUT SPEC" line per rule, and answers -S, -D and -I as iptables does.
+// After failAfter deletions (-1: never) a deletion fails.
+func fakeIptables(t *testing.T, rules []string, failAfter int) (chain func() []string) {
+	t.Helper()
+	dir := t.TempDir()
+	state := filepath.Join(dir, "output.rules")
+	if err := os.WriteFile(state, []byte(strings.Join(rules, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(state+".deletions", []byte(fmt.Sprint(failAfter)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := `#!/bin/bash
+state=` + state + `
+[ "$1" = --version ] && { echo "iptables v1.8.9 (nf_tables)"; exit 0; }
+args=("$@"); n=${#args[@]}
+[ "${args[n-2]}" = --wait ] && set -- "${args[@]:0:n-2}"
+[ "$1 $2 $4" = "-t filter OUTPUT" ] || { echo "fake iptables: unexpected $*" >&2; exit 2; }
+op=$3; shift 4
+case $op in
+-S) echo "-P OUTPUT ACCEPT"; grep -v '^$' "$state"; exit 0;;
+-D) left=$(cat "$state.deletions")
+    [ "$left" = 0 ] && { echo "iptables: Resource temporarily unavailable." >&2; exit 4; }
+    echo $((left - 1)) > "$state.deletions"
+    awk -v r="-A OUTPUT $*" 'r == $0 && !done { done = 1; next } { print }' "$state" > "$state.new"
+    cmp -s "$state" "$state.new" && { echo "iptables: Bad rule (does a matching rule exist in that chain?)." >&2; exit 1; }
+    mv "$state.new" "$state";;
+-I) pos=$1; shift
+    awk -v p="$pos" -v r="-A OUTPUT $*" 'NR == p { print r; done = 1 } { print } END { if (!done) print r }' "$state" > "$state.new"
+    mv "$state.new" "$state";;
+*) exit 2;;
+esac
+`
+	if err := os.WriteFile(filepath.Join(dir, "iptables-nft"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+":/usr/bin:/bin")
+	return func() []string {
+		data, err := os.ReadFile(state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Split(strings.TrimSpace(string(data)), "\n")
+	}
+}
+
+// TestFirewallDeleteApplyUndo: the copies the policy names go, each recorded where it
+// was; undo puts them back there; a deletion that fails part way is still an applied
+// change undo can revert, never an unrecorded one.
+func TestFirewallDeleteApplyUndo(t *testing.T) {
+	const drop = "-A OUTPUT -d 169.254.169.254/32 -j DROP"
+	const other = "-A OUTPUT -d 10.0.0.0/8 -j ACCEPT"
+	all := []string{other, drop, other, drop}
+	body := `rules = [
+		{backend = "nft", family = "ipv4", table = "filter", chain = "OUTPUT", spec = "-d 169.254.169.254/32 -j DROP"},
+		{backend = "nft", family = "ipv4", table = "filter", chain = "OUTPUT", spec = "-d 169.254.169.254/32 -j DROP"},
+	]`
+	tests := []struct {
+		name          string
+		failAfter     int
+		status, error string
+		after         []string
+		positions     []int
+	}{
+		{"both copies", -1, StatusApplied, "", []string{other, other}, []int{2, 3}},
+		{"the second deletion fails", 1, StatusApplied, "deleted 1 of 2 identical rules, then: ", []string{other, other, drop}, []int{2}},
+		{"the first deletion fails", 0, StatusFailed, "Resource temporarily unavailable", all, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			chain := fakeIptables(t, all, tt.failAfter)
+			ctx := context.Background()
+			x := &Executor{Registry: Default(), Env: &Env{Allow: func(string) bool { return true }},
+				Ledger: NewLedger(filepath.Join(t.TempDir(), "ledger.jsonl")), RunID: "r1", Enforce: true}
+			changes := x.Plan(ctx, "firewall_blocks_imds", "firewall_delete", decodeArgs(t, FirewallDelete{}.Spec(), body))
+			x.Apply(ctx, changes)
+			c := changes[0]
+			if c.Status != tt.status || !strings.Contains(c.Error, tt.error) {
+				t.Errorf("status %s, error %q; want %s, error containing %q", c.Status, c.Error, tt.status, tt.error)
+			}
+			if diff := cmp.Diff(tt.after, chain()); diff != "" {
+				t.Errorf("chain after apply (-want +got):\n%s", diff)
+			}
+			var d firewallDeleteData
+			if err := json.Unmarshal(c.Data, &d); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.positions, d.Positions); diff != "" {
+				t.Errorf("recorded positions (-want +got):\n%s", diff)
+			}
+			pending, err := x.Undoable(true, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (len(pending) == 1) != (tt.status == StatusApplied) {
+				t.Fatalf("undoable = %v; want the change exactly when it is applied", summary(pending))
+			}
+			x.Undo(ctx, pending)
+			if diff := cmp.Diff(all, chain()); diff != "" {
+				t.Errorf("chain after undo (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

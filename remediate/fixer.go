@@ -61,7 +61,9 @@ type Fixer interface {
 	// and returns no change for what is already in the desired state.
 	Plan(ctx context.Context, env *Env, args cty.Value) ([]*Change, error)
 	// Apply makes one planned change. If the system is already as wanted it sets
-	// StatusUnchanged; otherwise StatusApplied and records in Data what Undo needs.
+	// StatusUnchanged; otherwise StatusApplied and records in Data what Undo needs. An
+	// error means nothing was changed; a change made in part returns nil with Error set,
+	// so the ledger records it as applied and undo can revert that part.
 	Apply(ctx context.Context, env *Env, c *Change) error
 	// Undo reverts an applied change from its ledger record.
 	Undo(ctx context.Context, env *Env, c *Change) error
