@@ -138,17 +138,22 @@ func (x *Executor) Undoable(last bool, ids []string) ([]*Change, error) {
 			}
 		}
 	default:
-		for _, id := range ids {
-			var found *Change
-			for _, p := range pending {
-				if p.Change.ID == id {
-					found = p.Change
-				}
+		latest := map[string]int{} // ID → index in pending of its latest application
+		for i, p := range pending {
+			if slices.Contains(ids, p.Change.ID) {
+				latest[p.Change.ID] = i
 			}
-			if found == nil {
+		}
+		for _, id := range ids {
+			if _, ok := latest[id]; !ok {
 				return nil, fmt.Errorf("no applied, unreverted change with ID %s in %s (see `imdsmend undo --list`)", id, x.Ledger.Path())
 			}
-			out = append(out, found)
+		}
+		// In ledger order, each once: an ID named twice must not be reverted twice.
+		for i, p := range pending {
+			if latest[p.Change.ID] == i && slices.Contains(ids, p.Change.ID) {
+				out = append(out, p.Change)
+			}
 		}
 	}
 	slices.Reverse(out)

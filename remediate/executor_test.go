@@ -252,6 +252,11 @@ func TestExecutorUndo(t *testing.T) {
 	if err != nil || !slices.Equal(got, []string{"d"}) {
 		t.Errorf("undo by ID = %v, %v; want [d]", got, err)
 	}
+	// Named twice, or oldest first: each once, newest first.
+	got, err = undoable(false, actionID("fake", "a"), actionID("fake", "d"), actionID("fake", "a"))
+	if err != nil || !slices.Equal(got, []string{"d", "a"}) {
+		t.Errorf("undo by repeated IDs = %v, %v; want [d a]", got, err)
+	}
 	// An undo that fails leaves the change undoable.
 	f.failUndo["d"] = true
 	cs, _ = x.Undoable(false, []string{actionID("fake", "d")})
