@@ -128,13 +128,7 @@ type bed struct {
 // newBed builds a watch loop over a policy file in a temporary root, with the fake probe.
 func newBed(t *testing.T, interval string) *bed {
 	t.Helper()
-	// Not t.TempDir: a pass stuck in a stubborn probe may still create the lock file
-	// after the test, and that must not fail the cleanup.
-	root, err := os.MkdirTemp("", "imdsmend-watch-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(root) })
+	root := t.TempDir()
 	file := filepath.Join(root, "etc/imdsmend/policy.hcl")
 	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
 		t.Fatal(err)
@@ -162,17 +156,19 @@ func newBed(t *testing.T, interval string) *bed {
 	return &bed{w: w, probe: probe, rec: rec, file: file}
 }
 
-// release lets a stubborn probe return and waits until its abandoned pass has created
-// the lock file, the last file it makes, so removing the root afterwards is final.
+// release lets a stubborn probe return and waits until its abandoned pass has ended: the
+// pass holds the run lock from before it gathers until it returns, so taking the lock
+// means nothing writes under the root any more and the test may remove it.
 func (b *bed) release(t *testing.T, gate chan struct{}) {
 	close(gate)
-	lock := b.w.Engine.Paths.Lock()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		if _, err := os.Stat(lock); err == nil {
-			return
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	unlock, err := Lock(ctx, b.w.Engine.Paths.Lock())
+	if err != nil {
+		t.Errorf("the abandoned pass did not end: %v", err)
+		return
 	}
-	t.Errorf("the abandoned pass never took %s", lock)
+	unlock()
 }
 
 func writePolicy(t *testing.T, path, text string) {
