@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
-	"os"
 	"os/exec"
 	"testing"
 
@@ -16,29 +15,34 @@ import (
 // namespace: started from a thread inside the namespace (no `ip netns exec` in between),
 // wall time per run, plus what IMDS saw per run and the run's own duration_ms.
 func BenchmarkCheck(b *testing.B) {
-	ns, s, r := benchBed(b)
-	args := r.args("check", "--format", "json")
-	env := append(os.Environ(), imdsmendEnv...)
+	s, r := benchBed(b)
 	var runMS float64
 	for b.Loop() {
-		var out bytes.Buffer
-		err := ns.Do(func() error {
-			cmd := exec.Command(bins.Imdsmend, args...)
-			cmd.Env, cmd.Stdout = env, &out
-			return cmd.Run()
-		})
+		out, err := r.direct("check", "--format", "json")
 		if err != nil {
-			b.Fatalf("imdsmend check: %v\n%s", err, out.String())
+			b.Fatalf("imdsmend check: %v\n%s", err, out)
 		}
-		runMS += healthyRunMS(b, out.Bytes())
+		runMS += healthyRunMS(b, out)
 	}
 	reportLoad(b, s, runMS)
+}
+
+// direct runs `imdsmend COMMAND ARGS...` from a thread inside r's namespace, without `ip
+// netns exec`, and returns its stdout.
+func (r *run) direct(command string, args ...string) ([]byte, error) {
+	var out bytes.Buffer
+	err := r.ns.Do(func() error {
+		cmd := exec.Command(bins.Imdsmend, r.args(command, args...)...)
+		cmd.Env, cmd.Stdout = harness.Environ(), &out
+		return cmd.Run()
+	})
+	return out.Bytes(), err
 }
 
 // BenchmarkCheckIPNetnsExec is BenchmarkCheck through `ip netns exec`, as the e2e tests
 // and an operator run it; the difference is ip's own cost.
 func BenchmarkCheckIPNetnsExec(b *testing.B) {
-	_, s, r := benchBed(b)
+	s, r := benchBed(b)
 	ctx := testContext(b)
 	var runMS float64
 	for b.Loop() {
@@ -51,7 +55,7 @@ func BenchmarkCheckIPNetnsExec(b *testing.B) {
 	reportLoad(b, s, runMS)
 }
 
-func benchBed(b *testing.B) (*harness.Namespace, *harness.Sim, *run) {
+func benchBed(b *testing.B) (*harness.Sim, *run) {
 	b.Helper()
 	ctx := testContext(b)
 	ns := newNamespace(b)
@@ -59,7 +63,7 @@ func benchBed(b *testing.B) (*harness.Namespace, *harness.Sim, *run) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return ns, s, newRun(b, ns)
+	return s, newRun(b, ns)
 }
 
 // healthyRunMS checks the report says healthy and returns its duration_ms.

@@ -1,15 +1,13 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/tests/harness"
 )
 
 // BenchmarkFirewallFacts measures the firewall probe on a namespace holding 1,000 rules that
@@ -18,31 +16,29 @@ import (
 func BenchmarkFirewallFacts(b *testing.B) {
 	for _, bed := range []struct {
 		name string
-		load func(b *testing.B, ns string)
+		// tool restores rules (with args) into the namespace; none for "none".
+		tool, rules string
+		args        []string
 	}{
-		{"none", func(*testing.B, string) {}},
-		{"iptables-nft", func(b *testing.B, ns string) { restore(b, ns, "iptables-nft-restore", unrelatedIptables()) }},
-		{"iptables-legacy", func(b *testing.B, ns string) { restore(b, ns, "iptables-legacy-restore", unrelatedIptables()) }},
-		{"nftables", func(b *testing.B, ns string) { restore(b, ns, "nft", unrelatedNft(), "-f", "-") }},
+		{name: "none"},
+		{name: "iptables-nft", tool: "iptables-nft-restore", rules: unrelatedIptables()},
+		{name: "iptables-legacy", tool: "iptables-legacy-restore", rules: unrelatedIptables()},
+		{name: "nftables", tool: "nft", rules: unrelatedNft(), args: []string{"-f", "-"}},
 	} {
 		b.Run(bed.name, func(b *testing.B) {
 			ns := newNamespace(b)
-			bed.load(b, ns.Name)
-			args := newRun(b, ns).args("facts", "--format", "json")
-			env := append(os.Environ(), imdsmendEnv...)
+			if bed.tool != "" {
+				restore(b, ns, bed.tool, bed.rules, bed.args...)
+			}
+			r := newRun(b, ns)
 			var total float64
 			for b.Loop() {
-				var out bytes.Buffer
-				err := ns.Do(func() error {
-					cmd := exec.Command(bins.Imdsmend, args...)
-					cmd.Env, cmd.Stdout = env, &out
-					return cmd.Run()
-				})
+				out, err := r.direct("facts", "--format", "json")
 				if err != nil {
 					b.Fatalf("imdsmend facts: %v", err)
 				}
 				var f facts.Facts
-				if err := json.Unmarshal(out.Bytes(), &f); err != nil || f.Firewall == nil || len(f.Firewall.Rules) != 0 {
+				if err := json.Unmarshal(out, &f); err != nil || f.Firewall == nil || len(f.Firewall.Rules) != 0 {
 					b.Fatalf("firewall facts: %v, %+v, probe %+v", err, f.Firewall, f.Probes["firewall"])
 				}
 				total += f.Probes["firewall"].DurationMS
@@ -81,9 +77,9 @@ func unrelatedNft() string {
 }
 
 // restore feeds rules to a restore tool inside the namespace.
-func restore(b *testing.B, ns, tool, rules string, args ...string) {
+func restore(b *testing.B, ns *harness.Namespace, tool, rules string, args ...string) {
 	b.Helper()
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, tool}, args...)...)
+	cmd := ns.Command(testContext(b), tool, args...)
 	cmd.Stdin = strings.NewReader(rules)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		b.Fatalf("%s: %v\n%s", tool, err, out)

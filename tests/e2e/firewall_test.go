@@ -285,7 +285,7 @@ func TestFirewallHeldLock(t *testing.T) {
 
 	r := newRun(t, ns)
 	for _, command := range []string{"check", "apply"} {
-		res, err := ns.Exec(ctx, append(env, imdsmendEnv...), bins.Imdsmend, r.args(command, "--format", "json")...)
+		res, err := ns.Exec(ctx, env, bins.Imdsmend, r.args(command, "--format", "json")...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -332,7 +332,7 @@ func waitLocked(ctx context.Context, t *testing.T, lock string) {
 func TestFirewallMissingTools(t *testing.T) {
 	ctx := testContext(t)
 	empty := t.TempDir()
-	env := append([]string{"PATH=" + empty}, imdsmendEnv...)
+	env := []string{"PATH=" + empty}
 
 	ns := newNamespace(t)
 	serveAEMM(ctx, t, ns)

@@ -81,8 +81,7 @@ exec "$JOURNALD"`
 	// journald will not start without its cgroup root.
 	cmd := exec.Command("nsenter", "--net=/run/netns/"+ns.Name, "unshare", "--mount", "--propagation", "private", "sh", "-c", script)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Env = append(environ("NOTIFY_SOCKET", "JOURNAL_STREAM", "WATCHDOG_USEC", "WATCHDOG_PID"),
-		"RUN_SIZE="+o.runSize, "CONF="+conf, "CATALOG="+o.catalog, "JOURNALD="+bin, "NOTIFY_SOCKET="+notify.path)
+	cmd.Env = harness.Environ("RUN_SIZE="+o.runSize, "CONF="+conf, "CATALOG="+o.catalog, "JOURNALD="+bin, "NOTIFY_SOCKET="+notify.path)
 	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -108,24 +107,11 @@ func hermetic(name string, args ...string) (string, []string) {
 	return "unshare", append([]string{"--mount", "--propagation", "private", "sh", "-c", `mount -t tmpfs tmpfs /run && exec "$@"`, "sh", name}, args...)
 }
 
-// environ is os.Environ without the named variables, so the caller's systemd context
-// (a journal stream, a notify socket) does not leak into what the test runs.
-func environ(drop ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		if !slices.Contains(drop, name) {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
 // command runs name inside the bed's mount and network namespaces.
 func (j *journald) command(ctx context.Context, env []string, name string, args ...string) *exec.Cmd {
 	full := append([]string{"--target", strconv.Itoa(j.pid), "--mount", "--net", "--", name}, args...)
 	cmd := exec.CommandContext(ctx, "nsenter", full...)
-	cmd.Env = append(environ("NOTIFY_SOCKET", "JOURNAL_STREAM", "WATCHDOG_USEC", "WATCHDOG_PID", "AWS_EC2_METADATA_SERVICE_ENDPOINT"), env...)
+	cmd.Env = harness.Environ(env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	return cmd
@@ -134,18 +120,8 @@ func (j *journald) command(ctx context.Context, env []string, name string, args 
 // exec runs a command beside journald and waits for it.
 func (j *journald) exec(ctx context.Context, env []string, name string, args ...string) harness.Result {
 	j.t.Helper()
-	cmd := j.command(ctx, env, name, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	err := cmd.Run()
-	res := harness.Result{Stdout: stdout.String(), Stderr: stderr.String(), Duration: time.Since(start)}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		res.ExitCode = ee.ExitCode()
-	default:
+	res, err := harness.Run(j.command(ctx, env, name, args...))
+	if err != nil {
 		j.t.Fatalf("run %s beside journald: %v", name, err)
 	}
 	return res
@@ -283,13 +259,6 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// ignoreHostProxies turns proxy_leak off for r: it reads every process's environment, and
-// processes of other tests on the machine (a curl with https_proxy) would open findings
-// these tests do not expect.
-func ignoreHostProxies(r *run) {
-	r.dropIn("40-ignore-host-proxies.hcl", "rule \"proxy_leak\" {\n  enabled = false\n}\n")
-}
-
 // checkEntry asserts what every imdsmend entry must have.
 func checkEntry(t *testing.T, e entry) {
 	t.Helper()
@@ -321,7 +290,6 @@ func TestJournalAuditTrail(t *testing.T) {
 	imds := serveRecordingIMDS(t, ns)
 	j := startJournald(ctx, t, ns, journaldOptions{})
 	r := newRun(t, ns)
-	ignoreHostProxies(r)
 
 	healthy, res := j.imdsmend(ctx, r, "check")
 	if res.ExitCode != report.ExitHealthy || healthy.IMDS == nil || healthy.IMDS.Class != "ok" {
@@ -506,7 +474,7 @@ func TestJournalAbsentWritesText(t *testing.T) {
 	ns := newNamespace(t)
 	r := newRun(t, ns)
 	name, args := hermetic(bins.Imdsmend, "check", "--policy", r.policy, "--state-dir", r.stateDir)
-	res, err := ns.Exec(ctx, []string{"AWS_EC2_METADATA_SERVICE_ENDPOINT=", "JOURNAL_STREAM="}, name, args...)
+	res, err := ns.Exec(ctx, nil, name, args...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imdsmend/imdsmend"
 	"github.com/imdsmend/imdsmend/report"
 	"github.com/imdsmend/imdsmend/tests/harness"
 )
@@ -60,9 +59,9 @@ func testContext(t testing.TB) context.Context {
 	return ctx
 }
 
-// run is one imdsmend invocation inside a namespace, with a private state directory and a
-// copy of the built-in policy, so nothing on the host (its /etc/imdsmend, its ledger)
-// takes part.
+// run is one imdsmend invocation inside a namespace, with a private state directory and
+// the test beds' policy (harness.WritePolicy), so nothing on the host (its /etc/imdsmend,
+// its ledger, its proxy settings) takes part.
 type run struct {
 	t        testing.TB
 	ns       *harness.Namespace
@@ -73,11 +72,11 @@ type run struct {
 func newRun(t testing.TB, ns *harness.Namespace) *run {
 	t.Helper()
 	dir := t.TempDir()
-	r := &run{t: t, ns: ns, stateDir: filepath.Join(dir, "state"), policy: filepath.Join(dir, "policy.hcl")}
-	if err := os.WriteFile(r.policy, imdsmend.DefaultPolicy, 0o644); err != nil {
+	policy, err := harness.WritePolicy(dir)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return r
+	return &run{t: t, ns: ns, stateDir: filepath.Join(dir, "state"), policy: policy}
 }
 
 // dropIn adds a policy drop-in beside the policy file.
@@ -92,9 +91,6 @@ func (r *run) dropIn(name, hcl string) {
 	}
 }
 
-// The endpoint must be the namespace's 169.254.169.254, whatever the caller's env says.
-var imdsmendEnv = []string{"AWS_EC2_METADATA_SERVICE_ENDPOINT="}
-
 // args is the command line of `imdsmend COMMAND ARGS...` with this run's policy and state.
 func (r *run) args(command string, args ...string) []string {
 	return append([]string{command, "--policy", r.policy, "--state-dir", r.stateDir}, args...)
@@ -103,7 +99,7 @@ func (r *run) args(command string, args ...string) []string {
 // exec runs `imdsmend COMMAND ARGS...` in the namespace.
 func (r *run) exec(ctx context.Context, command string, args ...string) harness.Result {
 	r.t.Helper()
-	res, err := r.ns.Exec(ctx, imdsmendEnv, bins.Imdsmend, r.args(command, args...)...)
+	res, err := r.ns.Exec(ctx, nil, bins.Imdsmend, r.args(command, args...)...)
 	if err != nil {
 		r.t.Fatal(err)
 	}

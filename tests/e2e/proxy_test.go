@@ -79,7 +79,7 @@ func (tr *proxyTree) exec(ctx context.Context, wrapper []string, command string,
 	argv := append(slices.Clone(wrapper), bins.Imdsmend, command, "--root", tr.root, "--policy", "/etc/imdsmend/policy.hcl",
 		"--state-dir", "/state", "--format", "json")
 	argv = append(argv, args...)
-	res, err := tr.ns.Exec(ctx, imdsmendEnv, argv[0], argv[1:]...)
+	res, err := tr.ns.Exec(ctx, nil, argv[0], argv[1:]...)
 	if err != nil {
 		tr.t.Fatal(err)
 	}
@@ -161,16 +161,7 @@ func (tr *proxyTree) snapshot() map[string]fileState {
 	return out
 }
 
-func proxyActions(rep *report.Report, kind string) []report.Action {
-	var out []report.Action
-	for _, a := range rep.Actions {
-		if a.Kind == kind {
-			out = append(out, a)
-		}
-	}
-	return out
-}
-
+// proxyFinding is the report's open proxy_leak finding, or nil.
 func proxyFinding(rep *report.Report) *report.Finding {
 	for i, f := range rep.Findings {
 		if f.Rule == "proxy_leak" {
@@ -253,7 +244,7 @@ func TestProxyLeaks(t *testing.T) {
 
 			// Planned, and nothing changed.
 			rep, res = tr.report(ctx, "plan")
-			planned := proxyActions(rep, "no_proxy")
+			planned := actionsOf(rep, "no_proxy")
 			if res.ExitCode != report.ExitFindings || len(planned) != 1 || planned[0].Status != "planned" {
 				t.Fatalf("plan: exit %d, no_proxy actions %+v; want one planned\n%s", res.ExitCode, planned, res.Stderr)
 			}
@@ -263,7 +254,7 @@ func TestProxyLeaks(t *testing.T) {
 
 			// Applied exactly as planned; healthy.
 			rep, res = tr.report(ctx, "apply")
-			applied := proxyActions(rep, "no_proxy")
+			applied := actionsOf(rep, "no_proxy")
 			if res.ExitCode != report.ExitHealthy || !rep.Healthy {
 				t.Fatalf("apply: exit %d, healthy %v, findings %+v, actions %+v\n%s", res.ExitCode, rep.Healthy, rep.Findings, rep.Actions, res.Stderr)
 			}
@@ -314,7 +305,7 @@ func TestProxyLeakReadOnlyFile(t *testing.T) {
 	wrapper := []string{"unshare", "-m", "--propagation", "private", "sh", "-c",
 		`mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" "$0" && shift && exec "$@"`, dir, "--"}
 	rep, res := tr.decode("apply", tr.exec(ctx, wrapper, "apply"))
-	fix := proxyActions(rep, "no_proxy")
+	fix := actionsOf(rep, "no_proxy")
 	if res.ExitCode != report.ExitFindings || len(fix) != 1 || fix[0].Status != "failed" ||
 		!strings.Contains(fix[0].Error, "/etc/profile.d/proxy.sh is unchanged") || !strings.Contains(fix[0].Error, "read-only file system") {
 		t.Fatalf("apply on a read-only file: exit %d, actions %+v\n%s", res.ExitCode, rep.Actions, res.Stderr)
@@ -359,12 +350,12 @@ func TestProxyLeakProcesses(t *testing.T) {
 	}
 
 	rep, res = tr.report(ctx, "apply")
-	restart := proxyActions(rep, "restart_unit")
+	restart := actionsOf(rep, "restart_unit")
 	if res.ExitCode != report.ExitFindings || len(restart) != 1 || restart[0].Target != "docker.service" || restart[0].Status != "skipped" ||
 		!strings.Contains(restart[0].Error, "allow { restart_units = true }") {
 		t.Fatalf("apply: exit %d, actions %+v", res.ExitCode, rep.Actions)
 	}
-	if fix := proxyActions(rep, "no_proxy"); len(fix) != 1 || fix[0].Status != "applied" {
+	if fix := actionsOf(rep, "no_proxy"); len(fix) != 1 || fix[0].Status != "applied" {
 		t.Errorf("no_proxy actions %+v, want the drop-in fixed", fix)
 	}
 	if f := proxyFinding(rep); f == nil || !strings.Contains(f.Summary, "dockerd[812]") || strings.Contains(f.Summary, "http-proxy.conf") {
@@ -379,7 +370,7 @@ func TestProxyLeakProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep, res = tr.report(ctx, "apply")
-	restart = proxyActions(rep, "restart_unit")
+	restart = actionsOf(rep, "restart_unit")
 	if res.ExitCode != report.ExitFindings || len(restart) != 1 || restart[0].Status != "failed" || !strings.Contains(restart[0].Error, "is not the running system") {
 		t.Errorf("apply with restarts allowed: exit %d, actions %+v", res.ExitCode, rep.Actions)
 	}

@@ -32,7 +32,7 @@ func TestRouteLocalIsFine(t *testing.T) {
 	ns := newNamespace(t)
 	serveAEMM(ctx, t, ns)
 	r := newRun(t, ns)
-	f := factsIn(ctx, t, ns, r, imdsmendEnv)
+	f := factsIn(ctx, t, ns, r, nil)
 	if f.Route == nil || f.Route.Type != "local" || f.Route.Interface != "lo" || !f.Route.OK {
 		t.Errorf("route %+v, want local via lo, ok", f.Route)
 	}
@@ -125,7 +125,7 @@ func TestRouteSystemdIMDS(t *testing.T) {
 	r := newRun(t, ns)
 	r.dropIn("50-fast.hcl", fastDrop)
 	r.dropIn("60-routes.hcl", allowRoutes)
-	f := factsIn(ctx, t, ns, r, imdsmendEnv)
+	f := factsIn(ctx, t, ns, r, nil)
 	if f.Route == nil || f.Route.Type != "prohibit" || f.Route.ManagedBy != "systemd-imdsd" {
 		t.Errorf("route %+v, want prohibit managed by systemd-imdsd", f.Route)
 	}

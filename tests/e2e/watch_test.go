@@ -82,11 +82,10 @@ func TestWatchNotifySequence(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := newRun(t, ns)
-	ignoreHostProxies(r)
 	n := listenNotify(t)
 	name, args := hermetic("sh", watchArgs(r)...)
 	cmd := ns.Command(context.Background(), name, args...)
-	cmd.Env = append(environ("JOURNAL_STREAM"), "AWS_EC2_METADATA_SERVICE_ENDPOINT=", "NOTIFY_SOCKET="+n.path, "WATCHDOG_USEC=400000")
+	cmd.Env = harness.Environ("NOTIFY_SOCKET="+n.path, "WATCHDOG_USEC=400000")
 	w := startWatch(t, cmd)
 
 	ready := n.expect(t, 20*time.Second, "READY=1")
@@ -143,7 +142,7 @@ func TestWatchStopsMidPass(t *testing.T) {
 	n := listenNotify(t)
 	name, args := hermetic("sh", watchArgs(r, "--timeout", "50s")...)
 	cmd := ns.Command(context.Background(), name, args...)
-	cmd.Env = append(environ("JOURNAL_STREAM"), "AWS_EC2_METADATA_SERVICE_ENDPOINT=", "NOTIFY_SOCKET="+n.path)
+	cmd.Env = harness.Environ("NOTIFY_SOCKET=" + n.path)
 	w := startWatch(t, cmd)
 	n.expect(t, 20*time.Second, "READY=1")
 

@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+
+	"github.com/imdsmend/imdsmend"
 )
 
 // Binaries are the programs the test beds run, built once per process.
@@ -73,4 +75,26 @@ func moduleRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// WritePolicy writes the policy a test bed runs imdsmend with into dir and returns the main
+// file: the built-in policy, so an /etc/imdsmend on this machine takes no part, and a
+// drop-in that turns proxy_leak off. That rule reads the host's own files and every
+// process's environment, which no network namespace hides: the proxy of the shell that
+// ran the tests would be a finding, and apply would edit the host's /etc/environment.
+// The proxy tests run imdsmend on --root trees instead.
+func WritePolicy(dir string) (string, error) {
+	policy := filepath.Join(dir, "policy.hcl")
+	dropIns := filepath.Join(dir, "policy.d")
+	if err := os.MkdirAll(dropIns, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(policy, imdsmend.DefaultPolicy, 0o644); err != nil {
+		return "", err
+	}
+	noProxies := "rule \"proxy_leak\" {\n  enabled = false\n}\n"
+	if err := os.WriteFile(filepath.Join(dropIns, "10-no-host-proxies.hcl"), []byte(noProxies), 0o644); err != nil {
+		return "", err
+	}
+	return policy, nil
 }

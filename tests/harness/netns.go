@@ -15,6 +15,8 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -84,10 +86,35 @@ func (n *Namespace) OnClose(f func()) {
 	n.onClose = append(n.onClose, f)
 }
 
-// Command returns a command that runs inside the namespace.
+// notInherited are the caller's variables that would make what runs in a namespace
+// depend on where the tests run: proxy settings (the proxy probe reads every process's
+// environment, so a simulator started with http_proxy would be a leak to report), endpoint
+// overrides that would send imdsmend past the namespace's 169.254.169.254, and the systemd
+// context of a test runner that is itself a service.
+var notInherited = []string{
+	"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY",
+	"AWS_EC2_METADATA_SERVICE_ENDPOINT", "AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL",
+	"NOTIFY_SOCKET", "JOURNAL_STREAM", "WATCHDOG_USEC", "WATCHDOG_PID",
+}
+
+// Environ is the environment for programs the test beds run: the caller's, without
+// notInherited, then extra ("NAME=value", later ones win).
+func Environ(extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(notInherited, name) {
+			env = append(env, kv)
+		}
+	}
+	return append(env, extra...)
+}
+
+// Command returns a command that runs inside the namespace, with Environ().
 func (n *Namespace) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	full := append([]string{"netns", "exec", n.Name, name}, args...)
 	cmd := exec.CommandContext(ctx, "ip", full...)
+	cmd.Env = Environ()
 	// Kill the whole process group so nothing outlives the test.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
@@ -101,23 +128,32 @@ type Result struct {
 	Duration       time.Duration
 }
 
-// Exec runs a command inside the namespace and waits for it. A non-zero exit is not an
-// error; failing to start is.
+// Exec runs a command inside the namespace with Environ(env...) and waits for it. A
+// non-zero exit is not an error; failing to start is.
 func (n *Namespace) Exec(ctx context.Context, env []string, name string, args ...string) (Result, error) {
 	cmd := n.Command(ctx, name, args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = Environ(env...)
+	res, err := Run(cmd)
+	if err != nil {
+		return res, fmt.Errorf("run %s in %s: %w", name, n.Name, err)
+	}
+	return res, nil
+}
+
+// Run runs cmd to completion, capturing its output. A non-zero exit is not an error;
+// failing to start is.
+func Run(cmd *exec.Cmd) (Result, error) {
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	start := time.Now()
 	err := cmd.Run()
 	res := Result{Stdout: out.String(), Stderr: errb.String(), Duration: time.Since(start)}
 	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
+	if err != nil && !errors.As(err, &ee) {
+		return res, err
+	}
+	if ee != nil {
 		res.ExitCode = ee.ExitCode()
-	default:
-		return res, fmt.Errorf("run %s in %s: %w", name, n.Name, err)
 	}
 	return res, nil
 }
