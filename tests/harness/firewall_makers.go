@@ -11,11 +11,6 @@ import (
 // Firewall and route blockers (issue 4). Each is made with the real tool inside the
 // namespace; Gone asks the same tool whether the rule or route is still there.
 
-// FirewallMakers lists the firewall and route makers, for tests that run over all of them.
-func FirewallMakers() []Maker {
-	return []Maker{OwnerRejectIMDS, ChainDropIMDS, ResetIMDS, DNATIMDS, IPv6RejectIMDS, LegacyRejectIMDS, NftRejectIMDS}
-}
-
 // ownerRejectRule is the AWS article's rule as it prints it: `owner UID match 1000-10000`.
 var ownerRejectRule = []string{"OUTPUT", "-p", "tcp", "-d", IMDSAddr + "/32", "-m", "owner", "--uid-owner", "1000-10000", "-j", "REJECT"}
 

@@ -27,35 +27,22 @@ type Maker struct {
 	Gone func(ctx context.Context, ns *Namespace) error
 }
 
-// Makers lists every maker, for tests that run over all of them.
+// Makers lists every maker that works in a namespace as NewNamespace makes it, for tests
+// that run over all of them. The route makers need RouteViaENI first.
 func Makers() []Maker {
-	return []Maker{RejectIMDS, DropIMDS, UnrouteIMDS}
+	return []Maker{RejectIMDS, DropIMDS, UnrouteIMDS, OwnerRejectIMDS, ChainDropIMDS, ResetIMDS, DNATIMDS, IPv6RejectIMDS, LegacyRejectIMDS, NftRejectIMDS}
 }
 
-// rejectIMDSRule is the AWS troubleshooting article's rule without its owner match, so it
-// refuses every process, root included, with "connection refused". (-p tcp keeps the ICMP
-// error it sends from matching the rule itself inside a namespace, where 169.254.169.254 is
-// also the source address.)
-var rejectIMDSRule = []string{"OUTPUT", "-p", "tcp", "-d", IMDSAddr + "/32", "-j", "REJECT", "--reject-with", "icmp-port-unreachable"}
+// RejectIMDS inserts the AWS troubleshooting article's REJECT without its owner match, so
+// it refuses every process, root included, with "connection refused" (class
+// connection_refused). (-p tcp keeps the ICMP error it sends from matching the rule itself
+// inside a namespace, where 169.254.169.254 is also the source address.)
+var RejectIMDS = iptablesMaker("reject", "iptables", "filter",
+	[]string{"OUTPUT", "-p", "tcp", "-d", IMDSAddr + "/32", "-j", "REJECT", "--reject-with", "icmp-port-unreachable"})
 
-// dropIMDSRule silently drops every connection attempt, so clients time out.
-var dropIMDSRule = []string{"OUTPUT", "-p", "tcp", "-d", IMDSAddr + "/32", "-j", "DROP"}
-
-// RejectIMDS inserts an iptables REJECT toward 169.254.169.254 (class connection_refused).
-var RejectIMDS = Maker{
-	Name: "reject",
-	What: "iptables -I " + strings.Join(rejectIMDSRule, " "),
-	Make: func(ctx context.Context, ns *Namespace) error { return ns.iptables(ctx, "-I", rejectIMDSRule...) },
-	Gone: func(ctx context.Context, ns *Namespace) error { return ns.ruleGone(ctx, rejectIMDSRule) },
-}
-
-// DropIMDS inserts an iptables DROP toward 169.254.169.254 (class timeout).
-var DropIMDS = Maker{
-	Name: "drop",
-	What: "iptables -I " + strings.Join(dropIMDSRule, " "),
-	Make: func(ctx context.Context, ns *Namespace) error { return ns.iptables(ctx, "-I", dropIMDSRule...) },
-	Gone: func(ctx context.Context, ns *Namespace) error { return ns.ruleGone(ctx, dropIMDSRule) },
-}
+// DropIMDS inserts an iptables DROP toward 169.254.169.254, so clients time out (class
+// timeout).
+var DropIMDS = iptablesMaker("drop", "iptables", "filter", []string{"OUTPUT", "-p", "tcp", "-d", IMDSAddr + "/32", "-j", "DROP"})
 
 // UnrouteIMDS takes 169.254.169.254 off the namespace's loopback, leaving no route to it
 // (class no_route).
@@ -63,45 +50,9 @@ var UnrouteIMDS = Maker{
 	Name: "unroute",
 	What: "ip addr del " + IMDSAddr + "/32 dev lo",
 	Make: func(ctx context.Context, ns *Namespace) error {
-		return run("ip", "-n", ns.Name, "addr", "del", IMDSAddr+"/32", "dev", "lo")
+		return ns.tool(ctx, "ip", "addr", "del", IMDSAddr+"/32", "dev", "lo")
 	},
-	Gone: func(ctx context.Context, ns *Namespace) error {
-		res, err := ns.Exec(ctx, nil, "ip", "route", "get", IMDSAddr)
-		if err != nil {
-			return err
-		}
-		if res.ExitCode != 0 {
-			return fmt.Errorf("no route to %s: %s", IMDSAddr, strings.TrimSpace(res.Stderr))
-		}
-		return nil
-	},
-}
-
-// iptables runs iptables inside the namespace (never in the host's).
-func (n *Namespace) iptables(ctx context.Context, op string, rule ...string) error {
-	args := append([]string{"-w", op}, rule...)
-	res, err := n.Exec(ctx, nil, "iptables", args...)
-	if err != nil {
-		return err
-	}
-	if res.ExitCode != 0 {
-		return fmt.Errorf("iptables %s in %s: exit %d: %s", strings.Join(args, " "), n.Name, res.ExitCode, strings.TrimSpace(res.Stderr))
-	}
-	return nil
-}
-
-// ruleGone checks with iptables -C that the rule no longer exists.
-func (n *Namespace) ruleGone(ctx context.Context, rule []string) error {
-	res, err := n.Exec(ctx, nil, "iptables", append([]string{"-w", "-C"}, rule...)...)
-	switch {
-	case err != nil:
-		return err
-	case res.ExitCode == 0:
-		return fmt.Errorf("iptables rule still present in %s: -A %s", n.Name, strings.Join(rule, " "))
-	case res.ExitCode == 1:
-		return nil
-	}
-	return fmt.Errorf("iptables -C %s in %s: exit %d: %s", strings.Join(rule, " "), n.Name, res.ExitCode, strings.TrimSpace(res.Stderr))
+	Gone: routeWorks,
 }
 
 // Sim is an imdssim serving 169.254.169.254:80 and [fd00:ec2::254]:80 inside a namespace.
