@@ -20,7 +20,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/imdsmend/imdsmend"
 	"github.com/imdsmend/imdsmend/report"
 	"github.com/imdsmend/imdsmend/tests/harness"
 	"github.com/imdsmend/imdsmend/tests/imdssim/sim"
@@ -73,9 +72,8 @@ func run(ctx context.Context, out io.Writer, imdsmendBin, imdssimBin string) err
 		return err
 	}
 	defer os.RemoveAll(dir)
-	d := &demo{out: out, bin: imdsmendBin, policy: filepath.Join(dir, "policy.hcl"), stateDir: filepath.Join(dir, "state")}
-	// The built-in policy, so an /etc/imdsmend on this machine does not change the story.
-	if err := os.WriteFile(d.policy, imdsmend.DefaultPolicy, 0o644); err != nil {
+	d := &demo{out: out, bin: imdsmendBin, stateDir: filepath.Join(dir, "state")}
+	if d.policy, err = harness.WritePolicy(dir); err != nil {
 		return err
 	}
 
@@ -89,6 +87,7 @@ func run(ctx context.Context, out io.Writer, imdsmendBin, imdssimBin string) err
 	d.say("A network namespace %s with 169.254.169.254 on its loopback, served by imdssim.", d.ns.Name)
 	d.say("Every imdsmend command below runs in it as\n  ip netns exec %s %s COMMAND --policy %s --state-dir %s",
 		d.ns.Name, d.bin, d.policy, d.stateDir)
+	d.say("The policy is the built-in one with proxy_leak off: that rule reads this machine's own\nfiles and processes, which the namespace does not hide.")
 
 	d.section("1. A healthy instance")
 	if err := d.imdsmend(ctx, "check"); err != nil {
@@ -133,15 +132,14 @@ func run(ctx context.Context, out io.Writer, imdsmendBin, imdssimBin string) err
 	restored := harness.RejectIMDS.Gone(ctx, d.ns) != nil
 
 	d.section("Summary")
-	switch {
-	case fixed && restored:
-		d.say("apply removed the REJECT rule and IMDS answered again; undo put the rule back.")
-	case fixed:
-		d.say("apply removed the REJECT rule; undo did not put it back.")
-	default:
-		d.say("apply left the REJECT rule in place: this build has no fixer for it yet (firewall_delete).")
-	}
 	d.say("Removing namespace %s and the simulator.", d.ns.Name)
+	switch {
+	case !fixed:
+		return errors.New("apply left the REJECT rule in place")
+	case !restored:
+		return errors.New("apply removed the REJECT rule, but undo did not put it back")
+	}
+	d.say("apply removed the REJECT rule and IMDS answered again; undo put the rule back.")
 	return ctx.Err()
 }
 
@@ -152,7 +150,7 @@ func (d *demo) imdsmend(ctx context.Context, command string, args ...string) err
 	d.prompt(strings.Join(append([]string{"imdsmend", command}, args...), " "))
 	full := append([]string{command, "--policy", d.policy, "--state-dir", d.stateDir, "--timeout", "10s"}, args...)
 	start := time.Now()
-	res, err := d.ns.Exec(ctx, []string{"AWS_EC2_METADATA_SERVICE_ENDPOINT="}, d.bin, full...)
+	res, err := d.ns.Exec(ctx, nil, d.bin, full...)
 	if err != nil {
 		return err
 	}
