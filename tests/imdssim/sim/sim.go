@@ -118,11 +118,13 @@ type Server struct {
 	closing chan struct{}
 	once    sync.Once
 	servers []*http.Server
+	// now is the clock of the throttle window (a fake one in tests); guarded by mu.
+	now func() time.Time
 }
 
 // New returns a server with the given configuration.
 func New(cfg Config) *Server {
-	return &Server{cfg: normalize(cfg), tokens: map[string]time.Time{}, closing: make(chan struct{})}
+	return &Server{cfg: normalize(cfg), tokens: map[string]time.Time{}, closing: make(chan struct{}), now: time.Now}
 }
 
 func normalize(cfg Config) Config {
@@ -173,10 +175,17 @@ func (s *Server) ConnState(_ net.Conn, state http.ConnState) {
 	}
 }
 
-// Serve answers IMDS requests on l until Close.
+// Serve answers IMDS requests on l until Close; after Close it returns at once.
 func (s *Server) Serve(l net.Listener) error {
 	hs := &http.Server{Handler: s, ConnState: s.ConnState, ReadHeaderTimeout: 10 * time.Second}
 	s.mu.Lock()
+	select {
+	case <-s.closing:
+		// Close ran before this Serve registered: nothing would ever stop it.
+		s.mu.Unlock()
+		return l.Close()
+	default:
+	}
 	s.servers = append(s.servers, hs)
 	s.mu.Unlock()
 	err := hs.Serve(l)
@@ -264,7 +273,7 @@ func (s *Server) count(r *http.Request) (Config, bool) {
 	}
 	admitted := true
 	if s.cfg.Fault == FaultThrottle {
-		now := time.Now()
+		now := s.now()
 		if now.Sub(s.window) >= time.Second {
 			s.window, s.inWin = now, 0
 		}

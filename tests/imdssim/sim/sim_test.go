@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -131,15 +132,45 @@ func TestXFFFaultRefusesEveryForwardedRequest(t *testing.T) {
 	}
 }
 
+// fakeClock is a throttle clock that moves only when the test says.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
 func TestThrottleRate(t *testing.T) {
-	_, base := serve(t, Config{Fault: FaultThrottle, Rate: 2})
+	s, base := serve(t, Config{Fault: FaultThrottle, Rate: 2})
+	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	s.mu.Lock()
+	s.now = clock.now
+	s.mu.Unlock()
 	c := &http.Client{}
 	var statuses []int
-	for range 3 {
+	put := func() {
 		statuses = append(statuses, call(t, c, http.MethodPut, base+TokenPath, TTLHeader, "60").Status)
 	}
-	// Three requests within a second: the third is past the rate.
-	if diff := cmp.Diff([]int{200, 200, 429}, statuses); diff != "" {
+	// Three requests within a second: the third is past the rate. Most of a second later
+	// the window still holds; a second after it opened, a new one admits again.
+	put()
+	put()
+	put()
+	clock.advance(999 * time.Millisecond)
+	put()
+	clock.advance(time.Millisecond)
+	put()
+	if diff := cmp.Diff([]int{200, 200, 429, 429, 200}, statuses); diff != "" {
 		t.Errorf("statuses (-want +got):\n%s", diff)
 	}
 }
@@ -159,6 +190,26 @@ func TestHangReleasedOnClose(t *testing.T) {
 	_ = s.Close()
 	if err := <-errs; err == nil {
 		t.Error("a hanging request got an answer")
+	}
+}
+
+func TestServeAfterClose(t *testing.T) {
+	s := New(Config{})
+	_ = s.Close()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(l) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = l.Close()
+		t.Fatal("Serve after Close did not return")
+	}
+	if _, err := net.Dial("tcp", l.Addr().String()); err == nil {
+		t.Error("the listener still accepts after Serve returned")
 	}
 }
 
