@@ -71,16 +71,25 @@ func sampleValue(t cty.Type) cty.Value {
 // deepChecks adds the errors that evaluation alone misses.
 func (c *checker) value(expr hcl.Expression) (cty.Value, hcl.Diagnostics) {
 	v, diags := expr.Value(c.ctx)
-	if n, ok := expr.(hclsyntax.Node); ok {
+	return v, c.deeper(expr, diags, func(ctx *hcl.EvalContext) hcl.Diagnostics {
+		_, d := expr.Value(ctx)
+		return d
+	})
+}
+
+// deeper completes diags, from evaluating the expression or body n over the unknown facts,
+// with what deepChecks finds and, when n has loops, with what eval finds over the sample
+// facts; then it explains unsupported attributes.
+func (c *checker) deeper(n any, diags hcl.Diagnostics, eval func(*hcl.EvalContext) hcl.Diagnostics) hcl.Diagnostics {
+	if n, ok := n.(hclsyntax.Node); ok {
 		extra, loops := c.deepChecks(n)
 		diags = appendTypeErrors(diags, extra)
 		if loops {
-			_, d := expr.Value(c.sample)
-			diags = appendTypeErrors(diags, d)
+			diags = appendTypeErrors(diags, eval(c.sample))
 		}
 	}
 	explainAttributes(diags)
-	return v, diags
+	return diags
 }
 
 // deepChecks walks the syntax once for what evaluating over unknown facts misses, and
@@ -321,14 +330,8 @@ func (c *checker) decodeRemediation(b *hcl.Block) (*Remediation, hcl.Diagnostics
 		return rem, diags
 	}
 	_, diags := hcldec.Decode(b.Body, spec, c.ctx)
-	if n, ok := b.Body.(hclsyntax.Node); ok {
-		extra, loops := c.deepChecks(n)
-		diags = appendTypeErrors(diags, extra)
-		if loops {
-			_, d := hcldec.Decode(b.Body, spec, c.sample)
-			diags = appendTypeErrors(diags, d)
-		}
-	}
-	explainAttributes(diags)
-	return rem, diags
+	return rem, c.deeper(b.Body, diags, func(ctx *hcl.EvalContext) hcl.Diagnostics {
+		_, d := hcldec.Decode(b.Body, spec, ctx)
+		return d
+	})
 }

@@ -217,6 +217,25 @@ func checkLoops(file *hcl.File) hcl.Diagnostics {
 	return diags
 }
 
+// parseFile parses one file of a policy or of its tests. It returns the file when HCL could
+// parse it, for diagnostics with source lines, and ok when its blocks may be decoded: it
+// nests no deeper than the parser can follow, parsed without errors (a file that does not
+// parse would only add confusing errors) and loops only over facts (evaluating it might
+// not end otherwise).
+func parseFile(parser *hclparse.Parser, src Source) (file *hcl.File, ok bool, diags hcl.Diagnostics) {
+	if d := checkNesting(src); d != nil {
+		return nil, false, hcl.Diagnostics{d}
+	}
+	file, diags = parser.ParseHCL(src.Data, src.Name)
+	if file == nil || diags.HasErrors() {
+		return file, false, diags
+	}
+	if d := checkLoops(file); d.HasErrors() {
+		return file, false, append(diags, d...)
+	}
+	return file, true, diags
+}
+
 var policySchema = &hcl.BodySchema{
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "settings"},
@@ -234,23 +253,14 @@ func Parse(sources []Source, kinds Kinds) (*Policy, hcl.Diagnostics) {
 	checker := newChecker(kinds)
 	var diags hcl.Diagnostics
 	for i, src := range sources {
-		if d := checkNesting(src); d != nil {
-			diags = append(diags, d)
-			continue
-		}
-		file, d := parser.ParseHCL(src.Data, src.Name)
+		file, ok, d := parseFile(parser, src)
 		diags = append(diags, d...)
-		if file == nil {
+		if file != nil {
+			p.Files[src.Name] = file
+			p.Sources = append(p.Sources, src.Name)
+		}
+		if !ok {
 			continue
-		}
-		p.Files[src.Name] = file
-		p.Sources = append(p.Sources, src.Name)
-		if d.HasErrors() {
-			continue // a file that does not parse would only add confusing errors
-		}
-		if d := checkLoops(file); d.HasErrors() {
-			diags = append(diags, d...)
-			continue // evaluating such a file might not end
 		}
 		c, d := content(file.Body, policySchema)
 		diags = append(diags, d...)

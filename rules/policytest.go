@@ -78,21 +78,12 @@ func LoadTests(fsys fs.FS, prefix string, p *Policy) ([]*TestCase, map[string]*h
 			continue
 		}
 		filename := path.Join(prefix, name)
-		if d := checkNesting(Source{filename, data}); d != nil {
-			diags = append(diags, d)
-			continue
-		}
-		file, d := parser.ParseHCL(data, filename)
+		file, ok, d := parseFile(parser, Source{filename, data})
 		diags = append(diags, d...)
-		if file == nil {
-			continue
+		if file != nil {
+			files[filename] = file
 		}
-		files[filename] = file
-		if d.HasErrors() {
-			continue
-		}
-		if d := checkLoops(file); d.HasErrors() {
-			diags = append(diags, d...)
+		if !ok {
 			continue
 		}
 		c, d := content(file.Body, testFileSchema)
