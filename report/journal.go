@@ -239,9 +239,6 @@ func NewJournal(w io.Writer) *Journal {
 	return &Journal{send: journal.Send, native: journal.Enabled(), stream: stream, timeout: 2 * time.Second, w: w}
 }
 
-// Native reports whether entries go to journald's socket.
-func (j *Journal) Native() bool { return j.native }
-
 // Write records entries. It never fails: what journald does not take goes to text, and
 // the reason is written once as a text line.
 func (j *Journal) Write(entries []Entry) {

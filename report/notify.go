@@ -2,7 +2,6 @@ package report
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -21,9 +20,6 @@ type Notifier struct {
 func NewNotifier() *Notifier {
 	return &Notifier{send: func(state string) (bool, error) { return daemon.SdNotify(false, state) }}
 }
-
-// Enabled reports whether a service manager listens.
-func (n *Notifier) Enabled() bool { return os.Getenv("NOTIFY_SOCKET") != "" }
 
 // Status sets the line `systemctl status` shows.
 func (n *Notifier) Status(line string) error { return n.notify("STATUS=" + oneLine(line)) }
