@@ -13,8 +13,8 @@ import (
 // fail the run: each problem is said on stderr and the report still goes out.
 func (g *globalFlags) record(cmd *cobra.Command, rep *report.Report) {
 	report.NewJournal(cmd.ErrOrStderr()).Write(report.RunEntries(rep))
-	if g.metricsFile != "" {
-		if err := report.WriteMetrics(g.metricsFile, rep, time.Now()); err != nil {
+	if path := g.metricsPath(); path != "" {
+		if err := report.WriteMetrics(path, rep, time.Now()); err != nil {
 			fmt.Fprintf(cmd.ErrOrStderr(), "imdsmend: %v\n", err)
 		}
 	}

@@ -131,6 +131,15 @@ func (g *globalFlags) policyFile() string {
 	return abs
 }
 
+// metricsPath is --metrics-file inside --root, like every file imdsmend writes; "" when
+// no metrics are asked for.
+func (g *globalFlags) metricsPath() string {
+	if g.metricsFile == "" || g.root == "" || g.root == "/" {
+		return g.metricsFile
+	}
+	return paths.New(g.root).File(g.metricsFile)
+}
+
 // loadEngine loads and validates the policy, printing diagnostics; errors end the run.
 func (g *globalFlags) loadEngine(cmd *cobra.Command) (*engine.Engine, error) {
 	e, diags := engine.New(g.engineOptions(cmd))

@@ -39,7 +39,7 @@ policy (a policy with errors is rejected and the old one kept); SIGTERM stops it
 			}
 			obs := &watchObserver{
 				journal: report.NewJournal(cmd.ErrOrStderr()), notify: report.NewNotifier(),
-				stderr: cmd.ErrOrStderr(), metricsFile: g.metricsFile, policy: g.policy,
+				stderr: cmd.ErrOrStderr(), metricsFile: g.metricsPath(), policy: g.policy,
 			}
 			w := &engine.Watch{
 				Engine:           e,
