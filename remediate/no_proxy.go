@@ -113,8 +113,11 @@ func (NoProxy) Apply(_ context.Context, env *Env, c *Change) error {
 	if err := json.Unmarshal(c.Data, &d); err != nil {
 		return fmt.Errorf("decode planned change: %w", err)
 	}
-	data, err := readUnchanged(env, d, d.SHA256, "it was planned")
+	data, resolved, err := facts.ReadFileInRoot(env.Paths, d.Path, facts.MaxConfigFile)
 	if err != nil {
+		return err
+	}
+	if err := d.unchanged(data, resolved, d.SHA256, "it was planned"); err != nil {
 		return err
 	}
 	updated, err := applyInserts(data, d.Inserts)
@@ -147,14 +150,14 @@ func (NoProxy) Undo(_ context.Context, env *Env, c *Change) error {
 	if d.Backup == "" || d.NewSHA256 == "" {
 		return fmt.Errorf("the ledger holds no backup of %s", d.Path)
 	}
-	current, _, err := facts.ReadFileInRoot(env.Paths, d.Path, facts.MaxConfigFile)
+	current, resolved, err := facts.ReadFileInRoot(env.Paths, d.Path, facts.MaxConfigFile)
 	if err != nil {
 		return err
 	}
 	if digest(current) == d.SHA256 {
 		return nil // already the original
 	}
-	if _, err := readUnchanged(env, d, d.NewSHA256, "imdsmend edited it"); err != nil {
+	if err := d.unchanged(current, resolved, d.NewSHA256, "imdsmend edited it"); err != nil {
 		return fmt.Errorf("%w; not restored, so those changes stay. The original is in %s: compare and restore it by hand", err, env.Paths.File(d.Backup))
 	}
 	orig, err := os.ReadFile(env.Paths.File(d.Backup))
@@ -170,20 +173,16 @@ func (NoProxy) Undo(_ context.Context, env *Env, c *Change) error {
 	return nil
 }
 
-// readUnchanged reads d's file and checks it still resolves to the same file with the
-// expected digest.
-func readUnchanged(env *Env, d noProxyData, want, since string) ([]byte, error) {
-	data, resolved, err := facts.ReadFileInRoot(env.Paths, d.Path, facts.MaxConfigFile)
-	if err != nil {
-		return nil, err
-	}
+// unchanged checks that d's file, read as data from resolved, still resolves to the same
+// file and has the expected digest.
+func (d noProxyData) unchanged(data []byte, resolved, want, since string) error {
 	if resolved != d.Resolved {
-		return nil, fmt.Errorf("%s now leads to %s, not %s as when %s; nothing was written. Run `imdsmend plan` again", d.Path, resolved, d.Resolved, since)
+		return fmt.Errorf("%s now leads to %s, not %s as when %s; nothing was written. Run `imdsmend plan` again", d.Path, resolved, d.Resolved, since)
 	}
 	if digest(data) != want {
-		return nil, fmt.Errorf("%s changed since %s; nothing was written. Run `imdsmend plan` again", d.Path, since)
+		return fmt.Errorf("%s changed since %s; nothing was written. Run `imdsmend plan` again", d.Path, since)
 	}
-	return data, nil
+	return nil
 }
 
 func digest(data []byte) string {
