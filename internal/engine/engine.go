@@ -65,6 +65,15 @@ func New(opts Options) (*Engine, hcl.Diagnostics) {
 	if err := pol.CheckOnly(opts.Only); err != nil {
 		return &Engine{Policy: pol}, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unknown rule in --only", Detail: err.Error()})
 	}
+	// The ledger, backups and lock are opened through these paths on the host: links in
+	// them must lead where they lead on the system at Root, not on the host.
+	for _, f := range []*string{&p.StateDir, &p.LockFile} {
+		resolved, err := p.Resolve(*f)
+		if err != nil {
+			return &Engine{Policy: pol}, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unusable state path", Detail: err.Error()})
+		}
+		*f = resolved
+	}
 	return &Engine{Policy: pol, Registry: reg, Probes: facts.DefaultProbes(), Paths: p, Only: opts.Only}, diags
 }
 

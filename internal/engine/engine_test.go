@@ -289,3 +289,22 @@ func TestNewChecksOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestStatePathsResolveInRoot: under --root, a link in the state directory's path leads
+// where it leads in that tree; followed on the host, the ledger would land outside it.
+func TestStatePathsResolveInRoot(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "var", "persist"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/var/persist", filepath.Join(root, "var", "lib")); err != nil {
+		t.Fatal(err)
+	}
+	e, diags := New(Options{PolicyFile: "/etc/imdsmend/policy.hcl", BuiltinPolicy: imdsmend.DefaultPolicy, Root: root, StateDir: "/var/lib/imdsmend"})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if got, want := e.Paths.Ledger(), filepath.Join(root, "var/persist/imdsmend/ledger.jsonl"); got != want {
+		t.Errorf("ledger at %s, want %s", got, want)
+	}
+}
