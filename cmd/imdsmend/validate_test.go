@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,21 +14,8 @@ import (
 // runCLI runs imdsmend with args and returns what it printed and its exit code.
 func runCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	root := newRootCommand()
 	var out, errOut bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&errOut)
-	root.SetArgs(args)
-	err := root.ExecuteContext(context.Background())
-	var ee exitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		code = ee.code
-	default:
-		fmt.Fprintf(&errOut, "imdsmend: %v\n", err)
-		code = 1
-	}
+	code = run(context.Background(), args, &out, &errOut)
 	return out.String(), errOut.String(), code
 }
 
