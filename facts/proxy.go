@@ -3,7 +3,6 @@ package facts
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 )
@@ -101,16 +100,20 @@ func fileSource(f *ProxyFile, hosts []string) (ProxySource, bool) {
 		s.Name += " (" + f.Unit + ")"
 	}
 	if l := f.leak; l != nil {
-		s.Leaks, s.Line = true, l.line
-		s.Proxy, s.NoProxy = RedactProxyURL(l.proxy), l.noProxy
-		s.Clients = slices.Sorted(maps.Keys(l.clients))
-		s.Hosts = filterHosts(hosts, func(h string) bool { return l.hosts[h] })
-		return s, true
+		s.Line = l.line
+		l.show(&s, hosts)
+	} else {
+		s.showSettings(own)
 	}
-	_, proxy := firstSet(own, EnvHTTPProxy, EnvHTTPProxyUC, EnvAllProxy, EnvAllProxyUC, EnvHTTPSProxy, EnvHTTPSProxyUC)
-	_, s.NoProxy = firstSet(own, EnvNoProxy, EnvNoProxyUC)
-	s.Proxy = RedactProxyURL(proxy)
 	return s, true
+}
+
+// showSettings names, for a source that does not leak, the first proxy it sets (for any
+// scheme) and its no_proxy list.
+func (s *ProxySource) showSettings(env map[string]string) {
+	_, proxy := firstSet(env, EnvHTTPProxy, EnvHTTPProxyUC, EnvAllProxy, EnvAllProxyUC, EnvHTTPSProxy, EnvHTTPSProxyUC)
+	_, s.NoProxy = firstSet(env, EnvNoProxy, EnvNoProxyUC)
+	s.Proxy = RedactProxyURL(proxy)
 }
 
 // processName is how a message names a group of processes: "dockerd[812,813] in docker.service".

@@ -352,11 +352,12 @@ func evalScope(s scope) (map[string]string, map[string]*ProxyFile) {
 	return env, setBy
 }
 
-func (f *ProxyFile) markLeak(u ProxyUse, variable string) {
-	if f.leak == nil {
-		f.leak = &leakInfo{clients: map[string]bool{}, hosts: map[string]bool{}}
-	}
-	l := f.leak
+func newLeakInfo() *leakInfo {
+	return &leakInfo{clients: map[string]bool{}, hosts: map[string]bool{}}
+}
+
+// add records one client's use of a proxy; the first use names the proxy shown.
+func (l *leakInfo) add(u ProxyUse) {
 	l.clients[u.Client] = true
 	for _, h := range u.Hosts {
 		l.hosts[h] = true
@@ -364,6 +365,23 @@ func (f *ProxyFile) markLeak(u ProxyUse, variable string) {
 	if l.proxy == "" {
 		l.proxy, l.noProxy = u.Proxy, u.NoProxy
 	}
+}
+
+// show marks s as leaking through the proxy (its password hidden), with the clients
+// and, in the order of hosts, the addresses that leak.
+func (l *leakInfo) show(s *ProxySource, hosts []string) {
+	s.Leaks = true
+	s.Proxy, s.NoProxy = RedactProxyURL(l.proxy), l.noProxy
+	s.Clients = slices.Sorted(maps.Keys(l.clients))
+	s.Hosts = filterHosts(hosts, func(h string) bool { return l.hosts[h] })
+}
+
+func (f *ProxyFile) markLeak(u ProxyUse, variable string) {
+	if f.leak == nil {
+		f.leak = newLeakInfo()
+	}
+	l := f.leak
+	l.add(u)
 	// Point at the file's last assignment of the variable (the one that counts),
 	// preferring the proxy over the exclusion list.
 	last := 0

@@ -111,24 +111,16 @@ func scanProcesses(ctx context.Context, root string, conf *ProxyConfig, hosts []
 			}
 		}
 		if uses := IMDSProxyUses(env, hosts); len(uses) > 0 {
-			s.Leaks = true
-			s.Proxy, s.NoProxy = RedactProxyURL(uses[0].Proxy), uses[0].NoProxy
-			leaked := map[string]bool{}
+			l := newLeakInfo()
 			for _, u := range uses {
-				s.Clients = append(s.Clients, u.Client)
-				for _, h := range u.Hosts {
-					leaked[h] = true
-				}
+				l.add(u)
 			}
-			slices.Sort(s.Clients)
-			s.Hosts = filterHosts(hosts, func(h string) bool { return leaked[h] })
+			l.show(&s, hosts)
 			if strings.HasSuffix(unit, ".service") {
 				s.RestartFixes = restartFixes(conf, unit, hosts, procStart(path.Join(base, "stat"), boot))
 			}
 		} else {
-			_, proxy := firstSet(env, EnvHTTPProxy, EnvHTTPProxyUC, EnvAllProxy, EnvAllProxyUC, EnvHTTPSProxy, EnvHTTPSProxyUC)
-			_, s.NoProxy = firstSet(env, EnvNoProxy, EnvNoProxyUC)
-			s.Proxy = RedactProxyURL(proxy)
+			s.showSettings(env)
 		}
 		groups[key] = len(scan.sources)
 		scan.sources = append(scan.sources, s)
