@@ -65,7 +65,7 @@ func ReadFirewall(ctx context.Context, cfg Config) (*Firewall, error) {
 	if err != nil {
 		return nil, err
 	}
-	return evaluateFirewall(src, cfg, loadUserDB(cfg.Root), routePackets())
+	return evaluateFirewall(src, cfg, newUserDB(cfg.Root), routePackets())
 }
 
 // sourceText is the raw output of the tools, kept apart from parsing so tests can feed

@@ -169,7 +169,7 @@ func TestFirewallScenarios(t *testing.T) {
 	}
 }
 
-var testUsers = loadUserDB("testdata/firewall/root")
+var testUsers = newUserDB("testdata/firewall/root")
 
 func TestIptablesRuleConditions(t *testing.T) {
 	tests := []struct {

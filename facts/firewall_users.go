@@ -7,23 +7,23 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // maxID is the largest valid uid or gid; (uid_t)-1 means "none".
 const maxID = 1<<32 - 2
 
 // userDB resolves the user and group names owner matches may use, from /etc/passwd and
-// /etc/group under the probe's root (so tests can supply their own).
+// /etc/group under the probe's root (so tests can supply their own). The files are read
+// the first time a rule names a user or group: most rulesets name none, and /etc/passwd
+// can be large where a directory service is mirrored into it.
 type userDB struct {
+	root          string
+	once          sync.Once
 	users, groups map[string]uint32
 }
 
-func loadUserDB(root string) *userDB {
-	return &userDB{
-		users:  readIDFile(filepath.Join(root, "etc/passwd")),
-		groups: readIDFile(filepath.Join(root, "etc/group")),
-	}
-}
+func newUserDB(root string) *userDB { return &userDB{root: root} }
 
 // readIDFile reads name:x:id:... lines; a missing or odd file just resolves no names.
 func readIDFile(path string) map[string]uint32 {
@@ -67,6 +67,10 @@ func (db *userDB) id(s string, uid bool) (uint32, bool) {
 	if db == nil {
 		return 0, false
 	}
+	db.once.Do(func() {
+		db.users = readIDFile(filepath.Join(db.root, "etc/passwd"))
+		db.groups = readIDFile(filepath.Join(db.root, "etc/group"))
+	})
 	names := db.groups
 	if uid {
 		names = db.users
