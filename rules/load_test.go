@@ -1,12 +1,12 @@
 package rules
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/imdsmend/imdsmend/tests/tree"
 )
 
 const mainPolicy = `
@@ -132,20 +132,6 @@ func TestDropIns(t *testing.T) {
 	}
 }
 
-// writeTree writes files (path relative to root, content) with root-only permissions.
-func writeTree(t *testing.T, root string, files map[string]string) {
-	t.Helper()
-	for name, text := range files {
-		p := filepath.Join(root, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 func TestLoadFromDisk(t *testing.T) {
 	const offB = `rule "b" { enabled = false }`
 	const builtin = `rule "builtin" {
@@ -196,7 +182,7 @@ func TestLoadFromDisk(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			writeTree(t, dir, tt.files)
+			tree.Write(t, dir, tt.files)
 			p, diags := Load(LoadOptions{MainFile: filepath.Join(dir, "policy.hcl"), Builtin: []byte(builtin), Explicit: tt.explicit, Kinds: kinds})
 			if tt.err != "" {
 				if !diags.HasErrors() || !strings.Contains(diagLines(diags), tt.err) {
@@ -226,7 +212,7 @@ func TestLoadFromDisk(t *testing.T) {
 
 func TestLoadRefusesHugeFile(t *testing.T) {
 	dir := t.TempDir()
-	writeTree(t, dir, map[string]string{"policy.hcl": "#" + strings.Repeat("x", maxPolicySize)})
+	tree.Write(t, dir, map[string]string{"policy.hcl": "#" + strings.Repeat("x", maxPolicySize)})
 	_, diags := Load(LoadOptions{MainFile: filepath.Join(dir, "policy.hcl"), Explicit: true})
 	if !strings.Contains(diagLines(diags), "larger than 1024 KiB") {
 		t.Errorf("diagnostics %q, want a size error", diagLines(diags))

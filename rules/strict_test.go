@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/imdsmend/imdsmend/tests/tree"
 )
 
 func TestStrictModes(t *testing.T) {
@@ -38,7 +40,7 @@ func TestStrictModes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "imdsmend")
-			writeTree(t, dir, map[string]string{"policy.hcl": mainPolicy, "policy.d/10.hcl": `rule "a" { enabled = false }`})
+			tree.Write(t, dir, map[string]string{"policy.hcl": mainPolicy, "policy.d/10.hcl": `rule "a" { enabled = false }`})
 			p := filepath.Join(dir, tt.path)
 			if err := os.Chmod(p, tt.mode); err != nil {
 				t.Fatal(err)
@@ -63,7 +65,7 @@ func TestStrictModes(t *testing.T) {
 // TestStrictModesBuiltinFallback: drop-ins beside an absent main file are checked as well.
 func TestStrictModesBuiltinFallback(t *testing.T) {
 	dir := t.TempDir()
-	writeTree(t, dir, map[string]string{"policy.d/10.hcl": `rule "a" { enabled = false }`})
+	tree.Write(t, dir, map[string]string{"policy.d/10.hcl": `rule "a" { enabled = false }`})
 	if err := os.Chmod(filepath.Join(dir, "policy.d/10.hcl"), 0o666); err != nil {
 		t.Fatal(err)
 	}

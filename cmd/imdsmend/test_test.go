@@ -1,10 +1,11 @@
 package main
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/imdsmend/imdsmend/tests/tree"
 )
 
 const cliPolicy = `
@@ -14,19 +15,6 @@ rule "imds_down" {
   summary  = "IMDS is down"
 }
 `
-
-func writeFiles(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
-	for name, text := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 func TestTestCommand(t *testing.T) {
 	const good = `test "down" {
@@ -92,7 +80,7 @@ func TestTestCommand(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			writeFiles(t, dir, tt.files)
+			tree.Write(t, dir, tt.files)
 			args := []string{"test", "--policy", filepath.Join(dir, "policy.hcl")}
 			for _, a := range tt.args {
 				args = append(args, strings.ReplaceAll(a, "{dir}", dir))

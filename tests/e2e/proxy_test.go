@@ -19,6 +19,7 @@ import (
 	"github.com/imdsmend/imdsmend/report"
 	"github.com/imdsmend/imdsmend/tests/harness"
 	"github.com/imdsmend/imdsmend/tests/imdssim/sim"
+	"github.com/imdsmend/imdsmend/tests/tree"
 )
 
 // The proxy tests run imdsmend with --root on trees built from real file layouts (the
@@ -48,26 +49,12 @@ type proxyTree struct {
 	outputs []string
 }
 
-// newProxyTree writes files under a new root. A value "->TARGET" makes a symlink.
+// newProxyTree writes files under a new root (tree.Write).
 func newProxyTree(t *testing.T, ns *harness.Namespace, files map[string]string) *proxyTree {
 	t.Helper()
 	tr := &proxyTree{t: t, ns: ns, root: t.TempDir()}
 	files["etc/imdsmend/policy.hcl"] = string(imdsmend.DefaultPolicy)
-	for name, content := range files {
-		p := filepath.Join(tr.root, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		var err error
-		if target, ok := strings.CutPrefix(content, "->"); ok {
-			err = os.Symlink(target, p)
-		} else {
-			err = os.WriteFile(p, []byte(content), 0o644)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	tree.Write(t, tr.root, files)
 	return tr
 }
 
