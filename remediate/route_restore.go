@@ -83,7 +83,7 @@ func (RouteRestore) Plan(_ context.Context, _ *Env, args cty.Value) ([]*Change, 
 	if err != nil {
 		return nil, err
 	}
-	if cur != nil && cur.Type == want.Type && cur.Interface == want.Interface && cur.Gateway == want.Gateway {
+	if cur.routes(want) {
 		return nil, nil
 	}
 	verb := "add"
@@ -121,7 +121,7 @@ func (RouteRestore) Apply(_ context.Context, _ *Env, c *Change) error {
 	if err != nil {
 		return err
 	}
-	if cur != nil && cur.Type == d.Want.Type && cur.Interface == d.Want.Interface && cur.Gateway == d.Want.Gateway {
+	if cur.routes(d.Want) {
 		c.Status = StatusUnchanged
 		return nil
 	}
@@ -214,6 +214,12 @@ func currentIMDSRoute() (*routeRecord, error) {
 		}
 	}
 	return rec, nil
+}
+
+// routes reports whether r, the current route (nil for none), already sends IMDS traffic
+// where want does.
+func (r *routeRecord) routes(want routeRecord) bool {
+	return r != nil && r.Type == want.Type && r.Interface == want.Interface && r.Gateway == want.Gateway
 }
 
 func (r routeRecord) route() (*netlink.Route, error) {
