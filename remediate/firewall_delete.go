@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -81,6 +82,10 @@ type firewallDeleteData struct {
 
 var iptablesTables = []string{"filter", "nat", "mangle", "raw", "security"}
 
+// nftName is a name nft's scanner reads unquoted. nft joins its arguments into one line
+// and parses that, so a table or chain given as anything else could add commands.
+var nftName = regexp.MustCompile(`^[A-Za-z_.][A-Za-z0-9_./-]*$`)
+
 // Plan implements Fixer: one change per distinct rule.
 func (FirewallDelete) Plan(_ context.Context, _ *Env, args cty.Value) ([]*Change, error) {
 	list := args.GetAttr("rules")
@@ -147,7 +152,7 @@ func (d firewallDeleteData) describe() (target, detail string, err error) {
 	if d.Family != "ipv4" && d.Family != "ipv6" {
 		return "", "", fmt.Errorf("family must be \"ipv4\" or \"ipv6\", not %q", d.Family)
 	}
-	if d.Chain == "" || strings.ContainsAny(d.Chain, " \t\n") {
+	if d.Chain == "" || strings.ContainsAny(d.Chain, " \t\n") || strings.HasPrefix(d.Chain, "-") {
 		return "", "", fmt.Errorf("bad chain name %q", d.Chain)
 	}
 	if strings.HasPrefix(d.Spec, "-P ") {
@@ -173,6 +178,9 @@ func (d firewallDeleteData) describe() (target, detail string, err error) {
 		fam, table, ok := strings.Cut(d.Table, " ")
 		if !ok || d.Handle <= 0 {
 			return "", "", fmt.Errorf("an nftables rule needs its table as \"FAMILY NAME\" and its handle (got table %q, handle %d)", d.Table, d.Handle)
+		}
+		if !slices.Contains([]string{"ip", "ip6", "inet"}, fam) || !nftName.MatchString(table) || !nftName.MatchString(d.Chain) {
+			return "", "", fmt.Errorf("nftables table %q chain %q: not an ip, ip6 or inet table with plain names, which nft could read as more than names; delete the rule by hand", d.Table, d.Chain)
 		}
 		// One rule of an inet table shows up once per family: it is one change.
 		target = fmt.Sprintf("nftables/%s/%s/handle %d: %s", d.Table, d.Chain, d.Handle, d.Spec)

@@ -126,6 +126,23 @@ func TestFirewallDeletePlan(t *testing.T) {
 			wantErr: `rules[0]: spec "-m comment --comment \"open" is not a rule: unterminated double quote`,
 		},
 		{
+			name:    "an iptables chain that reads as an option",
+			tools:   []string{"iptables-nft"},
+			body:    `rules = [{backend = "nft", family = "ipv4", table = "filter", chain = "-F", spec = "-j DROP"}]`,
+			wantErr: `rules[0]: bad chain name "-F"`,
+		},
+		{
+			// nft parses its arguments as one line: this table would flush the ruleset.
+			name:    "an nftables table name that reads as more commands",
+			body:    `rules = [{backend = "nftables", family = "ipv4", table = "inet t out; flush ruleset; list chain inet t", chain = "out", handle = 7, spec = "drop"}]`,
+			wantErr: `rules[0]: nftables table "inet t out; flush ruleset; list chain inet t" chain "out": not an ip, ip6 or inet table with plain names`,
+		},
+		{
+			name:    "an nftables family that carries no IMDS traffic",
+			body:    `rules = [{backend = "nftables", family = "ipv4", table = "bridge t", chain = "out", handle = 7, spec = "drop"}]`,
+			wantErr: `rules[0]: nftables table "bridge t" chain "out": not an ip, ip6 or inet table`,
+		},
+		{
 			name:    "nftables without a handle",
 			body:    `rules = [{backend = "nftables", family = "ipv4", table = "inet t", chain = "out", spec = "drop"}]`,
 			wantErr: `rules[0]: an nftables rule needs its table as "FAMILY NAME" and its handle (got table "inet t", handle 0)`,
