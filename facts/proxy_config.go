@@ -133,8 +133,13 @@ func (c *ProxyConfig) File(p string) *ProxyFile {
 }
 
 // glob lists dir's entries ending in suffix, sorted as the shell and systemd sort them.
+// Links in dir's path lead where they lead inside the root, as the files' own do.
 func (c *ProxyConfig) glob(p paths.Paths, dir, suffix string) []string {
-	entries, err := os.ReadDir(p.File(dir))
+	resolved, err := p.Resolve(dir)
+	var entries []os.DirEntry
+	if err == nil {
+		entries, err = os.ReadDir(p.File(resolved))
+	}
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			c.Errors = append(c.Errors, fmt.Sprintf("%s: %v", dir, err))

@@ -184,6 +184,23 @@ func TestGatherProxyOddFiles(t *testing.T) {
 	}
 }
 
+// TestGatherProxyLinkedDir: a configuration directory that is a link leads where it
+// leads inside the root; followed on the host, its files would go unseen.
+func TestGatherProxyLinkedDir(t *testing.T) {
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{"srv/profile.d/a.sh": "export http_proxy=http://p\n", "etc/environment": ""})
+	if err := os.Symlink("/srv/profile.d", filepath.Join(root, "etc/profile.d")); err != nil {
+		t.Fatal(err)
+	}
+	p, err := GatherProxy(context.Background(), root, ProxyHosts(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Sources) != 1 || p.Sources[0].Path != "/etc/profile.d/a.sh" || !p.Sources[0].Leaks {
+		t.Errorf("sources = %+v, want /etc/profile.d/a.sh leaking", p.Sources)
+	}
+}
+
 // writeProc adds a process to a fake /proc under root.
 func writeProc(t testing.TB, root string, pid int, comm, cgroup string, environ []byte) {
 	t.Helper()
