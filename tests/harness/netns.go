@@ -98,7 +98,8 @@ var notInherited = []string{
 }
 
 // Environ is the environment for programs the test beds run: the caller's, without
-// notInherited, then extra ("NAME=value", later ones win).
+// notInherited, in the C locale (tests match the messages of dd, iptables and the like),
+// then extra ("NAME=value", later ones win).
 func Environ(extra ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
@@ -107,7 +108,7 @@ func Environ(extra ...string) []string {
 			env = append(env, kv)
 		}
 	}
-	return append(env, extra...)
+	return append(append(env, "LC_ALL=C"), extra...)
 }
 
 // Command returns a command that runs inside the namespace, with Environ().
