@@ -289,10 +289,7 @@ func TestFirewallHeldLock(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var rep report.Report
-		if err := json.Unmarshal([]byte(res.Stdout), &rep); err != nil {
-			t.Fatalf("%s: %v\n%s", command, err, res.Stderr)
-		}
+		rep := decodeReport(t, command, res)
 		var undecided []string
 		for _, u := range rep.Unknown {
 			undecided = append(undecided, u.Rule)
@@ -300,7 +297,7 @@ func TestFirewallHeldLock(t *testing.T) {
 				t.Errorf("%s: %s undecided for %q, which does not name the lock", command, u.Rule, u.Reason)
 			}
 		}
-		if !slices.Contains(undecided, "firewall_blocks_imds") || res.ExitCode != report.ExitFindings || len(deleteActions(&rep)) != 0 {
+		if !slices.Contains(undecided, "firewall_blocks_imds") || res.ExitCode != report.ExitFindings || len(deleteActions(rep)) != 0 {
 			t.Errorf("%s: exit %d, undecided %v, actions %+v; want exit 2, firewall_blocks_imds undecided, nothing done", command, res.ExitCode, undecided, rep.Actions)
 		}
 	}

@@ -131,13 +131,8 @@ func (j *journald) exec(ctx context.Context, env []string, name string, args ...
 // its JSON report.
 func (j *journald) imdsmend(ctx context.Context, r *run, command string, args ...string) (*report.Report, harness.Result) {
 	j.t.Helper()
-	full := append([]string{command, "--policy", r.policy, "--state-dir", r.stateDir, "--format", "json"}, args...)
-	res := j.exec(ctx, nil, bins.Imdsmend, full...)
-	var rep report.Report
-	if err := json.Unmarshal([]byte(res.Stdout), &rep); err != nil {
-		j.t.Fatalf("imdsmend %s: exit %d, no JSON report: %v\nstdout:\n%s\nstderr:\n%s", command, res.ExitCode, err, res.Stdout, res.Stderr)
-	}
-	return &rep, res
+	res := j.exec(ctx, nil, bins.Imdsmend, r.args(command, append([]string{"--format", "json"}, args...)...)...)
+	return decodeReport(j.t, command, res), res
 }
 
 // entry is one journal entry's text fields.

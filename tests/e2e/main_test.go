@@ -110,14 +110,20 @@ func (r *run) exec(ctx context.Context, command string, args ...string) harness.
 func (r *run) report(ctx context.Context, command string, args ...string) (*report.Report, harness.Result) {
 	r.t.Helper()
 	res := r.exec(ctx, command, append([]string{"--format", "json"}, args...)...)
+	return decodeReport(r.t, command, res), res
+}
+
+// decodeReport decodes the JSON report `imdsmend COMMAND --format json` printed.
+func decodeReport(t testing.TB, command string, res harness.Result) *report.Report {
+	t.Helper()
 	var rep report.Report
 	if err := json.Unmarshal([]byte(res.Stdout), &rep); err != nil {
-		r.t.Fatalf("imdsmend %s: exit %d, output is no JSON report: %v\nstdout:\n%s\nstderr:\n%s", command, res.ExitCode, err, res.Stdout, res.Stderr)
+		t.Fatalf("imdsmend %s: exit %d, output is no JSON report: %v\nstdout:\n%s\nstderr:\n%s", command, res.ExitCode, err, res.Stdout, res.Stderr)
 	}
 	if rep.Schema != report.Schema || rep.Command != command {
-		r.t.Errorf("report schema %q command %q, want %q %q", rep.Schema, rep.Command, report.Schema, command)
+		t.Errorf("report schema %q command %q, want %q %q", rep.Schema, rep.Command, report.Schema, command)
 	}
-	return &rep, res
+	return &rep
 }
 
 // findingRules lists the rules of the report's open findings.

@@ -77,16 +77,8 @@ func (tr *proxyTree) exec(ctx context.Context, wrapper []string, command string,
 // report runs COMMAND and decodes its JSON report.
 func (tr *proxyTree) report(ctx context.Context, command string, args ...string) (*report.Report, harness.Result) {
 	tr.t.Helper()
-	return tr.decode(command, tr.exec(ctx, nil, command, args...))
-}
-
-func (tr *proxyTree) decode(command string, res harness.Result) (*report.Report, harness.Result) {
-	tr.t.Helper()
-	var rep report.Report
-	if err := json.Unmarshal([]byte(res.Stdout), &rep); err != nil {
-		tr.t.Fatalf("imdsmend %s: exit %d, no JSON report: %v\nstdout:\n%s\nstderr:\n%s", command, res.ExitCode, err, res.Stdout, res.Stderr)
-	}
-	return &rep, res
+	res := tr.exec(ctx, nil, command, args...)
+	return decodeReport(tr.t, command, res), res
 }
 
 // noPassword fails if the proxy password appeared in any output or in the ledger.
@@ -291,7 +283,8 @@ func TestProxyLeakReadOnlyFile(t *testing.T) {
 	// A private mount namespace, so the read-only mount never reaches the host.
 	wrapper := []string{"unshare", "-m", "--propagation", "private", "sh", "-c",
 		`mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" "$0" && shift && exec "$@"`, dir, "--"}
-	rep, res := tr.decode("apply", tr.exec(ctx, wrapper, "apply"))
+	res := tr.exec(ctx, wrapper, "apply")
+	rep := decodeReport(t, "apply", res)
 	fix := actionsOf(rep, "no_proxy")
 	if res.ExitCode != report.ExitFindings || len(fix) != 1 || fix[0].Status != "failed" ||
 		!strings.Contains(fix[0].Error, "/etc/profile.d/proxy.sh is unchanged") || !strings.Contains(fix[0].Error, "read-only file system") {
