@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestMetricsPath(t *testing.T) {
 	tests := []struct{ root, file, want string }{
@@ -14,6 +17,19 @@ func TestMetricsPath(t *testing.T) {
 		g := &globalFlags{root: tt.root, metricsFile: tt.file}
 		if got := g.metricsPath(); got != tt.want {
 			t.Errorf("--root %s --metrics-file %q: %q, want %q", tt.root, tt.file, got, tt.want)
+		}
+	}
+}
+
+// TestUndoNeedsOneMode: undo takes exactly one of --last, --list and action IDs, and says
+// so before it reads anything.
+func TestUndoNeedsOneMode(t *testing.T) {
+	// Should the check ever let one through, its re-probe stays on this machine.
+	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:1")
+	for _, args := range [][]string{{}, {"--list", "firewall_delete-0a1b2c3d4e"}, {"--last", "firewall_delete-0a1b2c3d4e"}, {"--last", "--list"}} {
+		_, stderr, code := runCLI(t, append([]string{"undo", "--root", t.TempDir()}, args...)...)
+		if code != 1 || !strings.Contains(stderr, "give either --last, --list or one or more action IDs") && !strings.Contains(stderr, "none of the others can be") {
+			t.Errorf("undo %v: exit %d, stderr %q; want exit 1 naming the choices", args, code, stderr)
 		}
 	}
 }

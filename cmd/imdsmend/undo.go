@@ -17,7 +17,7 @@ func newUndoCommand(g *globalFlags) *cobra.Command {
 		Short: "Revert recorded changes",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ids := splitIDs(args)
-			if !list && last == (len(ids) > 0) {
+			if modes := btoi(last) + btoi(list) + btoi(len(ids) > 0); modes != 1 {
 				return errors.New("give either --last, --list or one or more action IDs")
 			}
 			e, err := g.loadEngine(cmd)
@@ -74,4 +74,11 @@ func listPending(cmd *cobra.Command, g *globalFlags, e *engine.Engine) error {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", p.RunID, p.Change.ID, p.Change.Rule, p.Change.Target)
 	}
 	return w.Flush()
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
