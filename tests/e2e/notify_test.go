@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/imdsmend/imdsmend/report"
+	"github.com/imdsmend/imdsmend/tests/imdssim/sim"
 )
 
 // notifySocket is a NOTIFY_SOCKET as systemd provides it: a unixgram socket the test
@@ -122,7 +123,7 @@ func within(t testing.TB, d time.Duration) context.Context {
 func TestNotifyOneshotStatus(t *testing.T) {
 	ctx := testContext(t)
 	ns := newNamespace(t)
-	serveSim("ok")(ctx, t, ns)
+	serveSim(sim.FaultOK)(ctx, t, ns)
 	r := newRun(t, ns)
 	n := listenNotify(t)
 	name, args := hermetic(bins.Imdsmend, "check", "--policy", r.policy, "--state-dir", r.stateDir)
