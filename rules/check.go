@@ -42,8 +42,8 @@ func newChecker(kinds Kinds) *checker {
 	// The facts variable itself is never null, only its sections can be.
 	return &checker{
 		kinds:  kinds,
-		ctx:    EvalContext(cty.UnknownVal(factsType()).RefineNotNull()),
-		sample: EvalContext(sampleFacts()),
+		ctx:    evalContext(cty.UnknownVal(factsType()).RefineNotNull()),
+		sample: evalContext(sampleFacts()),
 	}
 }
 

@@ -47,7 +47,7 @@ type Result struct {
 // probe failed) is Unknown with the reason; the other rules still run. The policy must
 // have loaded without errors.
 func (p *Policy) Evaluate(facts cty.Value, only []string) Result {
-	ctx := EvalContext(facts)
+	ctx := evalContext(facts)
 	var res Result
 	for _, r := range p.Rules {
 		if !r.Enabled || (len(only) > 0 && !slices.Contains(only, r.Name)) {

@@ -13,12 +13,12 @@ import (
 	"github.com/zclconf/go-cty/cty/function/stdlib"
 )
 
-// Functions are the functions policy expressions may call (docs/policy.md lists them).
+// policyFunctions are the functions policy expressions may call (docs/policy.md lists them).
 // Functions whose output a small policy could blow up — format and indent (widths),
 // range, setproduct, replace with an empty search string — or whose time grows with the
 // square of a list (distinct) are left out, so no policy can make loading or evaluation
 // hang.
-func Functions() map[string]function.Function {
+func policyFunctions() map[string]function.Function {
 	return map[string]function.Function{
 		// strings
 		"lower":       stdlib.LowerFunc,
@@ -30,9 +30,9 @@ func Functions() map[string]function.Function {
 		"join":        stdlib.JoinFunc,
 		"substr":      stdlib.SubstrFunc,
 		"strlen":      stdlib.StrlenFunc,
-		"startswith":  StartsWithFunc,
-		"endswith":    EndsWithFunc,
-		"strcontains": StrContainsFunc,
+		"startswith":  startsWithFunc,
+		"endswith":    endsWithFunc,
+		"strcontains": strContainsFunc,
 		"regex":       stdlib.RegexFunc,
 		"regexall":    stdlib.RegexAllFunc,
 		// collections
@@ -49,8 +49,8 @@ func Functions() map[string]function.Function {
 		"compact":      stdlib.CompactFunc,
 		"sort":         stdlib.SortFunc,
 		"merge":        stdlib.MergeFunc,
-		"alltrue":      AllTrueFunc,
-		"anytrue":      AnyTrueFunc,
+		"alltrue":      allTrueFunc,
+		"anytrue":      anyTrueFunc,
 		"min":          stdlib.MinFunc,
 		"max":          stdlib.MaxFunc,
 		"abs":          stdlib.AbsoluteFunc,
@@ -62,18 +62,18 @@ func Functions() map[string]function.Function {
 		"tobool":       stdlib.MakeToFunc(cty.Bool),
 		"can":          tryfunc.CanFunc,
 		"try":          tryfunc.TryFunc,
-		"cidrcontains": CIDRContainsFunc,
+		"cidrcontains": cidrContainsFunc,
 	}
 }
 
 // functions is built once: evaluation runs every interval and must stay cheap.
-var functions = sync.OnceValue(Functions)
+var functions = sync.OnceValue(policyFunctions)
 
 // factsType is facts.Type(), derived once from the struct tags.
 var factsType = sync.OnceValue(facts.Type)
 
-// EvalContext is the context every policy expression is evaluated in.
-func EvalContext(factsVal cty.Value) *hcl.EvalContext {
+// evalContext is the context every policy expression is evaluated in.
+func evalContext(factsVal cty.Value) *hcl.EvalContext {
 	return &hcl.EvalContext{
 		Variables: map[string]cty.Value{"facts": factsVal},
 		Functions: functions(),
@@ -95,14 +95,14 @@ func stringPredicate(first, second string, f func(s, t string) bool) function.Fu
 	})
 }
 
-// StartsWithFunc is startswith(str, prefix), as in Terraform.
-var StartsWithFunc = stringPredicate("str", "prefix", strings.HasPrefix)
+// startsWithFunc is startswith(str, prefix), as in Terraform.
+var startsWithFunc = stringPredicate("str", "prefix", strings.HasPrefix)
 
-// EndsWithFunc is endswith(str, suffix), as in Terraform.
-var EndsWithFunc = stringPredicate("str", "suffix", strings.HasSuffix)
+// endsWithFunc is endswith(str, suffix), as in Terraform.
+var endsWithFunc = stringPredicate("str", "suffix", strings.HasSuffix)
 
-// StrContainsFunc is strcontains(str, substr), as in Terraform.
-var StrContainsFunc = stringPredicate("str", "substr", strings.Contains)
+// strContainsFunc is strcontains(str, substr), as in Terraform.
+var strContainsFunc = stringPredicate("str", "substr", strings.Contains)
 
 // boolFold makes alltrue/anytrue: a list of bools folded into one.
 func boolFold(want bool) function.Function {
@@ -125,16 +125,16 @@ func boolFold(want bool) function.Function {
 	})
 }
 
-// AllTrueFunc is alltrue(list): true when every element is true (and for an empty list).
-var AllTrueFunc = boolFold(false)
+// allTrueFunc is alltrue(list): true when every element is true (and for an empty list).
+var allTrueFunc = boolFold(false)
 
-// AnyTrueFunc is anytrue(list): true when some element is true.
-var AnyTrueFunc = boolFold(true)
+// anyTrueFunc is anytrue(list): true when some element is true.
+var anyTrueFunc = boolFold(true)
 
-// CIDRContainsFunc is cidrcontains(prefix, address): whether the IP address or prefix lies
+// cidrContainsFunc is cidrcontains(prefix, address): whether the IP address or prefix lies
 // within prefix. Addresses of the other family are not contained (false, not an error), so
 // a rule can test IPv4 and IPv6 firewall rules alike.
-var CIDRContainsFunc = function.New(&function.Spec{
+var cidrContainsFunc = function.New(&function.Spec{
 	Params: []function.Parameter{
 		{Name: "prefix", Type: cty.String},
 		{Name: "address", Type: cty.String},

@@ -43,7 +43,7 @@ func TestFunctions(t *testing.T) {
 		{expr: `can(regex("^http_4", "http_403"))`, want: cty.True},
 		{expr: `try(tonumber("x"), -1)`, want: cty.NumberIntVal(-1)},
 	}
-	ctx := &hcl.EvalContext{Functions: Functions()}
+	ctx := &hcl.EvalContext{Functions: policyFunctions()}
 	for _, tt := range tests {
 		t.Run(tt.expr, func(t *testing.T) {
 			expr, diags := hclsyntax.ParseExpression([]byte(tt.expr), "test.hcl", hcl.InitialPos)
@@ -70,7 +70,7 @@ func TestFunctions(t *testing.T) {
 // TestFunctionsWithoutBlowUp: functions whose output a small policy could make huge stay out.
 func TestFunctionsWithoutBlowUp(t *testing.T) {
 	for _, name := range []string{"distinct", "format", "formatlist", "indent", "range", "setproduct", "replace", "regex_replace", "file", "templatefile"} {
-		if _, ok := Functions()[name]; ok {
+		if _, ok := policyFunctions()[name]; ok {
 			t.Errorf("function %s is offered", name)
 		}
 	}
@@ -91,7 +91,7 @@ func TestFunctionsDocumented(t *testing.T) {
 		}
 	}
 	slices.Sort(documented)
-	want := slices.Sorted(maps.Keys(Functions()))
+	want := slices.Sorted(maps.Keys(policyFunctions()))
 	if !slices.Equal(documented, want) {
 		t.Errorf("docs/policy.md documents functions\n%v\nbut the policy offers\n%v", documented, want)
 	}

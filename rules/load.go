@@ -49,14 +49,14 @@ const maxPolicySize = 1 << 20
 func Load(opts LoadOptions) (*Policy, hcl.Diagnostics) {
 	sources, diags := readSources(opts)
 	if diags.HasErrors() {
-		return &Policy{Settings: DefaultSettings(), Files: map[string]*hcl.File{}}, diags
+		return &Policy{Settings: defaultSettings(), Files: map[string]*hcl.File{}}, diags
 	}
 	return Parse(sources, opts.Kinds)
 }
 
-// DropIns lists the drop-in files of the main policy file in load order: *.hcl in policy.d/
+// dropInFiles lists the drop-in files of the main policy file in load order: *.hcl in policy.d/
 // beside it, in lexical order, without *_test.hcl (policy tests) and hidden files.
-func DropIns(mainFile string) ([]string, error) {
+func dropInFiles(mainFile string) ([]string, error) {
 	dir := filepath.Join(filepath.Dir(mainFile), DropInDir)
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -102,7 +102,7 @@ func readSources(opts LoadOptions) ([]Source, hcl.Diagnostics) {
 	default:
 		fail("Cannot read policy", err)
 	}
-	dropIns, err := DropIns(opts.MainFile)
+	dropIns, err := dropInFiles(opts.MainFile)
 	if err != nil {
 		fail("Cannot read policy", err)
 	}
@@ -248,7 +248,7 @@ var policySchema = &hcl.BodySchema{
 // rule of its name, a rule block without `when` in a drop-in modifies the attributes it sets.
 func Parse(sources []Source, kinds Kinds) (*Policy, hcl.Diagnostics) {
 	parser := hclparse.NewParser()
-	p := &Policy{Settings: DefaultSettings(), Files: map[string]*hcl.File{}}
+	p := &Policy{Settings: defaultSettings(), Files: map[string]*hcl.File{}}
 	settings := newSettingsMerger(&p.Settings)
 	checker := newChecker(kinds)
 	var diags hcl.Diagnostics

@@ -9,9 +9,9 @@ import (
 	"github.com/hashicorp/hcl/v2/gohcl"
 )
 
-// DefaultSettings apply where the policy is silent: enforce mode, but every change denied
+// defaultSettings apply where the policy is silent: enforce mode, but every change denied
 // until allowed.
-func DefaultSettings() Settings {
+func defaultSettings() Settings {
 	return Settings{Mode: ModeEnforce, Interval: 5 * time.Minute, ProbeTimeout: 2 * time.Second}
 }
 

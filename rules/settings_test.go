@@ -9,7 +9,7 @@ import (
 )
 
 func TestSettings(t *testing.T) {
-	defaults := DefaultSettings()
+	defaults := defaultSettings()
 	tests := []struct {
 		name  string
 		files []string
