@@ -267,8 +267,13 @@ func systemdWords(data []byte, from, to int) ([]systemdWord, error) {
 				b.WriteString(r)
 				i += n
 			case c == '\\':
-				// A continuation inside quotes joins the lines with a blank.
-				i += systemdBlankLen(data, i)
+				// A continuation inside quotes joins the lines with a blank; a lone
+				// backslash at the very end escapes nothing, and systemd rejects it.
+				n := systemdBlankLen(data, i)
+				if n == 0 {
+					return nil, errors.New("ends in a lone backslash")
+				}
+				i += n
 				b.WriteByte(' ')
 			default:
 				b.WriteByte(c)
