@@ -6,7 +6,7 @@ package facts
 import (
 	"context"
 	"fmt"
-	"sync"
+	"reflect"
 	"time"
 )
 
@@ -52,45 +52,85 @@ const (
 	EndpointEnv = "AWS_EC2_METADATA_SERVICE_ENDPOINT"
 )
 
-// Probe gathers one section of Facts. Gather must honour ctx and must only write its own
-// section of f.
+// Probe gathers one section of Facts. Gather must honour ctx (facts.Gather leaves a probe
+// that does not behind) and must only write its own section of f.
 type Probe interface {
 	Name() string
 	Gather(ctx context.Context, cfg Config, f *Facts) error
 }
 
 // Gather runs the probes concurrently, each bounded by cfg.Timeout and by ctx's deadline
-// less a reserve, and records how each
-// went in f.Probes. It never fails as a whole: a failing probe leaves its section nil.
+// less a reserve, and records how each went in f.Probes. It never fails as a whole: a
+// failing probe leaves its section nil. Nor does it wait for a probe without bound: some
+// reads can't be cancelled (reading /proc/PID/environ blocks while that process's memory
+// map is locked, as when it hangs on NFS), so a probe still running probeGrace after its
+// bound is reported as failed and left behind. Each probe fills a Facts of its own, which
+// is merged only when it returns in time, so what a late probe writes reaches nobody.
 func Gather(ctx context.Context, cfg Config, probes []Probe) *Facts {
 	f := &Facts{Probes: make(map[string]ProbeResult, len(probes))}
 	type result struct {
-		name string
-		res  ProbeResult
+		name    string
+		res     ProbeResult
+		section *Facts
 	}
-	results := make(chan result, len(probes))
-	var wg sync.WaitGroup
+	start := time.Now()
+	deadline := probeDeadline(ctx, cfg.Timeout, start)
+	results := make(chan result, len(probes)) // buffered: a late probe never blocks
 	for _, p := range probes {
-		wg.Add(1)
 		go func() {
-			defer wg.Done()
-			start := time.Now()
-			pctx, cancel := context.WithDeadline(ctx, probeDeadline(ctx, cfg.Timeout, start))
+			pctx, cancel := context.WithDeadline(ctx, deadline)
 			defer cancel()
-			err := runProbe(pctx, p, cfg, f)
+			own := &Facts{}
+			err := runProbe(pctx, p, cfg, own)
 			r := ProbeResult{OK: err == nil, DurationMS: ms(time.Since(start))}
 			if err != nil {
 				r.Error = err.Error()
 			}
-			results <- result{p.Name(), r}
+			results <- result{p.Name(), r, own}
 		}()
 	}
-	wg.Wait()
-	close(results)
-	for r := range results {
-		f.Probes[r.name] = r.res
+	giveUpAt := deadline.Add(probeGrace)
+	giveUp := time.NewTimer(time.Until(giveUpAt))
+	defer giveUp.Stop()
+	cancelled := ctx.Done()
+	for pending := len(probes); pending > 0; {
+		select {
+		case r := <-results:
+			f.Probes[r.name] = r.res
+			f.merge(r.section)
+			pending--
+		case <-cancelled:
+			// The probes are cancelled too: they get the grace to return, no more.
+			cancelled = nil
+			if at := time.Now().Add(probeGrace); at.Before(giveUpAt) {
+				giveUpAt = at
+				giveUp.Reset(probeGrace)
+			}
+		case <-giveUp.C:
+			for _, p := range probes {
+				if _, done := f.Probes[p.Name()]; !done {
+					f.Probes[p.Name()] = ProbeResult{DurationMS: ms(time.Since(start)),
+						Error: fmt.Sprintf("still running %s past its time bound (a read the kernel does not cancel?); left behind", probeGrace)}
+				}
+			}
+			return f
+		}
 	}
 	return f
+}
+
+// probeGrace is how long Gather waits for a probe past its bound: a probe that honours
+// its context returns within milliseconds.
+const probeGrace = 500 * time.Millisecond
+
+// merge takes the sections a probe filled.
+func (f *Facts) merge(section *Facts) {
+	dst, src := reflect.ValueOf(f).Elem(), reflect.ValueOf(section).Elem()
+	for i := range src.NumField() {
+		if v := src.Field(i); v.Kind() == reflect.Pointer && !v.IsNil() {
+			dst.Field(i).Set(v)
+		}
+	}
 }
 
 // A probe stops early by this share of the run's remaining time (at most
