@@ -13,8 +13,12 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hcldec"
 	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/remediate"
 	"github.com/imdsmend/imdsmend/report"
+	"github.com/imdsmend/imdsmend/rules"
+	"github.com/zclconf/go-cty/cty"
 )
 
 const watchPolicy = `
@@ -29,34 +33,29 @@ rule "imds_unreachable" {
 }
 `
 
-// fakeIMDS is a probe whose outcome the test sets; with a gate it waits for the gate
-// (honouring ctx unless stubborn).
+// fakeIMDS is a probe whose outcome the test sets; with a gate it waits for the gate or
+// the end of its context.
 type fakeIMDS struct {
-	mu       sync.Mutex
-	class    string
-	gate     chan struct{}
-	stubborn bool
-	started  chan struct{}
+	mu      sync.Mutex
+	class   string
+	gate    chan struct{}
+	started chan struct{}
 }
 
 func (p *fakeIMDS) Name() string { return "imds" }
 
 func (p *fakeIMDS) Gather(ctx context.Context, _ facts.Config, f *facts.Facts) error {
 	p.mu.Lock()
-	class, gate, stubborn, started := p.class, p.gate, p.stubborn, p.started
+	class, gate, started := p.class, p.gate, p.started
 	p.mu.Unlock()
 	if started != nil {
 		started <- struct{}{}
 	}
 	if gate != nil {
-		if stubborn {
-			<-gate
-		} else {
-			select {
-			case <-gate:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 	f.IMDS = &facts.IMDS{Class: class, Reachable: class == "ok"}
@@ -156,9 +155,60 @@ func newBed(t *testing.T, interval string) *bed {
 	return &bed{w: w, probe: probe, rec: rec, file: file}
 }
 
-// release lets a stubborn probe return and waits until its abandoned pass has ended: the
-// pass holds the run lock from before it gathers until it returns, so taking the lock
-// means nothing writes under the root any more and the test may remove it.
+// stallFixer's change hangs until gate closes, whatever its context says: facts.Gather
+// leaves a stuck probe behind, so a fixer is where a pass can still hang.
+type stallFixer struct{ gate, started chan struct{} }
+
+func (stallFixer) Kind() string       { return "stall" }
+func (stallFixer) Doc() string        { return "hangs" }
+func (stallFixer) Permission() string { return rules.PermFiles }
+func (stallFixer) Spec() hcldec.Spec  { return &hcldec.ObjectSpec{} }
+func (stallFixer) Plan(context.Context, *remediate.Env, cty.Value) ([]*remediate.Change, error) {
+	return []*remediate.Change{{Target: "x", Detail: "hang"}}, nil
+}
+func (f stallFixer) Apply(context.Context, *remediate.Env, *remediate.Change) error {
+	f.started <- struct{}{}
+	<-f.gate
+	return nil
+}
+func (stallFixer) Undo(context.Context, *remediate.Env, *remediate.Change) error { return nil }
+
+const stallPolicy = `
+settings {
+  mode     = "enforce"
+  interval = "1h"
+  allow { files = true }
+}
+
+rule "stall" {
+  when     = facts.imds.class == "ok"
+  severity = "warning"
+  summary  = "stalls"
+  remediate "stall" {}
+}
+`
+
+// stall makes the bed's passes hang in a stallFixer until the test ends; the returned
+// channel receives when a pass is hanging.
+func (b *bed) stall(t *testing.T) <-chan struct{} {
+	t.Helper()
+	fx := stallFixer{gate: make(chan struct{}), started: make(chan struct{}, 1)}
+	reg, err := remediate.NewRegistry(fx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, diags := rules.Parse([]rules.Source{{Name: "stall.hcl", Data: []byte(stallPolicy)}}, reg)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	b.w.Engine.Policy, b.w.Engine.Registry = pol, reg
+	t.Cleanup(func() { b.release(t, fx.gate) })
+	return fx.started
+}
+
+// release lets a hung pass go on and waits until it has ended: the pass holds the run
+// lock from before it gathers until it returns, so taking the lock means nothing writes
+// under the root any more and the test may remove it.
 func (b *bed) release(t *testing.T, gate chan struct{}) {
 	close(gate)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -332,12 +382,10 @@ func TestWatchStopsMidPass(t *testing.T) {
 
 func TestWatchStopIsBoundedWhenAPassHangs(t *testing.T) {
 	b := newBed(t, "1h")
-	gate := make(chan struct{})
-	t.Cleanup(func() { b.release(t, gate) })
-	b.probe.gate, b.probe.stubborn, b.probe.started = gate, true, make(chan struct{}, 1)
+	hung := b.stall(t)
 	b.w.StopTimeout = 50 * time.Millisecond
 	b.run(t)
-	<-b.probe.started
+	<-hung
 	b.stop()
 	b.rec.next(t) // stopping
 	select {
@@ -352,12 +400,10 @@ func TestWatchStopIsBoundedWhenAPassHangs(t *testing.T) {
 
 func TestWatchdogStopsWhenAPassHangs(t *testing.T) {
 	b := newBed(t, "1h")
-	gate := make(chan struct{})
-	t.Cleanup(func() { b.release(t, gate) })
-	b.probe.gate, b.probe.stubborn, b.probe.started = gate, true, make(chan struct{}, 1)
+	hung := b.stall(t)
 	b.w.PassTimeout, b.w.StopTimeout, b.w.WatchdogInterval = 30*time.Millisecond, 30*time.Millisecond, 5*time.Millisecond
 	b.run(t)
-	<-b.probe.started
+	<-hung
 	hungAt := time.Now().Add(60 * time.Millisecond)
 	// Pings continue while the pass is within its bounds …
 	var pinged bool
