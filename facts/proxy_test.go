@@ -13,31 +13,22 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/imdsmend/imdsmend/tests/tree"
 	"github.com/zclconf/go-cty/cty"
 )
 
-// writeTree creates files under root. A value "->TARGET" makes a symlink, "testdata:NAME"
-// copies a fixture.
+// writeTree creates files under root as tree.Write does; a value "testdata:NAME" is
+// that fixture's content.
 func writeTree(t testing.TB, root string, files map[string]string) {
 	t.Helper()
+	out := make(map[string]string, len(files))
 	for name, content := range files {
-		p := filepath.Join(root, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
+		if fixture, ok := strings.CutPrefix(content, "testdata:"); ok {
+			content = string(readTestdata(t, fixture))
 		}
-		var err error
-		switch {
-		case strings.HasPrefix(content, "->"):
-			err = os.Symlink(strings.TrimPrefix(content, "->"), p)
-		case strings.HasPrefix(content, "testdata:"):
-			err = os.WriteFile(p, readTestdata(t, strings.TrimPrefix(content, "testdata:")), 0o644)
-		default:
-			err = os.WriteFile(p, []byte(content), 0o644)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+		out[name] = content
 	}
+	tree.Write(t, root, out)
 }
 
 // src builds an expected source with the empty lists GatherProxy always fills.

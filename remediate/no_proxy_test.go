@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/imdsmend/imdsmend/internal/paths"
 	"github.com/imdsmend/imdsmend/rules"
+	"github.com/imdsmend/imdsmend/tests/tree"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -25,26 +26,6 @@ func fixture(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	return string(data)
-}
-
-// writeFiles creates files under root; a value "->TARGET" makes a symlink.
-func writeFiles(t *testing.T, root string, files map[string]string) {
-	t.Helper()
-	for name, content := range files {
-		p := filepath.Join(root, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		var err error
-		if target, ok := strings.CutPrefix(content, "->"); ok {
-			err = os.Symlink(target, p)
-		} else {
-			err = os.WriteFile(p, []byte(content), 0o644)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 // userinfo is the user and password of a URL, as plans hide them.
@@ -126,7 +107,7 @@ func TestNoProxyFixes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			root := t.TempDir()
-			writeFiles(t, root, tt.files)
+			tree.Write(t, root, tt.files)
 			env := testEnv(root, tt.ipv6)
 			p := env.Paths.File(tt.fix)
 			before, err := os.ReadFile(p)
@@ -196,7 +177,7 @@ func TestNoProxyFixes(t *testing.T) {
 
 func TestNoProxyPlanDetail(t *testing.T) {
 	root := t.TempDir()
-	writeFiles(t, root, map[string]string{"etc/systemd/system/docker.service.d/http-proxy.conf": fixture(t, "http-proxy.conf")})
+	tree.Write(t, root, map[string]string{"etc/systemd/system/docker.service.d/http-proxy.conf": fixture(t, "http-proxy.conf")})
 	env := testEnv(root, false)
 	env.Allow = func(p string) bool { return p == rules.PermFiles }
 	changes, err := NoProxy{}.Plan(context.Background(), env, filesArg("/etc/systemd/system/docker.service.d/http-proxy.conf"))
@@ -216,7 +197,7 @@ docker.service keeps its environment until it restarts: allow restart_units in t
 	}
 
 	// A line that holds the password as well shows it redacted.
-	writeFiles(t, root, map[string]string{"etc/profile.d/p.sh": "export http_proxy=http://u:pw@p:3128 no_proxy=localhost\n"})
+	tree.Write(t, root, map[string]string{"etc/profile.d/p.sh": "export http_proxy=http://u:pw@p:3128 no_proxy=localhost\n"})
 	changes, err = NoProxy{}.Plan(context.Background(), env, filesArg("/etc/profile.d/p.sh"))
 	if err != nil || len(changes) != 1 {
 		t.Fatalf("Plan = %v, %v", changes, err)
@@ -246,7 +227,7 @@ func TestNoProxyRefuses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			root := t.TempDir()
-			writeFiles(t, root, tt.files)
+			tree.Write(t, root, tt.files)
 			changes, err := NoProxy{}.Plan(context.Background(), testEnv(root, false), filesArg(tt.fix))
 			if err != nil || len(changes) != 1 || changes[0].Status != StatusFailed || changes[0].Error != tt.err {
 				t.Errorf("Plan = %+v, %v; want one failed change: %s", changes, err, tt.err)
@@ -257,7 +238,7 @@ func TestNoProxyRefuses(t *testing.T) {
 
 func TestNoProxyApplyChecksTheFile(t *testing.T) {
 	root := t.TempDir()
-	writeFiles(t, root, map[string]string{"etc/environment": "http_proxy=http://p\n"})
+	tree.Write(t, root, map[string]string{"etc/environment": "http_proxy=http://p\n"})
 	env := testEnv(root, false)
 	ctx := context.Background()
 	changes, err := NoProxy{}.Plan(ctx, env, filesArg("/etc/environment"))
@@ -266,7 +247,7 @@ func TestNoProxyApplyChecksTheFile(t *testing.T) {
 	}
 	// Someone edits the file between plan and apply: nothing is written.
 	edited := "http_proxy=http://other\n"
-	writeFiles(t, root, map[string]string{"etc/environment": edited})
+	tree.Write(t, root, map[string]string{"etc/environment": edited})
 	err = NoProxy{}.Apply(ctx, env, changes[0])
 	if err == nil || !strings.Contains(err.Error(), "/etc/environment changed since it was planned; nothing was written") {
 		t.Errorf("Apply = %v, want a refusal", err)
@@ -276,7 +257,7 @@ func TestNoProxyApplyChecksTheFile(t *testing.T) {
 	}
 
 	// Undo refuses to overwrite a file changed after the edit, and says where the original is.
-	writeFiles(t, root, map[string]string{"etc/environment": "http_proxy=http://p\n"})
+	tree.Write(t, root, map[string]string{"etc/environment": "http_proxy=http://p\n"})
 	changes, _ = NoProxy{}.Plan(ctx, env, filesArg("/etc/environment"))
 	if err := (NoProxy{}).Apply(ctx, env, changes[0]); err != nil {
 		t.Fatal(err)
@@ -288,7 +269,7 @@ func TestNoProxyApplyChecksTheFile(t *testing.T) {
 	if backup, err := os.ReadFile(env.Paths.File(d.Backup)); err != nil || string(backup) != "http_proxy=http://p\n" {
 		t.Errorf("backup %s = %q, %v", d.Backup, backup, err)
 	}
-	writeFiles(t, root, map[string]string{"etc/environment": "http_proxy=http://p\nno_proxy=169.254.169.254\nNO_PROXY=169.254.169.254\nEDITOR=vi\n"})
+	tree.Write(t, root, map[string]string{"etc/environment": "http_proxy=http://p\nno_proxy=169.254.169.254\nNO_PROXY=169.254.169.254\nEDITOR=vi\n"})
 	err = NoProxy{}.Undo(ctx, env, changes[0])
 	if err == nil || !strings.Contains(err.Error(), "changed since imdsmend edited it") || !strings.Contains(err.Error(), env.Paths.File(d.Backup)) {
 		t.Errorf("Undo = %v, want a refusal naming the backup", err)
@@ -300,7 +281,7 @@ func TestNoProxyReadOnlyFile(t *testing.T) {
 		t.Skip("needs root for chattr")
 	}
 	root := t.TempDir()
-	writeFiles(t, root, map[string]string{"etc/environment": "http_proxy=http://p\n"})
+	tree.Write(t, root, map[string]string{"etc/environment": "http_proxy=http://p\n"})
 	p := filepath.Join(root, "etc/environment")
 	env := testEnv(root, false)
 	ctx := context.Background()

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/imdsmend/imdsmend/tests/tree"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -23,7 +24,7 @@ func unitsArg(units ...string) cty.Value {
 func TestRestartUnit(t *testing.T) {
 	root := t.TempDir()
 	dropIn := "etc/systemd/system/docker.service.d/http-proxy.conf"
-	writeFiles(t, root, map[string]string{dropIn: "[Service]\nEnvironment=HTTP_PROXY=http://p:3128\n"})
+	tree.Write(t, root, map[string]string{dropIn: "[Service]\nEnvironment=HTTP_PROXY=http://p:3128\n"})
 	env := testEnv(root, false)
 	var calls []string
 	fx := RestartUnit{Systemctl: func(_ context.Context, args ...string) error {
@@ -52,7 +53,7 @@ func TestRestartUnit(t *testing.T) {
 	}
 
 	// Fixed: reload, then restart only if running.
-	writeFiles(t, root, map[string]string{"etc/systemd/system/docker.service.d/np.conf": "[Service]\nEnvironment=NO_PROXY=169.254.169.254\n"})
+	tree.Write(t, root, map[string]string{"etc/systemd/system/docker.service.d/np.conf": "[Service]\nEnvironment=NO_PROXY=169.254.169.254\n"})
 	if err := fx.Apply(ctx, env, changes[0]); err != nil {
 		t.Fatal(err)
 	}
