@@ -390,7 +390,8 @@ func (imdsTimeoutErr) Temporary() bool { return true }
 // Gather bounds a probe by the run's deadline, not only its own, with room left to report.
 func TestIMDSProbeHonoursRunDeadline(t *testing.T) {
 	_, endpoint := startIMDSSim(t, sim.Config{Fault: sim.FaultHang})
-	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	// 2 s leaves a 500 ms reserve: room enough on a loaded machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	timeouts := IMDSTimeouts{Connect: time.Second, Header: 10 * time.Second, Total: 10 * time.Second}
 	f := Gather(ctx, Config{IMDSEndpoint: endpoint, IMDS: timeouts, Timeout: 10 * time.Second}, []Probe{IMDSProbe{}})
