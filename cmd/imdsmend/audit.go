@@ -13,7 +13,9 @@ import (
 // fail the run: each problem is said on stderr and the report still goes out.
 func (g *globalFlags) record(cmd *cobra.Command, rep *report.Report) {
 	report.NewJournal(cmd.ErrOrStderr()).Write(report.RunEntries(rep))
-	if path := g.metricsPath(); path != "" {
+	if path, err := g.metricsPath(); err != nil {
+		fmt.Fprintf(cmd.ErrOrStderr(), "imdsmend: %v\n", err)
+	} else if path != "" {
 		if err := report.WriteMetrics(path, rep, time.Now()); err != nil {
 			fmt.Fprintf(cmd.ErrOrStderr(), "imdsmend: %v\n", err)
 		}

@@ -136,13 +136,18 @@ func (g *globalFlags) policyFile() string {
 	return abs
 }
 
-// metricsPath is --metrics-file inside --root, like every file imdsmend writes; "" when
-// no metrics are asked for.
-func (g *globalFlags) metricsPath() string {
+// metricsPath is --metrics-file inside --root, like every file imdsmend writes, with links
+// followed as the tree under --root sees them; "" when no metrics are asked for.
+func (g *globalFlags) metricsPath() (string, error) {
 	if g.metricsFile == "" || g.root == "" || g.root == "/" {
-		return g.metricsFile
+		return g.metricsFile, nil
 	}
-	return paths.New(g.root).File(g.metricsFile)
+	p := paths.New(g.root)
+	resolved, err := p.Resolve(g.metricsFile)
+	if err != nil {
+		return "", fmt.Errorf("metrics file %s under %s: %w", g.metricsFile, g.root, err)
+	}
+	return p.File(resolved), nil
 }
 
 // loadEngine loads and validates the policy, printing diagnostics; errors end the run.

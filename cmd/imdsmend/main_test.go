@@ -1,22 +1,35 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
 
 func TestMetricsPath(t *testing.T) {
+	image := t.TempDir()
+	// An image whose textfile directory is an absolute link: it must point inside the image.
+	if err := os.MkdirAll(filepath.Join(image, "srv/textfile"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(image, "var/lib"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/srv/textfile", filepath.Join(image, "var/lib/node_exporter")); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct{ root, file, want string }{
 		{"/", "/var/lib/node_exporter/imdsmend.prom", "/var/lib/node_exporter/imdsmend.prom"},
 		{"/", "imdsmend.prom", "imdsmend.prom"},
-		{"/mnt/image", "/var/lib/node_exporter/imdsmend.prom", "/mnt/image/var/lib/node_exporter/imdsmend.prom"},
-		{"/mnt/image", "/../../etc/x.prom", "/mnt/image/etc/x.prom"},
-		{"/mnt/image", "", ""},
+		{image, "/var/lib/node_exporter/imdsmend.prom", image + "/srv/textfile/imdsmend.prom"},
+		{image, "/../../etc/x.prom", image + "/etc/x.prom"},
+		{image, "", ""},
 	}
 	for _, tt := range tests {
 		g := &globalFlags{root: tt.root, metricsFile: tt.file}
-		if got := g.metricsPath(); got != tt.want {
-			t.Errorf("--root %s --metrics-file %q: %q, want %q", tt.root, tt.file, got, tt.want)
+		if got, err := g.metricsPath(); err != nil || got != tt.want {
+			t.Errorf("--root %s --metrics-file %q: %q, %v; want %q", tt.root, tt.file, got, err, tt.want)
 		}
 	}
 }

@@ -37,9 +37,13 @@ policy (a policy with errors is rejected and the old one kept); SIGTERM stops it
 			if err != nil {
 				return err
 			}
+			metricsFile, err := g.metricsPath()
+			if err != nil {
+				return err
+			}
 			obs := &watchObserver{
 				journal: report.NewJournal(cmd.ErrOrStderr()), notify: report.NewNotifier(),
-				stderr: cmd.ErrOrStderr(), metricsFile: g.metricsPath(), policy: g.policy,
+				stderr: cmd.ErrOrStderr(), metricsFile: metricsFile, policy: g.policy,
 			}
 			w := &engine.Watch{
 				Engine:           e,
