@@ -48,6 +48,15 @@ rule "imds_http_error" {
   hint     = "check the instance's metadata options and anything between this host and IMDS that rewrites requests"
 }
 
+rule "imds_ipv6_unreachable" {
+  # Only with settings { ipv6 = true }: facts.imds_ipv6 is null otherwise, and try() keeps
+  # this rule quiet instead of undecided.
+  when     = try(!facts.imds_ipv6.reachable, false)
+  severity = "warning"
+  summary  = "IMDS over IPv6 at ${facts.imds_ipv6.endpoint} fails: ${facts.imds_ipv6.class}"
+  hint     = "the IPv6 endpoint needs HttpProtocolIpv6=enabled, a Nitro instance and an IPv6 subnet; local causes show in the other findings"
+}
+
 rule "firewall_blocks_imds" {
   # Rules that certainly stop root's requests (imdsmend, cloud-init, the SSM agent). Those
   # scoped by socket owner (deliberate), those that hit far more than IMDS (broad: a DROP

@@ -77,3 +77,19 @@ test "a failed IMDS probe decides none of the IMDS rules" {
   expect  = []
   unknown = ["imds_endpoint_disabled", "imds_http_error", "imds_throttled", "imds_unreachable"]
 }
+
+test "IPv6 on and its endpoint unreachable while IPv4 works" {
+  facts = {
+    imds      = { reachable = true, version = "v2", class = "ok", status = 200, token_status = 200, stage = "get" }
+    imds_ipv6 = { endpoint = "http://[fd00:ec2::254]", reachable = false, class = "timeout", stage = "token" }
+  }
+  expect = ["imds_ipv6_unreachable"]
+}
+
+test "IPv6 on and reachable" {
+  facts = {
+    imds      = { reachable = true, version = "v2", class = "ok", status = 200, token_status = 200, stage = "get" }
+    imds_ipv6 = { endpoint = "http://[fd00:ec2::254]", reachable = true, version = "v2", class = "ok", status = 200, stage = "get" }
+  }
+  expect = []
+}
