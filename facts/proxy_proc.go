@@ -90,6 +90,12 @@ func scanProcesses(ctx context.Context, root string, conf *ProxyConfig, hosts []
 		if _, g := firstSet(env, EnvHTTPProxy, EnvHTTPProxyUC, EnvHTTPSProxy, EnvHTTPSProxyUC, EnvAllProxy, EnvAllProxyUC); g == "" {
 			continue
 		}
+		stat := statFields(path.Join(base, "stat"))
+		if self > 0 && parentPID(stat) == self {
+			// The iptables-save or nft a probe runs right now inherits imdsmend's
+			// environment and asks no IMDS; listing it would make the finding flicker.
+			continue
+		}
 		unit := unitOfCgroup(readSmall(path.Join(base, "cgroup"), maxCgroup))
 		command := strings.TrimSpace(string(readSmall(path.Join(base, "comm"), maxComm)))
 		key := unit + "\x00" + envKey(env)
@@ -117,7 +123,7 @@ func scanProcesses(ctx context.Context, root string, conf *ProxyConfig, hosts []
 			}
 			l.show(&s, hosts)
 			if strings.HasSuffix(unit, ".service") {
-				s.RestartFixes = restartFixes(conf, unit, hosts, procStart(path.Join(base, "stat"), boot))
+				s.RestartFixes = restartFixes(conf, unit, hosts, procStart(stat, boot))
 			}
 		} else {
 			s.showSettings(env)
@@ -214,24 +220,40 @@ func bootTime(stat []byte) time.Time {
 	return time.Time{}
 }
 
-// procStart is when a process started, from field 22 of /proc/PID/stat (clock ticks since
-// boot); zero when unknown. The command name (field 2) may hold blanks and parentheses, so
-// fields are counted after its last ')'.
-func procStart(file string, boot time.Time) time.Time {
-	stat := string(readSmall(file, maxStat))
-	i := strings.LastIndexByte(stat, ')')
-	if boot.IsZero() || i < 0 {
+// procStart is when a process started, from field 22 of /proc/PID/stat (starttime, clock
+// ticks since boot; index 19 of statFields); zero when unknown.
+func procStart(stat []string, boot time.Time) time.Time {
+	if boot.IsZero() || len(stat) < 20 {
 		return time.Time{}
 	}
-	fields := strings.Fields(stat[i+1:])
-	if len(fields) < 20 {
-		return time.Time{}
-	}
-	ticks, err := strconv.ParseInt(fields[19], 10, 64)
+	ticks, err := strconv.ParseInt(stat[19], 10, 64)
 	if err != nil {
 		return time.Time{}
 	}
 	return boot.Add(time.Duration(ticks) * time.Second / clockTicks)
+}
+
+// statFields are the fields of /proc/PID/stat after the command name (which may hold
+// blanks and parentheses): state, ppid, … starttime at index 19. Nil on any error.
+func statFields(file string) []string {
+	stat := string(readSmall(file, maxStat))
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(stat[i+1:])
+}
+
+// parentPID is the ppid of statFields, -1 when unknown.
+func parentPID(stat []string) int {
+	if len(stat) < 2 {
+		return -1
+	}
+	ppid, err := strconv.Atoi(stat[1])
+	if err != nil {
+		return -1
+	}
+	return ppid
 }
 
 // readSmall reads at most limit bytes of a file, nil on any error.

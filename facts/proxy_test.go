@@ -383,12 +383,20 @@ func TestProcStart(t *testing.T) {
 	} {
 		p := filepath.Join(dir, name)
 		writeTree(t, dir, map[string]string{name: stat})
-		if got, want := procStart(p, boot), boot.Add(2423970*time.Millisecond); !got.Equal(want) {
+		stat := statFields(p)
+		if got, want := procStart(stat, boot), boot.Add(2423970*time.Millisecond); !got.Equal(want) {
 			t.Errorf("%s: procStart = %v, want %v", name, got, want)
 		}
+		if got, want := parentPID(stat), 1; got != want {
+			t.Errorf("%s: parentPID = %d, want %d", name, got, want)
+		}
 	}
-	if got := procStart(filepath.Join(dir, "missing"), boot); !got.IsZero() {
+	missing := statFields(filepath.Join(dir, "missing"))
+	if got := procStart(missing, boot); !got.IsZero() {
 		t.Errorf("missing stat: %v", got)
+	}
+	if got := parentPID(missing); got != -1 {
+		t.Errorf("missing stat: parentPID = %d, want -1", got)
 	}
 	if got := bootTime([]byte("cpu 1\nbtime 1795779818\n")); !got.Equal(boot) {
 		t.Errorf("bootTime = %v", got)
