@@ -31,8 +31,20 @@ test: lint unit e2e
 demo: build
 	$(GO) run ./tests/demo --imdsmend $(BIN)/imdsmend --imdssim $(BIN)/imdssim
 
+# In-process benchmarks, then (as root) the whole-process ones in network namespaces.
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem $$($(GO) list ./... | grep -v /tests/)
+	IMDSMEND_BIN=$(CURDIR)/$(BIN)/imdsmend $(GO) test -run '^$$' -bench . -benchmem ./tests/e2e/
+
+# Every fuzz target for FUZZTIME each (go test -fuzz takes one target at a time).
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$($(GO) list ./... | grep -v /tests/); do \
+	  for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$target"; \
+	    $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
 
 docs:
 	$(GO) run ./cmd/imdsmend facts --schema > docs/facts.md
