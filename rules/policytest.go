@@ -3,6 +3,7 @@ package rules
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -309,6 +310,10 @@ func buildFacts(base []byte, overlay cty.Value) (*facts.Facts, error) {
 		dec := json.NewDecoder(bytes.NewReader(base))
 		if err := dec.Decode(&sections); err != nil {
 			return nil, fmt.Errorf("facts file: %w", err)
+		}
+		if sections == nil {
+			// JSON null decodes to a nil map without an error.
+			return nil, errors.New("facts file: null, not an object of facts sections (capture it with `imdsmend facts --format json`)")
 		}
 	}
 	if overlay != cty.NilVal && !overlay.IsNull() {
