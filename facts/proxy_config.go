@@ -55,14 +55,19 @@ type ProxyFile struct {
 	leak      *leakInfo
 }
 
-// SetsProxy reports whether the file sets any proxy variable (not just no_proxy).
+// SetsProxy reports whether the file leaves a proxy variable (not just no_proxy) set; a
+// systemd reset (an empty Environment=) drops the assignments before it.
 func (f *ProxyFile) SetsProxy() bool {
+	sets := false
 	for _, a := range f.Assignments {
-		if slices.Contains(ProxyVars, a.Name) {
-			return true
+		switch {
+		case a.Name == "":
+			sets = false // a systemd reset: what came before no longer counts
+		case slices.Contains(ProxyVars, a.Name):
+			sets = true
 		}
 	}
-	return false
+	return sets
 }
 
 // leakInfo records how a file takes part in a scope whose IMDS requests go to a proxy.

@@ -316,7 +316,10 @@ func planLines(ed *noProxyEdit, f *facts.ProxyFile, hosts []string) error {
 	// last assignment (a copy of it) or else after its last proxy assignment.
 	anchor := -1
 	for i, a := range f.Assignments {
-		if slices.Contains(facts.ProxyVars, a.Name) {
+		switch {
+		case a.Name == "":
+			anchor = -1 // a line before a systemd reset would be reset too
+		case slices.Contains(facts.ProxyVars, a.Name):
 			anchor = i
 		}
 	}
