@@ -226,14 +226,20 @@ func TestIptablesRuleConditions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.spec, func(t *testing.T) {
-			words, err := SplitWords(tt.spec)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r := parseIptablesRule(words, false, testUsers)
+			r := parseSpec(t, tt.spec)
 			checkOutcomes(t, r, "ipv4", tt.root, tt.user, tt.forwarded)
 		})
 	}
+}
+
+// parseSpec parses one IPv4 rule written as iptables -S prints it.
+func parseSpec(t *testing.T, spec string) *fwRule {
+	t.Helper()
+	words, err := SplitWords(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return parseIptablesRule(words, false, testUsers)
 }
 
 func TestIptablesTargets(t *testing.T) {
@@ -260,11 +266,7 @@ func TestIptablesTargets(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.spec, func(t *testing.T) {
-			words, err := SplitWords(tt.spec)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r := parseIptablesRule(words, false, testUsers)
+			r := parseSpec(t, tt.spec)
 			if r.verdict != tt.verdict || r.target != tt.target || r.uncertainVerdict != tt.uncertain {
 				t.Errorf("got verdict %d target %q uncertain %v, want %d %q %v", r.verdict, r.target, r.uncertainVerdict, tt.verdict, tt.target, tt.uncertain)
 			}
