@@ -5,7 +5,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hcldec"
@@ -33,115 +32,184 @@ type checker struct {
 	kinds Kinds
 	// ctx has the facts unknown: an expression that is known in it does not depend on them.
 	ctx *hcl.EvalContext
-	// sample has every list and map of the facts hold one unknown element, so that the
-	// bodies of for expressions, which HCL skips over unknown collections, are checked too.
-	sample *hcl.EvalContext
 }
 
 func newChecker(kinds Kinds) *checker {
 	// The facts variable itself is never null, only its sections can be.
-	return &checker{
-		kinds:  kinds,
-		ctx:    evalContext(cty.UnknownVal(factsType()).RefineNotNull()),
-		sample: evalContext(sampleFacts()),
-	}
+	return &checker{kinds: kinds, ctx: evalContext(cty.UnknownVal(factsType()).RefineNotNull())}
 }
 
-// sampleFacts is built once: it depends only on the facts type.
-var sampleFacts = sync.OnceValue(func() cty.Value { return sampleValue(factsType()) })
-
-// sampleValue is a value of type t whose lists and maps hold one unknown element each.
-func sampleValue(t cty.Type) cty.Value {
-	switch {
-	case t.IsObjectType():
-		attrs := map[string]cty.Value{}
-		for name, at := range t.AttributeTypes() {
-			attrs[name] = sampleValue(at)
-		}
-		return cty.ObjectVal(attrs)
-	case t.IsListType():
-		return cty.ListVal([]cty.Value{sampleValue(t.ElementType())})
-	case t.IsMapType():
-		return cty.MapVal(map[string]cty.Value{"*": sampleValue(t.ElementType())})
-	}
-	return cty.UnknownVal(t)
-}
-
-// value evaluates expr for checking: its result comes from the unknown facts, and
-// deepChecks adds the errors that evaluation alone misses.
+// value evaluates expr for checking: its result comes from the unknown facts, and its
+// diagnostics from operands, which sees every part of it.
 func (c *checker) value(expr hcl.Expression) (cty.Value, hcl.Diagnostics) {
 	v, diags := expr.Value(c.ctx)
-	return v, c.deeper(expr, diags, func(ctx *hcl.EvalContext) hcl.Diagnostics {
-		_, d := expr.Value(ctx)
-		return d
-	})
+	if n, ok := expr.(hclsyntax.Expression); ok {
+		_, d := c.operands(n, c.ctx)
+		diags = merge(diags, d)
+	}
+	explainAttributes(diags)
+	return v, diags
 }
 
-// deeper completes diags, from evaluating the expression or body n over the unknown facts,
-// with what deepChecks finds and, when n has loops, with what eval finds over the sample
-// facts; then it explains unsupported attributes.
-func (c *checker) deeper(n any, diags hcl.Diagnostics, eval func(*hcl.EvalContext) hcl.Diagnostics) hcl.Diagnostics {
-	if n, ok := n.(hclsyntax.Node); ok {
-		extra, loops := c.deepChecks(n)
-		diags = appendTypeErrors(diags, extra)
-		if loops {
-			diags = appendTypeErrors(diags, eval(c.sample))
-		}
+// bodyDiags completes diags, from decoding body over the unknown facts, with what operands
+// finds in each of its arguments.
+func (c *checker) bodyDiags(body hcl.Body, diags hcl.Diagnostics) hcl.Diagnostics {
+	if b, ok := body.(*hclsyntax.Body); ok {
+		hclsyntax.VisitAll(b, func(n hclsyntax.Node) hcl.Diagnostics {
+			if a, ok := n.(*hclsyntax.Attribute); ok {
+				_, d := c.operands(a.Expr, c.ctx)
+				diags = merge(diags, d)
+			}
+			return nil
+		})
 	}
 	explainAttributes(diags)
 	return diags
 }
 
-// deepChecks walks the syntax once for what evaluating over unknown facts misses, and
-// reports whether n has for expressions or splats, whose bodies HCL skips over unknown
-// collections; the caller then evaluates n over the sample facts too. It finds:
-//   - template interpolations of values with no text form, such as "${facts.imds}": HCL
-//     lets an unknown value through a template without checking its type;
-//   - type errors in the arguments of can and try, which turn every error into a value: a
-//     misspelt fact there would silently make can() false for ever.
-func (c *checker) deepChecks(n hclsyntax.Node) (diags hcl.Diagnostics, loops bool) {
-	hclsyntax.VisitAll(n, func(n hclsyntax.Node) hcl.Diagnostics {
-		switch n := n.(type) {
-		case *hclsyntax.ForExpr, *hclsyntax.SplatExpr:
-			loops = true
-		case *hclsyntax.TemplateExpr:
-			for _, part := range n.Parts {
-				v, d := part.Value(c.ctx)
-				if d.HasErrors() {
-					continue // reported where the expression itself is evaluated
-				}
-				if t := v.Type(); !t.IsPrimitiveType() && t != cty.DynamicPseudoType {
-					diags = append(diags, errorf(part.Range().Ptr(), "Invalid template interpolation value",
-						"A string template cannot include a value of type %s; interpolate one of its attributes instead, e.g. ${facts.imds.class}.", t.FriendlyName()))
-				}
-			}
-		case *hclsyntax.FunctionCallExpr:
-			if n.Name != "can" && n.Name != "try" {
-				break
-			}
-			for _, arg := range n.Args {
-				_, d := arg.Value(c.ctx)
-				diags = appendTypeErrors(diags, d)
-				_, d = arg.Value(c.sample)
-				diags = appendTypeErrors(diags, d)
+// operands evaluates n bottom-up, each node once over its children's values, and returns
+// the errors of every part of n. HCL's own evaluation skips parts over unknown facts: the
+// right side of && and || when the left decides or is unknown, both branches of a
+// conditional whose condition is unknown, for bodies over unknown collections, and can and
+// try turn errors into values. A mistake in any of them would pass the check and make the
+// rule undecided at every run. An error found here, over unknown facts, is one for every
+// value the facts can take.
+func (c *checker) operands(n hclsyntax.Expression, ctx *hcl.EvalContext) (cty.Value, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	lit := func(e hclsyntax.Expression) hclsyntax.Expression { return c.literal(e, ctx, &diags) }
+	lits := func(es []hclsyntax.Expression) []hclsyntax.Expression {
+		out := make([]hclsyntax.Expression, len(es))
+		for i, e := range es {
+			out[i] = lit(e)
+		}
+		return out
+	}
+	var node hclsyntax.Expression
+	switch e := n.(type) {
+	case *hclsyntax.BinaryOpExpr:
+		node = &hclsyntax.BinaryOpExpr{LHS: lit(e.LHS), Op: e.Op, RHS: lit(e.RHS), SrcRange: e.SrcRange}
+	case *hclsyntax.UnaryOpExpr:
+		node = &hclsyntax.UnaryOpExpr{Op: e.Op, Val: lit(e.Val), SrcRange: e.SrcRange, SymbolRange: e.SymbolRange}
+	case *hclsyntax.ConditionalExpr:
+		node = &hclsyntax.ConditionalExpr{Condition: lit(e.Condition), TrueResult: lit(e.TrueResult), FalseResult: lit(e.FalseResult), SrcRange: e.SrcRange}
+	case *hclsyntax.ParenthesesExpr:
+		node = &hclsyntax.ParenthesesExpr{Expression: lit(e.Expression), SrcRange: e.SrcRange}
+	case *hclsyntax.FunctionCallExpr:
+		f := *e
+		f.Args = lits(e.Args)
+		node = &f
+	case *hclsyntax.IndexExpr:
+		node = &hclsyntax.IndexExpr{Collection: lit(e.Collection), Key: lit(e.Key), SrcRange: e.SrcRange, OpenRange: e.OpenRange, BracketRange: e.BracketRange}
+	case *hclsyntax.RelativeTraversalExpr:
+		node = &hclsyntax.RelativeTraversalExpr{Source: lit(e.Source), Traversal: e.Traversal, SrcRange: e.SrcRange}
+	case *hclsyntax.SplatExpr:
+		// Each holds only traversals; HCL checks them over an unknown source's element type.
+		node = &hclsyntax.SplatExpr{Source: lit(e.Source), Each: e.Each, Item: e.Item, SrcRange: e.SrcRange, MarkerRange: e.MarkerRange}
+	case *hclsyntax.TupleConsExpr:
+		node = &hclsyntax.TupleConsExpr{Exprs: lits(e.Exprs), SrcRange: e.SrcRange, OpenRange: e.OpenRange}
+	case *hclsyntax.ObjectConsExpr:
+		o := &hclsyntax.ObjectConsExpr{SrcRange: e.SrcRange, OpenRange: e.OpenRange}
+		for _, item := range e.Items {
+			// A key is a name or a whole expression; HCL tells which.
+			k, d := item.KeyExpr.Value(ctx)
+			diags = append(diags, d...)
+			o.Items = append(o.Items, hclsyntax.ObjectConsItem{
+				KeyExpr:   &hclsyntax.LiteralValueExpr{Val: k, SrcRange: item.KeyExpr.Range()},
+				ValueExpr: lit(item.ValueExpr),
+			})
+		}
+		node = o
+	case *hclsyntax.TemplateExpr:
+		t := &hclsyntax.TemplateExpr{Parts: lits(e.Parts), SrcRange: e.SrcRange}
+		// HCL lets an unknown value of any type through a template.
+		for _, part := range t.Parts {
+			if ty := part.(*hclsyntax.LiteralValueExpr).Val.Type(); !ty.IsPrimitiveType() && ty != cty.DynamicPseudoType {
+				diags = append(diags, errorf(part.Range().Ptr(), "Invalid template interpolation value",
+					"A string template cannot include a value of type %s; interpolate one of its attributes instead, e.g. ${facts.imds.class}.", ty.FriendlyName()))
 			}
 		}
-		return nil
-	})
-	return diags, loops
+		node = t
+	case *hclsyntax.TemplateWrapExpr:
+		node = &hclsyntax.TemplateWrapExpr{Wrapped: lit(e.Wrapped), SrcRange: e.SrcRange}
+	case *hclsyntax.TemplateJoinExpr:
+		node = &hclsyntax.TemplateJoinExpr{Tuple: lit(e.Tuple)}
+	case *hclsyntax.ForExpr:
+		node = c.forExpr(e, ctx, &diags)
+	default:
+		// Leaves: traversals, literals, splat items.
+		node = n
+	}
+	// The node's own diagnostics: its children are literals that have none.
+	v, d := node.Value(ctx)
+	return v, append(diags, d...)
 }
 
-// appendTypeErrors adds the diagnostics of extra that depend only on types — the sample
-// facts have values no real facts have — and are not already in diags.
-func appendTypeErrors(diags, extra hcl.Diagnostics) hcl.Diagnostics {
-	for _, d := range extra {
-		if d.Summary != "Unsupported attribute" && d.Summary != "Invalid template interpolation value" {
-			continue
+// literal checks e with operands, adds its diagnostics to diags, and returns what stands
+// for e in its parent: a literal of its value, with its range, so that the parent's
+// diagnostics point where HCL's would.
+func (c *checker) literal(e hclsyntax.Expression, ctx *hcl.EvalContext, diags *hcl.Diagnostics) hclsyntax.Expression {
+	if e == nil {
+		return nil
+	}
+	v, d := c.operands(e, ctx)
+	*diags = append(*diags, d...)
+	if d.HasErrors() {
+		v = cty.DynamicVal // reported once, where it happened
+	}
+	return &hclsyntax.LiteralValueExpr{Val: v, SrcRange: e.Range()}
+}
+
+// forExpr checks a for expression's body and condition once, with the loop variables
+// unknown values of the collection's key and element types; HCL skips them over an
+// unknown collection. It returns the for expression over the collection's value, with
+// the body's values, for HCL to check that the condition is a bool.
+func (c *checker) forExpr(e *hclsyntax.ForExpr, ctx *hcl.EvalContext, diags *hcl.Diagnostics) hclsyntax.Expression {
+	coll := c.literal(e.CollExpr, ctx, diags)
+	key, elem := cty.DynamicVal, cty.DynamicVal
+	switch t := coll.(*hclsyntax.LiteralValueExpr).Val.Type(); {
+	case t.IsListType():
+		key, elem = cty.UnknownVal(cty.Number), cty.UnknownVal(t.ElementType())
+	case t.IsSetType():
+		key, elem = cty.UnknownVal(t.ElementType()), cty.UnknownVal(t.ElementType())
+	case t.IsMapType():
+		key, elem = cty.UnknownVal(cty.String), cty.UnknownVal(t.ElementType())
+	case t.IsObjectType():
+		key = cty.UnknownVal(cty.String)
+	case t.IsTupleType():
+		key = cty.UnknownVal(cty.Number)
+	}
+	body := ctx.NewChild()
+	body.Variables = map[string]cty.Value{e.ValVar: elem}
+	if e.KeyVar != "" {
+		body.Variables[e.KeyVar] = key
+	}
+	f := *e
+	f.CollExpr = coll
+	f.KeyExpr, f.ValExpr, f.CondExpr = c.literal(e.KeyExpr, body, diags), c.literal(e.ValExpr, body, diags), c.literal(e.CondExpr, body, diags)
+	return &f
+}
+
+// merge adds the diagnostics of extra that are not already in diags: the same mistake
+// found by two evaluations is reported once.
+func merge(diags, extra hcl.Diagnostics) hcl.Diagnostics {
+	type key struct {
+		summary string
+		subject hcl.Range
+	}
+	keyOf := func(d *hcl.Diagnostic) key {
+		k := key{summary: d.Summary}
+		if d.Subject != nil {
+			k.subject = *d.Subject
 		}
-		dup := slices.ContainsFunc(diags, func(e *hcl.Diagnostic) bool {
-			return e.Summary == d.Summary && e.Subject != nil && d.Subject != nil && *e.Subject == *d.Subject
-		})
-		if !dup {
+		return k
+	}
+	seen := make(map[key]bool, len(diags))
+	for _, d := range diags {
+		seen[keyOf(d)] = true
+	}
+	for _, d := range extra {
+		if k := keyOf(d); !seen[k] {
+			seen[k] = true
 			diags = append(diags, d)
 		}
 	}
@@ -330,8 +398,5 @@ func (c *checker) decodeRemediation(b *hcl.Block) (*Remediation, hcl.Diagnostics
 		return rem, diags
 	}
 	_, diags := hcldec.Decode(b.Body, spec, c.ctx)
-	return rem, c.deeper(b.Body, diags, func(ctx *hcl.EvalContext) hcl.Diagnostics {
-		_, d := hcldec.Decode(b.Body, spec, ctx)
-		return d
-	})
+	return rem, c.bodyDiags(b.Body, diags)
 }

@@ -122,13 +122,21 @@ func traversalString(t hcl.Traversal) string {
 	return b.String()
 }
 
-// suggest returns the candidate closest to name, if one is close enough to be a typo.
+// suggest returns the candidate closest to name, if one is close enough to be a typo, or
+// else the one candidate that name begins, such as latency_ms for latency.
 func suggest(name string, candidates []string) string {
 	best, bestDist := "", 3
+	var prefixed []string
 	for _, c := range candidates {
 		if d := levenshtein.Distance(name, c, nil); d < bestDist {
 			best, bestDist = c, d
 		}
+		if len(name) >= 3 && strings.HasPrefix(c, name) {
+			prefixed = append(prefixed, c)
+		}
+	}
+	if best == "" && len(prefixed) == 1 {
+		return prefixed[0]
 	}
 	return best
 }
