@@ -44,14 +44,19 @@ const DropInDir = "policy.d"
 const maxPolicySize = 1 << 20
 
 // Load reads the main policy and its drop-ins, refusing files that anyone but root could
-// have written (StrictModes), then parses and validates them together. The policy may only
-// be evaluated when the diagnostics have no errors; they are all reported at once.
+// have written (StrictModes), then parses and validates them together, and refuses a
+// policy without rules. The policy may only be evaluated when the diagnostics have no
+// errors; they are all reported at once.
 func Load(opts LoadOptions) (*Policy, hcl.Diagnostics) {
 	sources, diags := readSources(opts)
 	if diags.HasErrors() {
 		return &Policy{Settings: defaultSettings(), Files: map[string]*hcl.File{}}, diags
 	}
-	return Parse(sources, opts.Kinds)
+	p, diags := Parse(sources, opts.Kinds)
+	if !diags.HasErrors() {
+		diags = append(diags, checkSomeRule(p, sources)...)
+	}
+	return p, diags
 }
 
 // dropInFiles lists the drop-in files of the main policy file in load order: *.hcl in policy.d/
@@ -285,6 +290,25 @@ func Parse(sources []Source, kinds Kinds) (*Policy, hcl.Diagnostics) {
 		diags = append(diags, settings.check()...)
 	}
 	return p, diags
+}
+
+// checkSomeRule refuses a policy without rules: it would check nothing and call every
+// instance healthy, a silence an operator would take for good news. Rules that exist but
+// are all turned off earn a warning: that may be meant, for a while.
+func checkSomeRule(p *Policy, sources []Source) hcl.Diagnostics {
+	var main *hcl.Range
+	if len(sources) > 0 {
+		main = &hcl.Range{Filename: sources[0].Name, Start: hcl.InitialPos, End: hcl.InitialPos}
+	}
+	switch {
+	case len(p.Rules) == 0:
+		return hcl.Diagnostics{errorf(main, "No rules",
+			"The policy defines no rules, so imdsmend would check nothing and report every instance healthy. Define rules in the main file or in a drop-in in %s/, or remove the main file at the default path to use the built-in policy.", DropInDir)}
+	case !slices.ContainsFunc(p.Rules, func(r *Rule) bool { return r.Enabled }):
+		return hcl.Diagnostics{{Severity: hcl.DiagWarning, Summary: "All rules disabled", Subject: main,
+			Detail: "Every rule has enabled = false, so imdsmend checks nothing and reports every instance healthy."}}
+	}
+	return nil
 }
 
 // addRule decodes a rule block and adds it to the policy: a full definition (with `when`)

@@ -146,6 +146,7 @@ func TestLoadFromDisk(t *testing.T) {
 		want     []ruleView
 		sources  []string
 		err      string
+		warn     string // a warning the load gives, with no error
 	}{
 		{
 			name: "main file and drop-ins in lexical order; tests and hidden files skipped",
@@ -174,6 +175,29 @@ func TestLoadFromDisk(t *testing.T) {
 			err:      "Cannot read policy; open",
 		},
 		{
+			name:  "an empty main file is an error: nothing would be checked",
+			files: map[string]string{"policy.hcl": "# nothing yet\n"},
+			err:   "policy.hcl:1,1: No rules; The policy defines no rules, so imdsmend would check nothing",
+		},
+		{
+			name:  "settings alone are no policy either",
+			files: map[string]string{"policy.hcl": `settings { mode = "report" }`, "policy.d/10.hcl": `settings { mode = "enforce" }`},
+			err:   "No rules",
+		},
+		{
+			name:    "an empty main file whose drop-ins define rules",
+			files:   map[string]string{"policy.hcl": "", "policy.d/10.hcl": builtin},
+			want:    []ruleView{{"builtin", "critical", "policy.d/10.hcl", true}},
+			sources: []string{"policy.hcl", "policy.d/10.hcl"},
+		},
+		{
+			name:    "every rule turned off: a warning",
+			files:   map[string]string{"policy.hcl": mainPolicy, "policy.d/10.hcl": `rule "a" { enabled = false }` + "\n" + offB},
+			want:    []ruleView{{"a", "critical", "policy.hcl", false}, {"b", "warning", "policy.hcl", false}},
+			sources: []string{"policy.hcl", "policy.d/10.hcl"},
+			warn:    "policy.hcl:1,1: All rules disabled; Every rule has enabled = false",
+		},
+		{
 			name:  "drop-in errors name the drop-in",
 			files: map[string]string{"policy.hcl": mainPolicy, "policy.d/10.hcl": `rule "a" { severity = "loud" }`},
 			err:   "policy.d/10.hcl:1,23: Invalid severity",
@@ -190,8 +214,8 @@ func TestLoadFromDisk(t *testing.T) {
 				}
 				return
 			}
-			if len(diags) > 0 {
-				t.Fatalf("diagnostics:\n%s", diagLines(diags))
+			if diags.HasErrors() || !strings.Contains(diagLines(diags), tt.warn) || (tt.warn == "") != (len(diags) == 0) {
+				t.Fatalf("diagnostics:\n%s\nwant only a warning containing %q", diagLines(diags), tt.warn)
 			}
 			for i := range p.Rules {
 				p.Rules[i].DeclRange.Filename = strings.TrimPrefix(p.Rules[i].DeclRange.Filename, dir+"/")

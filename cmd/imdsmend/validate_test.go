@@ -108,12 +108,12 @@ func TestValidateJSON(t *testing.T) {
 // TestValidateRelativePolicy: without --root, --policy is relative to the working directory.
 func TestValidateRelativePolicy(t *testing.T) {
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "policy.hcl"), []byte(`settings { mode = "report" }`), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "policy.hcl"), []byte(`settings { mode = "report" }`+"\n"+`rule "r" {`+"\n"+`when = facts.imds.reachable`+"\n"+`severity = "info"`+"\n"+`summary = "r"`+"\n}"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Chdir(dir)
 	stdout, stderr, code := runCLI(t, "validate", "--policy", "policy.hcl")
-	if want := "policy is valid: 0 rules (0 disabled) from " + filepath.Join(dir, "policy.hcl") + "; mode report; allows no changes\n"; code != 0 || stdout != want {
+	if want := "policy is valid: 1 rules (0 disabled) from " + filepath.Join(dir, "policy.hcl") + "; mode report; allows no changes\n"; code != 0 || stdout != want {
 		t.Errorf("exit %d, stdout %q, stderr %q; want %q", code, stdout, stderr, want)
 	}
 }
