@@ -48,6 +48,12 @@ type Field struct {
 	Doc  string
 }
 
+// sectionDocs holds the docs of attributes whose struct serves two sections and whose text
+// differs between them: IMDS's docs are written for facts.imds.
+var sectionDocs = map[string]string{
+	"facts.imds_ipv6.endpoint": "Base URL probed: http://[fd00:ec2::254].",
+}
+
 // Fields lists every attribute of the facts schema in declaration order.
 func Fields() []Field {
 	var out []Field
@@ -67,7 +73,15 @@ func walkFields(t reflect.Type, prefix string, out *[]Field) {
 		for ft.Kind() == reflect.Pointer {
 			ft = ft.Elem()
 		}
-		*out = append(*out, Field{Path: path, Type: typeName(ft), Doc: sf.Tag.Get("doc")})
+		doc := sf.Tag.Get("doc")
+		if d, ok := sectionDocs[path]; ok {
+			doc = d
+		}
+		if strings.HasSuffix(sf.Tag.Get("json"), ",omitempty") {
+			// Policies always see the attribute; the JSON form drops it when empty.
+			doc += " Left out of the JSON form (`imdsmend facts --format json`, the report) when empty."
+		}
+		*out = append(*out, Field{Path: path, Type: typeName(ft), Doc: doc})
 		switch {
 		case ft.Kind() == reflect.Struct:
 			walkFields(ft, path, out)

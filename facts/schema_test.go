@@ -103,3 +103,27 @@ func TestJSONNamesMatchPolicyNames(t *testing.T) {
 	}
 	walk(reflect.TypeOf(Facts{}))
 }
+
+// TestFieldDocs: docs that must say something particular about one attribute.
+func TestFieldDocs(t *testing.T) {
+	tests := []struct{ path, want, not string }{
+		// The IPv6 section shares IMDS's struct, whose docs name the IPv4 endpoint.
+		{path: "facts.imds.endpoint", want: "http://169.254.169.254"},
+		{path: "facts.imds_ipv6.endpoint", want: "http://[fd00:ec2::254]", not: "169.254.169.254"},
+		// Attributes the JSON form leaves out when empty say so: a reader of
+		// `imdsmend facts --format json` would otherwise take them for missing.
+		{path: "facts.imds.error", want: "Left out of the JSON form"},
+		{path: "facts.imds_ipv6.instance_id", want: "Left out of the JSON form"},
+		{path: "facts.imds.class", not: "Left out"},
+	}
+	docs := map[string]string{}
+	for _, f := range Fields() {
+		docs[f.Path] = f.Doc
+	}
+	for _, tt := range tests {
+		doc, ok := docs[tt.path]
+		if !ok || !strings.Contains(doc, tt.want) || (tt.not != "" && strings.Contains(doc, tt.not)) {
+			t.Errorf("%s: doc %q, want it to contain %q and not %q", tt.path, doc, tt.want, tt.not)
+		}
+	}
+}
