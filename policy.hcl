@@ -38,7 +38,7 @@ rule "imds_unreachable" {
   when     = contains(["connection_refused", "timeout", "no_route", "proxy"], facts.imds.class)
   severity = "critical"
   summary  = "IMDS at ${facts.imds.endpoint} is unreachable: ${facts.imds.class}"
-  hint     = "look for a firewall rule, route or proxy that stops traffic to 169.254.169.254 (imdsmend plan)"
+  hint     = "look for a firewall rule, route or proxy that stops traffic to ${facts.imds.endpoint} (imdsmend plan)"
 }
 
 rule "imds_http_error" {
