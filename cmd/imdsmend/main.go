@@ -167,7 +167,8 @@ func printDiagnostics(cmd *cobra.Command, e *engine.Engine, diags hcl.Diagnostic
 	if e != nil && e.Policy != nil {
 		files = e.Policy.Files
 	}
-	w := hcl.NewDiagnosticTextWriter(cmd.ErrOrStderr(), files, 100, false)
+	// Width 0: no wrapping, which would split the commands details give to copy and paste.
+	w := hcl.NewDiagnosticTextWriter(cmd.ErrOrStderr(), files, 0, false)
 	_ = w.WriteDiagnostics(diags)
 }
 

@@ -92,7 +92,7 @@ func runSuite(cmd *cobra.Command, s testSuite) bool {
 		for name, f := range s.policy.Files {
 			files[name] = f
 		}
-		w := hcl.NewDiagnosticTextWriter(cmd.ErrOrStderr(), files, 100, false)
+		w := hcl.NewDiagnosticTextWriter(cmd.ErrOrStderr(), files, 0, false) // unwrapped, as printDiagnostics
 		_ = w.WriteDiagnostics(diags)
 	}
 	if diags.HasErrors() {

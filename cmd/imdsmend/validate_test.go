@@ -117,3 +117,24 @@ func TestValidateRelativePolicy(t *testing.T) {
 		t.Errorf("exit %d, stdout %q, stderr %q; want %q", code, stdout, stderr, want)
 	}
 }
+
+// TestValidateKeepsCommandsWhole: a diagnostic's detail is printed unwrapped, so a command
+// in it (here the chmod that fixes an unsafe policy file) copies and pastes in one piece
+// however long its path.
+func TestValidateKeepsCommandsWhole(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), strings.Repeat("a-rather-long-directory-name/", 3))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "policy.hcl")
+	if err := os.WriteFile(file, []byte(`rule "r" { when = facts.imds.reachable }`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(file, 0o664); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := runCLI(t, "validate", "--policy", file)
+	if want := "Fix it with: chmod go-w " + file + "\n"; code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("exit %d, stderr:\n%s\nwant a line ending in %q", code, stderr, want)
+	}
+}
