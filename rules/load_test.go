@@ -1,6 +1,8 @@
 package rules
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -280,5 +282,22 @@ func TestRemediateDiagnostics(t *testing.T) {
 				t.Errorf("diagnostics:\n%s\nwant one starting:\n%s", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestLimitsDocumented: the limits docs/policy.md states are the code's.
+func TestLimitsDocumented(t *testing.T) {
+	data, err := os.ReadFile("../docs/policy.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		fmt.Sprintf("each policy and test file is at most %d MiB", maxPolicySize>>20),
+		fmt.Sprintf("nest at most %d deep", maxNesting),
+		fmt.Sprintf("at most %d of the operators `!`, `-` and `?`", maxOperators),
+	} {
+		if !strings.Contains(strings.Join(strings.Fields(string(data)), " "), want) {
+			t.Errorf("docs/policy.md does not say %q", want)
+		}
 	}
 }
