@@ -110,13 +110,12 @@ func (c *checker) operands(n hclsyntax.Expression, ctx *hcl.EvalContext) (cty.Va
 	case *hclsyntax.ObjectConsExpr:
 		o := &hclsyntax.ObjectConsExpr{SrcRange: e.SrcRange, OpenRange: e.OpenRange}
 		for _, item := range e.Items {
-			// A key is a name or a whole expression; HCL tells which.
-			k, d := item.KeyExpr.Value(ctx)
-			diags = append(diags, d...)
-			o.Items = append(o.Items, hclsyntax.ObjectConsItem{
-				KeyExpr:   &hclsyntax.LiteralValueExpr{Val: k, SrcRange: item.KeyExpr.Range()},
-				ValueExpr: lit(item.ValueExpr),
-			})
+			key := item.KeyExpr
+			// A bare name is the key itself, as HCL reads it; any other key is an expression.
+			if k, ok := key.(*hclsyntax.ObjectConsKeyExpr); ok && (k.ForceNonLiteral || hcl.ExprAsKeyword(k.Wrapped) == "") {
+				key = k.Wrapped
+			}
+			o.Items = append(o.Items, hclsyntax.ObjectConsItem{KeyExpr: lit(key), ValueExpr: lit(item.ValueExpr)})
 		}
 		node = o
 	case *hclsyntax.TemplateExpr:

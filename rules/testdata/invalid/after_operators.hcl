@@ -90,3 +90,9 @@ rule "nested_for" {
   severity = "info"
   summary  = "p"
 }
+rule "object_key" {
+  when     = facts.imds.reachable
+  severity = "info"
+  summary  = "q"
+  evidence = { (facts.imds.reachable ? facts.imds.clas : "none") = true, class = facts.imds.class } # ERROR: Did you mean "class"?
+}
