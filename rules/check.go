@@ -39,8 +39,8 @@ func newChecker(kinds Kinds) *checker {
 	return &checker{kinds: kinds, ctx: evalContext(cty.UnknownVal(factsType()).RefineNotNull())}
 }
 
-// value evaluates expr for checking: its result comes from the unknown facts, and its
-// diagnostics from operands, which sees every part of it.
+// value evaluates expr for checking: its result is HCL's over the unknown facts, and
+// operands adds the errors in the parts that evaluation skips.
 func (c *checker) value(expr hcl.Expression) (cty.Value, hcl.Diagnostics) {
 	v, diags := expr.Value(c.ctx)
 	if n, ok := expr.(hclsyntax.Expression); ok {
