@@ -12,6 +12,7 @@ import (
 	"testing/fstest"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/imdsmend/imdsmend/facts"
 	"github.com/imdsmend/imdsmend/remediate"
 	"github.com/imdsmend/imdsmend/rules"
 )
@@ -232,5 +233,31 @@ rule "imds_down" {
 				}
 			}
 		})
+	}
+}
+
+// TestDocsUnknownReason: the reason docs/policy.md shows for an undecided rule is the one
+// the report prints.
+func TestDocsUnknownReason(t *testing.T) {
+	const policy = `rule "firewall_blocks_imds" {
+  when     = anytrue([for r in facts.firewall.rules : r.blocks])
+  severity = "critical"
+  summary  = "a firewall rule blocks IMDS"
+}`
+	p, diags := rules.Parse([]rules.Source{{Name: "/etc/imdsmend/policy.hcl", Data: []byte(policy)}}, remediate.Default())
+	if len(diags) > 0 {
+		t.Fatal(diags.Error())
+	}
+	v, err := facts.Value(&facts.Facts{Probes: map[string]facts.ProbeResult{"firewall": {Error: "iptables: lock timeout"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unknown := p.Evaluate(v, nil).Unknown
+	if len(unknown) != 1 {
+		t.Fatalf("undecided: %+v, want firewall_blocks_imds", unknown)
+	}
+	// As report.WriteText prints it.
+	if line := fmt.Sprintf("UNKNOWN  %s: %s\n", unknown[0].Rule, unknown[0].Reason); !strings.Contains(readDoc(t, "docs/policy.md"), line) {
+		t.Errorf("docs/policy.md does not show what is printed:\n%s", line)
 	}
 }
