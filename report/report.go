@@ -45,6 +45,9 @@ type Action struct {
 	Status string `json:"status"`
 	Detail string `json:"detail"`
 	Error  string `json:"error,omitempty"`
+	// InterruptedRun is the run that stopped (killed, disk full) between this change and
+	// its result record; this run looked at the system and recorded what is true.
+	InterruptedRun string `json:"interrupted_run,omitempty"`
 }
 
 // Unknown is a rule that could not be decided this run.

@@ -136,18 +136,15 @@ func (g *globalFlags) policyFile() string {
 	return abs
 }
 
-// metricsPath is --metrics-file inside --root, like every file imdsmend writes, with links
-// followed as the tree under --root sees them; "" when no metrics are asked for.
+// metricsPath is --metrics-file as seen inside --root, like every file imdsmend writes
+// (report.WriteMetrics writes it there, following links only inside --root). Without
+// --root, a relative path names a file in the working directory. "" when no metrics are
+// asked for.
 func (g *globalFlags) metricsPath() (string, error) {
-	if g.metricsFile == "" || g.root == "" || g.root == "/" {
+	if g.metricsFile == "" || (g.root != "" && g.root != "/") {
 		return g.metricsFile, nil
 	}
-	p := paths.New(g.root)
-	resolved, err := p.Resolve(g.metricsFile)
-	if err != nil {
-		return "", fmt.Errorf("metrics file %s under %s: %w", g.metricsFile, g.root, err)
-	}
-	return p.File(resolved), nil
+	return filepath.Abs(g.metricsFile)
 }
 
 // loadEngine loads and validates the policy, printing diagnostics; errors end the run.
