@@ -273,7 +273,7 @@ func (x *Executor) Undo(ctx context.Context, changes []*Change) {
 		if applied, err := f.Observe(ctx, x.Env, c); err == nil && !applied {
 			c.Status, c.Error, c.Detail = StatusReverted, "", "already reverted: nothing to do"
 		} else if err := f.Undo(ctx, x.Env, c); err != nil {
-			c.Status, c.Error = StatusFailed, fmt.Sprintf("undo: %v", err)
+			c.Status, c.Error = StatusFailed, fmt.Sprintf("undo: %v. The change stays recorded: once that is dealt with, run `imdsmend undo %s` again", err, c.ID)
 		} else {
 			c.Status, c.Error = StatusReverted, ""
 		}

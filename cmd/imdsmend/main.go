@@ -81,7 +81,7 @@ func newRootCommand() *cobra.Command {
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.policy, "policy", paths.DefaultPolicyFile, "main policy file; drop-ins are read from policy.d/ beside it")
 	pf.StringVar(&g.format, "format", "text", "output format: text or json")
-	pf.StringVar(&g.root, "root", "/", "prefix for every file imdsmend reads or writes")
+	pf.StringVar(&g.root, "root", "/", "prefix for every file imdsmend reads or writes (--policy, --state-dir, --metrics-file, the DIR of imdsmend test, /etc, /proc); links inside it never lead out; the run lock stays the host's")
 	pf.StringVar(&g.stateDir, "state-dir", paths.DefaultStateDir, "state directory (ledger, counters)")
 	pf.StringSliceVar(&g.only, "only", nil, "evaluate only these rules (comma-separated)")
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "bound for the whole run")
