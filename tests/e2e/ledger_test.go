@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,11 +33,10 @@ func killAfter(t *testing.T, flag string) string {
 	return dir + ":" + os.Getenv("PATH")
 }
 
-// TestLedgerKilledMidApply: apply killed with SIGKILL right after deleting a blocking rule
-// leaves the rule deleted and no result in the ledger. The next apply looks at the
-// firewall, records the change as applied (reported with the interrupted run), and undo
-// puts the rule back, once.
-func TestLedgerKilledMidApply(t *testing.T) {
+// rejectBed is a namespace serving IMDS behind an iptables REJECT of it, and the rules as
+// they were.
+func rejectBed(t *testing.T) (context.Context, *harness.Namespace, *run, string) {
+	t.Helper()
 	ctx := testContext(t)
 	ns := newNamespace(t)
 	serveAEMM(ctx, t, ns)
@@ -44,7 +44,15 @@ func TestLedgerKilledMidApply(t *testing.T) {
 	if err := harness.RejectIMDS.Make(ctx, ns); err != nil {
 		t.Fatal(err)
 	}
-	before := firewallState(ctx, t, ns)
+	return ctx, ns, r, firewallState(ctx, t, ns)
+}
+
+// TestLedgerKilledMidApply: apply killed with SIGKILL right after deleting a blocking rule
+// leaves the rule deleted and no result in the ledger. The next apply looks at the
+// firewall, records the change as applied (reported with the interrupted run), and undo
+// puts the rule back, once.
+func TestLedgerKilledMidApply(t *testing.T) {
+	ctx, ns, r, before := rejectBed(t)
 
 	res, err := ns.Exec(ctx, []string{"PATH=" + killAfter(t, "-D")}, bins.Imdsmend, r.args("apply", "--format", "json")...)
 	if err != nil {
@@ -84,14 +92,7 @@ func TestLedgerKilledMidApply(t *testing.T) {
 // TestLedgerRetriedUndo: an undo killed after putting the rule back, then retried, does not
 // put it back twice.
 func TestLedgerRetriedUndo(t *testing.T) {
-	ctx := testContext(t)
-	ns := newNamespace(t)
-	serveAEMM(ctx, t, ns)
-	r := newRun(t, ns)
-	if err := harness.RejectIMDS.Make(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
-	before := firewallState(ctx, t, ns)
+	ctx, ns, r, before := rejectBed(t)
 	if _, res := r.report(ctx, "apply"); res.ExitCode != report.ExitHealthy {
 		t.Fatalf("apply: exit %d\n%s", res.ExitCode, res.Stderr)
 	}
