@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,12 @@ import (
 // change and its result record, as kill -9 or a power cut would leave it. It returns the
 // PATH.
 func killAfter(t *testing.T, flag string) string {
+	return afterIptables(t, flag, "kill -9 $PPID")
+}
+
+// afterIptables puts an iptables-nft first on PATH that runs the real one and, once a
+// command with flag has succeeded, runs the shell command then. It returns the PATH.
+func afterIptables(t *testing.T, flag, then string) string {
 	t.Helper()
 	real, err := exec.LookPath("iptables-nft")
 	if err != nil {
@@ -26,7 +33,7 @@ func killAfter(t *testing.T, flag string) string {
 	}
 	dir := t.TempDir()
 	script := "#!/bin/sh\n" + real + " \"$@\"\nrc=$?\n" +
-		"case \" $* \" in *\" " + flag + " \"*) [ $rc = 0 ] && kill -9 $PPID ;; esac\nexit $rc\n"
+		"case \" $* \" in *\" " + flag + " \"*) [ $rc = 0 ] && " + then + " ;; esac\nexit $rc\n"
 	if err := os.WriteFile(filepath.Join(dir, "iptables-nft"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -110,5 +117,46 @@ func TestLedgerRetriedUndo(t *testing.T) {
 	}
 	if got := pendingIDs(ctx, t, r); len(got) != 0 {
 		t.Errorf("undo --list = %v, want nothing", got)
+	}
+}
+
+// TestLedgerFullDisk: the disk fills up between deleting a rule and recording the result
+// (/dev/full bound over the ledger, in a mount namespace of the run's own). Apply says the
+// result could not be recorded; the next apply records the change applied, and undo puts
+// the rule back.
+func TestLedgerFullDisk(t *testing.T) {
+	ctx, ns, r, before := rejectBed(t)
+	ledger := filepath.Join(r.stateDir, "ledger.jsonl")
+	path := afterIptables(t, "-D", "mount --bind /dev/full "+ledger)
+	out := t.TempDir()
+	// One mount namespace for the full disk, its end, and the next run.
+	script := fmt.Sprintf("PATH=%s %s >%s/full.json 2>%s/full.err; umount %s; %s >%s/next.json 2>%s/next.err; exit 0",
+		path, strings.Join(append([]string{bins.Imdsmend}, r.args("apply", "--format", "json")...), " "), out, out, ledger,
+		strings.Join(append([]string{bins.Imdsmend}, r.args("apply", "--format", "json")...), " "), out, out)
+	if res, err := ns.Exec(ctx, nil, "unshare", "-m", "--propagation", "private", "sh", "-c", script); err != nil || res.ExitCode != 0 {
+		t.Fatalf("%v, exit %d\n%s%s", err, res.ExitCode, res.Stdout, res.Stderr)
+	}
+	read := func(name string) string {
+		data, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data)
+	}
+	full := decodeReport(t, "apply", harness.Result{Stdout: read("full.json")})
+	if acts := deleteActions(full); len(acts) != 1 || acts[0].Status != "applied" || !strings.Contains(acts[0].Error, "no space left on device") ||
+		!strings.Contains(acts[0].Error, "the next run checks the system and records the outcome") {
+		t.Fatalf("apply on a full disk: actions %+v\n%s", full.Actions, read("full.err"))
+	}
+	next := decodeReport(t, "apply", harness.Result{Stdout: read("next.json")})
+	if acts := deleteActions(next); len(acts) != 1 || acts[0].Status != "applied" || acts[0].InterruptedRun != full.RunID {
+		t.Fatalf("the next apply: actions %+v; want the change found applied, naming run %s\n%s", next.Actions, full.RunID, read("next.err"))
+	}
+	rep, res := r.report(ctx, "undo", "--last")
+	if res.ExitCode != 0 || len(rep.Actions) != 1 || rep.Actions[0].Status != "reverted" {
+		t.Errorf("undo: exit %d, actions %+v\n%s", res.ExitCode, rep.Actions, res.Stderr)
+	}
+	if got := firewallState(ctx, t, ns); got != before {
+		t.Errorf("undo did not restore the rules (-before +after):\n%s", cmp.Diff(before, got))
 	}
 }
