@@ -3,11 +3,11 @@ package facts
 import (
 	"bufio"
 	"bytes"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/imdsmend/imdsmend/internal/paths"
 )
 
 // maxID is the largest valid uid or gid; (uid_t)-1 means "none".
@@ -25,10 +25,11 @@ type userDB struct {
 
 func newUserDB(root string) *userDB { return &userDB{root: root} }
 
-// readIDFile reads name:x:id:... lines; a missing or odd file just resolves no names.
-func readIDFile(path string) map[string]uint32 {
+// readIDFile reads name:x:id:... lines of the system file path under root, never through a
+// link leading out of root; a missing or odd file just resolves no names.
+func readIDFile(root, path string) map[string]uint32 {
 	ids := map[string]uint32{}
-	data, err := os.ReadFile(path)
+	data, err := paths.New(root).ReadFile(path)
 	if err != nil {
 		return ids
 	}
@@ -68,8 +69,8 @@ func (db *userDB) id(s string, uid bool) (uint32, bool) {
 		return 0, false
 	}
 	db.once.Do(func() {
-		db.users = readIDFile(filepath.Join(db.root, "etc/passwd"))
-		db.groups = readIDFile(filepath.Join(db.root, "etc/group"))
+		db.users = readIDFile(db.root, "/etc/passwd")
+		db.groups = readIDFile(db.root, "/etc/group")
 	})
 	names := db.groups
 	if uid {

@@ -19,6 +19,9 @@ type Executor struct {
 	RunID    string
 	// Enforce is false in report mode: nothing is ever applied.
 	Enforce bool
+	// crash, when set (by tests), runs between a change and its result record: a test
+	// stops the run there, as kill -9 would.
+	crash func(c *Change)
 }
 
 // Plan asks the fixer of kind for the changes that args call for. Changes the policy does
@@ -67,13 +70,20 @@ func actionID(kind, target string) string {
 }
 
 // Apply makes every planned change, recording intent before and result after each.
-// A change whose intent can't be recorded is not made.
+// A change whose intent can't be recorded is not made. One whose result can't be recorded
+// (a full disk) is reconciled by the next run (Reconcile).
 func (x *Executor) Apply(ctx context.Context, changes []*Change) {
 	for _, c := range changes {
 		if c.Status != StatusPlanned {
 			continue
 		}
 		f, _ := x.Registry.Get(c.Kind)
+		if s, ok := f.(Snapshotter); ok {
+			if err := s.Snapshot(ctx, x.Env, c); err != nil {
+				c.Status, c.Error = StatusFailed, fmt.Sprintf("nothing was changed: %v", err)
+				continue
+			}
+		}
 		if err := x.record(PhaseIntent, c); err != nil {
 			c.Status, c.Error = StatusFailed, err.Error()
 			continue
@@ -83,14 +93,95 @@ func (x *Executor) Apply(ctx context.Context, changes []*Change) {
 		} else if c.Status == StatusPlanned {
 			c.Status = StatusApplied
 		}
+		if x.crash != nil {
+			x.crash(c)
+		}
 		if err := x.record(PhaseResult, c); err != nil && c.Error == "" {
-			c.Error = err.Error()
+			c.Error = fmt.Sprintf("%v; the next run checks the system and records the outcome", err)
 		}
 	}
 }
 
 func (x *Executor) record(phase string, c *Change) error {
 	return x.Ledger.Append(Entry{Time: time.Now().UTC(), RunID: x.RunID, Phase: phase, Change: *c})
+}
+
+// Reconcile settles every change an earlier run recorded the intent of but not the result
+// (it was killed, or the disk was full): it asks the fixer whether the change is in effect
+// and records what is true, so an applied change stays undoable. Changes undone in an
+// interrupted undo are settled the same way. It returns the settled changes, with
+// Interrupted set, for the report; one whose state can't be told stays open (failed, with
+// the reason) and is tried again next run.
+func (x *Executor) Reconcile(ctx context.Context) ([]*Change, error) {
+	entries, err := x.Ledger.Read()
+	if err != nil {
+		return nil, err
+	}
+	var out []*Change
+	for _, e := range openIntents(entries) {
+		c := e.Change
+		c.Interrupted = e.RunID
+		out = append(out, &c)
+		f, ok := x.Registry.Get(c.Kind)
+		if !ok {
+			c.Status, c.Error = StatusFailed, "unknown remediation kind "+c.Kind
+			continue
+		}
+		applied, err := f.Observe(ctx, x.Env, &c)
+		if err != nil {
+			c.Status, c.Error = StatusFailed, fmt.Sprintf("run %s stopped before recording this change's outcome, and whether it was made can't be told: %v", e.RunID, err)
+			continue
+		}
+		phase := PhaseResult
+		c.Error = ""
+		switch {
+		case e.Phase == PhaseIntent && applied:
+			c.Status = StatusApplied
+		case e.Phase == PhaseIntent:
+			c.Status = StatusNotApplied
+		case applied:
+			phase = PhaseUndoResult
+			c.Status, c.Error = StatusFailed, fmt.Sprintf("run %s stopped while undoing this change, before it was reverted; it stays recorded: revert it with `imdsmend undo %s`", e.RunID, c.ID)
+		default:
+			phase = PhaseUndoResult
+			c.Status = StatusReverted
+		}
+		if err := x.Ledger.Append(Entry{Time: time.Now().UTC(), RunID: e.RunID, Phase: phase, Change: c, ReconciledBy: x.RunID}); err != nil {
+			c.Status, c.Error = StatusFailed, err.Error()
+		}
+	}
+	return out, nil
+}
+
+// openIntents returns, in ledger order, the intents (and undo intents) without a result.
+// A run makes its changes one after another, so a result settles the oldest open intent
+// of its run and change ID.
+func openIntents(entries []Entry) []Entry {
+	type key struct{ run, id, phase string }
+	open := map[key][]int{}
+	settles := map[string]string{PhaseResult: PhaseIntent, PhaseUndoResult: PhaseUndoIntent}
+	for i, e := range entries {
+		switch e.Phase {
+		case PhaseIntent, PhaseUndoIntent:
+			k := key{e.RunID, e.Change.ID, e.Phase}
+			open[k] = append(open[k], i)
+		case PhaseResult, PhaseUndoResult:
+			k := key{e.RunID, e.Change.ID, settles[e.Phase]}
+			if len(open[k]) > 0 {
+				open[k] = open[k][1:]
+			}
+		}
+	}
+	var idx []int
+	for _, is := range open {
+		idx = append(idx, is...)
+	}
+	slices.Sort(idx)
+	out := make([]Entry, 0, len(idx))
+	for _, i := range idx {
+		out = append(out, entries[i])
+	}
+	return out
 }
 
 // Pending is an applied change not yet reverted, with the run that applied it.
@@ -177,10 +268,17 @@ func (x *Executor) Undo(ctx context.Context, changes []*Change) {
 			c.Status, c.Error = StatusFailed, err.Error()
 			continue
 		}
-		if err := f.Undo(ctx, x.Env, c); err != nil {
-			c.Status, c.Error = StatusFailed, fmt.Sprintf("undo: %v", err)
+		// A change already reverted (by hand, or by an undo that stopped before recording
+		// it) is not reverted twice: that would put a deleted rule back twice.
+		if applied, err := f.Observe(ctx, x.Env, c); err == nil && !applied {
+			c.Status, c.Error, c.Detail = StatusReverted, "", "already reverted: nothing to do"
+		} else if err := f.Undo(ctx, x.Env, c); err != nil {
+			c.Status, c.Error = StatusFailed, fmt.Sprintf("undo: %v. The change stays recorded: once that is dealt with, run `imdsmend undo %s` again", err, c.ID)
 		} else {
 			c.Status, c.Error = StatusReverted, ""
+		}
+		if x.crash != nil {
+			x.crash(c)
 		}
 		if err := x.record(PhaseUndoResult, c); err != nil && c.Error == "" {
 			c.Error = err.Error()

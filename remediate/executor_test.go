@@ -91,6 +91,14 @@ func (f *fakeFixer) Undo(_ context.Context, _ *Env, c *Change) error {
 	return nil
 }
 
+// Observe completes an intent's record, as real fixers do.
+func (f *fakeFixer) Observe(_ context.Context, _ *Env, c *Change) (bool, error) {
+	if f.fixed[c.Target] && len(c.Data) == 0 {
+		c.Data = []byte(`{"was":"broken"}`)
+	}
+	return f.fixed[c.Target], nil
+}
+
 func targets(ts ...string) cty.Value {
 	vals := make([]cty.Value, len(ts))
 	for i, t := range ts {
@@ -261,7 +269,9 @@ func TestExecutorUndo(t *testing.T) {
 	f.failUndo["d"] = true
 	cs, _ = x.Undoable(false, []string{actionID("fake", "d")})
 	x.Undo(ctx, cs)
-	if diff := cmp.Diff([]string{"d failed undo: device busy"}, summary(cs)); diff != "" {
+	// Its next step fits undo.
+	want := "d failed undo: device busy. The change stays recorded: once that is dealt with, run `imdsmend undo " + actionID("fake", "d") + "` again"
+	if diff := cmp.Diff([]string{want}, summary(cs)); diff != "" {
 		t.Errorf("failed undo (-want +got):\n%s", diff)
 	}
 	if got, err = undoable(true); err != nil || !slices.Equal(got, []string{"d", "a"}) {
@@ -292,5 +302,176 @@ func TestExecutorUndo(t *testing.T) {
 	}
 	if _, err := undoable(true); err == nil || !strings.Contains(err.Error(), ":2: corrupt ledger entry") {
 		t.Errorf("undo with a corrupt ledger = %v", err)
+	}
+}
+
+// crashed stands for the process dying: the test's crash hook panics with it.
+type crashed struct{}
+
+// runUntilCrash runs fn, which must stop at the executor's crash hook, as kill -9 would
+// stop the process between a change and its result record.
+func runUntilCrash(t *testing.T, x *Executor, fn func()) {
+	t.Helper()
+	x.crash = func(*Change) { panic(crashed{}) }
+	defer func() {
+		x.crash = nil
+		if r := recover(); r != (crashed{}) {
+			t.Fatalf("the run did not stop at the crash hook (recovered %v)", r)
+		}
+	}()
+	fn()
+}
+
+// TestExecutorReconcilesCrash: a run killed between a change and its result leaves an
+// intent without a result. The next run looks at the system, records what is true, reports
+// it, and keeps an applied change undoable; a killed undo is settled the same way and a
+// retried undo does not revert twice.
+func TestExecutorReconcilesCrash(t *testing.T) {
+	ctx := context.Background()
+	x, f := newExecutor(t, "r1", true)
+	f.noop["b"] = true // its Apply changes nothing
+	changes := x.Plan(ctx, "rule", "fake", targets("a", "b"))
+	runUntilCrash(t, x, func() { x.Apply(ctx, changes[:1]) })
+	runUntilCrash(t, x, func() { x.Apply(ctx, changes[1:]) })
+	if p, _ := x.Pending(); len(p) != 0 {
+		t.Fatalf("pending before reconciling = %v", p)
+	}
+
+	x.RunID = "r2"
+	settled, err := x.Reconcile(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"a applied", "b not_applied"}, summary(settled)); diff != "" {
+		t.Errorf("settled (-want +got):\n%s", diff)
+	}
+	for _, c := range settled {
+		if c.Interrupted != "r1" {
+			t.Errorf("%s: Interrupted = %q, want r1", c.Target, c.Interrupted)
+		}
+	}
+	if again, err := x.Reconcile(ctx); err != nil || len(again) != 0 {
+		t.Errorf("second Reconcile = %v, %v; want nothing left to settle", summary(again), err)
+	}
+	cs, err := x.Undoable(false, []string{actionID("fake", "a")})
+	if err != nil || len(cs) != 1 {
+		t.Fatalf("the settled change is not undoable: %v, %v", cs, err)
+	}
+
+	// An undo killed after reverting: the next run records it reverted.
+	x.RunID = "u1"
+	runUntilCrash(t, x, func() { x.Undo(ctx, cs) })
+	x.RunID = "r3"
+	settled, err = x.Reconcile(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"a reverted"}, summary(settled)); diff != "" {
+		t.Errorf("settled undo (-want +got):\n%s", diff)
+	}
+	if p, _ := x.Pending(); len(p) != 0 {
+		t.Errorf("pending after the settled undo = %v", p)
+	}
+}
+
+// TestExecutorUndoRetryAfterCrash: an undo retried after a crash (before anything
+// reconciled it) finds the change already reverted and does not revert it again.
+func TestExecutorUndoRetryAfterCrash(t *testing.T) {
+	ctx := context.Background()
+	x, f := newExecutor(t, "r1", true)
+	x.Apply(ctx, x.Plan(ctx, "rule", "fake", targets("a")))
+	cs, _ := x.Undoable(true, nil)
+	x.RunID = "u1"
+	runUntilCrash(t, x, func() { x.Undo(ctx, cs) })
+	cs, _ = x.Undoable(true, nil)
+	x.RunID = "u2"
+	x.Undo(ctx, cs)
+	if diff := cmp.Diff([]string{"a reverted"}, summary(cs)); diff != "" || cs[0].Detail != "already reverted: nothing to do" {
+		t.Errorf("retried undo (-want +got):\n%s detail %q", diff, cs[0].Detail)
+	}
+	if len(f.fixed) != 0 {
+		t.Errorf("fixed = %v", f.fixed)
+	}
+}
+
+// TestExecutorFullDisk: a result that can't be written (the disk filled up after the
+// intent) is said in the report, and the next run records the change as applied.
+func TestExecutorFullDisk(t *testing.T) {
+	ctx := context.Background()
+	x, _ := newExecutor(t, "r1", true)
+	changes := x.Plan(ctx, "rule", "fake", targets("a"))
+	path := x.Ledger.Path()
+	x.crash = func(*Change) {
+		// The ledger can't be appended to: a directory stands where it was.
+		if err := os.Rename(path, path+".full"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Mkdir(path, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	x.Apply(ctx, changes)
+	x.crash = nil
+	if changes[0].Status != StatusApplied || !strings.Contains(changes[0].Error, "the next run checks the system and records the outcome") {
+		t.Errorf("change = %s %q; want applied, saying the next run records it", changes[0].Status, changes[0].Error)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".full", path); err != nil {
+		t.Fatal(err)
+	}
+	x.RunID = "r2"
+	settled, err := x.Reconcile(ctx)
+	if err != nil || len(settled) != 1 || settled[0].Status != StatusApplied {
+		t.Fatalf("Reconcile = %v, %v; want a applied", summary(settled), err)
+	}
+	if p, _ := x.Pending(); len(p) != 1 || p[0].RunID != "r1" {
+		t.Errorf("pending = %v; want the change of r1", p)
+	}
+}
+
+// TestOpenIntents: a result settles the oldest open intent of its run and ID, so the same
+// change made twice in a run (and an undo) pairs up right.
+func TestOpenIntents(t *testing.T) {
+	entries := []Entry{
+		entry("r1", PhaseIntent, "a", StatusPlanned),
+		entry("r1", PhaseResult, "a", StatusApplied),
+		entry("r1", PhaseIntent, "a", StatusPlanned),
+		entry("r2", PhaseIntent, "a", StatusPlanned),
+		entry("r2", PhaseResult, "a", StatusApplied),
+		entry("u1", PhaseUndoIntent, "a", StatusApplied),
+		entry("u2", PhaseUndoIntent, "b", StatusApplied),
+		entry("u2", PhaseUndoResult, "b", StatusReverted),
+	}
+	var got []string
+	for _, e := range openIntents(entries) {
+		got = append(got, e.RunID+" "+e.Phase)
+	}
+	if diff := cmp.Diff([]string{"r1 intent", "u1 undo_intent"}, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// TestExecutorUndoOnceAcrossRuns: an action ID applied in two runs (reverted by hand in
+// between, applied again) is reverted once by `undo ID`, and nothing stays pending.
+func TestExecutorUndoOnceAcrossRuns(t *testing.T) {
+	ctx := context.Background()
+	x, f := newExecutor(t, "r1", true)
+	x.Apply(ctx, x.Plan(ctx, "rule", "fake", targets("a")))
+	delete(f.fixed, "a") // reverted by hand
+	x.RunID = "r2"
+	x.Apply(ctx, x.Plan(ctx, "rule", "fake", targets("a")))
+	cs, err := x.Undoable(false, []string{actionID("fake", "a")})
+	if err != nil || len(cs) != 1 {
+		t.Fatalf("undoable = %v, %v; want the one change", summary(cs), err)
+	}
+	x.RunID = "u1"
+	x.Undo(ctx, cs)
+	if diff := cmp.Diff([]string{"a reverted"}, summary(cs)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if p, _ := x.Pending(); len(p) != 0 {
+		t.Errorf("pending after undo = %v; want nothing", p)
 	}
 }

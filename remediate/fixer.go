@@ -21,6 +21,8 @@ const (
 	StatusSkipped   = "skipped"
 	StatusFailed    = "failed"
 	StatusReverted  = "reverted"
+	// StatusNotApplied is an interrupted change found not made when the next run looked.
+	StatusNotApplied = "not_applied"
 )
 
 // Env is what fixers may touch: paths (under --root) and the facts of this run.
@@ -45,6 +47,12 @@ type Change struct {
 	Error  string `json:"error,omitempty"`
 	// Data is the fixer's own record of what to do and how to undo it.
 	Data json.RawMessage `json:"data,omitempty"`
+	// Before is the fixer's record of the system just before the change (Snapshotter),
+	// kept in the intent so an interrupted change can be judged and undone.
+	Before json.RawMessage `json:"before,omitempty"`
+	// Interrupted names the run that stopped (a crash, a full disk) between this change
+	// and its result; set when a later run reconciles it.
+	Interrupted string `json:"interrupted,omitempty"`
 }
 
 // Fixer handles one remediation kind.
@@ -65,6 +73,18 @@ type Fixer interface {
 	// error means nothing was changed; a change made in part returns nil with Error set,
 	// so the ledger records it as applied and undo can revert that part.
 	Apply(ctx context.Context, env *Env, c *Change) error
-	// Undo reverts an applied change from its ledger record.
+	// Undo reverts an applied change from its ledger record and sets c.Detail to what it
+	// did (the inverse operation, or why nothing was needed).
 	Undo(ctx context.Context, env *Env, c *Change) error
+	// Observe reports whether c's change is in effect on the system now. c is a ledger
+	// record: an intent whose result was never written (the run stopped between them), or
+	// an applied change about to be undone. It reads, never writes; it may complete c.Data
+	// with what Undo needs, as Apply would have.
+	Observe(ctx context.Context, env *Env, c *Change) (applied bool, err error)
+}
+
+// Snapshotter is a fixer that records in c.Before, just before the intent is written,
+// what Observe and Undo need to know about the system before the change.
+type Snapshotter interface {
+	Snapshot(ctx context.Context, env *Env, c *Change) error
 }

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/imdsmend/imdsmend/internal/paths"
 )
 
 // Ledger phases: the intent is written before a change is made, the result after.
@@ -26,50 +28,58 @@ type Entry struct {
 	RunID  string    `json:"run_id"`
 	Phase  string    `json:"phase"`
 	Change Change    `json:"change"`
+	// ReconciledBy is the run that wrote this result for an interrupted run (RunID).
+	ReconciledBy string `json:"reconciled_by,omitempty"`
 }
 
 // Ledger is the append-only record of changes, the source of truth for undo.
 type Ledger struct {
-	path string
+	paths paths.Paths
+	abs   string // the ledger file as seen inside paths.Root
 }
 
-// NewLedger returns the ledger stored at path.
-func NewLedger(path string) *Ledger { return &Ledger{path: path} }
+// NewLedger returns the ledger stored at path on this system.
+func NewLedger(path string) *Ledger { return NewLedgerIn(paths.New("/"), path) }
+
+// NewLedgerIn returns the ledger stored at abs inside p.Root: it is opened there, so no
+// link in the tree can make a run write or truncate a file outside it.
+func NewLedgerIn(p paths.Paths, abs string) *Ledger { return &Ledger{paths: p, abs: abs} }
 
 // Path is where the ledger lives.
-func (l *Ledger) Path() string { return l.path }
+func (l *Ledger) Path() string { return l.paths.File(l.abs) }
 
 // Append writes one entry and syncs it to disk before returning, so an intent is durable
 // before the change it announces is made.
 func (l *Ledger) Append(e Entry) error {
-	if err := os.MkdirAll(filepath.Dir(l.path), 0o700); err != nil {
+	if err := l.paths.MkdirAll(filepath.Dir(l.abs), 0o700); err != nil {
 		return fmt.Errorf("create state directory: %w", err)
 	}
 	line, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("encode ledger entry: %w", err)
 	}
-	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := l.paths.OpenFile(l.abs, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
-		return fmt.Errorf("open ledger %s: %w", l.path, err)
+		return fmt.Errorf("open ledger %s: %w", l.Path(), err)
 	}
 	defer f.Close()
-	if err := dropTornTail(f); err != nil {
-		return fmt.Errorf("repair ledger %s: %w", l.path, err)
+	if err := repairTail(f); err != nil {
+		return fmt.Errorf("repair ledger %s: %w", l.Path(), err)
 	}
 	if _, err := f.Write(append(line, '\n')); err != nil {
-		return fmt.Errorf("append to ledger %s: %w", l.path, err)
+		return fmt.Errorf("append to ledger %s: %w", l.Path(), err)
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync ledger %s: %w", l.path, err)
+		return fmt.Errorf("sync ledger %s: %w", l.Path(), err)
 	}
 	return nil
 }
 
-// dropTornTail cuts a last line without its newline, left by a crash mid-write: appending
-// after it would glue the next entry to it and corrupt both. Its Append never returned, so
-// the change it announced was never made.
-func dropTornTail(f *os.File) error {
+// repairTail ends a last line left without its newline by a crash (or a full disk)
+// mid-write, so the next entry does not glue onto it. A complete entry that only lost its
+// newline is kept: it may be the result of a change that was made. A torn one is cut: its
+// Append never returned, and the next run reconciles the intent it leaves open.
+func repairTail(f *os.File) error {
 	st, err := f.Stat()
 	if err != nil || st.Size() == 0 {
 		return err
@@ -86,21 +96,36 @@ func dropTornTail(f *os.File) error {
 			if pos+int64(i)+1 == end {
 				return nil
 			}
-			return f.Truncate(pos + int64(i) + 1)
+			return endTail(f, pos+int64(i)+1, end)
 		}
 	}
-	return f.Truncate(0)
+	return endTail(f, 0, end)
+}
+
+// endTail keeps the last line, from start to end, if it is a whole entry, adding its
+// newline, and cuts it otherwise.
+func endTail(f *os.File, start, end int64) error {
+	tail := make([]byte, end-start)
+	if _, err := f.ReadAt(tail, start); err != nil {
+		return err
+	}
+	var e Entry
+	if json.Unmarshal(tail, &e) == nil {
+		_, err := f.Write([]byte{'\n'})
+		return err
+	}
+	return f.Truncate(start)
 }
 
 // Read returns every entry in order. A torn last line (a crash mid-write) is ignored;
 // a corrupt line elsewhere is an error naming its line number.
 func (l *Ledger) Read() ([]Entry, error) {
-	f, err := os.Open(l.path)
+	f, err := l.paths.OpenFile(l.abs, os.O_RDONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open ledger %s: %w", l.path, err)
+		return nil, fmt.Errorf("open ledger %s: %w", l.Path(), err)
 	}
 	defer f.Close()
 	var entries []Entry
@@ -109,7 +134,7 @@ func (l *Ledger) Read() ([]Entry, error) {
 	var badLine int
 	for n := 1; sc.Scan(); n++ {
 		if badLine != 0 {
-			return nil, fmt.Errorf("%s:%d: corrupt ledger entry", l.path, badLine)
+			return nil, fmt.Errorf("%s:%d: corrupt ledger entry", l.Path(), badLine)
 		}
 		var e Entry
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
@@ -119,7 +144,7 @@ func (l *Ledger) Read() ([]Entry, error) {
 		entries = append(entries, e)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read ledger %s: %w", l.path, err)
+		return nil, fmt.Errorf("read ledger %s: %w", l.Path(), err)
 	}
 	return entries, nil
 }

@@ -124,3 +124,29 @@ func TestLedgerAppendFails(t *testing.T) {
 		t.Errorf("Append under a file = %v, want an error", err)
 	}
 }
+
+// A whole entry that only lost its newline (a crash between the write and the newline, a
+// full disk) may be the result of a change that was made: the next append keeps it.
+func TestLedgerKeepsWholeLastLine(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "ledger.jsonl")
+	l := NewLedger(p)
+	want := []Entry{entry("r1", PhaseIntent, "a", StatusPlanned), entry("r1", PhaseResult, "a", StatusApplied), entry("r2", PhaseIntent, "b", StatusPlanned)}
+	for i, e := range want {
+		if i == 2 {
+			// The result lost its newline.
+			data, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, data[:len(data)-1], 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := l.Append(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := l.Read(); err != nil || !cmp.Equal(want, got) {
+		t.Errorf("Read = %v, %v; want %v", got, err, want)
+	}
+}

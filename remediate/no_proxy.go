@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path"
 	"slices"
 	"sort"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/hashicorp/hcl/v2/hcldec"
 	"github.com/imdsmend/imdsmend/facts"
-	"github.com/imdsmend/imdsmend/internal/atomicfile"
 	"github.com/imdsmend/imdsmend/internal/redact"
 	"github.com/imdsmend/imdsmend/rules"
 	"github.com/zclconf/go-cty/cty"
@@ -126,13 +124,13 @@ func (NoProxy) Apply(_ context.Context, env *Env, c *Change) error {
 	}
 	// Keep the original in the state directory, named by its digest, before touching the file.
 	d.Backup = path.Join(env.Paths.StateDir, "backups", d.SHA256)
-	if err := os.MkdirAll(path.Dir(env.Paths.File(d.Backup)), 0o700); err != nil {
+	if err := env.Paths.MkdirAll(path.Dir(d.Backup), 0o700); err != nil {
 		return fmt.Errorf("create backup directory: %w", err)
 	}
-	if err := atomicfile.WriteFile(env.Paths.File(d.Backup), data, 0o600); err != nil {
+	if err := env.Paths.WriteFile(d.Backup, data, 0o600); err != nil {
 		return fmt.Errorf("back up %s: %w", d.Path, err)
 	}
-	if err := atomicfile.WriteFile(env.Paths.File(d.Resolved), updated, 0o644); err != nil {
+	if err := env.Paths.WriteFile(d.Resolved, updated, 0o644); err != nil {
 		return fmt.Errorf("%s is unchanged: %w (a read-only file system or an immutable file? see lsattr)", d.Path, err)
 	}
 	d.NewSHA256 = digest(updated)
@@ -160,14 +158,14 @@ func (NoProxy) Undo(_ context.Context, env *Env, c *Change) error {
 	if err := d.unchanged(current, resolved, d.NewSHA256, "imdsmend edited it"); err != nil {
 		return fmt.Errorf("%w; not restored, so those changes stay. The original is in %s: compare and restore it by hand", err, env.Paths.File(d.Backup))
 	}
-	orig, err := os.ReadFile(env.Paths.File(d.Backup))
+	orig, err := env.Paths.ReadFile(d.Backup)
 	if err != nil {
 		return fmt.Errorf("read backup of %s: %w", d.Path, err)
 	}
 	if digest(orig) != d.SHA256 {
 		return fmt.Errorf("the backup %s does not hold the original of %s (digest differs); not restored", env.Paths.File(d.Backup), d.Path)
 	}
-	if err := atomicfile.WriteFile(env.Paths.File(d.Resolved), orig, 0o644); err != nil {
+	if err := env.Paths.WriteFile(d.Resolved, orig, 0o644); err != nil {
 		return fmt.Errorf("restore %s: %w", d.Path, err)
 	}
 	return nil

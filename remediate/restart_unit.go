@@ -88,7 +88,15 @@ func (r RestartUnit) Apply(ctx context.Context, env *Env, c *Change) error {
 // Undo implements Fixer. A restart can't be taken back; the unit keeps the environment it
 // started with until its next restart, which is harmless: it only bypasses the proxy for
 // IMDS.
-func (RestartUnit) Undo(context.Context, *Env, *Change) error { return nil }
+func (RestartUnit) Undo(_ context.Context, _ *Env, c *Change) error {
+	c.Detail = "nothing to revert: a restart can't be taken back; " + c.Target + " keeps running with its current environment until its next restart"
+	return nil
+}
+
+// Observe implements Fixer. A restart leaves no trace to look for; it is taken as made,
+// which is harmless: undo has nothing to revert, and the next run restarts the unit again
+// if its processes still send IMDS requests to a proxy.
+func (RestartUnit) Observe(context.Context, *Env, *Change) (bool, error) { return true, nil }
 
 func runSystemctl(ctx context.Context, args ...string) error {
 	out, err := exec.CommandContext(ctx, paths.Systemctl, args...).CombinedOutput()

@@ -56,7 +56,8 @@ type routeRecord struct {
 
 type routeRestoreData struct {
 	Want routeRecord `json:"want"`
-	// Replaced is the route that was there before, set by Apply; nil when there was none.
+	// Replaced is the route that was there before, nil when there was none: set by Plan,
+	// so the intent holds what undo needs, and again by Apply.
 	Replaced *routeRecord `json:"replaced,omitempty"`
 }
 
@@ -101,7 +102,7 @@ func (RouteRestore) Plan(_ context.Context, _ *Env, args cty.Value) ([]*Change, 
 	if cur != nil {
 		detail += " (replacing " + cur.describe() + ")"
 	}
-	data, err := json.Marshal(routeRestoreData{Want: want})
+	data, err := json.Marshal(routeRestoreData{Want: want, Replaced: cur})
 	if err != nil {
 		return nil, err
 	}
@@ -160,6 +161,7 @@ func (RouteRestore) Undo(_ context.Context, _ *Env, c *Change) error {
 		if err := netlink.RouteReplace(old); err != nil {
 			return fmt.Errorf("restore %s: %w", d.Replaced.describe(), err)
 		}
+		c.Detail = "ip route replace " + d.Replaced.command()
 		return nil
 	}
 	want, err := d.Want.route()
@@ -169,7 +171,22 @@ func (RouteRestore) Undo(_ context.Context, _ *Env, c *Change) error {
 	if err := netlink.RouteDel(want); err != nil && !errors.Is(err, unix.ESRCH) {
 		return fmt.Errorf("delete route 169.254.169.254/32 via %s: %w", d.Want.Interface, err)
 	}
+	c.Detail = "ip route del " + d.Want.command()
 	return nil
+}
+
+// Observe implements Fixer: the change is in effect while the main table routes IMDS the
+// way it wanted.
+func (RouteRestore) Observe(_ context.Context, _ *Env, c *Change) (bool, error) {
+	var d routeRestoreData
+	if err := json.Unmarshal(c.Data, &d); err != nil {
+		return false, fmt.Errorf("read change record: %w", err)
+	}
+	cur, err := currentIMDSRoute()
+	if err != nil {
+		return false, err
+	}
+	return cur.routes(d.Want), nil
 }
 
 // refuseSystemdIMDS keeps the fixer away from systemd-imdsd's deliberate layout.
@@ -241,14 +258,24 @@ func (r routeRecord) route() (*netlink.Route, error) {
 	return rt, nil
 }
 
+var routeTypes = map[int]string{unix.RTN_UNICAST: "unicast", unix.RTN_BLACKHOLE: "blackhole", unix.RTN_PROHIBIT: "prohibit", unix.RTN_UNREACHABLE: "unreachable", unix.RTN_THROW: "throw"}
+
 func (r routeRecord) describe() string {
-	names := map[int]string{unix.RTN_UNICAST: "unicast", unix.RTN_BLACKHOLE: "blackhole", unix.RTN_PROHIBIT: "prohibit", unix.RTN_UNREACHABLE: "unreachable", unix.RTN_THROW: "throw"}
-	s := names[r.Type] + " 169.254.169.254/32"
+	s := routeTypes[r.Type] + " 169.254.169.254/32"
 	if r.Gateway != "" {
 		s += " via " + r.Gateway
 	}
 	if r.Interface != "" {
 		s += " dev " + r.Interface
+	}
+	return s
+}
+
+// command is the route as `ip route` arguments (after the verb).
+func (r routeRecord) command() string {
+	s := r.describe()
+	if r.Metric != 0 {
+		s += fmt.Sprintf(" metric %d", r.Metric)
 	}
 	return s
 }

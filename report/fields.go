@@ -24,6 +24,8 @@ const (
 	FieldIMDSClass  = "IMDSMEND_IMDS_CLASS"
 	FieldDurationMS = "IMDSMEND_DURATION_MS"
 	FieldPolicy     = "IMDSMEND_POLICY" // the main policy file a reload read
+	// The run that stopped between a change and its result, which this run reconciled.
+	FieldInterruptedRun = "IMDSMEND_INTERRUPTED_RUN"
 
 	// Fields journald itself defines.
 	fieldMessageID        = "MESSAGE_ID"

@@ -52,6 +52,8 @@ var actionKinds = map[string]struct {
 	remediate.StatusSkipped:   {MessageActionSkipped, journal.PriInfo},
 	remediate.StatusFailed:    {MessageActionFailed, journal.PriErr},
 	remediate.StatusReverted:  {MessageActionReverted, journal.PriNotice},
+	// An interrupted change found not made: nothing changed.
+	remediate.StatusNotApplied: {MessageActionUnchanged, journal.PriNotice},
 }
 
 // RunEntries are the entries of a one-shot run: every open finding, every action, and the
@@ -107,12 +109,18 @@ func actionEntry(a Action, base map[string]string) Entry {
 	if a.Error != "" {
 		fields[FieldError] = a.Error
 	}
+	if a.InterruptedRun != "" {
+		fields[FieldInterruptedRun] = a.InterruptedRun
+	}
 	msg := fmt.Sprintf("%s %s %s for %s", a.Status, a.Kind, a.Target, a.Rule)
 	if a.Detail != "" {
 		msg += ": " + a.Detail
 	}
 	if a.Error != "" {
 		msg += " (" + a.Error + ")"
+	}
+	if a.InterruptedRun != "" {
+		msg += " [found after interrupted run " + a.InterruptedRun + "]"
 	}
 	return Entry{MessageID: k.id, Priority: k.prio, Message: msg, Fields: fields}
 }

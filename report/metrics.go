@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/imdsmend/imdsmend/internal/atomicfile"
+	"github.com/imdsmend/imdsmend/internal/paths"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 )
@@ -77,14 +77,15 @@ func Metrics(rep *Report, end time.Time) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// WriteMetrics replaces the textfile at path atomically, so node_exporter never reads
-// half a file. The file is world-readable (0644): it holds no secret.
-func WriteMetrics(path string, rep *Report, end time.Time) error {
+// WriteMetrics replaces the textfile file, a path inside p.Root, atomically, so
+// node_exporter never reads half a file. The file is world-readable (0644): it holds no
+// secret.
+func WriteMetrics(p paths.Paths, file string, rep *Report, end time.Time) error {
 	data, err := Metrics(rep, end)
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(path, data, 0o644); err != nil {
+	if err := p.WriteFile(file, data, 0o644); err != nil {
 		return fmt.Errorf("write metrics file (--metrics-file): %w", err)
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/imdsmend/imdsmend/internal/paths"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -48,7 +49,7 @@ func TestWriteMetricsParsesBack(t *testing.T) {
 	rep.Findings = append(rep.Findings, Finding{Rule: "proxy_leak", Severity: "warning"})
 	path := filepath.Join(t.TempDir(), "imdsmend.prom")
 	end := time.Unix(1795780404, 500_000_000)
-	if err := WriteMetrics(path, rep, end); err != nil {
+	if err := WriteMetrics(paths.New("/"), path, rep, end); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(path)
@@ -103,7 +104,7 @@ func TestWriteMetricsUnwritable(t *testing.T) {
 	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	err := WriteMetrics(filepath.Join(blocker, "imdsmend.prom"), sampleReport(), time.Now())
+	err := WriteMetrics(paths.New("/"), filepath.Join(blocker, "imdsmend.prom"), sampleReport(), time.Now())
 	if err == nil || !strings.Contains(err.Error(), "--metrics-file") {
 		t.Errorf("want an error naming --metrics-file, got %v", err)
 	}

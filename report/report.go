@@ -45,6 +45,9 @@ type Action struct {
 	Status string `json:"status"`
 	Detail string `json:"detail"`
 	Error  string `json:"error,omitempty"`
+	// InterruptedRun is the run that stopped (killed, disk full) between this change and
+	// its result record; this run looked at the system and recorded what is true.
+	InterruptedRun string `json:"interrupted_run,omitempty"`
 }
 
 // Unknown is a rule that could not be decided this run.
@@ -60,8 +63,19 @@ const (
 	ExitFindings = 2
 )
 
-// ExitCode maps the report to the process exit code: plan exits 2 when actions are planned.
+// ExitCode maps the report to the process exit code: plan exits 2 when actions are planned;
+// undo exits 0 when it reverted everything asked for and 1 when it could not, whatever the
+// health after it (the report shows that).
 func (r *Report) ExitCode() int {
+	if r.Command == "undo" {
+		for _, a := range r.Actions {
+			// Changes of an interrupted run settled on the way were not asked for.
+			if a.InterruptedRun == "" && a.Status != "reverted" {
+				return ExitError
+			}
+		}
+		return ExitHealthy
+	}
 	if r.Command == "plan" {
 		for _, a := range r.Actions {
 			if a.Status == "planned" {

@@ -22,6 +22,12 @@ func TestExitCode(t *testing.T) {
 		{"plan with only skipped actions but healthy", Report{Command: "plan", Healthy: true, Actions: []Action{{Status: "skipped"}}}, ExitHealthy},
 		{"apply fixed everything", Report{Command: "apply", Healthy: true, Actions: []Action{{Status: "applied"}}}, ExitHealthy},
 		{"apply left findings", Report{Command: "apply", Actions: []Action{{Status: "failed"}}}, ExitFindings},
+		// Undo says whether it reverted what was asked, whatever the health after it.
+		{"undo reverted a fix: the blocker is back", Report{Command: "undo", Actions: []Action{{Status: "reverted"}}}, ExitHealthy},
+		{"undo failed on a healthy host", Report{Command: "undo", Healthy: true, Actions: []Action{{Status: "reverted"}, {Status: "failed"}}}, ExitError},
+		{"undo not allowed", Report{Command: "undo", Healthy: true, Actions: []Action{{Status: "skipped"}}}, ExitError},
+		{"undo with nothing to revert", Report{Command: "undo"}, ExitHealthy},
+		{"undo settled an interrupted run", Report{Command: "undo", Actions: []Action{{Status: "failed", InterruptedRun: "r1"}, {Status: "reverted"}}}, ExitHealthy},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -38,6 +38,9 @@ func WriteText(w io.Writer, r *Report) error {
 		if a.Error != "" {
 			fmt.Fprintf(&b, " (%s)", a.Error)
 		}
+		if a.InterruptedRun != "" {
+			fmt.Fprintf(&b, " [found after interrupted run %s]", a.InterruptedRun)
+		}
 		b.WriteByte('\n')
 	}
 	verdict := "healthy"

@@ -31,6 +31,9 @@ type LoadOptions struct {
 	// Explicit is set when the user named MainFile, which then must exist.
 	Explicit bool
 	Kinds    Kinds
+	// Open opens a policy file for reading; nil is os.Open. Under --root it opens the file
+	// inside the root, so a link in the tree cannot make the run read a host file.
+	Open func(path string) (*os.File, error)
 }
 
 // BuiltinName is the file name diagnostics use for the embedded default policy.
@@ -96,7 +99,7 @@ func readSources(opts LoadOptions) ([]Source, hcl.Diagnostics) {
 			fail("Unsafe policy directory", err)
 		}
 	}
-	data, err := readPolicyFile(opts.MainFile)
+	data, err := readPolicyFile(opts.Open, opts.MainFile)
 	switch {
 	case err == nil:
 		sources = append(sources, Source{Name: opts.MainFile, Data: data})
@@ -112,7 +115,7 @@ func readSources(opts LoadOptions) ([]Source, hcl.Diagnostics) {
 		fail("Cannot read policy", err)
 	}
 	for _, p := range dropIns {
-		data, err := readPolicyFile(p)
+		data, err := readPolicyFile(opts.Open, p)
 		switch {
 		case errors.Is(err, errUnsafe):
 			fail("Unsafe policy file", err)
@@ -127,8 +130,11 @@ func readSources(opts LoadOptions) ([]Source, hcl.Diagnostics) {
 
 // readPolicyFile reads a policy file after checking, on the open file, that only root
 // could have written it.
-func readPolicyFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
+func readPolicyFile(open func(string) (*os.File, error), path string) ([]byte, error) {
+	if open == nil {
+		open = os.Open
+	}
+	f, err := open(path)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/imdsmend/imdsmend/internal/paths"
 	"github.com/imdsmend/imdsmend/report"
 	"github.com/spf13/cobra"
 )
@@ -16,7 +17,7 @@ func (g *globalFlags) record(cmd *cobra.Command, rep *report.Report) {
 	if path, err := g.metricsPath(); err != nil {
 		fmt.Fprintf(cmd.ErrOrStderr(), "imdsmend: %v\n", err)
 	} else if path != "" {
-		if err := report.WriteMetrics(path, rep, time.Now()); err != nil {
+		if err := report.WriteMetrics(paths.New(g.root), path, rep, time.Now()); err != nil {
 			fmt.Fprintf(cmd.ErrOrStderr(), "imdsmend: %v\n", err)
 		}
 	}

@@ -81,7 +81,7 @@ func newRootCommand() *cobra.Command {
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.policy, "policy", paths.DefaultPolicyFile, "main policy file; drop-ins are read from policy.d/ beside it")
 	pf.StringVar(&g.format, "format", "text", "output format: text or json")
-	pf.StringVar(&g.root, "root", "/", "prefix for every file imdsmend reads or writes")
+	pf.StringVar(&g.root, "root", "/", "prefix for every file imdsmend reads or writes (--policy, --state-dir, --metrics-file, the DIR of imdsmend test, /etc, /proc); links inside it never lead out; the run lock stays the host's")
 	pf.StringVar(&g.stateDir, "state-dir", paths.DefaultStateDir, "state directory (ledger, counters)")
 	pf.StringSliceVar(&g.only, "only", nil, "evaluate only these rules (comma-separated)")
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "bound for the whole run")
@@ -136,18 +136,15 @@ func (g *globalFlags) policyFile() string {
 	return abs
 }
 
-// metricsPath is --metrics-file inside --root, like every file imdsmend writes, with links
-// followed as the tree under --root sees them; "" when no metrics are asked for.
+// metricsPath is --metrics-file as seen inside --root, like every file imdsmend writes
+// (report.WriteMetrics writes it there, following links only inside --root). Without
+// --root, a relative path names a file in the working directory. "" when no metrics are
+// asked for.
 func (g *globalFlags) metricsPath() (string, error) {
-	if g.metricsFile == "" || g.root == "" || g.root == "/" {
+	if g.metricsFile == "" || (g.root != "" && g.root != "/") {
 		return g.metricsFile, nil
 	}
-	p := paths.New(g.root)
-	resolved, err := p.Resolve(g.metricsFile)
-	if err != nil {
-		return "", fmt.Errorf("metrics file %s under %s: %w", g.metricsFile, g.root, err)
-	}
-	return p.File(resolved), nil
+	return filepath.Abs(g.metricsFile)
 }
 
 // loadEngine loads and validates the policy, printing diagnostics; errors end the run.

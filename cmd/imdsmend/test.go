@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/imdsmend/imdsmend"
 	"github.com/imdsmend/imdsmend/internal/engine"
+	"github.com/imdsmend/imdsmend/internal/paths"
 	"github.com/imdsmend/imdsmend/report"
 	"github.com/imdsmend/imdsmend/rules"
 	"github.com/spf13/cobra"
@@ -24,7 +25,7 @@ func newTestCommand(g *globalFlags) *cobra.Command {
 policy on the facts given and checks which rules fire. With DIR, the *_test.hcl files in DIR
 test the active policy (--policy). Without DIR, the tests shipped with the built-in policy test
 it, and *_test.hcl files beside the active policy (and in its policy.d/) test the active policy.
-Exits 1 when a test fails.`,
+Like --policy, DIR is a path inside --root. Exits 1 when a test fails.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			e, err := g.loadEngine(cmd)
@@ -57,7 +58,10 @@ type testSuite struct {
 
 func testSuites(e *engine.Engine, mainFile string, args []string) ([]testSuite, error) {
 	if len(args) == 1 {
-		dir := args[0]
+		dir, err := testDir(e.Paths, args[0])
+		if err != nil {
+			return nil, err
+		}
 		if !hasTests(os.DirFS(dir)) {
 			return nil, fmt.Errorf("no *%s files in %s", rules.TestFileSuffix, dir)
 		}
@@ -78,6 +82,19 @@ func testSuites(e *engine.Engine, mainFile string, args []string) ([]testSuite, 
 		}
 	}
 	return suites, nil
+}
+
+// testDir is DIR inside --root, as the tree there sees it, like every path imdsmend
+// reads. Without --root, a relative DIR names a directory in the working directory.
+func testDir(p paths.Paths, dir string) (string, error) {
+	if p.Root == "" || p.Root == "/" {
+		return dir, nil
+	}
+	resolved, err := p.Resolve(dir)
+	if err != nil {
+		return "", fmt.Errorf("test directory %s under --root %s: %w", dir, p.Root, err)
+	}
+	return p.File(resolved), nil
 }
 
 func hasTests(fsys fs.FS) bool {

@@ -104,3 +104,17 @@ func TestTestCommand(t *testing.T) {
 		})
 	}
 }
+
+// TestTestCommandUnderRoot: `imdsmend test DIR` reads DIR inside --root, as it reads
+// --policy there.
+func TestTestCommandUnderRoot(t *testing.T) {
+	root := t.TempDir()
+	tree.Write(t, root, map[string]string{
+		"etc/imdsmend/policy.hcl": cliPolicy,
+		"srv/tests/a_test.hcl":    "test \"down\" {\n  facts  = { imds = { class = \"timeout\" } }\n  expect = [\"imds_down\"]\n}\n",
+	})
+	stdout, stderr, code := runCLI(t, "test", "--root", root, "--policy", "/etc/imdsmend/policy.hcl", "/srv/tests")
+	if code != 0 || !strings.Contains(stdout, "--- PASS: down ("+filepath.Join(root, "srv/tests/a_test.hcl")+":1)") {
+		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s\nwant the test in the root to pass", code, stdout, stderr)
+	}
+}

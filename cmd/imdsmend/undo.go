@@ -33,6 +33,11 @@ func newUndoCommand(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if len(rep.Actions) == 0 && g.format == "text" {
+				g.record(cmd, rep)
+				fmt.Fprintln(cmd.OutOrStdout(), "nothing to undo: no recorded change is left to revert (`imdsmend undo --list` lists them)")
+				return nil
+			}
 			return g.emit(cmd, rep)
 		},
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/imdsmend/imdsmend/internal/engine"
+	"github.com/imdsmend/imdsmend/internal/paths"
 	"github.com/imdsmend/imdsmend/report"
 	"github.com/imdsmend/imdsmend/rules"
 	"github.com/spf13/cobra"
@@ -43,7 +44,7 @@ policy (a policy with errors is rejected and the old one kept); SIGTERM stops it
 			}
 			obs := &watchObserver{
 				journal: report.NewJournal(cmd.ErrOrStderr()), notify: report.NewNotifier(),
-				stderr: cmd.ErrOrStderr(), metricsFile: metricsFile, policy: g.policy,
+				stderr: cmd.ErrOrStderr(), metricsFile: metricsFile, root: paths.New(g.root), policy: g.policy,
 			}
 			w := &engine.Watch{
 				Engine:           e,
@@ -67,6 +68,7 @@ type watchObserver struct {
 	tracker     report.Tracker
 	stderr      io.Writer
 	metricsFile string
+	root        paths.Paths // --root, where metricsFile is
 	policy      string
 
 	ready   bool
@@ -88,7 +90,7 @@ func (o *watchObserver) Pass(rep *report.Report, t engine.Trigger, err error) {
 		}
 		o.status, o.problem = report.WatchStatusLine(rep, o.lastFix, now), ""
 		if o.metricsFile != "" {
-			o.warn(report.WriteMetrics(o.metricsFile, rep, now))
+			o.warn(report.WriteMetrics(o.root, o.metricsFile, rep, now))
 		}
 	}
 	if !o.ready {

@@ -3,6 +3,8 @@
 package atomicfile
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"os"
@@ -21,23 +23,38 @@ func WriteFile(path string, data []byte, perm fs.FileMode) error {
 	case !os.IsNotExist(err):
 		return fmt.Errorf("resolve %s: %w", path, err)
 	}
+	r, err := os.OpenRoot(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("open directory of %s: %w", path, err)
+	}
+	defer r.Close()
+	return WriteFileIn(r, filepath.Base(path), data, perm)
+}
+
+// WriteFileIn is WriteFile for the file name inside r: every file it touches stays inside
+// r, whatever links the tree holds. A symlink at name is replaced by the file, never
+// followed: the caller resolves links it means to keep (paths.Paths.WriteFile does).
+func WriteFileIn(r *os.Root, name string, data []byte, perm fs.FileMode) error {
 	uid, gid := -1, -1
-	if st, err := os.Stat(path); err == nil {
+	if st, err := r.Lstat(name); err == nil && st.Mode().IsRegular() {
 		perm = st.Mode().Perm()
 		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
 			uid, gid = int(sys.Uid), int(sys.Gid)
 		}
 	}
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".imdsmend-*")
+	dir, base := filepath.Split(name)
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	tmpName := filepath.Join(dir, "."+base+".imdsmend-"+hex.EncodeToString(rnd[:]))
+	tmp, err := r.OpenFile(tmpName, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return fmt.Errorf("create temp file in %s: %w", dir, err)
+		return fmt.Errorf("create temp file in %s: %w", filepath.Join(r.Name(), dir), err)
 	}
 	done := false
 	defer func() {
 		if !done {
 			tmp.Close()
-			os.Remove(tmp.Name())
+			_ = r.Remove(tmpName)
 		}
 	}()
 	if _, err := tmp.Write(data); err != nil {
@@ -57,11 +74,11 @@ func WriteFile(path string, data []byte, perm fs.FileMode) error {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", tmp.Name(), err)
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("rename %s to %s: %w", tmp.Name(), path, err)
+	if err := r.Rename(tmpName, name); err != nil {
+		return fmt.Errorf("rename %s to %s: %w", tmp.Name(), filepath.Join(r.Name(), name), err)
 	}
 	done = true
-	if d, err := os.Open(dir); err == nil {
+	if d, err := r.Open(filepath.Clean(dir)); err == nil {
 		// Persist the rename itself; a failure here does not undo the write.
 		_ = d.Sync()
 		d.Close()

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -58,6 +59,7 @@ func New(opts Options) (*Engine, hcl.Diagnostics) {
 		Builtin:  opts.BuiltinPolicy,
 		Explicit: opts.PolicyExplicit,
 		Kinds:    reg,
+		Open:     func(name string) (*os.File, error) { return p.OpenFile(p.System(name), os.O_RDONLY, 0) },
 	})
 	if diags.HasErrors() {
 		return &Engine{Policy: pol}, diags
@@ -65,15 +67,14 @@ func New(opts Options) (*Engine, hcl.Diagnostics) {
 	if err := pol.CheckOnly(opts.Only); err != nil {
 		return &Engine{Policy: pol}, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unknown rule in --only", Detail: err.Error()})
 	}
-	// The ledger, backups and lock are opened through these paths on the host: links in
-	// them must lead where they lead on the system at Root, not on the host.
-	for _, f := range []*string{&p.StateDir, &p.LockFile} {
-		resolved, err := p.Resolve(*f)
-		if err != nil {
-			return &Engine{Policy: pol}, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unusable state path", Detail: err.Error()})
-		}
-		*f = resolved
+	// The ledger and backups are opened inside Root: links in the state directory must
+	// lead where they lead on the system at Root, not on the host. (The run lock is the
+	// host's: see paths.Paths.LockFile.)
+	resolved, err := p.Resolve(p.StateDir)
+	if err != nil {
+		return &Engine{Policy: pol}, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unusable state path", Detail: err.Error()})
 	}
+	p.StateDir = resolved
 	return &Engine{Policy: pol, Registry: reg, Probes: facts.DefaultProbes(), Paths: p, Only: opts.Only}, diags
 }
 
@@ -112,6 +113,14 @@ func (e *Engine) Run(ctx context.Context, command string) (*report.Report, error
 		}
 		defer unlock()
 	}
+	var settled []*remediate.Change
+	if command == CommandApply {
+		// Before the facts: a change an interrupted run made is part of the system now.
+		var err error
+		if settled, err = e.executor(rep.RunID, nil).Reconcile(ctx); err != nil {
+			return nil, err
+		}
+	}
 	f := e.Gather(ctx)
 	res, err := e.evaluate(f)
 	if err != nil {
@@ -133,7 +142,7 @@ func (e *Engine) Run(ctx context.Context, command string) (*report.Report, error
 				}
 			}
 		}
-		rep.Actions = actions(changes)
+		rep.Actions = actions(append(settled, changes...))
 	}
 	fill(rep, f, res)
 	rep.DurationMS = float64(time.Since(start).Microseconds()) / 1000
@@ -150,12 +159,16 @@ func (e *Engine) Undo(ctx context.Context, last bool, ids []string) (*report.Rep
 	}
 	defer unlock()
 	x := e.executor(rep.RunID, nil)
+	settled, err := x.Reconcile(ctx)
+	if err != nil {
+		return nil, err
+	}
 	changes, err := x.Undoable(last, ids)
 	if err != nil {
 		return nil, err
 	}
 	x.Undo(ctx, changes)
-	rep.Actions = actions(changes)
+	rep.Actions = actions(append(settled, changes...))
 	f := e.Gather(ctx)
 	res, err := e.evaluate(f)
 	if err != nil {
@@ -172,7 +185,9 @@ func (e *Engine) Pending() ([]remediate.Pending, error) {
 }
 
 // Ledger returns the ledger of this engine's state directory.
-func (e *Engine) Ledger() *remediate.Ledger { return remediate.NewLedger(e.Paths.Ledger()) }
+func (e *Engine) Ledger() *remediate.Ledger {
+	return remediate.NewLedgerIn(e.Paths, filepath.Join(e.Paths.StateDir, "ledger.jsonl"))
+}
 
 func (e *Engine) executor(runID string, f *facts.Facts) *remediate.Executor {
 	s := e.Policy.Settings
@@ -205,7 +220,7 @@ func changed(changes []*remediate.Change) bool {
 func actions(changes []*remediate.Change) []report.Action {
 	out := make([]report.Action, 0, len(changes))
 	for _, c := range changes {
-		out = append(out, report.Action{ID: c.ID, Rule: c.Rule, Kind: c.Kind, Target: c.Target, Status: c.Status, Detail: c.Detail, Error: c.Error})
+		out = append(out, report.Action{ID: c.ID, Rule: c.Rule, Kind: c.Kind, Target: c.Target, Status: c.Status, Detail: c.Detail, Error: c.Error, InterruptedRun: c.Interrupted})
 	}
 	return out
 }

@@ -91,7 +91,13 @@ func (markFixer) Apply(_ context.Context, env *remediate.Env, c *remediate.Chang
 }
 
 func (markFixer) Undo(_ context.Context, env *remediate.Env, c *remediate.Change) error {
+	c.Detail = "mark " + c.Target + " leaking"
 	return os.WriteFile(env.Paths.File(c.Target), []byte("leak"), 0o644)
+}
+
+func (markFixer) Observe(_ context.Context, env *remediate.Env, c *remediate.Change) (bool, error) {
+	data, err := os.ReadFile(env.Paths.File(c.Target))
+	return string(data) == "fixed", err
 }
 
 func newFlow(t *testing.T, markers map[string]string) (*Engine, string) {
@@ -306,5 +312,50 @@ func TestStatePathsResolveInRoot(t *testing.T) {
 	}
 	if got, want := e.Paths.Ledger(), filepath.Join(root, "var/persist/imdsmend/ledger.jsonl"); got != want {
 		t.Errorf("ledger at %s, want %s", got, want)
+	}
+}
+
+// TestRootConfinesLedgerAndPolicy: under --root, a ledger.jsonl or policy file that links
+// to a host file (here a file outside the temporary root) is followed as the tree sees it:
+// the ledger's repair never truncates the host file and the policy is not read from it.
+// The run lock is the host's whatever --root says.
+func TestRootConfinesLedgerAndPolicy(t *testing.T) {
+	outside := t.TempDir()
+	victim := filepath.Join(outside, "victim")
+	const hostData = "host file without a newline"
+	if err := os.WriteFile(victim, []byte(hostData), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hostPolicy := filepath.Join(outside, "policy.hcl")
+	if err := os.WriteFile(hostPolicy, []byte("this is not HCL {"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	for link, target := range map[string]string{
+		"var/lib/imdsmend/ledger.jsonl": victim,
+		"etc/imdsmend/policy.hcl":       hostPolicy,
+	} {
+		if err := os.MkdirAll(filepath.Join(root, filepath.Dir(link)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, filepath.Join(root, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(root, outside), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	e, diags := New(Options{PolicyFile: "/etc/imdsmend/policy.hcl", BuiltinPolicy: imdsmend.DefaultPolicy, Root: root, StateDir: "/var/lib/imdsmend"})
+	if diags.HasErrors() {
+		t.Fatalf("the policy was read through the link to the host: %v", diags)
+	}
+	if err := e.Ledger().Append(remediate.Entry{RunID: "r", Phase: remediate.PhaseIntent, Change: remediate.Change{ID: "a"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(victim); string(got) != hostData {
+		t.Errorf("the host file now holds %q; want it untouched", got)
+	}
+	if got, want := e.Paths.Lock(), paths.DefaultLockFile; got != want {
+		t.Errorf("run lock %s under --root %s; want the host's %s", got, root, want)
 	}
 }

@@ -173,6 +173,10 @@ func (f stallFixer) Apply(context.Context, *remediate.Env, *remediate.Change) er
 }
 func (stallFixer) Undo(context.Context, *remediate.Env, *remediate.Change) error { return nil }
 
+func (stallFixer) Observe(context.Context, *remediate.Env, *remediate.Change) (bool, error) {
+	return true, nil
+}
+
 const stallPolicy = `
 settings {
   mode     = "enforce"

@@ -55,7 +55,9 @@ type Paths struct {
 	Root string
 	// StateDir is the state directory as seen inside Root (ledger, state.json).
 	StateDir string
-	// LockFile is the run lock as seen inside Root.
+	// LockFile is the run lock on this host, whatever Root says: every run that changes
+	// the host takes it, and a tree under --root is changed through the host's firewall
+	// and routes too.
 	LockFile string
 }
 
@@ -127,5 +129,5 @@ func (p Paths) State(name string) string { return p.File(filepath.Join(p.StateDi
 // Ledger is the append-only record of every change.
 func (p Paths) Ledger() string { return p.State("ledger.jsonl") }
 
-// Lock is the file that serialises runs.
-func (p Paths) Lock() string { return p.File(p.LockFile) }
+// Lock is the file that serialises runs: on the host, not under Root.
+func (p Paths) Lock() string { return filepath.Clean(p.LockFile) }

@@ -46,12 +46,12 @@ func TestRouteLocalIsFine(t *testing.T) {
 // the primary ENI, a second apply does nothing, and undo brings back the routing as it was.
 func TestRouteBlockers(t *testing.T) {
 	tests := []struct {
-		maker  harness.Maker
-		detail string
+		maker        harness.Maker
+		detail, undo string // what apply and undo say they do
 	}{
-		{harness.ProhibitRouteIMDS, "ip route replace 169.254.169.254/32 via 10.254.0.1 dev eth0 (replacing prohibit 169.254.169.254/32)"},
-		{harness.NoRouteIMDS, "ip route add 169.254.169.254/32 dev eth0"},
-		{harness.SecondaryENIRouteIMDS, "ip route replace 169.254.169.254/32 via 10.254.0.1 dev eth0 (replacing unicast 169.254.169.254/32 dev eth1)"},
+		{harness.ProhibitRouteIMDS, "ip route replace 169.254.169.254/32 via 10.254.0.1 dev eth0 (replacing prohibit 169.254.169.254/32)", "ip route replace prohibit 169.254.169.254/32"},
+		{harness.NoRouteIMDS, "ip route add 169.254.169.254/32 dev eth0", "ip route del unicast 169.254.169.254/32 dev eth0"},
+		{harness.SecondaryENIRouteIMDS, "ip route replace 169.254.169.254/32 via 10.254.0.1 dev eth0 (replacing unicast 169.254.169.254/32 dev eth1)", "ip route replace unicast 169.254.169.254/32 dev eth1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.maker.Name, func(t *testing.T) {
@@ -102,9 +102,10 @@ func TestRouteBlockers(t *testing.T) {
 				t.Errorf("second apply: exit %d, actions %+v", res.ExitCode, rep.Actions)
 			}
 
-			rep, _ = r.report(ctx, "undo", "--last")
-			if len(rep.Actions) != 1 || rep.Actions[0].Status != "reverted" {
-				t.Errorf("undo: actions %+v", rep.Actions)
+			// Undo says what it did, and exits 0 for a complete undo though the blocker is back.
+			rep, res = r.report(ctx, "undo", "--last")
+			if res.ExitCode != 0 || len(rep.Actions) != 1 || rep.Actions[0].Status != "reverted" || rep.Actions[0].Detail != tt.undo {
+				t.Errorf("undo: exit %d, actions %+v; want exit 0, reverted: %s", res.ExitCode, rep.Actions, tt.undo)
 			}
 			if got := routeState(ctx, t, ns); got != before {
 				t.Errorf("undo did not restore the routes (-before +after):\n%s", cmp.Diff(before, got))
