@@ -108,6 +108,8 @@ func TestFirewallBlockers(t *testing.T) {
 			rep, res = r.report(ctx, "undo", "--last")
 			if len(rep.Actions) != 1 || rep.Actions[0].Status != "reverted" {
 				t.Errorf("undo: actions %+v, want one reverted\n%s", rep.Actions, res.Stderr)
+			} else if d := rep.Actions[0].Detail; !strings.Contains(d, " -I ") && !strings.Contains(d, "| nft -j -f -") {
+				t.Errorf("undo detail %q is not the insertion undo ran", d)
 			}
 			if got := firewallState(ctx, t, ns); got != before {
 				t.Errorf("undo did not restore the rules (-before +after):\n%s", cmp.Diff(before, got))
@@ -203,6 +205,48 @@ func TestFirewallSharedChain(t *testing.T) {
 				t.Errorf("undo did not restore the rules (-before +after):\n%s", cmp.Diff(before, got))
 			}
 		})
+	}
+}
+
+// TestFirewallDeleteCopies: of three identical rules, a policy that lists two deletes two
+// and one remains; undo brings back those two, not more.
+func TestFirewallDeleteCopies(t *testing.T) {
+	ctx := testContext(t)
+	ns := newNamespace(t)
+	serveAEMM(ctx, t, ns)
+	rule := []string{"OUTPUT", "-p", "tcp", "-d", harness.IMDSAddr + "/32", "-j", "REJECT"}
+	for range 3 {
+		if err := harness.RejectMaker(rule).Make(ctx, ns); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := firewallState(ctx, t, ns)
+	r := newRun(t, ns)
+	r.dropIn("60-two-copies.hcl", `
+rule "firewall_blocks_imds" {
+  enabled = false
+}
+
+rule "two_copies" {
+  when     = length([for r in facts.firewall.rules : r if r.blocks]) > 0
+  severity = "warning"
+  summary  = "two of the copies go"
+  remediate "firewall_delete" {
+    rules = [for r in facts.firewall.rules : r if r.blocks && r.position <= 2]
+  }
+}
+`)
+	rep, res := r.report(ctx, "apply")
+	if a := deleteActions(rep); len(a) != 1 || a[0].Status != "applied" {
+		t.Fatalf("apply: exit %d, actions %+v\n%s", res.ExitCode, rep.Actions, res.Stderr)
+	}
+	out, err := ns.Exec(ctx, nil, "iptables", "-w", "-S", "OUTPUT")
+	if err != nil || strings.Count(out.Stdout, "-j REJECT") != 1 {
+		t.Errorf("after apply, OUTPUT holds:\n%s\nwant one copy left (%v)", out.Stdout, err)
+	}
+	r.report(ctx, "undo", "--last")
+	if got := firewallState(ctx, t, ns); got != before {
+		t.Errorf("undo did not bring back exactly the two copies (-before +after):\n%s", cmp.Diff(before, got))
 	}
 }
 

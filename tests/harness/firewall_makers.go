@@ -159,6 +159,9 @@ var NftRejectIMDS = Maker{
 	},
 }
 
+// RejectMaker inserts rule (CHAIN then its spec) into iptables' filter table.
+func RejectMaker(rule []string) Maker { return iptablesMaker("custom", "iptables", "filter", rule) }
+
 // iptablesMaker inserts rule (CHAIN then its spec) into table with tool.
 func iptablesMaker(name, tool, table string, rule []string) Maker {
 	return Maker{
