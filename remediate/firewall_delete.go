@@ -76,9 +76,9 @@ type firewallDeleteData struct {
 	// Positions of the deleted rules when they were deleted: 1-based for iptables, the
 	// 0-based index for nft, in deletion order.
 	Positions []int `json:"positions,omitempty"`
-	// Previous holds, per deleted iptables rule, the spec of the rule just before it when
-	// it went (null: it was the first), so undo puts it back beside that neighbour even
-	// when positions have shifted since.
+	// Previous holds, per deleted rule, the spec of the rule just before it when it went
+	// (null: it was the first), so undo puts it back beside that neighbour even when
+	// positions have shifted since.
 	Previous []*string `json:"previous,omitempty"`
 	// Remaining is how many identical iptables rules stayed in the chain after the
 	// deletion; undo restores only what is missing beyond them.
@@ -365,7 +365,13 @@ func (d *firewallDeleteData) restoreIptables() ([]string, error) {
 	for i := len(d.Positions) - 1; i >= 0 && missing > 0; i, missing = i-1, missing-1 {
 		pos := min(d.Positions[i], len(rules)+1)
 		if i < len(d.Previous) {
-			pos = d.besideNeighbour(rules, d.Previous[i], d.Positions[i], pos)
+			pos = 1 + besideNeighbour(d.Previous[i], func(prev string) []int {
+				words, err := facts.SplitWords(prev)
+				if err != nil {
+					return nil
+				}
+				return indexesOf(rules, words)
+			}, d.Positions[i]-1, pos-1)
 		}
 		if err := ipt.Insert(d.Table, d.Chain, pos, words...); err != nil {
 			return ran, iptablesError("insert", d, err)
@@ -376,27 +382,23 @@ func (d *firewallDeleteData) restoreIptables() ([]string, error) {
 	return ran, nil
 }
 
-// besideNeighbour is the 1-based position right after the rule prev (nil: the chain's
-// start); of several copies of prev, the one nearest where it was (old-1). Without prev in
-// the chain it is fallback.
-func (d *firewallDeleteData) besideNeighbour(rules [][]string, prev *string, old, fallback int) int {
+// besideNeighbour is the 0-based index right after the rule prev (nil: the chain's
+// start), where find lists prev's indexes; of several copies, the one nearest where it
+// was (old-1) counts. Without prev in the chain it is fallback.
+func besideNeighbour(prev *string, find func(prev string) []int, old, fallback int) int {
 	if prev == nil {
-		return 1
-	}
-	words, err := facts.SplitWords(*prev)
-	if err != nil {
-		return fallback
+		return 0
 	}
 	best := -1
-	for _, j := range indexesOf(rules, words) {
-		if best < 0 || abs(j+1-(old-1)) < abs(best+1-(old-1)) {
+	for _, j := range find(*prev) {
+		if best < 0 || abs(j-(old-1)) < abs(best-(old-1)) {
 			best = j
 		}
 	}
 	if best < 0 {
 		return fallback
 	}
-	return best + 2
+	return best + 1
 }
 
 func abs(n int) int { return max(n, -n) }
@@ -452,7 +454,7 @@ func (d *firewallDeleteData) deleteNft(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.Positions, d.Expr, d.Comment = nil, nil, ""
+	d.Positions, d.Previous, d.Expr, d.Comment = nil, nil, nil, ""
 	index := -1
 	for i, r := range chain {
 		if r.Handle == d.Handle {
@@ -486,10 +488,16 @@ func (d *firewallDeleteData) deleteNft(ctx context.Context) error {
 		return err
 	}
 	d.Positions, d.Expr, d.Comment = []int{index}, chain[index].Expr, chain[index].Comment
+	d.Previous = []*string{nil}
+	if index > 0 {
+		spec := facts.NftRuleSpec(chain[index-1].Expr, chain[index-1].Comment)
+		d.Previous[0] = &spec
+	}
 	return nil
 }
 
-// restoreNft adds the rule back at the index it had, unless the chain holds it again.
+// restoreNft adds the rule back right after the rule that preceded it (else at the index
+// it had), unless the chain holds it again.
 func (d *firewallDeleteData) restoreNft(ctx context.Context) ([]string, error) {
 	if len(d.Positions) == 0 {
 		return nil, nil
@@ -498,10 +506,23 @@ func (d *firewallDeleteData) restoreNft(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, r := range chain {
-		if facts.NftRuleSpec(r.Expr, r.Comment) == d.Spec {
+	specs := make([]string, len(chain))
+	for i, r := range chain {
+		if specs[i] = facts.NftRuleSpec(r.Expr, r.Comment); specs[i] == d.Spec {
 			return nil, nil
 		}
+	}
+	index := d.Positions[0]
+	if len(d.Previous) > 0 {
+		index = besideNeighbour(d.Previous[0], func(prev string) []int {
+			var found []int
+			for i, s := range specs {
+				if s == prev {
+					found = append(found, i)
+				}
+			}
+			return found
+		}, d.Positions[0], index)
 	}
 	fam, table, _ := strings.Cut(d.Table, " ")
 	rule := map[string]any{"family": fam, "table": table, "chain": d.Chain, "expr": d.Expr}
@@ -509,8 +530,8 @@ func (d *firewallDeleteData) restoreNft(ctx context.Context) ([]string, error) {
 		rule["comment"] = d.Comment
 	}
 	verb := "add"
-	if d.Positions[0] < len(chain) {
-		verb, rule["index"] = "insert", d.Positions[0]
+	if index < len(chain) {
+		verb, rule["index"] = "insert", index
 	}
 	doc, err := json.Marshal(map[string]any{"nftables": []any{map[string]any{verb: map[string]any{"rule": rule}}}})
 	if err != nil {

@@ -499,3 +499,28 @@ func TestFirewallDeleteNftUndoAlreadyBack(t *testing.T) {
 		t.Errorf("detail %q", c.Detail)
 	}
 }
+
+// TestFirewallDeleteNftUndoBesideNeighbour: an nft rule goes back right after the rule that
+// preceded it, though a rule added since has shifted the indexes.
+func TestFirewallDeleteNftUndoBesideNeighbour(t *testing.T) {
+	rule := func(handle int, addr string) string {
+		return fmt.Sprintf(`{"rule": {"family": "inet", "table": "t", "chain": "out", "handle": %d, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": %q}}, {"accept": null}]}}`, handle, addr)
+	}
+	// It was [a, b, deleted, c]; x has been put first since.
+	now := `{"nftables": [` + strings.Join([]string{rule(9, "10.0.0.9"), rule(1, "10.0.0.1"), rule(2, "10.0.0.2"), rule(3, "10.0.0.3")}, ", ") + `]}`
+	log := fakeNft(t, now, "")
+	prev := "ip daddr 10.0.0.2 accept"
+	data, _ := json.Marshal(firewallDeleteData{Backend: "nftables", Family: "ipv4", Table: "inet t", Chain: "out", Spec: "drop", Handle: 7,
+		Positions: []int{2}, Previous: []*string{&prev}, Expr: json.RawMessage(`[{"drop": null}]`)})
+	c := &Change{Data: data}
+	if err := (FirewallDelete{}).Undo(context.Background(), &Env{}, c); err != nil {
+		t.Fatal(err)
+	}
+	calls, _ := os.ReadFile(log)
+	if !strings.Contains(string(calls), `"insert":{"rule":{"chain":"out","expr":[{"drop":null}],"family":"inet","index":3,"table":"t"}}`) {
+		t.Errorf("nft calls:\n%s\nwant an insert at index 3, after 10.0.0.2", calls)
+	}
+	if !strings.HasSuffix(c.Detail, "| nft -j -f -") || !strings.Contains(c.Detail, `"index":3`) {
+		t.Errorf("detail %q is not the command undo ran", c.Detail)
+	}
+}
