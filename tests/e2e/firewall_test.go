@@ -165,8 +165,9 @@ func TestFirewallSharedChain(t *testing.T) {
 			ctx := testContext(t)
 			ns := newNamespace(t)
 			serveAEMM(ctx, t, ns)
+			// No fastDrop here: on a loaded machine its shorter probe budget can run out
+			// while the firewall is read, and the test is about which rule goes.
 			r := newRun(t, ns)
-			r.dropIn("50-fast.hcl", fastDrop)
 			if err := tt.maker.Make(ctx, ns); err != nil {
 				t.Fatal(err)
 			}
