@@ -62,10 +62,12 @@ rule "firewall_blocks_imds" {
   # scoped by socket owner (deliberate), those that hit far more than IMDS (broad: a DROP
   # of all output, a chain policy) and those whose comment says "imdsmend:keep" are
   # reported but never deleted by default.
+  # Each rule says what apply does with it: deleted, or kept and why. A jump that leads to a
+  # shared chain names the broad rule it spares.
   when     = length([for r in facts.firewall.rules : r if r.blocks]) > 0
   severity = "critical"
-  summary  = "firewall rules stop root's requests to IMDS: ${join("; ", [for r in facts.firewall.rules : "${r.backend}/${r.family}/${r.table}/${r.chain}: ${r.spec}" if r.blocks])}"
-  hint     = "imdsmend apply deletes those that are neither owner-scoped, broad nor marked imdsmend:keep; docs/firewall.md tells how to keep or remove the others"
+  summary  = "firewall rules stop root's requests to IMDS: ${join("; ", [for r in facts.firewall.rules : "${r.backend}/${r.family}/${r.table}/${r.chain}: ${r.spec} (${startswith(r.spec, "-P ") ? "kept: the chain's default policy" : r.deliberate ? "kept: owner-scoped, deliberate" : r.broad ? "kept: broad, it stops other traffic too" : strcontains(r.spec, "imdsmend:keep") ? "kept: marked imdsmend:keep" : r.leads_to != "" ? "deleted by apply: IMDS's own jump to ${r.leads_to}" : "deleted by apply"})" if r.blocks])}"
+  hint     = length([for r in facts.firewall.rules : r if r.blocks && (r.deliberate || r.broad || strcontains(r.spec, "imdsmend:keep"))]) > 0 ? "a kept rule stays, and IMDS stays blocked for root, until it is changed by hand: an ACCEPT for root's requests before it opens IMDS (iptables -I OUTPUT 1 -d 169.254.169.254/32 -p tcp --dport 80 -m owner --uid-owner 0 -j ACCEPT; a firewall_allow fix that adds one is planned), or delete it with a drop-in (docs/firewall.md)" : "imdsmend apply deletes them; docs/firewall.md tells how to keep a rule"
   evidence = { rules = [for r in facts.firewall.rules : r if r.blocks] }
 
   remediate "firewall_delete" {

@@ -32,12 +32,13 @@ type FirewallRule struct {
 	Position   int    `cty:"position" json:"position" doc:"1-based position in the chain; 0 for a chain policy."`
 	Handle     int    `cty:"handle" json:"handle" doc:"nft rule handle (nftables only), else 0."`
 	Spec       string `cty:"spec" json:"spec" doc:"The rule as iptables -S prints it after \"-A CHAIN\" (\"-P CHAIN DROP\" for a policy), or nft's rule text with its comment."`
-	Effect     string `cty:"effect" json:"effect" doc:"drop, reject, dnat, redirect or queue."`
+	Effect     string `cty:"effect" json:"effect" doc:"drop, reject, dnat, redirect or queue (for a jump, that of the rule it leads to)."`
 	Scope      string `cty:"scope" json:"scope" doc:"Whose IMDS requests it hits: everyone, root, non_root (other local users only) or forwarded (containers' and pods' routed traffic only)."`
 	Blocks     bool   `cty:"blocks" json:"blocks" doc:"It certainly stops root's requests (imdsmend, cloud-init, the SSM agent) to an endpoint in use (IPv6 only with settings.ipv6)."`
 	Certain    bool   `cty:"certain" json:"certain" doc:"Its scope is certain; false when it depends on what imdsmend can't see (marks, rate limits, named sets)."`
 	Deliberate bool   `cty:"deliberate" json:"deliberate" doc:"Someone scoped it on purpose: it matches the socket owner (--uid-owner, skuid) on its path, or only hits non-root or forwarded traffic."`
-	Broad      bool   `cty:"broad" json:"broad" doc:"It hits far more than IMDS (no destination of /8 or narrower on its path, or a chain policy); removing it would open other traffic."`
+	Broad      bool   `cty:"broad" json:"broad" doc:"It hits more than IMDS: a chain policy, or a rule some way into which (from any hook, INPUT and FORWARD included) does not limit the destination to a /8 or narrower network holding IMDS. Removing it would open other traffic; leads_to names it on the jump that is IMDS's own way to it."`
+	LeadsTo    string `cty:"leads_to" json:"leads_to" doc:"For a jump (or goto): the broad rule it leads IMDS traffic to, as \"CHAIN: SPEC\"; the jump limits the destination to IMDS, so deleting it spares the others that rule serves. Empty for other rules."`
 }
 
 // FirewallProbe reads iptables (nf_tables and legacy backends, IPv4 and IPv6) and native
@@ -355,13 +356,19 @@ func judge(h *ruleHits, t *fwTable, ipv6 bool) (FirewallRule, bool) {
 	}
 	r := h.rule
 	effect := effects[r.verdict]
+	leadsTo := ""
+	if h.leads != nil {
+		effect = effects[h.leads.verdict]
+		leadsTo = h.leads.chain.name + ": " + h.leads.spec
+	}
 	fr := FirewallRule{
 		Backend: t.backend, Family: t.family, Table: t.name, Chain: r.chain.name,
 		Position: r.pos, Handle: r.handle, Spec: r.spec, Effect: effect, Scope: scope,
 		Certain:    certain,
 		Blocks:     root >= some && (t.family == "ipv4" || ipv6),
 		Deliberate: h.owner || scope == "non_root" || scope == "forwarded",
-		Broad:      h.broad || h.policy,
+		Broad:      h.broad,
+		LeadsTo:    leadsTo,
 	}
 	sum := sha256.Sum256([]byte(r.spec))
 	fr.ID = strings.Join([]string{fr.Backend, fr.Family, fr.Table, fr.Chain, hex.EncodeToString(sum[:4])}, "/")

@@ -93,6 +93,9 @@ type fwRule struct {
 	// narrows: a condition limits the destination to a /8 or narrower network holding
 	// the IMDS address, so the rule is about IMDS rather than all traffic.
 	narrows bool
+	// mapTargets are chains a verdict map may jump to; the walk does not follow them,
+	// but they make those chains shared.
+	mapTargets []string
 	// owner: the rule matches on the sending socket's user or group.
 	owner bool
 	// uncertainVerdict: what the verdict does depends on something unseen (a queue's
@@ -117,6 +120,9 @@ type fwTable struct {
 	name    string
 	chains  map[string]*fwChain
 	order   []*fwChain
+	// referrers lists, per chain name, the rules that jump or go to it; built on first
+	// use.
+	referrers map[string][]*fwRule
 }
 
 // hookCarries says which traffic classes pass a hook: local output passes output and
@@ -133,16 +139,17 @@ func hookCarries(hook string, c class) bool {
 	return false
 }
 
-// ruleHits accumulates, per rule, the strongest outcome each class met and whether any
-// path to the rule left the destination unnarrowed.
+// ruleHits accumulates, per rule, the strongest outcome each class met and whether the
+// rule hits more than IMDS.
 type ruleHits struct {
 	rule  *fwRule
 	by    [numClasses]outcome
 	broad bool
 	// owner: the rule or a jump on a path to it matches the socket owner.
 	owner bool
-	// policy marks the synthetic hit of a base chain's DROP policy.
-	policy bool
+	// leads is, for a jump, the broad rule it leads IMDS traffic to: the jump is the
+	// narrowest rule specific to IMDS on that rule's path (see specific).
+	leads *fwRule
 }
 
 type evaluator struct {
@@ -153,28 +160,97 @@ type evaluator struct {
 	hits      map[*fwRule]*ruleHits
 	order     []*ruleHits
 	policies  map[*fwChain]*fwRule
+	// narrowEntries memoizes narrowEntry.
+	narrowEntries map[*fwChain]bool
 }
 
 func newEvaluator() *evaluator {
-	return &evaluator{hits: map[*fwRule]*ruleHits{}, policies: map[*fwChain]*fwRule{}}
+	return &evaluator{hits: map[*fwRule]*ruleHits{}, policies: map[*fwChain]*fwRule{}, narrowEntries: map[*fwChain]bool{}}
 }
 
 // trail is what the jumps leading to a rule contribute.
 type trail struct {
-	narrowed bool // a rule on the way limits the destination to IMDS's network
-	owner    bool // a rule on the way matches the socket owner
+	// mend is the last jump on the way that is specific to IMDS, nil if none is.
+	mend  *fwRule
+	owner bool // a rule on the way matches the socket owner
 }
 
-func (ev *evaluator) record(r *fwRule, c class, o outcome, pt trail, policy bool) {
+// record notes that r stops traffic of class c to the extent o. broad says r hits more
+// than IMDS; leads is set when r is a jump recorded for the broad rule it leads to.
+func (ev *evaluator) record(r *fwRule, c class, o outcome, pt trail, broad bool, leads *fwRule) {
 	h := ev.hits[r]
 	if h == nil {
-		h = &ruleHits{rule: r, policy: policy}
+		h = &ruleHits{rule: r, leads: leads}
 		ev.hits[r] = h
 		ev.order = append(ev.order, h)
 	}
 	h.by[c] = max(h.by[c], o)
-	h.broad = h.broad || !pt.narrowed
+	h.broad = h.broad || broad
 	h.owner = h.owner || pt.owner
+}
+
+// recordBlock records a blocking rule met on a walk. A rule that is not specific to IMDS
+// is broad: deleting it would open whatever else reaches it. Then the last jump on IMDS's
+// path that is specific (if any) is recorded too, as the rule whose removal takes IMDS
+// traffic, and only it, away from the broad one.
+func (ev *evaluator) recordBlock(t *fwTable, r *fwRule, c class, o outcome, pt trail) {
+	if ev.specific(t, r) {
+		ev.record(r, c, o, pt, false, nil)
+		return
+	}
+	if pt.mend != nil {
+		ev.record(pt.mend, c, o, pt, false, r)
+	}
+	ev.record(r, c, o, pt, true, nil)
+}
+
+// specific reports whether a rule only ever sees traffic to IMDS's network: it limits the
+// destination itself, or every way into its chain does.
+func (ev *evaluator) specific(t *fwTable, r *fwRule) bool {
+	return r.narrows || ev.narrowEntry(t, r.chain)
+}
+
+// narrowEntry reports whether every way into chain c limits the destination to IMDS's
+// network. Every way counts, from any base chain of the table (INPUT and FORWARD too)
+// and whatever traffic takes it, since deleting a rule in c opens c to all of them. A
+// base chain is entered by all traffic; a chain reached by a verdict map or by a loop
+// is taken as entered by all traffic too.
+func (ev *evaluator) narrowEntry(t *fwTable, c *fwChain) bool {
+	if v, ok := ev.narrowEntries[c]; ok {
+		return v
+	}
+	if c.hook != "" {
+		ev.narrowEntries[c] = false
+		return false
+	}
+	ev.narrowEntries[c] = false // while deciding: a loop back here is not narrow
+	narrow := true
+	for _, ref := range t.refs()[c.name] {
+		if ref.verdict != vJump && ref.verdict != vGoto || ref.target != c.name || !ev.specific(t, ref) {
+			narrow = false
+			break
+		}
+	}
+	ev.narrowEntries[c] = narrow
+	return narrow
+}
+
+// refs indexes, per chain name, the rules that jump, go or may map to it.
+func (t *fwTable) refs() map[string][]*fwRule {
+	if t.referrers == nil {
+		t.referrers = map[string][]*fwRule{}
+		for _, c := range t.order {
+			for _, r := range c.rules {
+				if r.verdict == vJump || r.verdict == vGoto {
+					t.referrers[r.target] = append(t.referrers[r.target], r)
+				}
+				for _, m := range r.mapTargets {
+					t.referrers[m] = append(t.referrers[m], r)
+				}
+			}
+		}
+	}
+	return t.referrers
 }
 
 // maxDepth bounds jumps; the kernel refuses loops, but parsed text might not.
@@ -190,7 +266,7 @@ const maxSteps = 1_000_000
 func (ev *evaluator) evalBase(t *fwTable, c *fwChain, p *packet) {
 	_, remaining := ev.walk(t, c, p, all, trail{}, 0)
 	if c.policy == vDrop && remaining != none {
-		ev.record(ev.policyRule(c), p.class, remaining, trail{}, true)
+		ev.record(ev.policyRule(c), p.class, remaining, trail{}, true, nil)
 	}
 }
 
@@ -233,7 +309,7 @@ func (ev *evaluator) walk(t *fwTable, c *fwChain, p *packet, entry outcome, pt t
 		if eff == none {
 			continue
 		}
-		rulePath := trail{narrowed: pt.narrowed || r.narrows, owner: pt.owner || r.owner}
+		rulePath := trail{mend: pt.mend, owner: pt.owner || r.owner}
 		switch r.verdict {
 		case vAccept:
 			accepted = max(accepted, eff)
@@ -246,6 +322,9 @@ func (ev *evaluator) walk(t *fwTable, c *fwChain, p *packet, entry outcome, pt t
 			if sub == nil {
 				continue
 			}
+			if ev.specific(t, r) {
+				rulePath.mend = r
+			}
 			subAcc, _ := ev.walk(t, sub, p, eff, rulePath, depth+1)
 			accepted = max(accepted, and(subAcc, eff))
 			remaining = afterLeave(remaining, leaving(own, subAcc, and(subAcc, eff)))
@@ -254,7 +333,7 @@ func (ev *evaluator) walk(t *fwTable, c *fwChain, p *packet, entry outcome, pt t
 			if r.uncertainVerdict {
 				o = and(o, unknown)
 			}
-			ev.record(r, p.class, o, rulePath, false)
+			ev.recordBlock(t, r, p.class, o, rulePath)
 		}
 	}
 	if remaining == none && returned == none && accepted != none {

@@ -166,7 +166,7 @@ func parseIptablesRule(w []string, v6 bool, users *userDB) *fwRule {
 			set := func(a netip.Addr) bool { return a.Compare(from) >= 0 && a.Compare(to) <= 0 }
 			if tok == "--dst-range" {
 				add(negate(dstIn(set), negated))
-				if !negated && set(imdsAddr(v6)) {
+				if !negated && narrowSpan(from, to, v6) {
 					r.narrows = true
 				}
 			} else {
@@ -279,6 +279,30 @@ func imdsAddr(v6 bool) netip.Addr {
 		return imdsV6
 	}
 	return imdsV4
+}
+
+// narrowSpan reports whether the addresses from..to hold the IMDS address and lie in the
+// /8 around it, as narrow as the narrowest prefix a rule must name to be about IMDS
+// (-d 169.254.0.0/16 is; -d 0.0.0.0/0 and 1.0.0.0-254.255.255.255 are not).
+func narrowSpan(from, to netip.Addr, v6 bool) bool {
+	imds := imdsAddr(v6)
+	return from.Compare(imds) <= 0 && imds.Compare(to) <= 0 && inIMDSNet(from, to, v6)
+}
+
+// inIMDSNet reports whether the addresses from..to lie in the /8 around the IMDS address.
+func inIMDSNet(from, to netip.Addr, v6 bool) bool {
+	net8 := netip.PrefixFrom(imdsAddr(v6), 8).Masked()
+	return net8.Contains(from) && net8.Contains(to)
+}
+
+// lastAddr is the highest address of a prefix.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
 }
 
 func boolOutcome(b bool) outcome {

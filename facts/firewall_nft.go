@@ -211,13 +211,13 @@ func (np nftParsed) statement(key string, val any, users *userDB) string {
 	switch key {
 	case "match":
 		op := field[string](val, "op")
-		c, leftText := np.match(op == "!=", field[any](val, "left"), field[any](val, "right"), users)
-		r.conds = append(r.conds, c)
+		left := field[any](val, "left")
+		r.conds = append(r.conds, np.match(op, left, field[any](val, "right"), users))
 		opText := ""
 		if op != "==" && op != "in" && op != "" {
 			opText = op + " "
 		}
-		return leftText + " " + opText + valueText(field[any](val, "right"))
+		return leftText(left) + " " + opText + valueText(field[any](val, "right"))
 	case "accept", "drop", "return", "continue":
 		r.verdict = map[string]int{"accept": vAccept, "drop": vDrop, "return": vReturn, "continue": vContinue}[key]
 		return key
@@ -250,8 +250,13 @@ func (np nftParsed) statement(key string, val any, users *userDB) string {
 		return "dnat to " + addr + port
 	case "counter":
 		return "counter"
-	case "log", "mangle", "notrack", "snat", "masquerade", "set", "map", "vmap":
-		// Statements that let the packet go on. A verdict map's outcome is not modelled.
+	case "vmap":
+		// A verdict map's outcome is not modelled, but the chains it may jump to are
+		// shared with whatever traffic it sends there.
+		r.mapTargets = append(r.mapTargets, verdictTargets(val)...)
+		return key
+	case "log", "mangle", "notrack", "snat", "masquerade", "set", "map":
+		// Statements that let the packet go on.
 		return key
 	case "xt":
 		name := field[string](val, "name")
@@ -270,6 +275,26 @@ func (np nftParsed) statement(key string, val any, users *userDB) string {
 	return key
 }
 
+// verdictTargets lists the chains the jumps and gotos inside v name.
+func verdictTargets(v any) []string {
+	var out []string
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			if t := field[string](e, "target"); t != "" && (k == "jump" || k == "goto") {
+				out = append(out, t)
+				continue
+			}
+			out = append(out, verdictTargets(e)...)
+		}
+	case []any:
+		for _, e := range v {
+			out = append(out, verdictTargets(e)...)
+		}
+	}
+	return out
+}
+
 func portSuffix(p any) string {
 	if f, ok := p.(float64); ok {
 		return ":" + strconv.Itoa(int(f))
@@ -277,18 +302,29 @@ func portSuffix(p any) string {
 	return ""
 }
 
-// match decides one `match` for a packet and returns its left-hand text. Negation (neg, op
-// "!=") applies to the comparison only: when the packet lacks the field (an IPv4 header on
-// IPv6 traffic, a UDP port, the owner of forwarded traffic) nft's rule does not match
-// either way.
-func (np nftParsed) match(neg bool, left, right any, users *userDB) (cond, string) {
+// match decides one `match` for a packet. Negation (op "!=") applies to the comparison
+// only: when the packet lacks the field (an IPv4 header on IPv6 traffic, a UDP port, the
+// owner of forwarded traffic) nft's rule does not match either way. An ordered comparison
+// (<, <=, >, >=) of an address or number is read as the range it covers; an operator not
+// modelled here (a bitmask, a comparison of anything else) makes the condition unknown.
+func (np nftParsed) match(op string, left, right any, users *userDB) cond {
 	r := np.rule
 	unknownCond := func(*packet) outcome { return unknown }
 	noneCond := func(*packet) outcome { return none }
+	neg := op == "!="
+	switch op {
+	case "", "==", "!=", "in":
+	case "<", "<=", ">", ">=":
+		var ok bool
+		if right, ok = orderedRange(op, right); !ok {
+			return unknownCond
+		}
+	default:
+		return unknownCond
+	}
 	val := decodeNftValue(right)
 	if pl := field[map[string]any](left, "payload"); pl != nil {
 		proto, fld := field[string](pl, "protocol"), field[string](pl, "field")
-		text := proto + " " + fld
 		// An ip (ip6) header match only sees IPv4 (IPv6) packets.
 		ipv6 := proto == "ip6"
 		familyOnly := func(c cond) cond {
@@ -302,41 +338,40 @@ func (np nftParsed) match(neg bool, left, right any, users *userDB) (cond, strin
 		switch {
 		case (proto == "ip" || proto == "ip6") && (fld == "daddr" || fld == "saddr"):
 			if val.named {
-				return familyOnly(unknownCond), text
+				return familyOnly(unknownCond)
 			}
 			in := val.addrs()
 			if fld == "saddr" {
-				return familyOnly(negate(srcIn(in), neg)), text
+				return familyOnly(negate(srcIn(in), neg))
 			}
-			if prefixes := val.prefixes(); !neg && len(prefixes) == 1 && prefixes[0].Bits() >= 8 && prefixes[0].Contains(imdsAddr(ipv6)) {
+			if !neg && val.narrow(ipv6) {
 				np.narrows[ipv6] = true
 			}
-			return familyOnly(negate(dstIn(in), neg)), text
+			return familyOnly(negate(dstIn(in), neg))
 		case proto == "ip" && fld == "protocol", proto == "ip6" && fld == "nexthdr":
-			return familyOnly(negate(val.matchesName("tcp", 6), neg)), text
+			return familyOnly(negate(val.matchesName("tcp", 6), neg))
 		case proto == "ip" || proto == "ip6":
-			return familyOnly(unknownCond), text
+			return familyOnly(unknownCond)
 		case proto == "tcp" || proto == "th":
 			switch fld {
 			case "dport":
-				return negate(func(p *packet) outcome { return boolOutcome(val.containsNum(uint64(p.port))) }, neg), text
+				return negate(func(p *packet) outcome { return boolOutcome(val.containsNum(uint64(p.port))) }, neg)
 			case "sport":
 				if val.coversNums(1, 65535) {
-					return negate(func(*packet) outcome { return all }, neg), text
+					return negate(func(*packet) outcome { return all }, neg)
 				}
 			}
-			return unknownCond, text
+			return unknownCond
 		}
 		// Another protocol's header (udp, icmp, ...): nft only matches packets of that
 		// protocol, and IMDS requests are TCP.
-		return noneCond, text
+		return noneCond
 	}
 	if meta := field[map[string]any](left, "meta"); meta != nil {
 		key := field[string](meta, "key")
-		text := "meta " + key
 		switch key {
 		case "l4proto":
-			return negate(val.matchesName("tcp", 6), neg), text
+			return negate(val.matchesName("tcp", 6), neg)
 		case "nfproto", "protocol":
 			names := map[string][2]string{"nfproto": {"ipv4", "ipv6"}, "protocol": {"ip", "ip6"}}[key]
 			return negate(func(p *packet) outcome {
@@ -344,14 +379,14 @@ func (np nftParsed) match(neg bool, left, right any, users *userDB) (cond, strin
 					return boolOutcome(val.hasString(names[1]))
 				}
 				return boolOutcome(val.hasString(names[0]))
-			}, neg), text
+			}, neg)
 		case "oifname", "oif":
 			return negate(func(p *packet) outcome {
 				if p.oif == "" {
 					return unknown
 				}
 				return boolOutcome(val.matchesIface(p.oif))
-			}, neg), text
+			}, neg)
 		case "iifname", "iif":
 			// Local traffic has no input interface: nft's match breaks.
 			return func(p *packet) outcome {
@@ -359,7 +394,7 @@ func (np nftParsed) match(neg bool, left, right any, users *userDB) (cond, strin
 					return none
 				}
 				return some
-			}, text
+			}
 		case "skuid", "skgid":
 			r.owner = true
 			ranges, ok := val.idRanges(users, key == "skuid")
@@ -369,18 +404,82 @@ func (np nftParsed) match(neg bool, left, right any, users *userDB) (cond, strin
 					return none
 				}
 				return owner(p)
-			}, text
+			}
 		}
-		return unknownCond, text
+		return unknownCond
 	}
 	if ct := field[map[string]any](left, "ct"); ct != nil {
 		key := field[string](ct, "key")
 		if key == "state" {
-			return negate(stateIn(strings.Join(val.strings(), ",")), neg), "ct " + key
+			return negate(stateIn(strings.Join(val.strings(), ",")), neg)
 		}
-		return unknownCond, "ct " + key
+		return unknownCond
 	}
-	return unknownCond, jsonText(left)
+	return unknownCond
+}
+
+// leftText is a match's left-hand side as nft prints it.
+func leftText(left any) string {
+	if pl := field[map[string]any](left, "payload"); pl != nil {
+		return field[string](pl, "protocol") + " " + field[string](pl, "field")
+	}
+	if meta := field[map[string]any](left, "meta"); meta != nil {
+		return "meta " + field[string](meta, "key")
+	}
+	if ct := field[map[string]any](left, "ct"); ct != nil {
+		return "ct " + field[string](ct, "key")
+	}
+	return jsonText(left)
+}
+
+// orderedRange turns the value of an ordered comparison into the range it covers: an
+// address (of its family) or a number (up to 2^32-1, the widest field compared).
+func orderedRange(op string, v any) (any, bool) {
+	var lo, hi any
+	switch v := v.(type) {
+	case string:
+		a, err := netip.ParseAddr(v)
+		if err != nil {
+			return nil, false
+		}
+		first, last := netip.IPv4Unspecified(), netip.AddrFrom4([4]byte{255, 255, 255, 255})
+		if a.Is6() {
+			first, last = netip.IPv6Unspecified(), netip.AddrFrom16([16]byte{255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255})
+		}
+		switch op {
+		case "<":
+			if a == first {
+				return map[string]any{"set": []any{}}, true
+			}
+			lo, hi = first.String(), a.Prev().String()
+		case "<=":
+			lo, hi = first.String(), v
+		case ">":
+			if a == last {
+				return map[string]any{"set": []any{}}, true
+			}
+			lo, hi = a.Next().String(), last.String()
+		case ">=":
+			lo, hi = v, last.String()
+		}
+	case float64:
+		switch op {
+		case "<":
+			if v <= 0 {
+				return map[string]any{"set": []any{}}, true
+			}
+			lo, hi = 0.0, v-1
+		case "<=":
+			lo, hi = 0.0, v
+		case ">":
+			lo, hi = v+1, float64(math.MaxUint32)
+		case ">=":
+			lo, hi = v, float64(math.MaxUint32)
+		}
+	default:
+		return nil, false
+	}
+	return map[string]any{"range": []any{lo, hi}}, true
 }
 
 func jsonText(v any) string {
@@ -483,6 +582,44 @@ func (v nftValue) prefixes() []netip.Prefix {
 		}
 	}
 	return out
+}
+
+// narrow reports whether the value holds the IMDS address of its family and nothing
+// outside the /8 around it (see narrowSpan).
+func (v nftValue) narrow(v6 bool) bool {
+	if v.named || len(v.items) == 0 {
+		return false
+	}
+	holds := false
+	for _, it := range v.items {
+		var lo, hi netip.Addr
+		switch it := it.(type) {
+		case netip.Prefix:
+			lo, hi = it.Masked().Addr(), lastAddr(it)
+		case string:
+			a, err := netip.ParseAddr(it)
+			if err != nil {
+				return false
+			}
+			lo, hi = a, a
+		case [2]any:
+			s1, _ := it[0].(string)
+			s2, _ := it[1].(string)
+			var err1, err2 error
+			lo, err1 = netip.ParseAddr(s1)
+			hi, err2 = netip.ParseAddr(s2)
+			if err1 != nil || err2 != nil {
+				return false
+			}
+		default:
+			return false
+		}
+		if !inIMDSNet(lo, hi, v6) {
+			return false
+		}
+		holds = holds || narrowSpan(lo, hi, v6)
+	}
+	return holds
 }
 
 func (v nftValue) addrs() func(netip.Addr) bool {

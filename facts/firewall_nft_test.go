@@ -3,6 +3,8 @@ package facts
 import (
 	"encoding/json"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestNftRuleConditions(t *testing.T) {
@@ -53,6 +55,22 @@ func TestNftRuleConditions(t *testing.T) {
 			unknown, unknown, unknown, "ct mark 1 drop"},
 		{"limit", `[{"limit":{"rate":10,"per":"second"}},{"drop":null}]`, false,
 			unknown, unknown, unknown, "limit drop"},
+		{"daddr >= holds IMDS", `[{"match":{"op":">=","left":{"payload":{"protocol":"ip","field":"daddr"}},"right":"169.254.169.254"}},{"drop":null}]`, false,
+			all, all, all, "ip daddr >= 169.254.169.254 drop"},
+		{"daddr < misses IMDS", `[{"match":{"op":"<","left":{"payload":{"protocol":"ip","field":"daddr"}},"right":"169.254.169.254"}},{"drop":null}]`, false,
+			none, none, none, "ip daddr < 169.254.169.254 drop"},
+		{"daddr > the last address", `[{"match":{"op":">","left":{"payload":{"protocol":"ip","field":"daddr"}},"right":"255.255.255.255"}},{"drop":null}]`, false,
+			none, none, none, "ip daddr > 255.255.255.255 drop"},
+		{"tcp dport < 80", `[{"match":{"op":"<","left":{"payload":{"protocol":"tcp","field":"dport"}},"right":80}},{"drop":null}]`, false,
+			none, none, none, "tcp dport < 80 drop"},
+		{"tcp dport <= 80", `[{"match":{"op":"<=","left":{"payload":{"protocol":"tcp","field":"dport"}},"right":80}},{"drop":null}]`, false,
+			all, all, all, "tcp dport <= 80 drop"},
+		{"tcp dport > 79", `[{"match":{"op":">","left":{"payload":{"protocol":"tcp","field":"dport"}},"right":79}},{"drop":null}]`, false,
+			all, all, all, "tcp dport > 79 drop"},
+		{"an operator not modelled", `[{"match":{"op":"&","left":{"payload":{"protocol":"ip","field":"daddr"}},"right":"169.254.169.254"}},{"drop":null}]`, false,
+			unknown, unknown, unknown, "ip daddr & 169.254.169.254 drop"},
+		{"an ordered comparison of a name", `[{"match":{"op":">","left":{"meta":{"key":"oifname"}},"right":"eth0"}},{"drop":null}]`, false,
+			unknown, unknown, unknown, "meta oifname > eth0 drop"},
 		{"xt owner", `[{"xt":{"type":"match","name":"owner"}},{"xt":{"type":"target","name":"REJECT"}}]`, false,
 			unknown, unknown, unknown, "xt match owner xt target REJECT"},
 	}
@@ -123,5 +141,26 @@ func TestParseNftRulesetErrors(t *testing.T) {
 		if _, err := parseNftRuleset([]byte(in), nil, testUsers); err == nil {
 			t.Errorf("parseNftRuleset(%s) succeeded", in)
 		}
+	}
+}
+
+// TestNftChainSharedByVerdictMap: a chain a verdict map may jump to is shared with that
+// map's traffic (here tcp port 23 from INPUT), so its DROP is broad and the jump only
+// IMDS's traffic takes is the rule to delete. Captured from nft 1.0.6.
+func TestNftChainSharedByVerdictMap(t *testing.T) {
+	ruleset := `{"nftables": [{"table": {"family": "inet", "name": "v", "handle": 1}},
+{"chain": {"family": "inet", "table": "v", "name": "out", "handle": 1, "type": "filter", "hook": "output", "prio": 0, "policy": "accept"}},
+{"chain": {"family": "inet", "table": "v", "name": "in", "handle": 2, "type": "filter", "hook": "input", "prio": 0, "policy": "accept"}},
+{"chain": {"family": "inet", "table": "v", "name": "deny", "handle": 3}},
+{"rule": {"family": "inet", "table": "v", "chain": "out", "handle": 7, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "169.254.169.254"}}, {"jump": {"target": "deny"}}]}},
+{"rule": {"family": "inet", "table": "v", "chain": "in", "handle": 6, "expr": [{"vmap": {"key": {"payload": {"protocol": "tcp", "field": "dport"}}, "data": {"set": [[23, {"jump": {"target": "deny"}}]]}}}]}},
+{"rule": {"family": "inet", "table": "v", "chain": "deny", "handle": 4, "expr": [{"drop": null}]}}]}`
+	got := summaries(t, &sourceText{nft: []byte(ruleset)}, Config{}, ec2Packets)
+	want := []string{
+		"nftables/ipv4/inet v/out#1 drop everyone blocks certain | ip daddr 169.254.169.254 jump deny",
+		"nftables/ipv4/inet v/deny#1 drop everyone blocks certain broad | drop",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("rules (-want +got):\n%s", diff)
 	}
 }

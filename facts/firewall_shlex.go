@@ -8,10 +8,11 @@ import (
 // SplitWords splits a line into words the way a POSIX shell would: blanks separate words,
 // single quotes keep everything literally, double quotes keep everything but let a
 // backslash escape `"`, `\`, `$` and a backquote, and a backslash outside quotes escapes
-// any character. iptables-save quotes `--comment "a b"` and escapes `\"` inside, so rule
-// text must never be split on spaces. Unlike ParseShell (shell scripts with expansions
-// and command separators), nothing here is special but quotes and backslashes: `$`, `;`
-// and `|` in a comment are just text.
+// any character. Unlike a shell, a backslash also escapes `'` inside double quotes, as
+// iptables writes a comment "don't": "don\'t". iptables-save quotes `--comment "a b"` and
+// escapes `\"` inside, so rule text must never be split on spaces. Unlike ParseShell
+// (shell scripts with expansions and command separators), nothing here is special but
+// quotes and backslashes: `$`, `;` and `|` in a comment are just text.
 func SplitWords(s string) ([]string, error) {
 	var (
 		words  []string
@@ -57,7 +58,7 @@ func SplitWords(s string) ([]string, error) {
 		case c == '"':
 			i++
 			for ; i < len(s) && s[i] != '"'; i++ {
-				if s[i] == '\\' && i+1 < len(s) && strings.IndexByte("\"\\$`", s[i+1]) >= 0 {
+				if s[i] == '\\' && i+1 < len(s) && strings.IndexByte("\"\\$`'", s[i+1]) >= 0 {
 					i++
 				}
 				cur.WriteByte(s[i])

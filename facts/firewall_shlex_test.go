@@ -16,6 +16,8 @@ func TestSplitWords(t *testing.T) {
 		{"  -d\t169.254.169.254/32  ", []string{"-d", "169.254.169.254/32"}, false},
 		{`-m comment --comment "block \"imds\" for now; see $TICKET"`, []string{"-m", "comment", "--comment", `block "imds" for now; see $TICKET`}, false},
 		{`--comment "a\\b\c"`, []string{"--comment", `a\b\c`}, false},
+		// iptables escapes an apostrophe inside double quotes (xtables_save_string).
+		{`-m comment --comment "don\'t" -j ACCEPT`, []string{"-m", "comment", "--comment", "don't", "-j", "ACCEPT"}, false},
 		{`--comment 'it''s' x`, []string{"--comment", "its", "x"}, false},
 		{`--comment 'a "b" \c'`, []string{"--comment", `a "b" \c`}, false},
 		{`a\ b c`, []string{"a b", "c"}, false},

@@ -143,6 +143,31 @@ func TestFirewallScenarios(t *testing.T) {
 			"nftables/ipv4/ip filter/OUTPUT#1 drop everyone blocks certain | ip daddr 169.254.169.254 counter drop",
 			"nftables/ipv4/ip filter/OUTPUT#2 reject everyone blocks certain | ip daddr 169.254.169.254 tcp dport 80 counter reject with icmp port-unreachable",
 		}},
+		// Issue 8: LOGDROP's DROP also guards INPUT and 10.9.9.9, so it is broad; the jump
+		// only IMDS's traffic takes is the rule to delete. The same in nft, where the
+		// chain only IMDS's traffic reaches (imdsonly) keeps its own rule.
+		{"shared", ec2Packets, false, []string{
+			"nft/ipv4/filter/OUTPUT#2 drop everyone blocks certain | -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -j LOGDROP",
+			"nft/ipv4/filter/LOGDROP#1 drop everyone blocks certain broad | -j DROP",
+			"nftables/ipv4/inet t/out#1 drop everyone blocks certain | ip daddr 169.254.169.254 tcp dport 80 jump deny",
+			"nftables/ipv4/inet t/deny#1 drop everyone blocks certain broad | counter drop",
+			"nftables/ipv4/inet t/imdsonly#1 reject everyone blocks certain | reject with icmpx port-unreachable",
+		}},
+		// Ranges, prefixes and comparisons that hold IMDS and far more are broad.
+		{"wide", ec2Packets, false, []string{
+			"nft/ipv4/filter/OUTPUT#1 reject everyone blocks certain broad | -m iprange --dst-range 1.0.0.0-254.255.255.255 -j REJECT --reject-with icmp-port-unreachable",
+			"nft/ipv4/filter/OUTPUT#2 reject everyone blocks certain broad | -m iprange --dst-range 0.0.0.0-255.255.255.255 -j REJECT --reject-with icmp-port-unreachable",
+			"nft/ipv4/filter/OUTPUT#3 reject everyone blocks certain | -m iprange --dst-range 169.254.169.250-169.254.169.255 -j REJECT --reject-with icmp-port-unreachable",
+			"nft/ipv4/filter/OUTPUT#4 reject everyone blocks certain broad | -d 128.0.0.0/1 -j REJECT --reject-with icmp-port-unreachable",
+			"nft/ipv4/filter/OUTPUT#5 reject everyone blocks certain broad | -p tcp -j REJECT --reject-with icmp-port-unreachable",
+			"nftables/ipv4/ip w/out#1 reject everyone blocks certain broad | ip daddr >= 169.254.169.254 reject with icmp port-unreachable",
+			"nftables/ipv4/ip w/out#3 reject everyone blocks certain broad | ip daddr > 169.254.169.253 reject with icmp port-unreachable",
+			"nftables/ipv4/ip w/out#4 reject everyone blocks certain broad | ip daddr <= 169.254.169.254 reject with icmp port-unreachable",
+			"nftables/ipv4/ip w/out#5 reject everyone blocks certain broad | ip daddr != 10.0.0.1 reject with icmp port-unreachable",
+			"nftables/ipv4/ip w/out#6 reject everyone blocks certain broad | ip daddr 0.0.0.0/0 reject with icmp port-unreachable",
+			"nftables/ipv4/ip w/out#7 reject everyone blocks certain broad | ip daddr 0.0.0.0-255.255.255.255 reject with icmp port-unreachable",
+			"nftables/ipv4/ip w/out#8 reject everyone blocks certain | ip daddr 169.254.0.0/16 reject with icmp port-unreachable",
+		}},
 		// The jump to the imds chain needs an eth* interface: in a namespace IMDS is on lo.
 		{"native", nsPackets, false, []string{
 			"nftables/ipv4/inet t/out#2 reject everyone blocks certain | ip daddr 169.254.169.254 tcp dport 80 reject with icmp port-unreachable",
@@ -332,6 +357,86 @@ func TestFirewallTraversal(t *testing.T) {
 		{"INPUT does not see output traffic", `
 :INPUT ACCEPT [0:0]
 -A INPUT -s 169.254.169.254/32 -j DROP`, nil},
+		// Issue 8: a chain other ways reach (here only INPUT) holds a broad rule; with no
+		// jump specific to IMDS on the way there is nothing narrow to delete.
+		{"a shared chain without a narrow jump", `
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:LOGDROP - [0:0]
+-A INPUT -j LOGDROP
+-A OUTPUT -p tcp -j LOGDROP
+-A LOGDROP -d 169.254.169.254/32 -j DROP`, []string{"nft/ipv4/filter/LOGDROP#1 drop everyone blocks certain | -d 169.254.169.254/32 -j DROP"}},
+		{"a shared chain without any narrowing", `
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:LOGDROP - [0:0]
+-A INPUT -j LOGDROP
+-A OUTPUT -p tcp -j LOGDROP
+-A LOGDROP -j DROP`, []string{"nft/ipv4/filter/LOGDROP#1 drop everyone blocks certain broad | -j DROP"}},
+		{"FORWARD shares the chain: the last narrow jump on the way is the one to delete", `
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:IMDS - [0:0]
+:DENY - [0:0]
+-A FORWARD -j DENY
+-A OUTPUT -d 169.254.0.0/16 -j IMDS
+-A IMDS -p tcp -j DENY
+-A DENY -j REJECT`, []string{
+			"nft/ipv4/filter/DENY#1 reject everyone blocks certain broad | -j REJECT",
+			"nft/ipv4/filter/IMDS#1 reject everyone blocks certain | -p tcp -j DENY",
+		}},
+		// Issue 17: "last path wins" must not hold, in either order.
+		{"a chain reached by a broad jump, then a narrow one", `
+:OUTPUT ACCEPT [0:0]
+:C - [0:0]
+-A OUTPUT -p tcp -j C
+-A OUTPUT -d 169.254.169.254/32 -j C
+-A C -j DROP`, []string{
+			"nft/ipv4/filter/C#1 drop everyone blocks certain broad | -j DROP",
+			"nft/ipv4/filter/OUTPUT#2 drop everyone blocks certain | -d 169.254.169.254/32 -j C",
+		}},
+		{"a chain reached by a narrow jump, then a broad one", `
+:OUTPUT ACCEPT [0:0]
+:C - [0:0]
+-A OUTPUT -d 169.254.169.254/32 -j C
+-A OUTPUT -p tcp -j C
+-A C -j DROP`, []string{
+			"nft/ipv4/filter/OUTPUT#1 drop everyone blocks certain | -d 169.254.169.254/32 -j C",
+			"nft/ipv4/filter/C#1 drop everyone blocks certain broad | -j DROP",
+		}},
+		{"a chain whose every way in is narrow is not shared", `
+:OUTPUT ACCEPT [0:0]
+:C - [0:0]
+-A OUTPUT -d 169.254.169.254/32 -j C
+-A OUTPUT -d 169.254.0.0/16 -p tcp -j C
+-A C -j DROP`, []string{"nft/ipv4/filter/C#1 drop everyone blocks certain | -j DROP"}},
+		// Every piece of the traffic accepted, one by one, is all of it: the DROP after the
+		// jump is never reached.
+		{"all pieces accepted", `
+:OUTPUT ACCEPT [0:0]
+:OK - [0:0]
+-A OUTPUT -j OK
+-A OUTPUT -d 169.254.169.254/32 -j DROP
+-A OK -m conntrack --ctstate NEW -j ACCEPT
+-A OK -j ACCEPT`, nil},
+		{"POSTROUTING carries local traffic", `
+:POSTROUTING ACCEPT [0:0]
+-A POSTROUTING -d 169.254.169.254/32 -j DROP`, []string{"nft/ipv4/filter/POSTROUTING#1 drop everyone blocks certain | -d 169.254.169.254/32 -j DROP"}},
+		{"--socket-exists is deliberate", `
+:OUTPUT ACCEPT [0:0]
+-A OUTPUT -d 169.254.169.254/32 -m owner --socket-exists -j DROP`, []string{"nft/ipv4/filter/OUTPUT#1 drop everyone blocks certain deliberate | -d 169.254.169.254/32 -m owner --socket-exists -j DROP"}},
+		{"-d 0.0.0.0/0 is broad", `
+:OUTPUT ACCEPT [0:0]
+-A OUTPUT -d 0.0.0.0/0 -j DROP`, []string{"nft/ipv4/filter/OUTPUT#1 drop everyone blocks certain broad | -d 0.0.0.0/0 -j DROP"}},
+		{"-d 128.0.0.0/1 is broad", `
+:OUTPUT ACCEPT [0:0]
+-A OUTPUT -d 128.0.0.0/1 -j DROP`, []string{"nft/ipv4/filter/OUTPUT#1 drop everyone blocks certain broad | -d 128.0.0.0/1 -j DROP"}},
+		{"-d 169.0.0.0/8 is narrow enough", `
+:OUTPUT ACCEPT [0:0]
+-A OUTPUT -d 169.0.0.0/8 -j DROP`, []string{"nft/ipv4/filter/OUTPUT#1 drop everyone blocks certain | -d 169.0.0.0/8 -j DROP"}},
+		{"a full-width iprange is broad", `
+:OUTPUT ACCEPT [0:0]
+-A OUTPUT -m iprange --dst-range 0.0.0.0-255.255.255.255 -j DROP`, []string{"nft/ipv4/filter/OUTPUT#1 drop everyone blocks certain broad | -m iprange --dst-range 0.0.0.0-255.255.255.255 -j DROP"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -37,6 +37,53 @@ test "a blocker next to a deliberate restriction: both are reported" {
   expect = ["firewall_blocks_imds", "firewall_restricts_imds"]
 }
 
+# The default deletion filter: of five rules, firewall_delete receives exactly the narrow
+# blocker. Dropping any of r.blocks, !r.deliberate, !r.broad or the imdsmend:keep check
+# from policy.hcl hands it one more, and this test fails.
+test "firewall_delete gets the narrow blocker only" {
+  facts = {
+    firewall = { sources = ["nft/ipv4"], rules = [
+      { id = "narrow", backend = "nft", family = "ipv4", table = "filter", chain = "OUTPUT", position = 1,
+        spec = "-d 169.254.169.254/32 -p tcp -j REJECT --reject-with icmp-port-unreachable", effect = "reject", scope = "everyone",
+        blocks = true, certain = true, deliberate = false, broad = false },
+      { id = "broad", backend = "nft", family = "ipv4", table = "filter", chain = "OUTPUT", position = 2,
+        spec = "-j DROP", effect = "drop", scope = "everyone",
+        blocks = true, certain = true, deliberate = false, broad = true },
+      { id = "owner", backend = "nft", family = "ipv4", table = "filter", chain = "OUTPUT", position = 3,
+        spec = "-d 169.254.169.254/32 -p tcp -m owner ! --uid-owner 1001 -j REJECT --reject-with icmp-port-unreachable", effect = "reject", scope = "everyone",
+        blocks = true, certain = true, deliberate = true, broad = false },
+      { id = "keep", backend = "nft", family = "ipv4", table = "filter", chain = "OUTPUT", position = 4,
+        spec = "-d 169.254.169.254/32 -m comment --comment \"imdsmend:keep (ticket 42)\" -j DROP", effect = "drop", scope = "everyone",
+        blocks = true, certain = true, deliberate = false, broad = false },
+      { id = "uncertain", backend = "nft", family = "ipv4", table = "filter", chain = "OUTPUT", position = 5,
+        spec = "-d 169.254.169.254/32 -m mark --mark 0x1 -j DROP", effect = "drop", scope = "everyone",
+        blocks = false, certain = false, deliberate = false, broad = false },
+    ] }
+  }
+  expect = ["firewall_blocks_imds", "firewall_restricts_imds"]
+  remediate "firewall_blocks_imds" "firewall_delete" {
+    rules = [{ id = "narrow" }]
+  }
+}
+
+# Issue 8's LOGDROP example as the firewall probe reports it: the shared chain's DROP is
+# broad and stays; the jump only IMDS's traffic takes is deleted.
+test "a shared chain: the jump goes, the DROP stays" {
+  facts = {
+    firewall = { sources = ["nft/ipv4"], rules = [
+      { id = "jump", backend = "nft", family = "ipv4", table = "filter", chain = "OUTPUT", position = 2,
+        spec = "-d 169.254.169.254/32 -p tcp -m tcp --dport 80 -j LOGDROP", effect = "drop", scope = "everyone",
+        blocks = true, certain = true, deliberate = false, broad = false, leads_to = "LOGDROP: -j DROP" },
+      { id = "drop", backend = "nft", family = "ipv4", table = "filter", chain = "LOGDROP", position = 1,
+        spec = "-j DROP", effect = "drop", scope = "everyone", blocks = true, certain = true, deliberate = false, broad = true },
+    ] }
+  }
+  expect = ["firewall_blocks_imds"]
+  remediate "firewall_blocks_imds" "firewall_delete" {
+    rules = [{ id = "jump" }]
+  }
+}
+
 test "no rules, no firewall finding" {
   facts  = { firewall = { sources = [], rules = [] } }
   expect = []

@@ -23,7 +23,8 @@ import (
 
 // FirewallDelete removes firewall rules, each exactly by its full spec (iptables) or by its
 // handle after checking the handle still holds the same rule (native nftables). Undo puts
-// each rule back at the position it had.
+// each rule back where it was: an iptables rule after the rule that preceded it, an nft
+// rule at the index it had; a rule that is back already is left alone.
 type FirewallDelete struct{}
 
 // Kind implements Fixer.
@@ -75,6 +76,13 @@ type firewallDeleteData struct {
 	// Positions of the deleted rules when they were deleted: 1-based for iptables, the
 	// 0-based index for nft, in deletion order.
 	Positions []int `json:"positions,omitempty"`
+	// Previous holds, per deleted rule, the spec of the rule just before it when it went
+	// (null: it was the first), so undo puts it back beside that neighbour even when
+	// positions have shifted since.
+	Previous []*string `json:"previous,omitempty"`
+	// Remaining is how many identical iptables rules stayed in the chain after the
+	// deletion; undo restores only what is missing beyond them.
+	Remaining int `json:"remaining,omitempty"`
 	// Expr and Comment are the deleted nft rule, to put back as it was.
 	Expr    json.RawMessage `json:"expr,omitempty"`
 	Comment string          `json:"comment,omitempty"`
@@ -201,7 +209,11 @@ func (FirewallDelete) Apply(ctx context.Context, _ *Env, c *Change) error {
 	} else {
 		err = d.deleteIptables()
 	}
+	var skip *skipError
 	switch {
+	case errors.As(err, &skip):
+		c.Status, c.Error = StatusSkipped, skip.reason
+		return nil
 	case err != nil && len(d.Positions) > 0:
 		// Some copies went before the error: an applied change, so undo can put them back.
 		c.Error = fmt.Sprintf("deleted %d of %d identical rules, then: %v", len(d.Positions), d.Copies, err)
@@ -214,16 +226,33 @@ func (FirewallDelete) Apply(ctx context.Context, _ *Env, c *Change) error {
 	return err
 }
 
-// Undo implements Fixer.
+// skipError is a change that was not made because the system no longer holds what was
+// planned (a reload changed the rules); reason says what was found instead.
+type skipError struct{ reason string }
+
+func (e *skipError) Error() string { return e.reason }
+
+// Undo implements Fixer. It sets c.Detail to the commands it ran, or says that nothing
+// was missing.
 func (FirewallDelete) Undo(ctx context.Context, _ *Env, c *Change) error {
 	var d firewallDeleteData
 	if err := json.Unmarshal(c.Data, &d); err != nil {
 		return fmt.Errorf("read change record: %w", err)
 	}
+	var ran []string
+	var err error
 	if d.Backend == "nftables" {
-		return d.restoreNft(ctx)
+		ran, err = d.restoreNft(ctx)
+	} else {
+		ran, err = d.restoreIptables()
 	}
-	return d.restoreIptables()
+	switch {
+	case len(ran) > 0:
+		c.Detail = strings.Join(ran, "; ")
+	case err == nil:
+		c.Detail = fmt.Sprintf("nothing to do: %s/%s/%s/%s holds the rule again", d.Backend, d.Family, d.Table, d.Chain)
+	}
+	return err
 }
 
 func (d *firewallDeleteData) iptables() (*iptables.IPTables, []string, error) {
@@ -246,70 +275,133 @@ func (d *firewallDeleteData) iptables() (*iptables.IPTables, []string, error) {
 	return ipt, words, nil
 }
 
-// positions lists where the rule sits in its chain (1-based), by comparing words, so
-// quoting differences between outputs don't matter. A missing chain holds no rule.
-func (d *firewallDeleteData) positions(ipt *iptables.IPTables, words []string) (found []int, length int, err error) {
+// listIptables returns the words of each rule of the chain (after "-A CHAIN"), in order.
+// Rules are compared by words, so quoting differences between outputs don't matter. A
+// missing chain holds no rule.
+func (d *firewallDeleteData) listIptables(ipt *iptables.IPTables) ([][]string, error) {
 	lines, err := ipt.List(d.Table, d.Chain)
 	if err != nil {
 		var ie *iptables.Error
 		if errors.As(err, &ie) && ie.IsNotExist() {
-			return nil, 0, nil
+			return nil, nil
 		}
-		return nil, 0, iptablesError("list", d, err)
+		return nil, iptablesError("list", d, err)
 	}
-	pos := 0
+	var rules [][]string
 	for _, line := range lines {
 		w, err := facts.SplitWords(line)
 		if err != nil || len(w) < 2 || w[0] != "-A" {
 			continue
 		}
-		pos++
-		if slices.Equal(w[2:], words) {
-			found = append(found, pos)
-		}
+		rules = append(rules, w[2:])
 	}
-	return found, pos, nil
+	return rules, nil
 }
 
+// indexesOf lists where words sits in rules (0-based).
+func indexesOf(rules [][]string, words []string) []int {
+	var found []int
+	for i, r := range rules {
+		if slices.Equal(r, words) {
+			found = append(found, i)
+		}
+	}
+	return found
+}
+
+// deleteIptables deletes the planned number of copies of the rule, re-reading the chain
+// first: the rule is recognised by its exact spec wherever a reload has moved it, and
+// one that is gone already is left gone.
 func (d *firewallDeleteData) deleteIptables() error {
 	ipt, words, err := d.iptables()
 	if err != nil {
 		return err
 	}
-	found, _, err := d.positions(ipt, words)
+	rules, err := d.listIptables(ipt)
 	if err != nil {
 		return err
 	}
-	d.Positions = nil
+	d.Positions, d.Previous = nil, nil
+	found := indexesOf(rules, words)
+	n := min(len(found), max(d.Copies, 1))
+	d.Remaining = len(found)
 	// iptables -D removes the first rule with this spec, so the copies go front to back;
-	// each one's position, counted before it goes, is where undo puts it back.
-	for i := 0; i < min(len(found), max(d.Copies, 1)); i++ {
+	// each one's position and neighbour, taken just before it goes, are where undo puts
+	// it back.
+	for range n {
+		i := indexesOf(rules, words)[0]
 		if err := ipt.Delete(d.Table, d.Chain, words...); err != nil {
 			return iptablesError("delete", d, err)
 		}
-		d.Positions = append(d.Positions, found[i]-i)
+		var prev *string
+		if i > 0 {
+			spec := facts.QuoteWords(rules[i-1])
+			prev = &spec
+		}
+		d.Positions = append(d.Positions, i+1)
+		d.Previous = append(d.Previous, prev)
+		d.Remaining--
+		rules = slices.Delete(rules, i, i+1)
 	}
 	return nil
 }
 
-func (d *firewallDeleteData) restoreIptables() error {
+// restoreIptables inserts the copies that are missing, back to front, each right after
+// the rule that preceded it (the one nearest its old position if several read alike), or
+// at its old position when that neighbour is gone too. Copies already back (after a crash
+// between the undo and its record) are not inserted again.
+func (d *firewallDeleteData) restoreIptables() ([]string, error) {
 	ipt, words, err := d.iptables()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	// Back to front: each rule returns to the position it had just before it went.
-	for i := len(d.Positions) - 1; i >= 0; i-- {
-		_, length, err := d.positions(ipt, words)
-		if err != nil {
-			return err
+	rules, err := d.listIptables(ipt)
+	if err != nil {
+		return nil, err
+	}
+	missing := d.Remaining + len(d.Positions) - len(indexesOf(rules, words))
+	bin, _ := facts.IptablesCommand(d.Backend, d.Family)
+	var ran []string
+	for i := len(d.Positions) - 1; i >= 0 && missing > 0; i, missing = i-1, missing-1 {
+		pos := min(d.Positions[i], len(rules)+1)
+		if i < len(d.Previous) {
+			pos = 1 + besideNeighbour(d.Previous[i], func(prev string) []int {
+				words, err := facts.SplitWords(prev)
+				if err != nil {
+					return nil
+				}
+				return indexesOf(rules, words)
+			}, d.Positions[i]-1, pos-1)
 		}
-		pos := min(d.Positions[i], length+1)
 		if err := ipt.Insert(d.Table, d.Chain, pos, words...); err != nil {
-			return iptablesError("insert", d, err)
+			return ran, iptablesError("insert", d, err)
+		}
+		ran = append(ran, facts.QuoteWords(append([]string{filepath.Base(bin), "-t", d.Table, "-I", d.Chain, fmt.Sprint(pos)}, words...)))
+		rules = slices.Insert(rules, pos-1, words)
+	}
+	return ran, nil
+}
+
+// besideNeighbour is the 0-based index right after the rule prev (nil: the chain's
+// start), where find lists prev's indexes; of several copies, the one nearest where it
+// was (old-1) counts. Without prev in the chain it is fallback.
+func besideNeighbour(prev *string, find func(prev string) []int, old, fallback int) int {
+	if prev == nil {
+		return 0
+	}
+	best := -1
+	for _, j := range find(*prev) {
+		if best < 0 || abs(j-(old-1)) < abs(best-(old-1)) {
+			best = j
 		}
 	}
-	return nil
+	if best < 0 {
+		return fallback
+	}
+	return best + 1
 }
+
+func abs(n int) int { return max(n, -n) }
 
 // iptablesError says what failed; a held xtables lock is worth its own words.
 func iptablesError(op string, d *firewallDeleteData, err error) error {
@@ -331,7 +423,11 @@ func (d *firewallDeleteData) listNftChain(ctx context.Context) ([]nftRule, error
 	fam, table, _ := strings.Cut(d.Table, " ")
 	out, err := runNft(ctx, nil, "-j", "list", "chain", fam, table, d.Chain)
 	if err != nil {
-		if strings.Contains(err.Error(), "No such file or directory") {
+		// Only nft's own answer (exit 1, "Error: No such file or directory") says the
+		// chain is gone; nft failing to run at all (a missing library, exit 127) says
+		// nothing about the rules.
+		var exit *exec.ExitError
+		if errors.As(err, &exit) && exit.ExitCode() == 1 && strings.Contains(err.Error(), "Error: No such file or directory") {
 			return nil, nil
 		}
 		return nil, err
@@ -358,12 +454,12 @@ func (d *firewallDeleteData) deleteNft(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.Positions, d.Expr, d.Comment = nil, nil, ""
+	d.Positions, d.Previous, d.Expr, d.Comment = nil, nil, nil, ""
 	index := -1
 	for i, r := range chain {
 		if r.Handle == d.Handle {
 			if got := facts.NftRuleSpec(r.Expr, r.Comment); got != d.Spec {
-				return fmt.Errorf("nftables %s %s handle %d now holds another rule (%s); nothing was deleted", d.Table, d.Chain, d.Handle, got)
+				return &skipError{fmt.Sprintf("nftables %s %s handle %d now holds another rule (%s), not the one planned; nothing was deleted, run again to re-read the rules", d.Table, d.Chain, d.Handle, got)}
 			}
 			index = i
 		}
@@ -384,7 +480,7 @@ func (d *firewallDeleteData) deleteNft(ctx context.Context) error {
 			index = same[0]
 			d.Handle = chain[index].Handle
 		default:
-			return fmt.Errorf("nftables %s %s: handle %d is gone and %d rules read %q; nothing was deleted", d.Table, d.Chain, d.Handle, len(same), d.Spec)
+			return &skipError{fmt.Sprintf("nftables %s %s: handle %d is gone and %d rules read %q, so which one was planned is unclear; nothing was deleted, run again to re-read the rules", d.Table, d.Chain, d.Handle, len(same), d.Spec)}
 		}
 	}
 	fam, table, _ := strings.Cut(d.Table, " ")
@@ -392,16 +488,41 @@ func (d *firewallDeleteData) deleteNft(ctx context.Context) error {
 		return err
 	}
 	d.Positions, d.Expr, d.Comment = []int{index}, chain[index].Expr, chain[index].Comment
+	d.Previous = []*string{nil}
+	if index > 0 {
+		spec := facts.NftRuleSpec(chain[index-1].Expr, chain[index-1].Comment)
+		d.Previous[0] = &spec
+	}
 	return nil
 }
 
-func (d *firewallDeleteData) restoreNft(ctx context.Context) error {
+// restoreNft adds the rule back right after the rule that preceded it (else at the index
+// it had), unless the chain holds it again.
+func (d *firewallDeleteData) restoreNft(ctx context.Context) ([]string, error) {
 	if len(d.Positions) == 0 {
-		return nil
+		return nil, nil
 	}
 	chain, err := d.listNftChain(ctx)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	specs := make([]string, len(chain))
+	for i, r := range chain {
+		if specs[i] = facts.NftRuleSpec(r.Expr, r.Comment); specs[i] == d.Spec {
+			return nil, nil
+		}
+	}
+	index := d.Positions[0]
+	if len(d.Previous) > 0 {
+		index = besideNeighbour(d.Previous[0], func(prev string) []int {
+			var found []int
+			for i, s := range specs {
+				if s == prev {
+					found = append(found, i)
+				}
+			}
+			return found
+		}, d.Positions[0], index)
 	}
 	fam, table, _ := strings.Cut(d.Table, " ")
 	rule := map[string]any{"family": fam, "table": table, "chain": d.Chain, "expr": d.Expr}
@@ -409,15 +530,17 @@ func (d *firewallDeleteData) restoreNft(ctx context.Context) error {
 		rule["comment"] = d.Comment
 	}
 	verb := "add"
-	if d.Positions[0] < len(chain) {
-		verb, rule["index"] = "insert", d.Positions[0]
+	if index < len(chain) {
+		verb, rule["index"] = "insert", index
 	}
 	doc, err := json.Marshal(map[string]any{"nftables": []any{map[string]any{verb: map[string]any{"rule": rule}}}})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_, err = runNft(ctx, doc, "-j", "-f", "-")
-	return err
+	if _, err = runNft(ctx, doc, "-j", "-f", "-"); err != nil {
+		return nil, err
+	}
+	return []string{"echo " + facts.QuoteWords([]string{string(doc)}) + " | " + facts.QuoteWords([]string{paths.Nft, "-j", "-f", "-"})}, nil
 }
 
 // runNft runs nft with stdin and returns its output.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/imdsmend/imdsmend/facts"
 )
@@ -14,6 +15,7 @@ import (
 type firewallBefore struct {
 	Present   int             `json:"present"`
 	Positions []int           `json:"positions,omitempty"`
+	Previous  []*string       `json:"previous,omitempty"`
 	Expr      json.RawMessage `json:"expr,omitempty"`
 	Comment   string          `json:"comment,omitempty"`
 }
@@ -36,17 +38,36 @@ func (FirewallDelete) Snapshot(ctx context.Context, _ *Env, c *Change) error {
 			}
 			if b.Present++; b.Positions == nil || r.Handle == d.Handle {
 				b.Positions, b.Expr, b.Comment = []int{i}, r.Expr, r.Comment
+				b.Previous = []*string{nil}
+				if i > 0 {
+					spec := facts.NftRuleSpec(chain[i-1].Expr, chain[i-1].Comment)
+					b.Previous[0] = &spec
+				}
 			}
 		}
 	} else {
-		found, err := d.iptablesFound()
+		ipt, words, err := d.iptables()
 		if err != nil {
 			return err
 		}
+		rules, err := d.listIptables(ipt)
+		if err != nil {
+			return err
+		}
+		found := indexesOf(rules, words)
 		b.Present = len(found)
-		// As deleteIptables records them: front to back, each counted before it goes.
-		for i := 0; i < min(len(found), max(d.Copies, 1)); i++ {
-			b.Positions = append(b.Positions, found[i]-i)
+		// As deleteIptables records them: front to back, each position and neighbour
+		// taken just before the copy goes.
+		for range min(len(found), max(d.Copies, 1)) {
+			i := indexesOf(rules, words)[0]
+			var prev *string
+			if i > 0 {
+				spec := facts.QuoteWords(rules[i-1])
+				prev = &spec
+			}
+			b.Positions = append(b.Positions, i+1)
+			b.Previous = append(b.Previous, prev)
+			rules = slices.Delete(rules, i, i+1)
 		}
 	}
 	c.Before, err = json.Marshal(b)
@@ -101,20 +122,24 @@ func (FirewallDelete) Observe(ctx context.Context, _ *Env, c *Change) (bool, err
 		return false, nil
 	}
 	if len(d.Positions) == 0 {
-		d.Positions = b.Positions[:min(len(b.Positions), b.Present-present)]
+		gone := min(len(b.Positions), b.Present-present)
+		d.Positions, d.Previous = b.Positions[:gone], b.Previous[:min(len(b.Previous), gone)]
+		d.Remaining = present
 		d.Expr, d.Comment = b.Expr, b.Comment
 	}
 	c.Data, err = json.Marshal(d)
 	return true, err
 }
 
-// iptablesFound lists where the rule sits in its chain now.
+// iptablesFound lists where the rule sits in its chain now (0-based).
 func (d *firewallDeleteData) iptablesFound() ([]int, error) {
 	ipt, words, err := d.iptables()
-	if err == nil {
-		var found []int
-		found, _, err = d.positions(ipt, words)
-		return found, err
+	if err != nil {
+		return nil, err
 	}
-	return nil, err
+	rules, err := d.listIptables(ipt)
+	if err != nil {
+		return nil, err
+	}
+	return indexesOf(rules, words), nil
 }

@@ -30,7 +30,7 @@ func TestFirewallDeleteCrash(t *testing.T) {
 		{"the deletion failed, then killed", 0, StatusNotApplied, all},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			chain := fakeIptables(t, all, tt.failAfter)
+			chain, _ := fakeIptables(t, all, tt.failAfter)
 			ctx := context.Background()
 			x := &Executor{Registry: Default(), Env: &Env{Allow: func(string) bool { return true }},
 				Ledger: NewLedger(filepath.Join(t.TempDir(), "ledger.jsonl")), RunID: "r1", Enforce: true}

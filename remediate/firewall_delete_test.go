@@ -200,14 +200,18 @@ func TestFirewallDeleteTakesFacts(t *testing.T) {
 
 // fakeIptables installs an iptables-nft that keeps the OUTPUT chain of the filter table in
 // a file, one "-A OUTPUT SPEC" line per rule, and answers -S, -D and -I as iptables does.
-// After failAfter deletions (-1: never) a deletion fails.
-func fakeIptables(t *testing.T, rules []string, failAfter int) (chain func() []string) {
+// After failAfter deletions (-1: never) a deletion fails. set replaces the chain, as
+// another program would.
+func fakeIptables(t *testing.T, rules []string, failAfter int) (chain func() []string, set func([]string)) {
 	t.Helper()
 	dir := t.TempDir()
 	state := filepath.Join(dir, "output.rules")
-	if err := os.WriteFile(state, []byte(strings.Join(rules, "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
+	set = func(rules []string) {
+		if err := os.WriteFile(state, []byte(strings.Join(rules, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
+	set(rules)
 	if err := os.WriteFile(state+".deletions", []byte(fmt.Sprint(failAfter)), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +246,7 @@ esac
 			t.Fatal(err)
 		}
 		return strings.Split(strings.TrimSpace(string(data)), "\n")
-	}
+	}, set
 }
 
 // TestFirewallDeleteApplyUndo: the copies the policy names go, each recorded where it
@@ -269,7 +273,7 @@ func TestFirewallDeleteApplyUndo(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			chain := fakeIptables(t, all, tt.failAfter)
+			chain, _ := fakeIptables(t, all, tt.failAfter)
 			ctx := context.Background()
 			x := &Executor{Registry: Default(), Env: &Env{Allow: func(string) bool { return true }},
 				Ledger: NewLedger(filepath.Join(t.TempDir(), "ledger.jsonl")), RunID: "r1", Enforce: true}
@@ -301,5 +305,222 @@ func TestFirewallDeleteApplyUndo(t *testing.T) {
 				t.Errorf("chain after undo (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// applyOne plans and applies body with a fresh executor and returns it with the change.
+func applyOne(t *testing.T, body string) (*Executor, *Change) {
+	t.Helper()
+	ctx := context.Background()
+	x := &Executor{Registry: Default(), Env: &Env{Allow: func(string) bool { return true }},
+		Ledger: NewLedger(filepath.Join(t.TempDir(), "ledger.jsonl")), RunID: "r1", Enforce: true}
+	changes := x.Plan(ctx, "firewall_blocks_imds", "firewall_delete", decodeArgs(t, FirewallDelete{}.Spec(), body))
+	if len(changes) != 1 {
+		t.Fatalf("planned %v, want one change", summary(changes))
+	}
+	x.Apply(ctx, changes)
+	return x, changes[0]
+}
+
+// undoLast reverts the last run and returns the reverted change.
+func undoLast(t *testing.T, x *Executor) *Change {
+	t.Helper()
+	pending, err := x.Undoable(true, nil)
+	if err != nil || len(pending) != 1 {
+		t.Fatalf("undoable %v, %v; want one change", summary(pending), err)
+	}
+	x.Undo(context.Background(), pending)
+	return pending[0]
+}
+
+// TestFirewallDeleteUndoPlacement: exactly the planned number of identical copies goes and
+// comes back; undo puts a rule back after the rule that preceded it, wherever that rule
+// has moved, says the commands it ran, and inserts nothing when the rule is back already
+// (an undo that crashed before its record).
+func TestFirewallDeleteUndoPlacement(t *testing.T) {
+	const (
+		drop = "-A OUTPUT -d 169.254.169.254/32 -j DROP"
+		a    = "-A OUTPUT -d 10.0.0.0/8 -j ACCEPT"
+		b    = "-A OUTPUT -d 10.1.0.0/16 -j ACCEPT"
+		c    = "-A OUTPUT -m comment --comment \"don\\'t\" -j ACCEPT"
+		one  = `{backend = "nft", family = "ipv4", table = "filter", chain = "OUTPUT", spec = "-d 169.254.169.254/32 -j DROP"}`
+	)
+	tests := []struct {
+		name       string
+		before     []string
+		body       string
+		afterApply []string
+		meanwhile  func([]string) []string // what another program does before undo
+		afterUndo  []string
+		undoDetail string
+	}{
+		{
+			name:       "three identical, two planned: one remains, two come back",
+			before:     []string{drop, a, drop, drop},
+			body:       "rules = [" + one + ", " + one + "]",
+			afterApply: []string{a, drop},
+			afterUndo:  []string{drop, a, drop, drop},
+			undoDetail: "iptables-nft -t filter -I OUTPUT 2 -d 169.254.169.254/32 -j DROP; iptables-nft -t filter -I OUTPUT 1 -d 169.254.169.254/32 -j DROP",
+		},
+		{
+			name:       "back after its neighbour, not at a shifted position",
+			before:     []string{a, b, drop, c},
+			body:       "rules = [" + one + "]",
+			afterApply: []string{a, b, c},
+			meanwhile:  func(r []string) []string { return append([]string{c}, r...) },
+			afterUndo:  []string{c, a, b, drop, c},
+			undoDetail: "iptables-nft -t filter -I OUTPUT 4 -d 169.254.169.254/32 -j DROP",
+		},
+		{
+			name:       "a neighbour with an apostrophe in its comment",
+			before:     []string{c, drop},
+			body:       "rules = [" + one + "]",
+			afterApply: []string{c},
+			meanwhile:  func(r []string) []string { return append([]string{a}, r...) },
+			afterUndo:  []string{a, c, drop},
+			undoDetail: "iptables-nft -t filter -I OUTPUT 3 -d 169.254.169.254/32 -j DROP",
+		},
+		{
+			name:       "the first rule goes back first",
+			before:     []string{drop, a},
+			body:       "rules = [" + one + "]",
+			afterApply: []string{a},
+			meanwhile:  func(r []string) []string { return append(r, b) },
+			afterUndo:  []string{drop, a, b},
+			undoDetail: "iptables-nft -t filter -I OUTPUT 1 -d 169.254.169.254/32 -j DROP",
+		},
+		{
+			name:       "already back: nothing is inserted",
+			before:     []string{a, drop},
+			body:       "rules = [" + one + "]",
+			afterApply: []string{a},
+			meanwhile:  func(r []string) []string { return append(r, drop) },
+			afterUndo:  []string{a, drop},
+			undoDetail: "already reverted: nothing to do",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			chain, set := fakeIptables(t, tt.before, -1)
+			x, ch := applyOne(t, tt.body)
+			if ch.Status != StatusApplied {
+				t.Fatalf("apply: %s %s", ch.Status, ch.Error)
+			}
+			if diff := cmp.Diff(tt.afterApply, chain()); diff != "" {
+				t.Errorf("chain after apply (-want +got):\n%s", diff)
+			}
+			if tt.meanwhile != nil {
+				set(tt.meanwhile(chain()))
+			}
+			u := undoLast(t, x)
+			if u.Status != StatusReverted || u.Detail != tt.undoDetail {
+				t.Errorf("undo: status %s, detail %q, error %q; want reverted, %q", u.Status, u.Detail, u.Error, tt.undoDetail)
+			}
+			if diff := cmp.Diff(tt.afterUndo, chain()); diff != "" {
+				t.Errorf("chain after undo (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// fakeNft installs an nft whose `-j list chain` prints listing (or fails as script says)
+// and which logs every other call to the returned file.
+func fakeNft(t *testing.T, listing, onList string) (log string) {
+	t.Helper()
+	dir := t.TempDir()
+	log = filepath.Join(dir, "calls")
+	if err := os.WriteFile(filepath.Join(dir, "listing.json"), []byte(listing), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := `#!/bin/sh
+dir=` + dir + `
+if [ "$1 $2 $3" = "-j list chain" ]; then
+` + onList + `
+  cat "$dir/listing.json"; exit 0
+fi
+echo "$*" >> "$dir/calls"
+[ "$1" = -j ] && cat >> "$dir/calls"
+exit 0
+`
+	if err := os.WriteFile(filepath.Join(dir, "nft"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+":/usr/bin:/bin")
+	return log
+}
+
+// TestFirewallDeleteNft: the rule is checked again just before it is deleted; a handle
+// that now holds another rule is a skipped change with the reason, a chain nft says is gone
+// is unchanged, and nft failing to run at all is a failure, never "the rule is gone".
+func TestFirewallDeleteNft(t *testing.T) {
+	const rule = `{backend = "nftables", family = "ipv4", table = "inet t", chain = "out", handle = 7, spec = "ip daddr 169.254.169.254 drop"}`
+	imdsDrop := `{"rule": {"family": "inet", "table": "t", "chain": "out", "handle": 7, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "169.254.169.254"}}, {"drop": null}]}}`
+	otherDrop := `{"rule": {"family": "inet", "table": "t", "chain": "out", "handle": 7, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "10.0.0.1"}}, {"drop": null}]}}`
+	tests := []struct {
+		name, listing, onList string
+		status, error         string
+		deleted               bool
+	}{
+		{"the planned rule", `{"nftables": [` + imdsDrop + `]}`, "", StatusApplied, "", true},
+		{"the handle holds another rule", `{"nftables": [` + otherDrop + `]}`, "", StatusSkipped, "handle 7 now holds another rule (ip daddr 10.0.0.1 drop), not the one planned", false},
+		{"the chain is gone", "", `echo "Error: No such file or directory" >&2; exit 1`, StatusUnchanged, "", false},
+		{"nft does not run", "", `echo "nft: error while loading shared libraries: libnftables.so.1: cannot open shared object file: No such file or directory" >&2; exit 127`, StatusFailed, "exit status 127", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			log := fakeNft(t, tt.listing, tt.onList)
+			_, c := applyOne(t, "rules = ["+rule+"]")
+			if c.Status != tt.status || !strings.Contains(c.Error, tt.error) {
+				t.Errorf("status %s, error %q; want %s, error containing %q", c.Status, c.Error, tt.status, tt.error)
+			}
+			calls, _ := os.ReadFile(log)
+			if deleted := strings.Contains(string(calls), "delete rule inet t out handle 7"); deleted != tt.deleted {
+				t.Errorf("nft calls %q; deleted %v, want %v", calls, deleted, tt.deleted)
+			}
+		})
+	}
+}
+
+// TestFirewallDeleteNftUndoAlreadyBack: an nft rule the chain holds again is not added
+// twice.
+func TestFirewallDeleteNftUndoAlreadyBack(t *testing.T) {
+	back := `{"nftables": [{"rule": {"family": "inet", "table": "t", "chain": "out", "handle": 9, "expr": [{"drop": null}]}}]}`
+	log := fakeNft(t, back, "")
+	data, _ := json.Marshal(firewallDeleteData{Backend: "nftables", Family: "ipv4", Table: "inet t", Chain: "out", Spec: "drop", Handle: 7,
+		Positions: []int{0}, Expr: json.RawMessage(`[{"drop": null}]`)})
+	c := &Change{Data: data}
+	if err := (FirewallDelete{}).Undo(context.Background(), &Env{}, c); err != nil {
+		t.Fatal(err)
+	}
+	if calls, _ := os.ReadFile(log); len(calls) != 0 {
+		t.Errorf("nft was asked to change the rules: %s", calls)
+	}
+	if c.Detail != "nothing to do: nftables/ipv4/inet t/out holds the rule again" {
+		t.Errorf("detail %q", c.Detail)
+	}
+}
+
+// TestFirewallDeleteNftUndoBesideNeighbour: an nft rule goes back right after the rule that
+// preceded it, though a rule added since has shifted the indexes.
+func TestFirewallDeleteNftUndoBesideNeighbour(t *testing.T) {
+	rule := func(handle int, addr string) string {
+		return fmt.Sprintf(`{"rule": {"family": "inet", "table": "t", "chain": "out", "handle": %d, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": %q}}, {"accept": null}]}}`, handle, addr)
+	}
+	// It was [a, b, deleted, c]; x has been put first since.
+	now := `{"nftables": [` + strings.Join([]string{rule(9, "10.0.0.9"), rule(1, "10.0.0.1"), rule(2, "10.0.0.2"), rule(3, "10.0.0.3")}, ", ") + `]}`
+	log := fakeNft(t, now, "")
+	prev := "ip daddr 10.0.0.2 accept"
+	data, _ := json.Marshal(firewallDeleteData{Backend: "nftables", Family: "ipv4", Table: "inet t", Chain: "out", Spec: "drop", Handle: 7,
+		Positions: []int{2}, Previous: []*string{&prev}, Expr: json.RawMessage(`[{"drop": null}]`)})
+	c := &Change{Data: data}
+	if err := (FirewallDelete{}).Undo(context.Background(), &Env{}, c); err != nil {
+		t.Fatal(err)
+	}
+	calls, _ := os.ReadFile(log)
+	if !strings.Contains(string(calls), `"insert":{"rule":{"chain":"out","expr":[{"drop":null}],"family":"inet","index":3,"table":"t"}}`) {
+		t.Errorf("nft calls:\n%s\nwant an insert at index 3, after 10.0.0.2", calls)
+	}
+	if !strings.HasSuffix(c.Detail, "| nft -j -f -") || !strings.Contains(c.Detail, `"index":3`) {
+		t.Errorf("detail %q is not the command undo ran", c.Detail)
 	}
 }

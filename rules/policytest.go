@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"path"
 	"slices"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hcldec"
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/imdsmend/imdsmend/facts"
 	"github.com/zclconf/go-cty/cty"
@@ -31,8 +33,20 @@ type TestCase struct {
 	Expect []string
 	// Unknown lists rules that must be undecided, sorted. Other rules may be undecided
 	// too: those that read sections the test leaves out.
-	Unknown   []string
+	Unknown []string
+	// Remediate lists the arguments expected of remediate blocks, in file order.
+	Remediate []RemediateExpect
 	DeclRange hcl.Range
+}
+
+// RemediateExpect is a `remediate "RULE" "KIND" { ARG = VALUE … }` block of a test: the
+// arguments rule RULE's remediate "KIND" block must evaluate to. Only the arguments
+// written are compared, and inside them only the object attributes written (see
+// argsMatch), so a test can name the rules a fix receives by their id alone.
+type RemediateExpect struct {
+	Rule, Kind string
+	Args       map[string]cty.Value
+	DeclRange  hcl.Range
 }
 
 // TestResult is the outcome of one test case.
@@ -55,6 +69,7 @@ var testSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "facts"}, {Name: "facts_file"}, {Name: "expect", Required: true}, {Name: "unknown"},
 	},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "remediate", LabelNames: []string{"rule", "kind"}}},
 }
 
 // LoadTests reads every *_test.hcl file at the top of fsys, checking the cases against p:
@@ -163,7 +178,72 @@ func decodeTest(fsys fs.FS, dir string, block *hcl.Block, p *Policy) (*TestCase,
 		tc.Unknown, d = ruleList(a, ctx, p)
 		diags = append(diags, d...)
 	}
+	for _, b := range body.Blocks {
+		re, d := decodeRemediateExpect(b, ctx, p)
+		diags = append(diags, d...)
+		if re != nil {
+			tc.Remediate = append(tc.Remediate, *re)
+		}
+	}
 	return tc, diags
+}
+
+// decodeRemediateExpect reads a test's remediate block: the rule must exist and have a
+// remediate block of the kind, and each argument must be one that kind takes.
+func decodeRemediateExpect(b *hcl.Block, ctx *hcl.EvalContext, p *Policy) (*RemediateExpect, hcl.Diagnostics) {
+	ruleName, kind := b.Labels[0], b.Labels[1]
+	if d := checkRuleName(ruleName, b.LabelRanges[0].Ptr(), p); d.HasErrors() {
+		return nil, d
+	}
+	var rem *Remediation
+	var kinds []string
+	for _, r := range p.Rule(ruleName).Remediations {
+		kinds = append(kinds, r.Kind)
+		if r.Kind == kind {
+			rem = r
+		}
+	}
+	if rem == nil {
+		return nil, hcl.Diagnostics{errorf(b.LabelRanges[1].Ptr(), "Unknown remediation",
+			"Rule %q has no remediate %q block; it has: %s.", ruleName, kind, list(kinds))}
+	}
+	attrs, diags := b.Body.JustAttributes()
+	re := &RemediateExpect{Rule: ruleName, Kind: kind, Args: map[string]cty.Value{}, DeclRange: b.DefRange}
+	spec, _ := rem.Spec.(*hcldec.ObjectSpec)
+	for name, a := range attrs {
+		if spec != nil {
+			if _, ok := (*spec)[name]; !ok {
+				var names []string
+				for n := range *spec {
+					names = append(names, n)
+				}
+				slices.Sort(names)
+				diags = append(diags, errorf(a.NameRange.Ptr(), "Unknown argument",
+					"remediate %q takes no argument %q; it takes: %s.", kind, name, strings.Join(names, ", ")))
+				continue
+			}
+		}
+		v, d := a.Expr.Value(ctx)
+		diags = append(diags, d...)
+		re.Args[name] = v
+	}
+	return re, diags
+}
+
+// checkRuleName reports a name that is not a rule of p, with a did-you-mean.
+func checkRuleName(name string, rng *hcl.Range, p *Policy) hcl.Diagnostics {
+	if p.Rule(name) != nil {
+		return nil
+	}
+	var known []string
+	for _, r := range p.Rules {
+		known = append(known, r.Name)
+	}
+	detail := fmt.Sprintf("The policy has no rule %q.", name)
+	if s := suggest(name, known); s != "" {
+		detail += fmt.Sprintf(" Did you mean %q?", s)
+	}
+	return hcl.Diagnostics{errorf(rng, "Unknown rule", "%s", detail)}
 }
 
 // decodeString decodes a constant string.
@@ -198,16 +278,8 @@ func ruleList(a *hcl.Attribute, ctx *hcl.EvalContext, p *Policy) ([]string, hcl.
 			continue
 		}
 		name := v.AsString()
-		if p.Rule(name) == nil {
-			var known []string
-			for _, r := range p.Rules {
-				known = append(known, r.Name)
-			}
-			detail := fmt.Sprintf("The policy has no rule %q.", name)
-			if s := suggest(name, known); s != "" {
-				detail += fmt.Sprintf(" Did you mean %q?", s)
-			}
-			diags = append(diags, errorf(e.Range().Ptr(), "Unknown rule", "%s", detail))
+		if d := checkRuleName(name, e.Range().Ptr(), p); d.HasErrors() {
+			diags = append(diags, d...)
 			continue
 		}
 		names = append(names, name)
@@ -367,7 +439,88 @@ func (p *Policy) RunTest(tc *TestCase) TestResult {
 			break
 		}
 	}
+	for _, re := range tc.Remediate {
+		out.Failures = append(out.Failures, re.check(res.Requests)...)
+	}
 	return out
+}
+
+// check compares the expected arguments with those the rule's remediate block received.
+func (re RemediateExpect) check(reqs []Request) []string {
+	i := slices.IndexFunc(reqs, func(r Request) bool { return r.Rule == re.Rule && r.Kind == re.Kind })
+	if i < 0 {
+		return []string{fmt.Sprintf("remediate %q %q: the rule did not fire, so the fix received nothing", re.Rule, re.Kind)}
+	}
+	var failures []string
+	names := slices.Sorted(maps.Keys(re.Args))
+	for _, name := range names {
+		want, got := re.Args[name], reqs[i].Args.GetAttr(name)
+		if !argsMatch(want, got) {
+			failures = append(failures, fmt.Sprintf("remediate %q %q: %s = %s, want %s", re.Rule, re.Kind, name, valueString(got), valueString(want)))
+		}
+	}
+	return failures
+}
+
+// argsMatch reports whether got has what want says: objects (and maps) match when each
+// attribute want writes matches got's, lists when they are as long and match element by
+// element, other values when they are equal after conversion to got's type.
+func argsMatch(want, got cty.Value) bool {
+	switch {
+	case want.IsNull() || got.IsNull():
+		return want.IsNull() && got.IsNull()
+	case !want.IsWhollyKnown() || !got.IsWhollyKnown():
+		return false
+	}
+	wt, gt := want.Type(), got.Type()
+	switch {
+	case wt.IsObjectType() || wt.IsMapType():
+		if !gt.IsObjectType() && !gt.IsMapType() {
+			return false
+		}
+		for it := want.ElementIterator(); it.Next(); {
+			k, w := it.Element()
+			name := k.AsString()
+			var g cty.Value
+			switch {
+			case gt.IsObjectType() && gt.HasAttribute(name):
+				g = got.GetAttr(name)
+			case gt.IsMapType() && got.HasIndex(k).True():
+				g = got.Index(k)
+			default:
+				return false
+			}
+			if !argsMatch(w, g) {
+				return false
+			}
+		}
+		return true
+	case wt.IsListType() || wt.IsTupleType() || wt.IsSetType():
+		if !gt.IsListType() && !gt.IsTupleType() && !gt.IsSetType() || want.LengthInt() != got.LengthInt() {
+			return false
+		}
+		ws, gs := want.AsValueSlice(), got.AsValueSlice()
+		for j := range ws {
+			if !argsMatch(ws[j], gs[j]) {
+				return false
+			}
+		}
+		return true
+	}
+	w, err := convert.Convert(want, gt)
+	return err == nil && w.Equals(got).True()
+}
+
+// valueString renders a value as JSON for a failure message.
+func valueString(v cty.Value) string {
+	if !v.IsWhollyKnown() {
+		return "(unknown)"
+	}
+	data, err := ctyjson.Marshal(v, v.Type())
+	if err != nil {
+		return v.GoString()
+	}
+	return string(data)
 }
 
 func list(names []string) string { return "[" + strings.Join(names, ", ") + "]" }

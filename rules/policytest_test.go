@@ -203,3 +203,109 @@ test "t" {
 		})
 	}
 }
+
+// TestPolicyTestRemediateArgs: a test can assert the arguments a remediate block receives,
+// naming only the attributes that matter.
+func TestPolicyTestRemediateArgs(t *testing.T) {
+	p := mustParse(t, "policy.hcl", `
+rule "blocked" {
+  when     = anytrue([for r in facts.firewall.rules : r.blocks])
+  severity = "critical"
+  summary  = "blocked"
+  remediate "firewall_delete" {
+    rules = [for r in facts.firewall.rules : r if r.blocks && !r.broad]
+  }
+}
+`)
+	const rules = `facts = { firewall = { rules = [
+    { id = "narrow", blocks = true, spec = "-d 169.254.169.254/32 -j DROP" },
+    { id = "broad", blocks = true, broad = true },
+  ] } }
+  expect = ["blocked"]`
+	fsys := fstest.MapFS{"fw_test.hcl": {Data: []byte(`
+test "the narrow rule, by id" {
+  ` + rules + `
+  remediate "blocked" "firewall_delete" {
+    rules = [{ id = "narrow" }]
+  }
+}
+
+test "by id and spec" {
+  ` + rules + `
+  remediate "blocked" "firewall_delete" {
+    rules = [{ id = "narrow", spec = "-d 169.254.169.254/32 -j DROP" }]
+  }
+}
+
+test "wrong on purpose: both" {
+  ` + rules + `
+  remediate "blocked" "firewall_delete" {
+    rules = [{ id = "narrow" }, { id = "broad" }]
+  }
+}
+
+test "wrong on purpose: another attribute" {
+  ` + rules + `
+  remediate "blocked" "firewall_delete" {
+    rules = [{ id = "narrow", broad = true }]
+  }
+}
+
+test "nothing fires" {
+  facts  = { firewall = { rules = [] } }
+  expect = []
+  remediate "blocked" "firewall_delete" {
+    rules = []
+  }
+}
+`)}}
+	cases, _, diags := LoadTests(fsys, ".", p)
+	if len(diags) > 0 {
+		t.Fatalf("diagnostics:\n%s", diagLines(diags))
+	}
+	got := map[string][]string{}
+	for _, tc := range cases {
+		got[tc.Name] = p.RunTest(tc).Failures
+	}
+	// A failure shows what the fix received (every attribute) and what the test wanted.
+	want := map[string]string{
+		"the narrow rule, by id":              "",
+		"by id and spec":                      "",
+		"wrong on purpose: both":              `, want [{"id":"narrow"},{"id":"broad"}]`,
+		"wrong on purpose: another attribute": `, want [{"broad":true,"id":"narrow"}]`,
+		"nothing fires":                       `remediate "blocked" "firewall_delete": the rule did not fire, so the fix received nothing`,
+	}
+	for name, end := range want {
+		switch f := got[name]; {
+		case end == "" && len(f) != 0:
+			t.Errorf("%s: failures %q, want none", name, f)
+		case end != "" && (len(f) != 1 || !strings.HasPrefix(f[0], `remediate "blocked" "firewall_delete": `) || !strings.HasSuffix(f[0], end)):
+			t.Errorf("%s: failures %q, want one ending in %q", name, f, end)
+		}
+	}
+}
+
+func TestPolicyTestRemediateErrors(t *testing.T) {
+	p := mustParse(t, "policy.hcl", `
+rule "blocked" {
+  when     = anytrue([for r in facts.firewall.rules : r.blocks])
+  severity = "critical"
+  summary  = "blocked"
+  remediate "firewall_delete" {
+    rules = []
+  }
+}
+`)
+	tests := []struct{ block, want string }{
+		{`remediate "blockd" "firewall_delete" { rules = [] }`, `Unknown rule; The policy has no rule "blockd". Did you mean "blocked"?`},
+		{`remediate "blocked" "no_proxy" { restart = true }`, `Unknown remediation; Rule "blocked" has no remediate "no_proxy" block; it has: [firewall_delete].`},
+		{`remediate "blocked" "firewall_delete" { rule = [] }`, `Unknown argument; remediate "firewall_delete" takes no argument "rule"; it takes: rules.`},
+	}
+	for _, tt := range tests {
+		fsys := fstest.MapFS{"t_test.hcl": {Data: []byte("test \"t\" {\n  expect = []\n  " + tt.block + "\n}\n")}}
+		_, _, diags := LoadTests(fsys, ".", p)
+		if !strings.Contains(diagLines(diags), tt.want) {
+			t.Errorf("%s: diagnostics:\n%s\nwant one containing:\n%s", tt.block, diagLines(diags), tt.want)
+		}
+	}
+}

@@ -35,6 +35,7 @@ func TestFirewallBlockers(t *testing.T) {
 	}{
 		{maker: harness.RejectIMDS, target: "nft/ipv4/filter/OUTPUT: -d 169.254.169.254/32 -p tcp -j REJECT --reject-with icmp-port-unreachable"},
 		{maker: harness.ChainDropIMDS, dropIns: map[string]string{"50-fast.hcl": fastDrop}, target: "nft/ipv4/filter/IMDSBLOCK: -j DROP"},
+		{maker: harness.CommentIMDS, target: `nft/ipv4/filter/OUTPUT: -d 169.254.169.254/32 -p tcp -m comment --comment "don\'t" -j REJECT --reject-with icmp-port-unreachable`},
 		{maker: harness.ResetIMDS, target: "nft/ipv4/filter/OUTPUT: -d 169.254.169.254/32 -p tcp -j REJECT --reject-with tcp-reset"},
 		{maker: harness.DNATIMDS, target: "nft/ipv4/nat/OUTPUT: -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 127.0.0.1:9"},
 		{maker: harness.IPv6RejectIMDS, serve: serveSim(sim.FaultOK), dropIns: map[string]string{"50-ipv6.hcl": "settings {\n  ipv6 = true\n}\n"},
@@ -107,6 +108,8 @@ func TestFirewallBlockers(t *testing.T) {
 			rep, res = r.report(ctx, "undo", "--last")
 			if len(rep.Actions) != 1 || rep.Actions[0].Status != "reverted" {
 				t.Errorf("undo: actions %+v, want one reverted\n%s", rep.Actions, res.Stderr)
+			} else if d := rep.Actions[0].Detail; !strings.Contains(d, " -I ") && !strings.Contains(d, "| nft -j -f -") {
+				t.Errorf("undo detail %q is not the insertion undo ran", d)
 			}
 			if got := firewallState(ctx, t, ns); got != before {
 				t.Errorf("undo did not restore the rules (-before +after):\n%s", cmp.Diff(before, got))
@@ -119,6 +122,179 @@ func TestFirewallBlockers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFirewallSharedChain is issue 8's LOGDROP example: the DROP in a chain that INPUT's
+// default-deny and a block of 10.9.9.9 also jump to must stay; apply deletes the one jump
+// only IMDS's traffic takes, and undo puts it back. The same with native nft, where the
+// input hook shares the chain.
+func TestFirewallSharedChain(t *testing.T) {
+	tests := []struct {
+		maker harness.Maker
+		// target of the one firewall_delete action (nft: prefix and suffix around the
+		// handle), and the other rules' checks that must hold after apply.
+		target, targetEnd string
+		kept              [][]string
+		// healthy: IMDS works after apply. In the iptables example INPUT's default-deny
+		// also drops IMDS's replies on the namespace's loopback: a host rule imdsmend does
+		// not touch, so the run stays unhealthy (exit 2) and says so.
+		healthy bool
+	}{
+		{
+			maker:  harness.SharedChainIMDS,
+			target: "nft/ipv4/filter/OUTPUT: -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -j LOGDROP",
+			kept: [][]string{
+				{"iptables", "-w", "-C", "LOGDROP", "-j", "DROP"},
+				{"iptables", "-w", "-C", "INPUT", "-j", "LOGDROP"},
+				{"iptables", "-w", "-C", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT"},
+				{"iptables", "-w", "-C", "OUTPUT", "-d", "10.9.9.9/32", "-j", "LOGDROP"},
+			},
+		},
+		{
+			maker:  harness.NftSharedChainIMDS,
+			target: "nftables/inet shared/out/handle ", targetEnd: ": ip daddr 169.254.169.254 tcp dport 80 jump deny",
+			kept: [][]string{
+				{"sh", "-c", "nft list chain inet shared deny | grep -q drop"},
+				{"sh", "-c", "nft list chain inet shared in | grep -q 'jump deny'"},
+			},
+			healthy: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.maker.Name, func(t *testing.T) {
+			ctx := testContext(t)
+			ns := newNamespace(t)
+			serveAEMM(ctx, t, ns)
+			// No fastDrop here: on a loaded machine its shorter probe budget can run out
+			// while the firewall is read, and the test is about which rule goes.
+			r := newRun(t, ns)
+			if err := tt.maker.Make(ctx, ns); err != nil {
+				t.Fatal(err)
+			}
+			before := firewallState(ctx, t, ns)
+
+			rep, res := r.report(ctx, "plan")
+			planned := deleteActions(rep)
+			if len(planned) != 1 || !strings.HasPrefix(planned[0].Target, tt.target) || !strings.HasSuffix(planned[0].Target, tt.targetEnd) {
+				t.Fatalf("plan: exit %d, firewall_delete actions %+v; want one deleting %q…%q\n%s", res.ExitCode, planned, tt.target, tt.targetEnd, res.Stderr)
+			}
+			if f := blocksFinding(rep); f == nil || !strings.Contains(f.Summary, "kept: broad") || !strings.Contains(f.Summary, "deleted by apply: IMDS's own jump to ") {
+				t.Errorf("finding %+v does not say the shared rule is kept as broad and IMDS's jump to it deleted", f)
+			}
+
+			rep, res = r.report(ctx, "apply")
+			if applied := deleteActions(rep); len(applied) != 1 || applied[0].Status != "applied" || applied[0].ID != planned[0].ID {
+				t.Fatalf("apply: exit %d, actions %+v; want the planned one applied\n%s", res.ExitCode, rep.Actions, res.Stderr)
+			}
+			if tt.healthy != (res.ExitCode == report.ExitHealthy) {
+				t.Errorf("apply: exit %d, findings %v; want healthy %v", res.ExitCode, findingRules(rep), tt.healthy)
+			}
+			if err := tt.maker.Gone(ctx, ns); err != nil {
+				t.Error(err)
+			}
+			for _, check := range tt.kept {
+				if out, err := ns.Exec(ctx, nil, check[0], check[1:]...); err != nil || out.ExitCode != 0 {
+					t.Errorf("a rule that serves other traffic is gone: %v: exit %d %s", check, out.ExitCode, out.Stderr)
+				}
+			}
+
+			rep, res = r.report(ctx, "undo", "--last")
+			if len(rep.Actions) != 1 || rep.Actions[0].Status != "reverted" {
+				t.Errorf("undo: actions %+v, want one reverted\n%s", rep.Actions, res.Stderr)
+			}
+			if got := firewallState(ctx, t, ns); got != before {
+				t.Errorf("undo did not restore the rules (-before +after):\n%s", cmp.Diff(before, got))
+			}
+		})
+	}
+}
+
+// TestFirewallDeleteCopies: of three identical rules, a policy that lists two deletes two
+// and one remains; undo brings back those two, not more.
+func TestFirewallDeleteCopies(t *testing.T) {
+	ctx := testContext(t)
+	ns := newNamespace(t)
+	serveAEMM(ctx, t, ns)
+	rule := []string{"OUTPUT", "-p", "tcp", "-d", harness.IMDSAddr + "/32", "-j", "REJECT"}
+	for range 3 {
+		if err := harness.RejectMaker(rule).Make(ctx, ns); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := firewallState(ctx, t, ns)
+	r := newRun(t, ns)
+	r.dropIn("60-two-copies.hcl", `
+rule "firewall_blocks_imds" {
+  enabled = false
+}
+
+rule "two_copies" {
+  when     = length([for r in facts.firewall.rules : r if r.blocks]) > 0
+  severity = "warning"
+  summary  = "two of the copies go"
+  remediate "firewall_delete" {
+    rules = [for r in facts.firewall.rules : r if r.blocks && r.position <= 2]
+  }
+}
+`)
+	rep, res := r.report(ctx, "apply")
+	if a := deleteActions(rep); len(a) != 1 || a[0].Status != "applied" {
+		t.Fatalf("apply: exit %d, actions %+v\n%s", res.ExitCode, rep.Actions, res.Stderr)
+	}
+	out, err := ns.Exec(ctx, nil, "iptables", "-w", "-S", "OUTPUT")
+	if err != nil || strings.Count(out.Stdout, "-j REJECT") != 1 {
+		t.Errorf("after apply, OUTPUT holds:\n%s\nwant one copy left (%v)", out.Stdout, err)
+	}
+	r.report(ctx, "undo", "--last")
+	if got := firewallState(ctx, t, ns); got != before {
+		t.Errorf("undo did not bring back exactly the two copies (-before +after):\n%s", cmp.Diff(before, got))
+	}
+}
+
+// TestFirewallBroadBlockerKept: a REJECT of 1.0.0.0-254.255.255.255 stops IMDS but far more
+// too. It is reported, with why it is kept and what would open IMDS, and never deleted.
+func TestFirewallBroadBlockerKept(t *testing.T) {
+	ctx := testContext(t)
+	ns := newNamespace(t)
+	serveAEMM(ctx, t, ns)
+	if err := harness.WideRejectIMDS.Make(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	before := firewallState(ctx, t, ns)
+	rep, res := newRun(t, ns).report(ctx, "apply")
+	if res.ExitCode != report.ExitFindings || len(deleteActions(rep)) != 0 {
+		t.Fatalf("apply: exit %d, actions %+v; want exit 2 and no deletion", res.ExitCode, rep.Actions)
+	}
+	checkKeptFinding(t, rep, "-m iprange --dst-range 1.0.0.0-254.255.255.255 -j REJECT --reject-with icmp-port-unreachable (kept: broad, it stops other traffic too)")
+	if got := firewallState(ctx, t, ns); got != before {
+		t.Errorf("the broad rule was touched:\n%s", cmp.Diff(before, got))
+	}
+}
+
+// checkKeptFinding checks that firewall_blocks_imds names the kept rule with its reason,
+// and that its hint says what would open IMDS.
+func checkKeptFinding(t *testing.T, rep *report.Report, kept string) {
+	t.Helper()
+	f := blocksFinding(rep)
+	if f == nil {
+		t.Fatalf("no firewall_blocks_imds finding among %v", findingRules(rep))
+	}
+	if !strings.Contains(f.Summary, kept) {
+		t.Errorf("summary %q does not contain %q", f.Summary, kept)
+	}
+	if !strings.Contains(f.Hint, "-m owner --uid-owner 0 -j ACCEPT") || !strings.Contains(f.Hint, "firewall_allow") {
+		t.Errorf("hint %q does not say what would open IMDS", f.Hint)
+	}
+}
+
+// blocksFinding is the report's firewall_blocks_imds finding, nil without one.
+func blocksFinding(rep *report.Report) *report.Finding {
+	for i := range rep.Findings {
+		if rep.Findings[i].Rule == "firewall_blocks_imds" {
+			return &rep.Findings[i]
+		}
+	}
+	return nil
 }
 
 // pendingIDs is what `imdsmend undo --list` says could still be reverted.
@@ -195,15 +371,29 @@ rule "remove_uid_range_rule" {
 	}
 }
 
+// keptOnPurpose is docs/firewall.md's drop-in for a host where root is meant not to reach
+// IMDS: both findings a kept blocker causes are lowered to info.
+const keptOnPurpose = `
+rule "firewall_blocks_imds" { severity = "info" }
+rule "imds_unreachable" { severity = "info" }
+`
+
 // TestFirewallDeliberateBlockerKept: AWS's "only this user" pattern (! --uid-owner) also
 // refuses root, and so does a rule its owner marked "imdsmend:keep". Both are critical
-// findings, and neither is deleted by the default policy.
+// findings that say which rule is kept and why, and neither is deleted by the default
+// policy. The documented drop-in for a deliberate block makes the run healthy.
 func TestFirewallDeliberateBlockerKept(t *testing.T) {
-	for name, rule := range map[string][]string{
-		"owner-scoped": {"-p", "tcp", "-d", harness.IMDSAddr, "-m", "owner", "!", "--uid-owner", "1001", "-j", "REJECT"},
-		"keep comment": {"-p", "tcp", "-d", harness.IMDSAddr, "-m", "comment", "--comment", "imdsmend:keep (ticket 42)", "-j", "REJECT"},
+	for name, tt := range map[string]struct {
+		rule []string
+		why  string // how the finding names the rule and why it stays
+	}{
+		"owner-scoped": {[]string{"-p", "tcp", "-d", harness.IMDSAddr, "-m", "owner", "!", "--uid-owner", "1001", "-j", "REJECT"},
+			"-m owner ! --uid-owner 1001 -j REJECT --reject-with icmp-port-unreachable (kept: owner-scoped, deliberate)"},
+		"keep comment": {[]string{"-p", "tcp", "-d", harness.IMDSAddr, "-m", "comment", "--comment", "imdsmend:keep (ticket 42)", "-j", "REJECT"},
+			`-m comment --comment "imdsmend:keep (ticket 42)" -j REJECT --reject-with icmp-port-unreachable (kept: marked imdsmend:keep)`},
 	} {
 		t.Run(name, func(t *testing.T) {
+			rule := tt.rule
 			ctx := testContext(t)
 			ns := newNamespace(t)
 			serveAEMM(ctx, t, ns)
@@ -212,12 +402,22 @@ func TestFirewallDeliberateBlockerKept(t *testing.T) {
 				t.Fatalf("iptables: %v %s", err, res.Stderr)
 			}
 			before := firewallState(ctx, t, ns)
-			rep, out := newRun(t, ns).report(ctx, "apply")
+			r := newRun(t, ns)
+			rep, out := r.report(ctx, "apply")
 			if out.ExitCode != report.ExitFindings || !slices.Contains(findingRules(rep), "firewall_blocks_imds") || len(deleteActions(rep)) != 0 {
 				t.Errorf("apply: exit %d, findings %v, actions %+v; want exit 2, firewall_blocks_imds and no deletion", out.ExitCode, findingRules(rep), rep.Actions)
 			}
+			checkKeptFinding(t, rep, tt.why)
 			if got := firewallState(ctx, t, ns); got != before {
 				t.Errorf("the rule was touched:\n%s", cmp.Diff(before, got))
+			}
+
+			// docs/firewall.md: when root is meant not to reach IMDS here, lowering the
+			// two findings the rule causes to info makes the run healthy.
+			r.dropIn("70-imds-blocked-on-purpose.hcl", keptOnPurpose)
+			rep, out = r.report(ctx, "apply")
+			if out.ExitCode != report.ExitHealthy || !rep.Healthy {
+				t.Errorf("apply with the findings lowered to info: exit %d, findings %+v; want exit 0", out.ExitCode, rep.Findings)
 			}
 		})
 	}

@@ -35,6 +35,78 @@ var ChainDropIMDS = Maker{
 	},
 }
 
+// CommentIMDS refuses IMDS with a rule whose comment holds an apostrophe, which
+// iptables-save prints escaped ("don\'t").
+var CommentIMDS = iptablesMaker("comment-apostrophe", "iptables", "filter",
+	[]string{"OUTPUT", "-p", "tcp", "-d", IMDSAddr + "/32", "-m", "comment", "--comment", "don't", "-j", "REJECT"})
+
+// WideRejectIMDS refuses every TCP connection to 1.0.0.0-254.255.255.255: it holds IMDS,
+// but far more, so it is broad and must never be deleted.
+var WideRejectIMDS = iptablesMaker("wide-reject", "iptables", "filter",
+	[]string{"OUTPUT", "-p", "tcp", "-m", "iprange", "--dst-range", "1.0.0.0-254.255.255.255", "-j", "REJECT"})
+
+// SharedChainRules is issue 8's example, in order: a LOGDROP chain that INPUT's
+// default-deny, a block of 10.9.9.9 and an IMDS rule all jump to. Only the last is IMDS's.
+var SharedChainRules = [][]string{
+	{"-N", "LOGDROP"},
+	{"-A", "LOGDROP", "-j", "DROP"},
+	{"-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT"},
+	{"-A", "INPUT", "-j", "LOGDROP"},
+	{"-A", "OUTPUT", "-d", "10.9.9.9/32", "-j", "LOGDROP"},
+	{"-A", "OUTPUT", "-d", IMDSAddr + "/32", "-p", "tcp", "--dport", "80", "-j", "LOGDROP"},
+}
+
+// SharedChainIMDS makes SharedChainRules with iptables; Gone checks IMDS's jump only.
+var SharedChainIMDS = Maker{
+	Name: "shared-chain",
+	What: "iptables -N LOGDROP; iptables -A LOGDROP -j DROP; iptables -A INPUT -p tcp --dport 22 -j ACCEPT; iptables -A INPUT -j LOGDROP; iptables -A OUTPUT -d 10.9.9.9/32 -j LOGDROP; iptables -A OUTPUT -d 169.254.169.254/32 -p tcp --dport 80 -j LOGDROP",
+	Make: func(ctx context.Context, ns *Namespace) error {
+		for _, args := range SharedChainRules {
+			if err := ns.tool(ctx, "iptables", append([]string{"-w"}, args...)...); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
+	Gone: func(ctx context.Context, ns *Namespace) error {
+		return ns.iptablesGone(ctx, "iptables", "filter", SharedChainRules[5][1:])
+	},
+}
+
+// NftSharedChainIMDS is the nft form: chain deny drops, the input hook (after loopback)
+// and IMDS's output rule jump to it. Gone checks IMDS's jump only.
+var NftSharedChainIMDS = Maker{
+	Name: "nft-shared-chain",
+	What: "nft add table inet shared; … chain deny { drop }; chain in { iifname lo accept; jump deny }; chain out { ip daddr 169.254.169.254 tcp dport 80 jump deny }",
+	Make: func(ctx context.Context, ns *Namespace) error {
+		for _, args := range [][]string{
+			{"add", "table", "inet", "shared"},
+			{"add", "chain", "inet", "shared", "deny"},
+			{"add", "chain", "inet", "shared", "in", "{ type filter hook input priority 0; policy accept; }"},
+			{"add", "chain", "inet", "shared", "out", "{ type filter hook output priority 0; policy accept; }"},
+			{"add", "rule", "inet", "shared", "deny", "drop"},
+			{"add", "rule", "inet", "shared", "in", "iifname", "lo", "accept"},
+			{"add", "rule", "inet", "shared", "in", "jump", "deny"},
+			{"add", "rule", "inet", "shared", "out", "ip", "daddr", IMDSAddr, "tcp", "dport", "80", "jump", "deny"},
+		} {
+			if err := ns.tool(ctx, "nft", args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
+	Gone: func(ctx context.Context, ns *Namespace) error {
+		res, err := ns.Exec(ctx, nil, "nft", "list", "chain", "inet", "shared", "out")
+		if err != nil {
+			return err
+		}
+		if strings.Contains(res.Stdout, "jump deny") {
+			return fmt.Errorf("IMDS's jump is still in %s:\n%s", ns.Name, res.Stdout)
+		}
+		return nil
+	},
+}
+
 // ResetIMDS answers IMDS connections with a TCP reset.
 var ResetIMDS = iptablesMaker("tcp-reset", "iptables", "filter",
 	[]string{"OUTPUT", "-p", "tcp", "-d", IMDSAddr + "/32", "-j", "REJECT", "--reject-with", "tcp-reset"})
@@ -86,6 +158,9 @@ var NftRejectIMDS = Maker{
 		return nil
 	},
 }
+
+// RejectMaker inserts rule (CHAIN then its spec) into iptables' filter table.
+func RejectMaker(rule []string) Maker { return iptablesMaker("custom", "iptables", "filter", rule) }
 
 // iptablesMaker inserts rule (CHAIN then its spec) into table with tool.
 func iptablesMaker(name, tool, table string, rule []string) Maker {

@@ -102,3 +102,43 @@ scenario bench1000 '
 } | iptables-restore'
 # Its nft JSON is large and read by nothing.
 rm -f bench1000.nft.json
+
+# A chain shared with other traffic (issue 8): the LOGDROP example, and the same in nft with
+# a chain that INPUT also jumps to, beside a chain only IMDS's traffic reaches.
+scenario shared '
+iptables -N LOGDROP
+iptables -A LOGDROP -j DROP
+iptables -A INPUT -p tcp --dport 22 -j ACCEPT
+iptables -A INPUT -j LOGDROP
+iptables -A OUTPUT -d 10.9.9.9/32 -j LOGDROP
+iptables -A OUTPUT -d 169.254.169.254/32 -p tcp --dport 80 -j LOGDROP
+nft add table inet t
+nft add chain inet t out "{ type filter hook output priority 0; policy accept; }"
+nft add chain inet t in "{ type filter hook input priority 0; policy accept; }"
+nft add chain inet t deny
+nft add chain inet t imdsonly
+nft add rule inet t deny counter drop
+nft add rule inet t imdsonly reject
+nft add rule inet t in tcp dport 22 accept
+nft add rule inet t in jump deny
+nft add rule inet t out ip daddr 169.254.169.254 tcp dport 80 jump deny
+nft add rule inet t out ip daddr 169.254.169.254 goto imdsonly'
+
+# Destinations that hold IMDS but far more (issue 8): wide ranges, prefixes and nft
+# comparisons are broad; a comparison that misses IMDS stops nothing.
+scenario wide '
+iptables -A OUTPUT -m iprange --dst-range 1.0.0.0-254.255.255.255 -j REJECT
+iptables -A OUTPUT -m iprange --dst-range 0.0.0.0-255.255.255.255 -j REJECT
+iptables -A OUTPUT -m iprange --dst-range 169.254.169.250-169.254.169.255 -j REJECT
+iptables -A OUTPUT -d 128.0.0.0/1 -j REJECT
+iptables -A OUTPUT -d 0.0.0.0/0 -p tcp -j REJECT
+nft add table ip w
+nft add chain ip w out "{ type filter hook output priority 0; policy accept; }"
+nft add rule ip w out ip daddr ">=" 169.254.169.254 reject
+nft add rule ip w out ip daddr "<" 169.254.169.254 reject
+nft add rule ip w out ip daddr ">" 169.254.169.253 reject
+nft add rule ip w out ip daddr "<=" 169.254.169.254 reject
+nft add rule ip w out ip daddr "!=" 10.0.0.1 reject
+nft add rule ip w out ip daddr 0.0.0.0/0 reject
+nft add rule ip w out ip daddr 0.0.0.0-255.255.255.255 reject
+nft add rule ip w out ip daddr 169.254.0.0/16 reject'
