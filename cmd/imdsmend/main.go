@@ -90,6 +90,10 @@ func newRootCommand() *cobra.Command {
 		if g.format != "text" && g.format != "json" {
 			return fmt.Errorf("--format must be text or json, not %q", g.format)
 		}
+		if g.timeout <= 0 {
+			// 0 would make IMDS look unreachable and a negative bound every rule unknown.
+			return fmt.Errorf("--timeout must be longer than 0, not %s", g.timeout)
+		}
 		return nil
 	}
 	root.AddCommand(
@@ -153,6 +157,9 @@ func (g *globalFlags) metricsPath() (string, error) {
 // loadEngine loads and validates the policy, printing diagnostics; errors end the run.
 func (g *globalFlags) loadEngine(cmd *cobra.Command) (*engine.Engine, error) {
 	e, diags := engine.New(g.engineOptions(cmd))
+	if err := onlyError(diags); err != nil {
+		return nil, err
+	}
 	if len(diags) > 0 {
 		printDiagnostics(cmd, e, diags)
 	}
@@ -160,6 +167,17 @@ func (g *globalFlags) loadEngine(cmd *cobra.Command) (*engine.Engine, error) {
 		return nil, errors.New("the policy has errors; nothing was run (check it with `imdsmend validate`)")
 	}
 	return e, nil
+}
+
+// onlyError is the error of a --only naming no rule of the policy: the command line is
+// wrong, not the policy (which `imdsmend validate` would call valid).
+func onlyError(diags hcl.Diagnostics) error {
+	for _, d := range diags {
+		if d.Severity == hcl.DiagError && d.Summary == engine.UnknownOnly {
+			return errors.New(d.Detail)
+		}
+	}
+	return nil
 }
 
 func printDiagnostics(cmd *cobra.Command, e *engine.Engine, diags hcl.Diagnostics) {

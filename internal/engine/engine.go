@@ -37,6 +37,10 @@ type Options struct {
 	Only          []string
 }
 
+// UnknownOnly is the summary of the diagnostic New returns when --only names a rule the
+// policy lacks: a mistake in the command line, not in the policy.
+const UnknownOnly = "Unknown rule in --only"
+
 // Engine holds what one or more runs share: the policy, the fixers, the probes, the paths.
 type Engine struct {
 	Policy   *rules.Policy
@@ -63,7 +67,7 @@ func New(opts Options) (*Engine, hcl.Diagnostics) {
 		return &Engine{Policy: pol}, diags
 	}
 	if err := pol.CheckOnly(opts.Only); err != nil {
-		return &Engine{Policy: pol}, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unknown rule in --only", Detail: err.Error()})
+		return &Engine{Policy: pol}, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: UnknownOnly, Detail: err.Error()})
 	}
 	// The ledger, backups and lock are opened through these paths on the host: links in
 	// them must lead where they lead on the system at Root, not on the host.
