@@ -227,8 +227,8 @@ func TestCheckOnly(t *testing.T) {
 		want string
 	}{
 		{[]string{"a", "b"}, ""},
-		{[]string{"a", "zzz"}, `--only: The policy has no rule "zzz". Its rules: a, b.`},
-		{[]string{"bb", "zzz"}, `--only: The policy has no rule "bb". Did you mean "b"? The policy has no rule "zzz". Its rules: a, b.`},
+		{[]string{"a", "zzz"}, `--only: The policy has no rule "zzz". Its rules: a, b`},
+		{[]string{"bb", "zzz"}, `--only: The policy has no rule "bb". Did you mean "b"? The policy has no rule "zzz". Its rules: a, b`},
 	}
 	for _, tt := range tests {
 		err := p.CheckOnly(tt.only)

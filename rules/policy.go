@@ -70,7 +70,7 @@ func (p *Policy) CheckOnly(only []string) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	return fmt.Errorf("--only: %s Its rules: %s.", strings.Join(msgs, " "), strings.Join(names, ", "))
+	return fmt.Errorf("--only: %s Its rules: %s", strings.Join(msgs, " "), strings.Join(names, ", "))
 }
 
 // Settings are the policy's global knobs.

@@ -68,8 +68,8 @@ func TestBadGlobalFlags(t *testing.T) {
 		{[]string{"check", "--timeout", "0"}, "--timeout must be longer than 0, not 0s"},
 		{[]string{"check", "--timeout", "-5s"}, "--timeout must be longer than 0, not -5s"},
 		{[]string{"watch", "--timeout", "0s"}, "--timeout must be longer than 0, not 0s"},
-		{[]string{"check", "--only", "imds_unreachble"}, `--only: The policy has no rule "imds_unreachble". Did you mean "imds_unreachable"? Its rules: imds_unreachable.`},
-		{[]string{"plan", "--only", "imds_unreachable,zz"}, `--only: The policy has no rule "zz". Its rules: imds_unreachable.`},
+		{[]string{"check", "--only", "imds_unreachble"}, `--only: The policy has no rule "imds_unreachble". Did you mean "imds_unreachable"? Its rules: imds_unreachable`},
+		{[]string{"plan", "--only", "imds_unreachable,zz"}, `--only: The policy has no rule "zz". Its rules: imds_unreachable`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
