@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/imdsmend/imdsmend"
+	"github.com/imdsmend/imdsmend/facts"
 	"github.com/imdsmend/imdsmend/internal/engine"
 	"github.com/imdsmend/imdsmend/internal/paths"
 	"github.com/imdsmend/imdsmend/remediate"
@@ -187,6 +188,23 @@ func printDiagnostics(cmd *cobra.Command, e *engine.Engine, diags hcl.Diagnostic
 	}
 	w := hcl.NewDiagnosticTextWriter(cmd.ErrOrStderr(), files, 100, false)
 	_ = w.WriteDiagnostics(diags)
+}
+
+// sayUnprivileged says once, before a run that probes this system, which facts the
+// process cannot read and which capability that needs, so that the rules left unknown
+// for it need no other explanation.
+func (g *globalFlags) sayUnprivileged(cmd *cobra.Command) {
+	missing := facts.MissingPrivileges(g.root)
+	if len(missing) == 0 {
+		return
+	}
+	var probes, needs []string
+	for _, m := range missing {
+		probes = append(probes, m.Probe)
+		needs = append(needs, fmt.Sprintf("reading %s needs %s", m.What, m.Capability))
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "imdsmend: not run as root, so the %s facts are not gathered (%s); the rules that use them are unknown. Run imdsmend as root for a full verdict.\n",
+		strings.Join(probes, " and "), strings.Join(needs, "; "))
 }
 
 // withTimeout bounds the whole run by --timeout.

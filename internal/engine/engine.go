@@ -95,6 +95,7 @@ func (e *Engine) FactsConfig() facts.Config {
 		IPv6:           s.IPv6,
 		IMDS:           facts.IMDSTimeouts{Connect: s.IMDS.Connect, Header: s.IMDS.Header, MaxAttempts: s.IMDS.MaxAttempts, Total: s.ProbeTimeout},
 		Timeout:        s.ProbeTimeout + time.Second,
+		Missing:        facts.MissingPrivileges(e.Paths.Root),
 	}
 }
 
