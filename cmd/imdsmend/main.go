@@ -85,7 +85,7 @@ func newRootCommand() *cobra.Command {
 	pf.StringVar(&g.root, "root", "/", "prefix for every file imdsmend reads or writes")
 	pf.StringVar(&g.stateDir, "state-dir", paths.DefaultStateDir, "state directory (ledger, counters)")
 	pf.StringSliceVar(&g.only, "only", nil, "evaluate only these rules (comma-separated)")
-	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "bound for the whole run")
+	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "bound for the whole run (longer than 0)")
 	pf.StringVar(&g.metricsFile, "metrics-file", "", "write Prometheus metrics to this file after every run (node_exporter textfile collector)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		if g.format != "text" && g.format != "json" {
