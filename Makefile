@@ -1,12 +1,20 @@
-# imdsmend — `sudo make demo` shows it working, `sudo make test` runs every test.
+# imdsmend — `sudo make demo` shows it working, `sudo make test` runs every test; both
+# first install the Debian packages they need (.ci/deps).
+# sudo's secure_path leaves out Go's usual home, and the tests run `go` themselves.
+export PATH := $(PATH):/usr/local/go/bin
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 BIN     := bin
 
-.PHONY: all build lint unit e2e test demo bench fuzz docs clean
+.PHONY: all deps build lint unit e2e test demo bench fuzz docs clean
 
 all: build
+
+# The Debian packages the demo and the tests run (iptables, nft, ip, journalctl, …):
+# installed when missing, silent when present. .ci/run calls it too.
+deps:
+	@.ci/deps
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/imdsmend ./cmd/imdsmend
@@ -23,12 +31,12 @@ unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /tests/)
 
 # End-to-end tests: root, network namespaces, real iptables/nftables/journald.
-e2e: build
+e2e: deps build
 	IMDSMEND_BIN=$(CURDIR)/$(BIN)/imdsmend $(GO) test -count=1 -p 1 -timeout 15m ./tests/...
 
-test: lint unit e2e
+test: deps lint unit e2e
 
-demo: build
+demo: deps build
 	$(GO) run ./tests/demo --imdsmend $(BIN)/imdsmend --imdssim $(BIN)/imdssim
 
 # In-process benchmarks, then (as root) the whole-process ones in network namespaces.

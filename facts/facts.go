@@ -42,6 +42,9 @@ type Config struct {
 	IMDS IMDSTimeouts
 	// Timeout bounds each probe as a whole.
 	Timeout time.Duration
+	// Missing are the privileges the process lacks (MissingPrivileges): their probes are
+	// not run.
+	Missing []Privilege
 }
 
 // Default IMDS endpoints, as the AWS SDKs use them.
@@ -78,6 +81,12 @@ func Gather(ctx context.Context, cfg Config, probes []Probe) *Facts {
 	results := make(chan result, len(probes)) // buffered: a late probe never blocks
 	for _, p := range probes {
 		go func() {
+			for _, m := range cfg.Missing {
+				if m.Probe == p.Name() {
+					results <- result{p.Name(), ProbeResult{Error: m.Reason()}, &Facts{}}
+					return
+				}
+			}
 			pctx, cancel := context.WithDeadline(ctx, deadline)
 			defer cancel()
 			own := &Facts{}

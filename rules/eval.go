@@ -174,7 +174,8 @@ func unknownReason(r *Rule, facts cty.Value, err error) string {
 	for _, section := range nulls {
 		why = append(why, fmt.Sprintf("facts.%s is null (%s)", section, probeOutcome(facts, section)))
 	}
-	return fmt.Sprintf("%s; %v", strings.Join(why, "; "), err)
+	// The null is the cause; "attempt to get attribute from null value" would only repeat it.
+	return strings.Join(why, "; ")
 }
 
 // probeOutcome says what happened to the probe that fills section, from facts.probes.

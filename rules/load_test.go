@@ -247,12 +247,19 @@ func TestLoadRefusesHugeFile(t *testing.T) {
 
 func TestCheckOnly(t *testing.T) {
 	p := mustParse(t, "policy.hcl", mainPolicy)
-	if err := p.CheckOnly([]string{"a", "b"}); err != nil {
-		t.Errorf("CheckOnly(a, b) = %v", err)
+	tests := []struct {
+		only []string
+		want string
+	}{
+		{[]string{"a", "b"}, ""},
+		{[]string{"a", "zzz"}, `--only: The policy has no rule "zzz". Its rules: a, b`},
+		{[]string{"bb", "zzz"}, `--only: The policy has no rule "bb". Did you mean "b"? The policy has no rule "zzz". Its rules: a, b`},
 	}
-	err := p.CheckOnly([]string{"a", "zz"})
-	if err == nil || err.Error() != "--only names rules the policy does not define: zz (its rules: a, b)" {
-		t.Errorf("CheckOnly(a, zz) = %v", err)
+	for _, tt := range tests {
+		err := p.CheckOnly(tt.only)
+		if got := fmt.Sprint(err); (err == nil) != (tt.want == "") || err != nil && got != tt.want {
+			t.Errorf("CheckOnly(%q) = %v, want %q", tt.only, err, tt.want)
+		}
 	}
 }
 

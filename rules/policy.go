@@ -51,22 +51,26 @@ func (p *Policy) Rule(name string) *Rule {
 // CheckOnly reports an error naming every entry of only (--only) that is not a rule of
 // the policy, so a typo does not silently evaluate nothing.
 func (p *Policy) CheckOnly(only []string) error {
-	var missing []string
-	for _, name := range only {
-		if p.Rule(name) == nil {
-			missing = append(missing, name)
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
 	names := make([]string, 0, len(p.Rules))
 	for _, r := range p.Rules {
 		names = append(names, r.Name)
 	}
 	slices.Sort(names)
-	return fmt.Errorf("--only names rules the policy does not define: %s (its rules: %s)",
-		strings.Join(missing, ", "), strings.Join(names, ", "))
+	var msgs []string
+	for _, name := range only {
+		if p.Rule(name) != nil {
+			continue
+		}
+		msg := fmt.Sprintf("The policy has no rule %q.", name)
+		if s := suggest(name, names); s != "" {
+			msg += fmt.Sprintf(" Did you mean %q?", s)
+		}
+		msgs = append(msgs, msg)
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("--only: %s Its rules: %s", strings.Join(msgs, " "), strings.Join(names, ", "))
 }
 
 // Settings are the policy's global knobs.

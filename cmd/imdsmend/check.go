@@ -20,6 +20,7 @@ func runPass(cmd *cobra.Command, g *globalFlags, command string) error {
 	if err != nil {
 		return err
 	}
+	g.sayUnprivileged(cmd)
 	ctx, cancel := g.withTimeout(cmd.Context())
 	defer cancel()
 	rep, err := e.Run(ctx, command)

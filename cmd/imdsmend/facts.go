@@ -24,6 +24,7 @@ func newFactsCommand(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			g.sayUnprivileged(cmd)
 			ctx, cancel := g.withTimeout(cmd.Context())
 			defer cancel()
 			f := e.Gather(ctx)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/imdsmend/imdsmend"
+	"github.com/imdsmend/imdsmend/facts"
 	"github.com/imdsmend/imdsmend/internal/engine"
 	"github.com/imdsmend/imdsmend/internal/paths"
 	"github.com/imdsmend/imdsmend/remediate"
@@ -84,11 +85,15 @@ func newRootCommand() *cobra.Command {
 	pf.StringVar(&g.root, "root", "/", "prefix for every file imdsmend reads or writes (--policy, --state-dir, --metrics-file, the DIR of imdsmend test, /etc, /proc); links inside it never lead out; the run lock stays the host's")
 	pf.StringVar(&g.stateDir, "state-dir", paths.DefaultStateDir, "state directory (ledger, counters)")
 	pf.StringSliceVar(&g.only, "only", nil, "evaluate only these rules (comma-separated)")
-	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "bound for the whole run")
+	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "bound for the whole run (longer than 0)")
 	pf.StringVar(&g.metricsFile, "metrics-file", "", "write Prometheus metrics to this file after every run (node_exporter textfile collector)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		if g.format != "text" && g.format != "json" {
 			return fmt.Errorf("--format must be text or json, not %q", g.format)
+		}
+		if g.timeout <= 0 {
+			// 0 would make IMDS look unreachable and a negative bound every rule unknown.
+			return fmt.Errorf("--timeout must be longer than 0, not %s", g.timeout)
 		}
 		return nil
 	}
@@ -150,6 +155,9 @@ func (g *globalFlags) metricsPath() (string, error) {
 // loadEngine loads and validates the policy, printing diagnostics; errors end the run.
 func (g *globalFlags) loadEngine(cmd *cobra.Command) (*engine.Engine, error) {
 	e, diags := engine.New(g.engineOptions(cmd))
+	if err := onlyError(diags); err != nil {
+		return nil, err
+	}
 	if len(diags) > 0 {
 		printDiagnostics(cmd, e, diags)
 	}
@@ -157,6 +165,17 @@ func (g *globalFlags) loadEngine(cmd *cobra.Command) (*engine.Engine, error) {
 		return nil, errors.New("the policy has errors; nothing was run (check it with `imdsmend validate`)")
 	}
 	return e, nil
+}
+
+// onlyError is the error of a --only naming no rule of the policy: the command line is
+// wrong, not the policy (which `imdsmend validate` would call valid).
+func onlyError(diags hcl.Diagnostics) error {
+	for _, d := range diags {
+		if d.Severity == hcl.DiagError && d.Summary == engine.UnknownOnly {
+			return errors.New(d.Detail)
+		}
+	}
+	return nil
 }
 
 func printDiagnostics(cmd *cobra.Command, e *engine.Engine, diags hcl.Diagnostics) {
@@ -167,6 +186,23 @@ func printDiagnostics(cmd *cobra.Command, e *engine.Engine, diags hcl.Diagnostic
 	// Width 0: no wrapping, which would split the commands details give to copy and paste.
 	w := hcl.NewDiagnosticTextWriter(cmd.ErrOrStderr(), files, 0, false)
 	_ = w.WriteDiagnostics(diags)
+}
+
+// sayUnprivileged says once, before a run that probes this system, which facts the
+// process cannot read and which capability that needs, so that the rules left unknown
+// for it need no other explanation.
+func (g *globalFlags) sayUnprivileged(cmd *cobra.Command) {
+	missing := facts.MissingPrivileges(g.root)
+	if len(missing) == 0 {
+		return
+	}
+	var probes, needs []string
+	for _, m := range missing {
+		probes = append(probes, m.Probe)
+		needs = append(needs, fmt.Sprintf("reading %s needs %s", m.What, m.Capability))
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "imdsmend: not run as root, so the %s facts are not gathered (%s); the rules that use them are unknown. Run imdsmend as root for a full verdict.\n",
+		strings.Join(probes, " and "), strings.Join(needs, "; "))
 }
 
 // withTimeout bounds the whole run by --timeout.

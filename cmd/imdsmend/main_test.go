@@ -40,3 +40,38 @@ func TestUndoNeedsOneMode(t *testing.T) {
 		}
 	}
 }
+
+// TestBadGlobalFlags: a flag whose value would make every run wrong is rejected before
+// anything runs, exit 1, with a message that names the flag and the fix.
+func TestBadGlobalFlags(t *testing.T) {
+	// Should a check ever let one through, its probe stays on this machine.
+	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:1")
+	policy := filepath.Join(t.TempDir(), "policy.hcl")
+	if err := os.WriteFile(policy, []byte(`rule "imds_unreachable" {
+  severity = "critical"
+  summary  = "IMDS is unreachable"
+  when     = facts.imds != null && !facts.imds.reachable
+}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"check", "--timeout", "0"}, "--timeout must be longer than 0, not 0s"},
+		{[]string{"check", "--timeout", "-5s"}, "--timeout must be longer than 0, not -5s"},
+		{[]string{"watch", "--timeout", "0s"}, "--timeout must be longer than 0, not 0s"},
+		{[]string{"check", "--only", "imds_unreachble"}, `--only: The policy has no rule "imds_unreachble". Did you mean "imds_unreachable"? Its rules: imds_unreachable`},
+		{[]string{"plan", "--only", "imds_unreachable,zz"}, `--only: The policy has no rule "zz". Its rules: imds_unreachable`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			args := append(tt.args, "--policy", policy, "--state-dir", t.TempDir())
+			stdout, stderr, code := runCLI(t, args...)
+			if want := "imdsmend: " + tt.want + "\n"; code != 1 || stderr != want || stdout != "" {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit 1 and only %q", code, stdout, stderr, want)
+			}
+		})
+	}
+}

@@ -38,6 +38,10 @@ type Options struct {
 	Only          []string
 }
 
+// UnknownOnly is the summary of the diagnostic New returns when --only names a rule the
+// policy lacks: a mistake in the command line, not in the policy.
+const UnknownOnly = "Unknown rule in --only"
+
 // Engine holds what one or more runs share: the policy, the fixers, the probes, the paths.
 type Engine struct {
 	Policy   *rules.Policy
@@ -65,7 +69,7 @@ func New(opts Options) (*Engine, hcl.Diagnostics) {
 		return &Engine{Policy: pol}, diags
 	}
 	if err := pol.CheckOnly(opts.Only); err != nil {
-		return &Engine{Policy: pol}, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unknown rule in --only", Detail: err.Error()})
+		return &Engine{Policy: pol}, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: UnknownOnly, Detail: err.Error()})
 	}
 	// The ledger and backups are opened inside Root: links in the state directory must
 	// lead where they lead on the system at Root, not on the host. (The run lock is the
@@ -92,6 +96,7 @@ func (e *Engine) FactsConfig() facts.Config {
 		IPv6:           s.IPv6,
 		IMDS:           facts.IMDSTimeouts{Connect: s.IMDS.Connect, Header: s.IMDS.Header, MaxAttempts: s.IMDS.MaxAttempts, Total: s.ProbeTimeout},
 		Timeout:        s.ProbeTimeout + time.Second,
+		Missing:        facts.MissingPrivileges(e.Paths.Root),
 	}
 }
 

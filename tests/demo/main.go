@@ -31,10 +31,12 @@ func main() {
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Stdout, *imdsmendBin, *imdssimBin)
+	// Read before stop(), which cancels ctx too: only a signal makes this an interruption.
+	interrupted := ctx.Err() != nil
 	stop()
 	switch {
 	case err == nil:
-	case ctx.Err() != nil:
+	case interrupted:
 		fmt.Fprintln(os.Stderr, "demo: interrupted; namespace and simulator removed")
 		os.Exit(130)
 	default:
