@@ -3,11 +3,12 @@ package report
 import (
 	"bytes"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/imdsmend/imdsmend/internal/paths"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/expfmt"
 )
 
 // Metric names of the textfile (docs/operating.md shows an example).
@@ -23,13 +24,15 @@ const (
 	MetricLastRunDuration = "imdsmend_last_run_duration_seconds"
 )
 
-// Metrics renders a report in the Prometheus text format. end is when the run finished.
-// The registry is private: the file holds imdsmend's metrics and nothing of the Go runtime.
-func Metrics(rep *Report, end time.Time) ([]byte, error) {
-	reg := prometheus.NewRegistry()
-	gauge := func(name, help string, labels ...string) *prometheus.GaugeVec {
-		g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
-		reg.MustRegister(g)
+// Metrics renders a report in the Prometheus text exposition format (version 0.0.4), written
+// by hand: the client library's registry pulls protobuf and procfs into every run's
+// start-up although only --metrics-file needs the text. The file holds imdsmend's gauges and
+// nothing of the Go runtime. end is when the run finished.
+func Metrics(rep *Report, end time.Time) []byte {
+	var families []*gauge
+	newGauge := func(name, help string, labels ...string) *gauge {
+		g := &gauge{name: name, help: help, labels: labels}
+		families = append(families, g)
 		return g
 	}
 	b2f := func(b bool) float64 {
@@ -39,53 +42,100 @@ func Metrics(rep *Report, end time.Time) ([]byte, error) {
 		return 0
 	}
 
-	gauge(MetricHealthy, "1 when the last run left no open finding and no undecided rule.", "command").
-		WithLabelValues(rep.Command).Set(b2f(rep.Healthy))
-	findings := gauge(MetricFindingsOpen, "Findings open after the last run, by rule and severity.", "rule", "severity")
+	newGauge(MetricHealthy, "1 when the last run left no open finding and no undecided rule.", "command").
+		add(b2f(rep.Healthy), rep.Command)
+	findings := newGauge(MetricFindingsOpen, "Findings open after the last run, by rule and severity.", "rule", "severity")
 	for _, f := range rep.Findings {
-		findings.WithLabelValues(f.Rule, f.Severity).Inc()
+		findings.add(1, f.Rule, f.Severity)
 	}
-	gauge(MetricRulesUndecided, "Rules the last run could not decide (facts missing).").
-		WithLabelValues().Set(float64(len(rep.Unknown)))
-	actions := gauge(MetricActions, "Actions of the last run, by kind and status.", "kind", "status")
+	newGauge(MetricRulesUndecided, "Rules the last run could not decide (facts missing).").
+		add(float64(len(rep.Unknown)))
+	actions := newGauge(MetricActions, "Actions of the last run, by kind and status.", "kind", "status")
 	for _, a := range rep.Actions {
-		actions.WithLabelValues(a.Kind, a.Status).Inc()
+		actions.add(1, a.Kind, a.Status)
 	}
 	if rep.IMDS != nil {
-		gauge(MetricIMDSUp, "1 when the IMDS probe got metadata.").WithLabelValues().Set(b2f(rep.IMDS.Reachable))
-		gauge(MetricIMDSLatency, "Wall time of the IMDS probe, retries included.").
-			WithLabelValues().Set(rep.IMDS.LatencyMS / 1000)
-		gauge(MetricIMDSClass, "1 for the class of the IMDS probe's outcome (ok, timeout, http_403, …).", "class").
-			WithLabelValues(rep.IMDS.Class).Set(1)
+		newGauge(MetricIMDSUp, "1 when the IMDS probe got metadata.").add(b2f(rep.IMDS.Reachable))
+		newGauge(MetricIMDSLatency, "Wall time of the IMDS probe, retries included.").
+			add(rep.IMDS.LatencyMS / 1000)
+		newGauge(MetricIMDSClass, "1 for the class of the IMDS probe's outcome (ok, timeout, http_403, …).", "class").
+			add(1, rep.IMDS.Class)
 	}
-	gauge(MetricLastRunTime, "When the last run ended, in seconds since the epoch.", "command").
-		WithLabelValues(rep.Command).Set(float64(end.UnixNano()) / 1e9)
-	gauge(MetricLastRunDuration, "How long the last run took.", "command").
-		WithLabelValues(rep.Command).Set(rep.DurationMS / 1000)
+	newGauge(MetricLastRunTime, "When the last run ended, in seconds since the epoch.", "command").
+		add(float64(end.UnixNano())/1e9, rep.Command)
+	newGauge(MetricLastRunDuration, "How long the last run took.", "command").
+		add(rep.DurationMS/1000, rep.Command)
 
-	families, err := reg.Gather()
-	if err != nil {
-		return nil, fmt.Errorf("gather metrics: %w", err)
-	}
+	// Families by name and series by label values, as a Prometheus registry gathers them,
+	// so the file reads the same from run to run.
+	slices.SortFunc(families, func(a, b *gauge) int { return strings.Compare(a.name, b.name) })
 	var buf bytes.Buffer
-	enc := expfmt.NewEncoder(&buf, expfmt.NewFormat(expfmt.TypeTextPlain))
-	for _, mf := range families {
-		if err := enc.Encode(mf); err != nil {
-			return nil, fmt.Errorf("encode metric %s: %w", mf.GetName(), err)
+	for _, g := range families {
+		g.write(&buf)
+	}
+	return buf.Bytes()
+}
+
+// gauge is one metric family of the textfile.
+type gauge struct {
+	name, help string
+	labels     []string
+	series     []sample
+}
+
+// sample is one series of a gauge: its label values, in the order of the gauge's labels.
+type sample struct {
+	values []string
+	value  float64
+}
+
+// add adds v to the series with the given label values, starting it at 0.
+func (g *gauge) add(v float64, values ...string) {
+	for i := range g.series {
+		if slices.Equal(g.series[i].values, values) {
+			g.series[i].value += v
+			return
 		}
 	}
-	return buf.Bytes(), nil
+	g.series = append(g.series, sample{values: values, value: v})
+}
+
+var (
+	helpEscaper  = strings.NewReplacer(`\`, `\\`, "\n", `\n`)
+	valueEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
+)
+
+// write appends the family in the text format; a family without series is left out.
+func (g *gauge) write(buf *bytes.Buffer) {
+	if len(g.series) == 0 {
+		return
+	}
+	slices.SortFunc(g.series, func(a, b sample) int { return slices.Compare(a.values, b.values) })
+	fmt.Fprintf(buf, "# HELP %s %s\n# TYPE %s gauge\n", g.name, helpEscaper.Replace(g.help), g.name)
+	for _, s := range g.series {
+		buf.WriteString(g.name)
+		for i, l := range g.labels {
+			sep := ","
+			if i == 0 {
+				sep = "{"
+			}
+			// The format is UTF-8: a stray byte would make node_exporter reject the file.
+			fmt.Fprintf(buf, `%s%s="%s"`, sep, l, valueEscaper.Replace(strings.ToValidUTF8(s.values[i], "\uFFFD")))
+		}
+		if len(g.labels) > 0 {
+			buf.WriteByte('}')
+		}
+		buf.WriteByte(' ')
+		buf.WriteString(strconv.FormatFloat(s.value, 'g', -1, 64))
+		buf.WriteByte('\n')
+	}
 }
 
 // WriteMetrics replaces the textfile file, a path inside p.Root, atomically, so
 // node_exporter never reads half a file. The file is world-readable (0644): it holds no
 // secret.
 func WriteMetrics(p paths.Paths, file string, rep *Report, end time.Time) error {
-	data, err := Metrics(rep, end)
-	if err != nil {
-		return err
-	}
-	if err := p.WriteFile(file, data, 0o644); err != nil {
+	if err := p.WriteFile(file, Metrics(rep, end), 0o644); err != nil {
 		return fmt.Errorf("write metrics file (--metrics-file): %w", err)
 	}
 	return nil

@@ -6,7 +6,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+	"github.com/zclconf/go-cty/cty/gocty"
 )
 
 // defaultSettings apply where the policy is silent: enforce mode, but every change denied
@@ -169,13 +171,33 @@ func constant(a *hcl.Attribute) hcl.Diagnostics {
 	return nil
 }
 
+// decodeValue decodes expr into dst, of type ty, with the diagnostics gohcl.DecodeExpression
+// gives; gohcl itself would pull hclwrite and go-cmp into every run's start-up.
+func decodeValue(expr hcl.Expression, ty cty.Type, dst any) hcl.Diagnostics {
+	v, diags := expr.Value(nil)
+	v, err := convert.Convert(v, ty)
+	if err == nil {
+		err = gocty.FromCtyValue(v, dst)
+	}
+	if err != nil {
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Unsuitable value type",
+			Detail:   fmt.Sprintf("Unsuitable value: %s", err),
+			Subject:  expr.StartRange().Ptr(),
+			Context:  expr.Range().Ptr(),
+		})
+	}
+	return diags
+}
+
 // decodeBool decodes a constant bool.
 func decodeBool(a *hcl.Attribute, dst *bool) hcl.Diagnostics {
 	if diags := constant(a); diags.HasErrors() {
 		return diags
 	}
 	var b bool
-	diags := gohcl.DecodeExpression(a.Expr, nil, &b)
+	diags := decodeValue(a.Expr, cty.Bool, &b)
 	if !diags.HasErrors() {
 		*dst = b
 	}
@@ -187,7 +209,7 @@ func decodeAttempts(a *hcl.Attribute, dst *int) hcl.Diagnostics {
 		return diags
 	}
 	var n int
-	if diags := gohcl.DecodeExpression(a.Expr, nil, &n); diags.HasErrors() {
+	if diags := decodeValue(a.Expr, cty.Number, &n); diags.HasErrors() {
 		return diags
 	}
 	if n < 1 || n > maxIMDSAttempts {
@@ -204,7 +226,7 @@ func decodeEnum(a *hcl.Attribute, dst *string, allowed ...string) hcl.Diagnostic
 		return diags
 	}
 	var s string
-	if diags := gohcl.DecodeExpression(a.Expr, nil, &s); diags.HasErrors() {
+	if diags := decodeValue(a.Expr, cty.String, &s); diags.HasErrors() {
 		return diags
 	}
 	for _, v := range allowed {
@@ -227,7 +249,7 @@ func decodeDuration(a *hcl.Attribute, dst *time.Duration) hcl.Diagnostics {
 		return diags
 	}
 	var s string
-	if diags := gohcl.DecodeExpression(a.Expr, nil, &s); diags.HasErrors() {
+	if diags := decodeValue(a.Expr, cty.String, &s); diags.HasErrors() {
 		return diags
 	}
 	d, err := time.ParseDuration(s)
