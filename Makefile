@@ -16,8 +16,10 @@ all: build
 deps:
 	@.ci/deps
 
+# imdsmend is static (no cgo): it resolves no host names, and a static binary starts without
+# the dynamic loader and runs on every distribution the packages target.
 build:
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/imdsmend ./cmd/imdsmend
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/imdsmend ./cmd/imdsmend
 	$(GO) build -o $(BIN)/imdssim ./tests/imdssim
 
 lint:

@@ -33,7 +33,7 @@ trap cleanup EXIT
 printf 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("hello") }\n' >"$tmp/hello.go"
 (cd "$tmp" && GOFLAGS= "$GO" build -trimpath -ldflags "-s -w" -o hello hello.go)
 imdsmend=${IMDSMEND:-$tmp/imdsmend}
-[ -n "${IMDSMEND:-}" ] || (cd "$root" && "$GO" build -trimpath -ldflags "-s -w" -o "$imdsmend" ./cmd/imdsmend)
+[ -n "${IMDSMEND:-}" ] || (cd "$root" && CGO_ENABLED=0 "$GO" build -trimpath -ldflags "-s -w" -o "$imdsmend" ./cmd/imdsmend)
 
 # The e2e tests' policy: the built-in one, without the proxy rule, which would judge the
 # environments of every process on this host (no namespace hides them).
