@@ -1,6 +1,7 @@
 package facts
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -73,11 +74,22 @@ type shellWord struct {
 }
 
 // shellLexer splits a shell script into commands. It knows quoting, escapes, comments,
-// line continuations, parameter expansions and command substitutions; it does not run
-// anything, so control flow is ignored and every assignment counts.
+// line continuations, parameter expansions, command substitutions and here-documents; it
+// does not run anything, so control flow is ignored and every assignment counts, in
+// function bodies, case branches and if blocks alike.
 type shellLexer struct {
 	data []byte
 	i    int
+	// heredocs are the here-documents opened on the current line: their bodies start
+	// after its newline.
+	heredocs []heredoc
+}
+
+// heredoc is a here-document's end: the line that closes it, and whether leading tabs
+// are stripped (<<-).
+type heredoc struct {
+	delim     string
+	stripTabs bool
 }
 
 // ParseShell finds the variable assignments of a shell script sourced by /etc/profile:
@@ -182,11 +194,17 @@ func (lx *shellLexer) command() (words []shellWord, more bool, err error) {
 			for lx.i < len(lx.data) && lx.data[lx.i] != '\n' {
 				lx.i++
 			}
+		case c == '<' && strings.HasPrefix(string(lx.data[lx.i:min(lx.i+3, len(lx.data))]), "<<") && !strings.HasPrefix(string(lx.data[lx.i:min(lx.i+3, len(lx.data))]), "<<<"):
+			return words, true, lx.heredocStart()
 		case c == '\n' || c == ';' || c == '&' || c == '|' || c == '(' || c == ')' || c == '<' || c == '>':
 			lx.i++
+			if c == '\n' {
+				lx.skipHeredocBodies()
+			}
 			return words, true, nil
 		case c == '\r' && lx.i+1 < len(lx.data) && lx.data[lx.i+1] == '\n':
 			lx.i += 2
+			lx.skipHeredocBodies()
 			return words, true, nil
 		default:
 			w, err := lx.word()
@@ -196,6 +214,56 @@ func (lx *shellLexer) command() (words []shellWord, more bool, err error) {
 			words = append(words, w)
 		}
 	}
+}
+
+// heredocStart reads the operator (<< or <<-) and the delimiter word of a here-document
+// at lx.i. Its body is data, never commands: it is skipped at the end of the line.
+func (lx *shellLexer) heredocStart() error {
+	lx.i += 2
+	h := heredoc{}
+	if lx.i < len(lx.data) && lx.data[lx.i] == '-' {
+		h.stripTabs = true
+		lx.i++
+	}
+	lx.skipBlanks()
+	if lx.i >= len(lx.data) || isWordEnd(lx.data[lx.i]) {
+		return &syntaxError{lx.i, "here-document without a delimiter"}
+	}
+	w, err := lx.word()
+	if err != nil {
+		return err
+	}
+	// The delimiter is the word with its quotes removed, never expanded.
+	for _, p := range w.parts {
+		if p.param == "" && !p.cmdsub {
+			h.delim += p.lit
+		}
+	}
+	lx.heredocs = append(lx.heredocs, h)
+	return nil
+}
+
+// skipHeredocBodies skips the bodies of the here-documents opened on the line that just
+// ended (lx.i is at the start of the next), each up to the line holding its delimiter;
+// one without that line runs to the end of the script, as in sh.
+func (lx *shellLexer) skipHeredocBodies() {
+	for _, h := range lx.heredocs {
+		for lx.i < len(lx.data) {
+			_, end := lineBounds(lx.data, lx.i) // without the line ending
+			line := string(lx.data[lx.i:end])
+			if h.stripTabs {
+				line = strings.TrimLeft(line, "\t")
+			}
+			lx.i = len(lx.data)
+			if nl := bytes.IndexByte(lx.data[end:], '\n'); nl >= 0 {
+				lx.i = end + nl + 1
+			}
+			if line == h.delim {
+				break
+			}
+		}
+	}
+	lx.heredocs = lx.heredocs[:0]
 }
 
 // skipBlanks skips spaces, tabs and line continuations.
