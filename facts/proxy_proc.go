@@ -267,6 +267,12 @@ func readSmall(file string, limit int64) []byte {
 	return data
 }
 
+// SelfUnit is the systemd unit this process runs in (as systemd started it, with
+// $INVOCATION_ID set), or "" outside any service.
+func SelfUnit() string {
+	return unitOfCgroup(readSmall("/proc/self/cgroup", maxCgroup))
+}
+
 // unitOfCgroup finds the systemd unit in /proc/PID/cgroup content: the first path
 // component of the unified (0::) or name=systemd hierarchy that is not a slice, as
 // systemd's cg_path_get_unit does ("/system.slice/docker.service" → docker.service).
