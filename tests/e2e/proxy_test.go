@@ -445,6 +445,15 @@ func TestProxySecretsNeverShown(t *testing.T) {
 	if rep := decodeReport(t, "apply", res); len(actionsOf(rep, "no_proxy")) != 2 || actionsOf(rep, "no_proxy")[0].Status != "applied" {
 		t.Fatalf("apply: actions %+v\n%s", rep.Actions, res.Stderr)
 	}
+	// undo says what it took back: the diff inverted, masked alike.
+	res = run("text", "undo", "--last")
+	if res.ExitCode == report.ExitError || !strings.Contains(res.Stdout, `-Environment="HTTP_PROXY=http://proxy.corp:3128" "AWS_SECRET_ACCESS_KEY=REDACTED" "proxy_password=REDACTED"`) {
+		t.Errorf("undo: exit %d; want the inverse diff with the secrets masked\n%s\n%s", res.ExitCode, res.Stdout, res.Stderr)
+	}
+	if diff := cmp.Diff(before, tr.snapshot()); diff != "" {
+		t.Errorf("undo did not restore the files byte for byte (-before +after):\n%s", diff)
+	}
+
 	journal := string(j.export(ctx))
 	if !strings.Contains(journal, "AWS_SESSION_TOKEN=REDACTED") {
 		t.Errorf("the journal lacks the applied diff; the check below would prove nothing:\n%s", journal)
@@ -469,12 +478,5 @@ func TestProxySecretsNeverShown(t *testing.T) {
 		if st, err := os.Stat(b); err != nil || st.Mode().Perm() != 0o600 {
 			t.Errorf("backup %s: %v, mode %v; want 0600", b, err, st.Mode())
 		}
-	}
-
-	if res := run("json", "undo", "--last"); res.ExitCode == report.ExitError {
-		t.Fatalf("undo: exit %d\n%s", res.ExitCode, res.Stderr)
-	}
-	if diff := cmp.Diff(before, tr.snapshot()); diff != "" {
-		t.Errorf("undo did not restore the files byte for byte (-before +after):\n%s", diff)
 	}
 }
