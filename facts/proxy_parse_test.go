@@ -169,14 +169,14 @@ func TestParseShell(t *testing.T) {
 				{"NO_PROXY", "b", 8, "export", "if [ -r /x ]; then export no_proxy=a; elif true; then export NO_PROXY=b; else export C=c; fi", "NO_PROXY=b", "b"},
 				{"C", "c", 8, "export", "if [ -r /x ]; then export no_proxy=a; elif true; then export NO_PROXY=b; else export C=c; fi", "C=c", "c"},
 			}, ""},
-		{"an unterminated here-document runs to the end",
+		{"an unterminated here-document is an error, its body no assignment",
 			"export A=1\ncat <<EOF\nhttp_proxy=x\n", nil, []assign{
 				{"A", "1", 1, "export", "export A=1", "A=1", "1"},
-			}, ""},
+			}, "line 2: unclosed here-document `EOF`"},
 		{"a syntax error keeps what came before",
 			"export http_proxy=http://p\nexport no_proxy=\"a\n", nil, []assign{
 				{"http_proxy", "http://p", 1, "export", "export http_proxy=http://p", "http_proxy=http://p", "http://p"},
-			}, "line 2: unterminated \" quote"},
+			}, "line 2: reached EOF without closing quote `\"`"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -303,6 +303,18 @@ func fuzzSeeds(f *testing.F) {
 	f.Add([]byte("export a=\"$(x \"y\")\" b=${c:-'d'}\r\n"))
 	f.Add([]byte("Environment=\"A=1\\\n B=2\" C=3\\"))
 	f.Add([]byte("cat <<-'E' <<F; export a=1\r\n\tx=1\n\tE\ny=2\nF\nexport b=2\n"))
+}
+
+// BenchmarkParseShell parses the profile script from the field: what each profile.d
+// script costs the proxy probe.
+func BenchmarkParseShell(b *testing.B) {
+	data := readTestdata(b, "proxy.sh")
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := ParseShell(data); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 func FuzzParseShell(f *testing.F) {

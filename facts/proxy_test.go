@@ -131,7 +131,7 @@ func TestGatherProxyFiles(t *testing.T) {
 				"etc/systemd/system/a.service.d/x.conf": "[Service]\nEnvironment=\"http_proxy=x\n", "etc/environment": "->/etc/environment"}, false,
 			nil, []string{
 				"/etc/environment: resolve /etc/environment: too many levels of symbolic links",
-				"/etc/profile.d/bad.sh: line 1: unterminated \" quote",
+				"/etc/profile.d/bad.sh: line 1: reached EOF without closing quote `\"`",
 				"/etc/systemd/system/a.service.d/x.conf: line 2: Environment= has an unbalanced quote; systemd ignores the assignment",
 				"/etc/docker/daemon.json: not JSON: unexpected end of file",
 			}},
