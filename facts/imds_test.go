@@ -206,6 +206,8 @@ func TestIMDSProbeReplies(t *testing.T) {
 			IMDS{Class: "proxy", Status: 503, TokenStatus: 503, Stage: "token", Attempts: 1}, "Via header"},
 		{"a proxy's 403 is no v1 sign", imdsExchange{imdsReply(403, "denied", "X-Squid-Error", "ERR_ACCESS_DENIED 0"), okGet},
 			IMDS{Class: "proxy", Status: 403, TokenStatus: 403, Stage: "token", Attempts: 1}, "X-Squid-Error"},
+		{"a proxy's 502 known by Proxy-Connection alone", imdsExchange{imdsTokenReply(tok), imdsReply(502, "<html>bad gateway</html>", "Proxy-Connection", "close")},
+			IMDS{Class: "proxy", Status: 502, TokenStatus: 200, Stage: "get", Attempts: 2}, "from a proxy (Proxy-Connection header)"},
 		{"redirect", imdsExchange{imdsReply(302, "", "Location", "http://example.invalid/"), okGet},
 			IMDS{Class: "bad_response", Status: 302, TokenStatus: 302, Stage: "token", Attempts: 1}, "HTTP 302"},
 		{"empty token", imdsExchange{imdsTokenReply(""), okGet},
@@ -369,6 +371,8 @@ func TestClassifyTransportError(t *testing.T) {
 		{connect(syscall.EHOSTUNREACH), ClassNoRoute},
 		{connect(syscall.ENETUNREACH), ClassNoRoute},
 		{connect(syscall.EACCES), ClassNoRoute},
+		// No local address can reach it (no IPv6 address for fd00:ec2::254, say).
+		{connect(syscall.EADDRNOTAVAIL), ClassNoRoute},
 		{connect(syscall.ECONNRESET), ClassBadResponse},
 		{fmt.Errorf("wrapped: %w", context.DeadlineExceeded), ClassTimeout},
 		{&net.OpError{Op: "dial", Net: "tcp", Err: imdsTimeoutErr{}}, ClassTimeout},

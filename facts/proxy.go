@@ -72,6 +72,9 @@ func GatherProxy(ctx context.Context, root string, hosts []string) (*Proxy, erro
 		return nil, err
 	}
 	p.Processes, p.Unreadable = procs.read, procs.unreadable
+	for _, f := range procs.stuck {
+		p.Errors = append(p.Errors, f+": a read from an earlier pass is still blocked (the process in D state?); not read again until it returns")
+	}
 	p.Sources = append(p.Sources, procs.sources...)
 	return p, nil
 }

@@ -303,6 +303,13 @@ func (c *ProxyConfig) UnitEnv(unit string) map[string]string {
 	return env
 }
 
+// UnitSetsProxy reports whether unit's own files set a proxy: its drop-ins and, for
+// dockerd, daemon.json; the manager's DefaultEnvironment does not count.
+func (c *ProxyConfig) UnitSetsProxy(unit string) bool {
+	env, _ := evalScope(c.unitScope(unit)[1:])
+	return ProxySet(env)
+}
+
 // UnitChanged is when the newest of the files that make unit's environment was modified.
 func (c *ProxyConfig) UnitChanged(unit string) time.Time {
 	var newest time.Time

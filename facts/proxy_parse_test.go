@@ -154,10 +154,29 @@ func TestParseShell(t *testing.T) {
 				{"no_proxy", "a", 2, "export", "  no_proxy=a", "no_proxy=a", "a"},
 				{"NO_PROXY", "b", 3, "export", "export NO_PROXY='b'", "NO_PROXY='b'", "b"},
 			}, ""},
+		{"here-document bodies are data",
+			"cat > /etc/app.conf <<EOF\nhttp_proxy=http://in-body:1\nexport no_proxy=body\nEOF\n" +
+				"cat <<-'END' >/tmp/x; export A=1\n\thttps_proxy=quoted-delimiter\n\tEND\n" +
+				"cat <<\"X\" <<Y\nhttp_proxy=first\nX\nhttp_proxy=second\nY\nexport B=2\ngrep -q x <<<\"http_proxy=herestring\"\n", nil, []assign{
+				{"A", "1", 5, "export", "cat <<-'END' >/tmp/x; export A=1", "A=1", "1"},
+				{"B", "2", 13, "export", "export B=2", "B=2", "2"},
+			}, ""},
+		{"functions, case and if",
+			"setproxy() {\n  export http_proxy=http://f:1\n}\ncase \"$(hostname)\" in\n  build*) export https_proxy=http://c:1 ;;\n  *) : ;;\nesac\nif [ -r /x ]; then export no_proxy=a; elif true; then export NO_PROXY=b; else export C=c; fi\n", nil, []assign{
+				{"http_proxy", "http://f:1", 2, "export", "  export http_proxy=http://f:1", "http_proxy=http://f:1", "http://f:1"},
+				{"https_proxy", "http://c:1", 5, "export", "  build*) export https_proxy=http://c:1 ;;", "https_proxy=http://c:1", "http://c:1"},
+				{"no_proxy", "a", 8, "export", "if [ -r /x ]; then export no_proxy=a; elif true; then export NO_PROXY=b; else export C=c; fi", "no_proxy=a", "a"},
+				{"NO_PROXY", "b", 8, "export", "if [ -r /x ]; then export no_proxy=a; elif true; then export NO_PROXY=b; else export C=c; fi", "NO_PROXY=b", "b"},
+				{"C", "c", 8, "export", "if [ -r /x ]; then export no_proxy=a; elif true; then export NO_PROXY=b; else export C=c; fi", "C=c", "c"},
+			}, ""},
+		{"an unterminated here-document is an error, its body no assignment",
+			"export A=1\ncat <<EOF\nhttp_proxy=x\n", nil, []assign{
+				{"A", "1", 1, "export", "export A=1", "A=1", "1"},
+			}, "line 2: unclosed here-document `EOF`"},
 		{"a syntax error keeps what came before",
 			"export http_proxy=http://p\nexport no_proxy=\"a\n", nil, []assign{
 				{"http_proxy", "http://p", 1, "export", "export http_proxy=http://p", "http_proxy=http://p", "http://p"},
-			}, "line 2: unterminated \" quote"},
+			}, "line 2: reached EOF without closing quote `\"`"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -283,6 +302,19 @@ func fuzzSeeds(f *testing.F) {
 	}
 	f.Add([]byte("export a=\"$(x \"y\")\" b=${c:-'d'}\r\n"))
 	f.Add([]byte("Environment=\"A=1\\\n B=2\" C=3\\"))
+	f.Add([]byte("cat <<-'E' <<F; export a=1\r\n\tx=1\n\tE\ny=2\nF\nexport b=2\n"))
+}
+
+// BenchmarkParseShell parses the profile script from the field: what each profile.d
+// script costs the proxy probe.
+func BenchmarkParseShell(b *testing.B) {
+	data := readTestdata(b, "proxy.sh")
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := ParseShell(data); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 func FuzzParseShell(f *testing.F) {

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -34,6 +36,9 @@ const clockTicks = 100
 type procScan struct {
 	sources          []ProxySource
 	read, unreadable int
+	// stuck lists the environ files skipped because a read of an earlier scan is still
+	// blocked in the kernel.
+	stuck []string
 }
 
 // scanProcesses reads the environment of every process under root's /proc and groups the
@@ -67,8 +72,9 @@ func scanProcesses(ctx context.Context, root string, conf *ProxyConfig, hosts []
 		// imdsmend's own IMDS client never uses a proxy, whatever its environment says.
 		self = os.Getpid()
 	}
-	buf := make([]byte, 64<<10) // reused: one read per environment in the usual case
-	groups := map[string]int{}  // key → index in scan.sources
+	reader := newEnvironReader()
+	defer reader.close()
+	groups := map[string]int{} // key → index in scan.sources
 	boot := bootTime(readSmall(path.Join(procDir, "stat"), maxStat))
 	for _, pid := range pids {
 		if err := ctx.Err(); err != nil {
@@ -78,8 +84,13 @@ func scanProcesses(ctx context.Context, root string, conf *ProxyConfig, hosts []
 			continue
 		}
 		base := path.Join(procDir, strconv.Itoa(pid))
-		env, err := readEnviron(path.Join(base, "environ"), &buf)
+		env, err := reader.read(ctx, path.Join(base, "environ"))
 		switch {
+		case errors.Is(err, errReadStuck):
+			scan.stuck = append(scan.stuck, path.Join(paths.ProcDir, strconv.Itoa(pid), "environ"))
+			continue
+		case err != nil && ctx.Err() != nil:
+			return scan, ctx.Err()
 		case errors.Is(err, fs.ErrPermission):
 			scan.unreadable++
 			continue
@@ -134,10 +145,96 @@ func scanProcesses(ctx context.Context, root string, conf *ProxyConfig, hosts []
 	return scan, nil
 }
 
+// openProc opens a /proc file for reading; tests replace it with a reader that blocks.
+var openProc = func(name string) (io.ReadCloser, error) { return os.Open(name) }
+
+// errReadStuck is a file that a read of an earlier scan, abandoned there, still blocks in.
+var errReadStuck = errors.New("an earlier read is still blocked")
+
+// environReads tracks the environ reads under way in every scan. Reading
+// /proc/PID/environ blocks while that process's memory map is locked (a process in D
+// state, hung on NFS), and no context cancels the read: a scan that gives up abandons its
+// reader goroutine, with its descriptor and buffer, until the kernel lets go. Later scans
+// skip a file whose read is still under way, so each has at most one read outstanding
+// rather than one per pass.
+var environReads = struct {
+	sync.Mutex
+	files map[string]bool
+	// live counts the reader goroutines alive and readers waits for them, for tests.
+	live    atomic.Int64
+	readers sync.WaitGroup
+}{files: map[string]bool{}}
+
+// environReader reads environ files on a goroutine of its own, so a scan waits for a
+// read only as long as its context allows.
+type environReader struct {
+	requests chan environRequest
+	done     chan struct{}
+}
+
+type environRequest struct {
+	file  string
+	reply chan environReply // buffered: an abandoned reader never blocks on it
+}
+
+type environReply struct {
+	env map[string]string
+	err error
+}
+
+func newEnvironReader() *environReader {
+	r := &environReader{requests: make(chan environRequest), done: make(chan struct{})}
+	environReads.readers.Add(1)
+	environReads.live.Add(1)
+	go func() {
+		defer environReads.readers.Done()
+		defer environReads.live.Add(-1)
+		defer close(r.done)
+		buf := make([]byte, 64<<10) // reused: one read per environment in the usual case
+		for req := range r.requests {
+			env, err := readEnviron(req.file, &buf)
+			environReads.Lock()
+			delete(environReads.files, req.file)
+			environReads.Unlock()
+			req.reply <- environReply{env, err}
+		}
+	}()
+	return r
+}
+
+// read returns the proxy variables of file, or ctx's error when it ends first (the read
+// goes on, abandoned), or errReadStuck when an abandoned read of file is still under way.
+func (r *environReader) read(ctx context.Context, file string) (map[string]string, error) {
+	environReads.Lock()
+	if environReads.files[file] {
+		environReads.Unlock()
+		return nil, errReadStuck
+	}
+	environReads.files[file] = true
+	environReads.Unlock()
+	req := environRequest{file, make(chan environReply, 1)}
+	r.requests <- req
+	select {
+	case rep := <-req.reply:
+		return rep.env, rep.err
+	case <-ctx.Done():
+		r.done = nil // abandoned: close must not wait for it
+		return nil, ctx.Err()
+	}
+}
+
+// close ends the reader: at once when idle, or after the abandoned read returns.
+func (r *environReader) close() {
+	close(r.requests)
+	if r.done != nil {
+		<-r.done
+	}
+}
+
 // readEnviron returns the proxy variables of a NUL-separated environment file, reading it
 // into *buf (grown up to maxEnviron as needed).
 func readEnviron(file string, buf *[]byte) (map[string]string, error) {
-	f, err := os.Open(file)
+	f, err := openProc(file)
 	if err != nil {
 		return nil, err
 	}
@@ -265,6 +362,12 @@ func readSmall(file string, limit int64) []byte {
 	defer f.Close()
 	data, _ := io.ReadAll(io.LimitReader(f, limit))
 	return data
+}
+
+// SelfUnit is the systemd unit this process runs in (as systemd started it, with
+// $INVOCATION_ID set), or "" outside any service.
+func SelfUnit() string {
+	return unitOfCgroup(readSmall("/proc/self/cgroup", maxCgroup))
 }
 
 // unitOfCgroup finds the systemd unit in /proc/PID/cgroup content: the first path

@@ -1,9 +1,14 @@
 package facts
 
 import (
+	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+
+	"mvdan.cc/sh/v3/syntax"
 )
 
 // wordPart is one piece of a shell word's value: literal text, a parameter expansion
@@ -52,248 +57,188 @@ func expand(parts []wordPart, env map[string]string) string {
 	return b.String()
 }
 
-// syntaxError is a script the shell would refuse, at the offset of the construct.
-type syntaxError struct {
-	off int
-	msg string
-}
-
-func (e *syntaxError) Error() string { return e.msg }
-
-// shellWord is a word of a shell command with its byte span.
-type shellWord struct {
-	start, end   int
-	parts        []wordPart
-	literal      string // the word's text when it has no quotes or expansions
-	closingQuote bool   // the word ends with a closing ' or "
-	// Assignment words (NAME=value, NAME+=value):
-	name       string
-	valueStart int
-	appendOp   bool
-}
-
-// shellLexer splits a shell script into commands. It knows quoting, escapes, comments,
-// line continuations, parameter expansions and command substitutions; it does not run
-// anything, so control flow is ignored and every assignment counts.
-type shellLexer struct {
-	data []byte
-	i    int
-}
-
 // ParseShell finds the variable assignments of a shell script sourced by /etc/profile:
-// `export NAME=value …`, and `NAME=value` commands without a command word. A syntax error
-// ends the scan; the assignments before it are returned with the error.
+// `export NAME=value …`, and `NAME=value` commands without a command word, wherever they
+// stand: in function bodies, case branches and if blocks alike, since nothing is run.
+// Here-document bodies are data, and a command substitution runs in a subshell: neither
+// assigns. A syntax error ends the scan; the assignments of the commands before it are
+// returned with the error.
 func ParseShell(data []byte) ([]EnvAssignment, error) {
-	lx := &shellLexer{data: data}
-	idx := newLineIndex(data)
-	var out []EnvAssignment
-	for {
-		words, more, err := lx.command()
-		if err != nil {
-			var se *syntaxError
-			if errors.As(err, &se) {
-				return out, fmt.Errorf("line %d: %s", idx.line(se.off), se.msg)
-			}
-			return out, err
-		}
-		out = append(out, assignments(data, idx, words)...)
-		if !more {
-			return out, nil
-		}
-	}
-}
-
-// assignments turns one command's words into assignments, if the command assigns.
-func assignments(data []byte, idx lineIndex, words []shellWord) []EnvAssignment {
-	// Reserved words that may precede a command on the same line.
-	for len(words) > 0 && (words[0].literal == "then" || words[0].literal == "else" || words[0].literal == "do" || words[0].literal == "{") {
-		words = words[1:]
-	}
-	if len(words) == 0 {
-		return nil
-	}
-	directive := ""
-	if words[0].literal == "export" {
-		directive = "export"
-		words = words[1:]
-	} else {
-		for _, w := range words {
-			if w.name == "" {
-				// NAME=value cmd: the assignments are the command's environment only.
-				return nil
-			}
-		}
+	// The parser drops NUL bytes, which would shift the offsets after one: no shell
+	// script holds one.
+	if i := bytes.IndexByte(data, 0); i >= 0 {
+		return nil, fmt.Errorf("line %d: a NUL byte; not a shell script", bytes.Count(data[:i], []byte("\n"))+1)
 	}
 	var out []EnvAssignment
-	for _, w := range words {
-		if w.name == "" {
+	parser := syntax.NewParser(syntax.Variant(syntax.LangBash), syntax.KeepComments(false))
+	var err error
+	// Every statement and error is taken, never breaking out: on some input the parser
+	// yields again after a break (a panic in the range-over-func machinery).
+	for stmt, serr := range parser.StmtsSeq(bytes.NewReader(data)) {
+		if serr != nil || err != nil {
+			err = cmp.Or(err, serr)
 			continue
 		}
-		ls, _ := lineBounds(data, w.start)
-		le := logicalLineEnd(data, w.end)
-		out = append(out, EnvAssignment{Name: w.name, Line: idx.line(w.start), Directive: directive,
-			LineStart: ls, LineEnd: le, WordStart: w.start, WordEnd: w.end, NameStart: w.start,
-			ValueStart: w.valueStart, ValueEnd: w.end, parts: w.parts, Append: w.appendOp})
-		if a := &out[len(out)-1]; w.closingQuote && a.ValueStart < a.ValueEnd {
-			// Inside the outer quotes: "…" or '…'.
-			a.ValueEnd--
-			if q := data[a.ValueStart]; (q == '"' || q == '\'') && a.ValueStart < a.ValueEnd {
+		syntax.Walk(stmt, func(node syntax.Node) bool {
+			switch n := node.(type) {
+			case *syntax.CmdSubst, *syntax.ProcSubst:
+				return false
+			case *syntax.CallExpr:
+				if len(n.Args) == 0 { // NAME=value cmd: the command's environment only
+					out = appendAssigns(out, data, "", n.Assigns)
+				}
+			case *syntax.DeclClause:
+				if n.Variant.Value == "export" {
+					out = appendAssigns(out, data, "export", n.Args)
+				}
+			}
+			return true
+		})
+	}
+	var perr syntax.ParseError
+	if errors.As(err, &perr) {
+		return out, fmt.Errorf("line %d: %s", perr.Pos.Line(), perr.Text)
+	}
+	return out, err
+}
+
+// appendAssigns adds the plain NAME=value and NAME+=value assignments of a command.
+func appendAssigns(out []EnvAssignment, data []byte, directive string, assigns []*syntax.Assign) []EnvAssignment {
+	for _, as := range assigns {
+		if as.Naked || as.Name == nil || as.Index != nil || as.Array != nil {
+			continue
+		}
+		start, end := int(as.Pos().Offset()), int(as.End().Offset())
+		var parts []syntax.WordPart
+		if as.Value != nil {
+			parts = as.Value.Parts
+		}
+		// A \r before the newline is taken as part of the line ending, as the files' other
+		// readers do; bash would keep it in the value.
+		if end > start && data[end-1] == '\r' {
+			end--
+			if lit, ok := parts[len(parts)-1].(*syntax.Lit); ok {
+				parts = slices.Clone(parts)
+				if v := strings.TrimSuffix(lit.Value, "\r"); v != "" {
+					parts[len(parts)-1] = &syntax.Lit{ValuePos: lit.ValuePos, ValueEnd: lit.ValueEnd, Value: v}
+				} else {
+					parts = parts[:len(parts)-1]
+				}
+			}
+		}
+		a := EnvAssignment{Name: as.Name.Value, Line: int(as.Pos().Line()), Directive: directive,
+			WordStart: start, WordEnd: end, NameStart: start, ValueStart: end, ValueEnd: end, Append: as.Append}
+		// A line continuation inside the name (A\<newline>B=) leaves no offsets to edit by.
+		a.Irregular = !bytes.HasPrefix(data[start:], []byte(a.Name))
+		a.LineStart, _ = lineBounds(data, start)
+		a.LineEnd = logicalLineEnd(data, end)
+		if len(parts) > 0 {
+			a.ValueStart, a.parts = int(parts[0].Pos().Offset()), wordParts(parts, false)
+			// Appended text goes inside the outer quotes: "…" or '…'.
+			if quoted(parts[len(parts)-1]) {
+				a.ValueEnd--
+			}
+			if quoted(parts[0]) && a.ValueStart < a.ValueEnd {
 				a.ValueStart++
 			}
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// quoted reports whether p is '…' or "…" (not $'…' or $"…").
+func quoted(p syntax.WordPart) bool {
+	switch q := p.(type) {
+	case *syntax.SglQuoted:
+		return !q.Dollar
+	case *syntax.DblQuoted:
+		return !q.Dollar
+	}
+	return false
+}
+
+// wordParts turns a word's parts into literal text and the expansions imdsmend evaluates;
+// anything else (command and arithmetic substitutions, ${#x}, ${x/a/b} …) is unknown and
+// expands to nothing.
+func wordParts(parts []syntax.WordPart, inDouble bool) []wordPart {
+	var out []wordPart
+	for _, p := range parts {
+		switch p := p.(type) {
+		case *syntax.Lit:
+			out = addLit(out, unescape(p.Value, inDouble))
+		case *syntax.SglQuoted:
+			out = addLit(out, p.Value)
+		case *syntax.DblQuoted:
+			for _, q := range wordParts(p.Parts, true) {
+				if q.param == "" && !q.cmdsub {
+					out = addLit(out, q.lit)
+				} else {
+					out = append(out, q)
+				}
+			}
+		case *syntax.ParamExp:
+			out = append(out, paramPart(p))
+		default:
+			out = append(out, wordPart{cmdsub: true})
 		}
 	}
 	return out
 }
 
-// logicalLineEnd is the end of the line holding off, following backslash continuations,
-// without the line ending: where a new line can go after the command at off.
-func logicalLineEnd(data []byte, off int) int {
-	for {
-		_, end := lineBounds(data, off)
-		if end == len(data) || !endsInContinuation(data[:end]) {
-			return end
-		}
-		off = end + 1
-		if data[end] == '\r' {
-			off++
-		}
+// paramPart is $NAME, ${NAME} or ${NAME<op>word}; other forms are unknown ("$?").
+func paramPart(p *syntax.ParamExp) wordPart {
+	if p.Param == nil || p.Excl || p.Length || p.Width || p.Index != nil || p.Slice != nil || p.Repl != nil || p.Names != 0 {
+		return wordPart{param: "$?"}
 	}
+	w := wordPart{param: p.Param.Value}
+	if !isName(w.param) {
+		w.param = "$" + w.param // positional or special: unknown
+	}
+	if p.Exp == nil {
+		return w
+	}
+	op, ok := paramOps[p.Exp.Op]
+	if !ok {
+		return wordPart{param: "$?"} // ${x#pat} and friends: not modelled
+	}
+	w.op = op
+	if p.Exp.Word != nil {
+		w.word = wordParts(p.Exp.Word.Parts, false)
+	}
+	return w
 }
 
-// endsInContinuation reports whether line ends in an unescaped backslash.
-func endsInContinuation(line []byte) bool {
-	n := 0
-	for i := len(line) - 1; i >= 0 && line[i] == '\\'; i-- {
-		n++
-	}
-	return n%2 == 1
+var paramOps = map[syntax.ParExpOperator]string{
+	syntax.DefaultUnset: "-", syntax.DefaultUnsetOrNull: ":-", syntax.AlternateUnset: "+", syntax.AlternateUnsetOrNull: ":+",
+	syntax.AssignUnset: "=", syntax.AssignUnsetOrNull: ":=", syntax.ErrorUnset: "?", syntax.ErrorUnsetOrNull: ":?",
 }
 
-// command reads words up to the next command separator. more is false at the end.
-func (lx *shellLexer) command() (words []shellWord, more bool, err error) {
-	for {
-		lx.skipBlanks()
-		if lx.i >= len(lx.data) {
-			return words, false, nil
+// unescape removes the shell's backslashes from literal text as written: outside quotes
+// a backslash keeps the next byte and a backslash-newline joins lines; inside double
+// quotes only \$ \` \" \\ and backslash-newline are escapes.
+func unescape(s string, inDouble bool) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' || i+1 == len(s) {
+			b.WriteByte(s[i])
+			continue
 		}
-		c := lx.data[lx.i]
+		next := s[i+1]
 		switch {
-		case c == '#':
-			for lx.i < len(lx.data) && lx.data[lx.i] != '\n' {
-				lx.i++
-			}
-		case c == '\n' || c == ';' || c == '&' || c == '|' || c == '(' || c == ')' || c == '<' || c == '>':
-			lx.i++
-			return words, true, nil
-		case c == '\r' && lx.i+1 < len(lx.data) && lx.data[lx.i+1] == '\n':
-			lx.i += 2
-			return words, true, nil
+		case next == '\n':
+		case !inDouble || strings.IndexByte("$`\"\\", next) >= 0:
+			b.WriteByte(next)
 		default:
-			w, err := lx.word()
-			if err != nil {
-				return words, false, err
-			}
-			words = append(words, w)
+			b.WriteByte('\\')
+			b.WriteByte(next)
 		}
+		i++
 	}
-}
-
-// skipBlanks skips spaces, tabs and line continuations.
-func (lx *shellLexer) skipBlanks() {
-	for lx.i < len(lx.data) {
-		switch {
-		case lx.data[lx.i] == ' ' || lx.data[lx.i] == '\t':
-			lx.i++
-		case lx.continuation(lx.i) > 0:
-			lx.i += lx.continuation(lx.i)
-		default:
-			return
-		}
-	}
-}
-
-// continuation is the length of a backslash-newline at i, 0 if there is none.
-func (lx *shellLexer) continuation(i int) int {
-	d := lx.data
-	if i+1 < len(d) && d[i] == '\\' && d[i+1] == '\n' {
-		return 2
-	}
-	if i+2 < len(d) && d[i] == '\\' && d[i+1] == '\r' && d[i+2] == '\n' {
-		return 3
-	}
-	return 0
-}
-
-func isWordEnd(c byte) bool { return strings.IndexByte(" \t\n;&|()<>", c) >= 0 }
-
-// word reads one word starting at lx.i.
-func (lx *shellLexer) word() (shellWord, error) {
-	w := shellWord{start: lx.i}
-	// NAME= or NAME+= at the start of the word makes it an assignment.
-	j := lx.i
-	for j < len(lx.data) && (lx.data[j] == '_' || isAlnum(lx.data[j])) {
-		j++
-	}
-	if name := string(lx.data[lx.i:j]); isName(name) {
-		switch {
-		case j < len(lx.data) && lx.data[j] == '=':
-			w.name, w.valueStart, lx.i = name, j+1, j+1
-		case j+1 < len(lx.data) && lx.data[j] == '+' && lx.data[j+1] == '=':
-			w.name, w.valueStart, w.appendOp, lx.i = name, j+2, true, j+2
-		}
-	}
-	plain := true
-	for lx.i < len(lx.data) {
-		c := lx.data[lx.i]
-		if c == '\r' && lx.i+1 < len(lx.data) && lx.data[lx.i+1] == '\n' {
-			break
-		}
-		if isWordEnd(c) {
-			break
-		}
-		w.closingQuote = false
-		switch c {
-		case '\\':
-			if n := lx.continuation(lx.i); n > 0 {
-				lx.i += n
-				continue
-			}
-			plain = false
-			if lx.i+1 < len(lx.data) {
-				w.parts = addLit(w.parts, string(lx.data[lx.i+1]))
-			}
-			lx.i = min(lx.i+2, len(lx.data))
-		case '\'':
-			plain = false
-			end := strings.IndexByte(string(lx.data[lx.i+1:]), '\'')
-			if end < 0 {
-				return w, &syntaxError{lx.i, "unterminated ' quote"}
-			}
-			w.parts = addLit(w.parts, string(lx.data[lx.i+1:lx.i+1+end]))
-			lx.i += end + 2
-			w.closingQuote = true
-		case '"':
-			plain = false
-			lx.i++
-			if err := lx.doubleQuoted(&w.parts); err != nil {
-				return w, err
-			}
-			w.closingQuote = true
-		case '$', '`':
-			plain = false
-			if err := lx.expansion(&w.parts, false); err != nil {
-				return w, err
-			}
-		default:
-			w.parts = addLit(w.parts, string(c))
-			lx.i++
-		}
-	}
-	w.end = lx.i
-	if plain && w.name == "" && len(w.parts) == 1 {
-		w.literal = w.parts[0].lit // plain text is one literal part
-	}
-	return w, nil
+	return b.String()
 }
 
 // addLit appends literal text to parts, joining it to a literal part at the end.
@@ -305,200 +250,27 @@ func addLit(parts []wordPart, s string) []wordPart {
 	return append(parts, wordPart{lit: s})
 }
 
-// expansion reads the expansion at lx.i ('$' or '`') into parts; one that turns out to be
-// literal text ("$" alone, $'…') joins the text around it.
-func (lx *shellLexer) expansion(parts *[]wordPart, quoted bool) error {
-	p, err := lx.dollar(quoted)
-	if err != nil {
-		return err
+// logicalLineEnd is the end of the line holding off, following backslash continuations,
+// without the line ending: where a new line can go after the command at off.
+func logicalLineEnd(data []byte, off int) int {
+	for {
+		_, end := lineBounds(data, off)
+		next := end + 1 // past the line ending
+		if end < len(data) && data[end] == '\r' {
+			next++
+		}
+		if next > len(data) || !endsInContinuation(data[:end]) {
+			return end
+		}
+		off = next
 	}
-	if p.param == "" && !p.cmdsub {
-		*parts = addLit(*parts, p.lit)
-	} else {
-		*parts = append(*parts, p)
-	}
-	return nil
 }
 
-func isAlnum(c byte) bool {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
-}
-
-// doubleQuoted reads up to the closing '"' into parts (lx.i is just after the opening one).
-func (lx *shellLexer) doubleQuoted(parts *[]wordPart) error {
-	open := lx.i - 1
-	for lx.i < len(lx.data) {
-		c := lx.data[lx.i]
-		switch c {
-		case '"':
-			lx.i++
-			return nil
-		case '\\':
-			if n := lx.continuation(lx.i); n > 0 {
-				lx.i += n
-				continue
-			}
-			if lx.i+1 < len(lx.data) && strings.IndexByte("$`\"\\", lx.data[lx.i+1]) >= 0 {
-				*parts = addLit(*parts, string(lx.data[lx.i+1]))
-				lx.i += 2
-				continue
-			}
-			*parts = addLit(*parts, "\\")
-			lx.i++
-		case '$', '`':
-			if err := lx.expansion(parts, true); err != nil {
-				return err
-			}
-		default:
-			*parts = addLit(*parts, string(c))
-			lx.i++
-		}
+// endsInContinuation reports whether line ends in an unescaped backslash.
+func endsInContinuation(line []byte) bool {
+	n := 0
+	for i := len(line) - 1; i >= 0 && line[i] == '\\'; i-- {
+		n++
 	}
-	return &syntaxError{open, "unterminated \" quote"}
-}
-
-// dollar reads an expansion starting at lx.i ('$' or '`').
-func (lx *shellLexer) dollar(quoted bool) (wordPart, error) {
-	d := lx.data
-	if d[lx.i] == '`' {
-		end := lx.i + 1
-		for end < len(d) && d[end] != '`' {
-			if d[end] == '\\' {
-				end++
-			}
-			end++
-		}
-		if end >= len(d) {
-			return wordPart{}, &syntaxError{lx.i, "unterminated ` command substitution"}
-		}
-		lx.i = end + 1
-		return wordPart{cmdsub: true}, nil
-	}
-	lx.i++ // '$'
-	if lx.i >= len(d) {
-		return wordPart{lit: "$"}, nil
-	}
-	switch c := d[lx.i]; {
-	case c == '(':
-		return wordPart{cmdsub: true}, lx.skipParens()
-	case c == '{':
-		return lx.braced()
-	case c == '\'' && !quoted:
-		// $'…' (ANSI-C quoting): keep the text, escapes and all.
-		end := strings.IndexByte(string(d[lx.i+1:]), '\'')
-		if end < 0 {
-			return wordPart{}, &syntaxError{lx.i - 1, "unterminated $' quote"}
-		}
-		s := string(d[lx.i+1 : lx.i+1+end])
-		lx.i += end + 2
-		return wordPart{lit: s}, nil
-	case c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'):
-		j := lx.i
-		for j < len(d) && (d[j] == '_' || isAlnum(d[j])) {
-			j++
-		}
-		name := string(d[lx.i:j])
-		lx.i = j
-		return wordPart{param: name}, nil
-	case strings.IndexByte("0123456789@*#?$!-", c) >= 0:
-		lx.i++
-		return wordPart{param: "$" + string(c)}, nil
-	}
-	return wordPart{lit: "$"}, nil
-}
-
-// skipParens skips $( … ) or $(( … )) including nested parentheses and quotes.
-func (lx *shellLexer) skipParens() error {
-	d := lx.data
-	open := lx.i - 1
-	depth := 0
-	for lx.i < len(d) {
-		switch d[lx.i] {
-		case '(':
-			depth++
-		case ')':
-			depth--
-			if depth == 0 {
-				lx.i++
-				return nil
-			}
-		case '\\':
-			lx.i++
-		case '\'', '"':
-			q := d[lx.i]
-			lx.i++
-			for lx.i < len(d) && d[lx.i] != q {
-				if q == '"' && d[lx.i] == '\\' {
-					lx.i++
-				}
-				lx.i++
-			}
-		}
-		lx.i++
-	}
-	return &syntaxError{open, "unterminated $( command substitution"}
-}
-
-// braced reads ${NAME}, ${NAME<op>word} and the other ${…} forms (lx.i is at '{').
-func (lx *shellLexer) braced() (wordPart, error) {
-	d := lx.data
-	open := lx.i - 1
-	lx.i++
-	j := lx.i
-	for j < len(d) && (d[j] == '_' || isAlnum(d[j])) {
-		j++
-	}
-	p := wordPart{param: string(d[lx.i:j])}
-	if !isName(p.param) {
-		p.param = "$" + p.param // positional, or an unsupported form: unknown
-	}
-	lx.i = j
-	for _, op := range []string{":-", ":=", ":+", ":?", "-", "=", "+", "?"} {
-		if strings.HasPrefix(string(d[lx.i:min(lx.i+2, len(d))]), op) {
-			p.op = op
-			lx.i += len(op)
-			break
-		}
-	}
-	// The word after the operator, up to the matching '}', with quotes and expansions.
-	var word []wordPart
-	for lx.i < len(d) {
-		c := d[lx.i]
-		switch {
-		case c == '}':
-			lx.i++
-			if p.op == "" {
-				// ${#NAME}, ${NAME%pat} and friends: not modelled, value unknown.
-				if len(word) > 0 {
-					p.param = "$?"
-				}
-			} else {
-				p.word = word
-			}
-			return p, nil
-		case c == '"':
-			lx.i++
-			if err := lx.doubleQuoted(&word); err != nil {
-				return p, err
-			}
-		case c == '\'':
-			end := strings.IndexByte(string(d[lx.i+1:]), '\'')
-			if end < 0 {
-				return p, &syntaxError{lx.i, "unterminated ' quote"}
-			}
-			word = addLit(word, string(d[lx.i+1:lx.i+1+end]))
-			lx.i += end + 2
-		case c == '\\' && lx.i+1 < len(d):
-			word = addLit(word, string(d[lx.i+1]))
-			lx.i += 2
-		case c == '$' || c == '`':
-			if err := lx.expansion(&word, true); err != nil {
-				return p, err
-			}
-		default:
-			word = addLit(word, string(c))
-			lx.i++
-		}
-	}
-	return p, &syntaxError{open, "unterminated ${"}
+	return n%2 == 1
 }

@@ -2,11 +2,14 @@ package facts
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -128,7 +131,7 @@ func TestGatherProxyFiles(t *testing.T) {
 				"etc/systemd/system/a.service.d/x.conf": "[Service]\nEnvironment=\"http_proxy=x\n", "etc/environment": "->/etc/environment"}, false,
 			nil, []string{
 				"/etc/environment: resolve /etc/environment: too many levels of symbolic links",
-				"/etc/profile.d/bad.sh: line 1: unterminated \" quote",
+				"/etc/profile.d/bad.sh: line 1: reached EOF without closing quote `\"`",
 				"/etc/systemd/system/a.service.d/x.conf: line 2: Environment= has an unbalanced quote; systemd ignores the assignment",
 				"/etc/docker/daemon.json: not JSON: unexpected end of file",
 			}},
@@ -247,6 +250,75 @@ func TestGatherProxyProcesses(t *testing.T) {
 	}
 	if p.Processes != 7 {
 		t.Errorf("processes read = %d, want 7", p.Processes)
+	}
+}
+
+// blockingFile is a /proc file whose read hangs until released, as reading the environ of
+// a process in D state does; it counts opens and closes.
+type blockingFile struct {
+	entered chan<- struct{}
+	release <-chan struct{}
+	closed  *atomic.Int64
+}
+
+func (f blockingFile) Read([]byte) (int, error) {
+	f.entered <- struct{}{}
+	<-f.release
+	return 0, io.EOF
+}
+
+func (f blockingFile) Close() error { f.closed.Add(1); return nil }
+
+// TestGatherProxyStuckRead: a process whose environ read hangs costs one pass its
+// deadline, then stays skipped (and said so) while that read is blocked: however many
+// passes run, one goroutine and one descriptor stay behind, not one per pass. Once the
+// read returns, the process is read again.
+func TestGatherProxyStuckRead(t *testing.T) {
+	root := t.TempDir()
+	writeProc(t, root, 42, "app", "0::/system.slice/app.service\n", []byte("http_proxy=http://p:3128\x00"))
+	writeProc(t, root, 43, "bash", "0::/init.scope\n", []byte("HOME=/\x00"))
+	stuck := filepath.Join(root, "proc", "42", "environ")
+	entered, release := make(chan struct{}), make(chan struct{})
+	var opened, closed atomic.Int64
+	openProc = func(name string) (io.ReadCloser, error) {
+		if name == stuck {
+			opened.Add(1)
+			return blockingFile{entered, release, &closed}, nil
+		}
+		return os.Open(name)
+	}
+	t.Cleanup(func() { openProc = func(name string) (io.ReadCloser, error) { return os.Open(name) } })
+	readers := environReads.live.Load()
+
+	// The first pass hangs in the read until its deadline (here: cancelled once in it).
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-entered; cancel() }()
+	if _, err := GatherProxy(ctx, root, ProxyHosts(false)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("pass with a hung read: %v, want it cancelled", err)
+	}
+	for pass := range 3 {
+		p, err := GatherProxy(context.Background(), root, ProxyHosts(false))
+		if err != nil {
+			t.Fatalf("pass %d: %v", pass, err)
+		}
+		if p.Processes != 1 || len(p.Errors) != 1 || !strings.HasPrefix(p.Errors[0], "/proc/42/environ: a read from an earlier pass is still blocked") {
+			t.Errorf("pass %d: %d processes read, errors %q; want 43 read and 42 said to be skipped", pass, p.Processes, p.Errors)
+		}
+		if got := environReads.live.Load() - readers; got != 1 || opened.Load() != 1 || closed.Load() != 0 {
+			t.Errorf("pass %d: %d reader goroutines, %d opens, %d closes left behind; want one hung read in all", pass, got, opened.Load(), closed.Load())
+		}
+	}
+
+	// The kernel lets go: the abandoned read ends, and the next pass reads the process.
+	close(release)
+	environReads.readers.Wait()
+	if got := environReads.live.Load() - readers; got != 0 || closed.Load() != 1 {
+		t.Errorf("after the read returned: %d reader goroutines, %d closes; want 0 and 1", got, closed.Load())
+	}
+	go func() { <-entered }() // the released file reads as empty at once
+	p, err := GatherProxy(context.Background(), root, ProxyHosts(false))
+	if err != nil || p.Processes != 2 || len(p.Errors) != 0 {
+		t.Errorf("pass after the read returned: %v, %d processes, errors %q; want both read", err, p.Processes, p.Errors)
 	}
 }
 

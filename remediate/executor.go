@@ -40,8 +40,8 @@ func (x *Executor) Plan(ctx context.Context, rule, kind string, args cty.Value) 
 		c.Rule, c.Kind = rule, kind
 		c.ID = actionID(kind, c.Target)
 		switch {
-		case c.Status == StatusFailed:
-			// The fixer could not plan this one (it says why); the others go ahead.
+		case c.Status == StatusFailed || c.Status == StatusSkipped:
+			// The fixer could not or would not plan this one (it says why); the others go ahead.
 		case denied != "":
 			c.Status, c.Error = StatusSkipped, denied
 		default:

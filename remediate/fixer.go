@@ -34,6 +34,9 @@ type Env struct {
 	// Allow reports whether the policy grants a permission (settings.allow); fixers that
 	// have optional side effects (restarting units) ask it.
 	Allow func(perm string) bool
+	// RestartUnits is settings.allow.restart_units given as a list of unit globs; nil
+	// when it is a bool (true: only units whose own unit file or drop-in sets the proxy).
+	RestartUnits []string
 }
 
 // Change is one concrete change a fixer plans, applies or undoes.

@@ -139,21 +139,24 @@ func (NoProxy) Apply(_ context.Context, env *Env, c *Change) error {
 }
 
 // Undo implements Fixer: it restores the original bytes, unless the file changed after
-// imdsmend edited it.
+// imdsmend edited it, and sets c.Detail to what it did: the plan's diff taken back.
 func (NoProxy) Undo(_ context.Context, env *Env, c *Change) error {
 	var d noProxyData
 	if err := json.Unmarshal(c.Data, &d); err != nil {
 		return fmt.Errorf("decode ledger record: %w", err)
 	}
-	if d.Backup == "" || d.NewSHA256 == "" {
-		return fmt.Errorf("the ledger holds no backup of %s", d.Path)
-	}
 	current, resolved, err := facts.ReadFileInRoot(env.Paths, d.Path, facts.MaxConfigFile)
 	if err != nil {
 		return err
 	}
+	// First whether the original is back already: an undo that crashed after restoring,
+	// an edit that never happened, or someone who restored it.
 	if digest(current) == d.SHA256 {
-		return nil // already the original
+		c.Detail = fmt.Sprintf("nothing to restore: %s already holds its original content", d.Path)
+		return nil
+	}
+	if d.Backup == "" || d.NewSHA256 == "" {
+		return fmt.Errorf("the ledger holds no backup of %s", d.Path)
 	}
 	if err := d.unchanged(current, resolved, d.NewSHA256, "imdsmend edited it"); err != nil {
 		return fmt.Errorf("%w; not restored, so those changes stay. The original is in %s: compare and restore it by hand", err, env.Paths.File(d.Backup))
@@ -168,7 +171,36 @@ func (NoProxy) Undo(_ context.Context, env *Env, c *Change) error {
 	if err := env.Paths.WriteFile(d.Resolved, orig, 0o644); err != nil {
 		return fmt.Errorf("restore %s: %w", d.Path, err)
 	}
+	c.Detail = undoDetail(env, d, orig)
 	return nil
+}
+
+// undoDetail describes a restore: the lines the edit touched, as they were after it (-)
+// and as they are again (+), secrets hidden.
+func undoDetail(env *Env, d noProxyData, orig []byte) string {
+	head := fmt.Sprintf("restored %s from its backup, as it was before imdsmend edited it", d.Path)
+	f := facts.LoadProxyConfig(env.Paths.Root).File(d.Path)
+	if f == nil {
+		return redact.String(head)
+	}
+	f, err := f.WithData(orig)
+	if err != nil {
+		return redact.String(head)
+	}
+	lines := make([][2]int, len(d.Inserts))
+	for i, in := range d.Inserts {
+		lines[i] = physicalLine(f.Data, in.Offset)
+		for _, a := range f.Assignments {
+			if a.LineStart <= in.Offset && in.Offset <= a.LineEnd {
+				lines[i] = [2]int{a.LineStart, a.LineEnd}
+				break
+			}
+		}
+	}
+	var b strings.Builder
+	b.WriteString(head)
+	writeDiff(&b, f, lines, d.Inserts, true)
+	return redact.String(strings.TrimSuffix(b.String(), "\n"))
 }
 
 // unchanged checks that d's file, read as data from resolved, still resolves to the same
@@ -466,25 +498,33 @@ func (ed *noProxyEdit) describe(f *facts.ProxyFile, hosts []string, env *Env) st
 	if f.Resolved != f.Path {
 		fmt.Fprintf(&b, " (a link to %s)", f.Resolved)
 	}
-	fmt.Fprintf(&b, "\n--- %s\n+++ %s\n", f.Path, f.Path)
+	writeDiff(&b, f, ed.lines, ed.inserts, false)
+	b.WriteString(pickedUpBy(f, env))
+	return redact.String(b.String())
+}
+
+// writeDiff writes a diff of the logical lines of f that inserts change, each once:
+// original then edited, or with inverse (an undo) edited then original.
+func writeDiff(b *strings.Builder, f *facts.ProxyFile, lines [][2]int, inserts []insert, inverse bool) {
+	fmt.Fprintf(b, "\n--- %s\n+++ %s\n", f.Path, f.Path)
 	done := map[[2]int]bool{}
-	for _, ln := range ed.lines {
+	for _, ln := range lines {
 		if done[ln] {
 			continue
 		}
 		done[ln] = true
-		old := renderLine(f, ln, nil)
-		updated := renderLine(f, ln, ed.inserts)
-		fmt.Fprintf(&b, "@@ line %d @@\n", lineNumber(f.Data, ln[0]))
-		for _, l := range strings.Split(old, "\n") {
+		before, after := renderLine(f, ln, nil), renderLine(f, ln, inserts)
+		if inverse {
+			before, after = after, before
+		}
+		fmt.Fprintf(b, "@@ line %d @@\n", lineNumber(f.Data, ln[0]))
+		for _, l := range strings.Split(before, "\n") {
 			b.WriteString("-" + strings.TrimSuffix(l, "\r") + "\n")
 		}
-		for _, l := range strings.Split(updated, "\n") {
+		for _, l := range strings.Split(after, "\n") {
 			b.WriteString("+" + strings.TrimSuffix(l, "\r") + "\n")
 		}
 	}
-	b.WriteString(pickedUpBy(f, env))
-	return redact.String(b.String())
 }
 
 // renderLine is the text of the logical line ln with the inserts that fall in it made and

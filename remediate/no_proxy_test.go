@@ -97,6 +97,10 @@ func TestNoProxyFixes(t *testing.T) {
 			map[string]string{"etc/systemd/system/a.service.d/p.conf": "[Service]\nEnvironment=NO_PROXY=169.254.169.254\nEnvironment=\nEnvironment=HTTP_PROXY=http://p\n"},
 			false, "/etc/systemd/system/a.service.d/p.conf",
 			"[Service]\nEnvironment=NO_PROXY=169.254.169.254\nEnvironment=\nEnvironment=HTTP_PROXY=http://p\nEnvironment=\"no_proxy=169.254.169.254\"\nEnvironment=\"NO_PROXY=169.254.169.254\"\n"},
+		{"a here-document body is data: the edit lands after the real assignment",
+			map[string]string{"etc/profile.d/p.sh": "export http_proxy=http://p:3128\ncat > /etc/app.conf <<EOF\nhttp_proxy=http://app:1\nno_proxy=app\nEOF\n"},
+			false, "/etc/profile.d/p.sh",
+			"export http_proxy=http://p:3128\nexport no_proxy=\"169.254.169.254\"\nexport NO_PROXY=\"169.254.169.254\"\ncat > /etc/app.conf <<EOF\nhttp_proxy=http://app:1\nno_proxy=app\nEOF\n"},
 		{"CRLF, no final newline",
 			map[string]string{"etc/environment": "PATH=/usr/bin\r\nhttp_proxy=http://p:3128"}, false, "/etc/environment",
 			"PATH=/usr/bin\r\nhttp_proxy=http://p:3128\r\nno_proxy=169.254.169.254\r\nNO_PROXY=169.254.169.254"},
@@ -205,6 +209,59 @@ docker.service keeps its environment until it restarts: allow restart_units in t
 	if d := changes[0].Detail; strings.Contains(d, "pw") || !strings.Contains(d, "-export http_proxy=http://REDACTED@p:3128 no_proxy=localhost\n") ||
 		!strings.Contains(d, "+export http_proxy=http://REDACTED@p:3128 no_proxy=localhost,169.254.169.254\n+export NO_PROXY=localhost,169.254.169.254\n") {
 		t.Errorf("detail:\n%s", d)
+	}
+}
+
+// TestNoProxyUndo: undo says what it did, as the plan's diff taken back with secrets
+// hidden, and an undo repeated after a crash (the original already back, or the ledger
+// holding only the intent) succeeds without touching the file.
+func TestNoProxyUndo(t *testing.T) {
+	const dropIn = "/etc/systemd/system/docker.service.d/http-proxy.conf"
+	orig := "[Service]\nEnvironment=\"HTTP_PROXY=http://u:pw@proxy.corp:3128\" \"proxy_password=hunter2hunter2\"\n"
+	root := t.TempDir()
+	tree.Write(t, root, map[string]string{dropIn[1:]: orig})
+	env := testEnv(root, false)
+	ctx := context.Background()
+	changes, err := NoProxy{}.Plan(ctx, env, filesArg(dropIn))
+	if err != nil || len(changes) != 1 {
+		t.Fatalf("Plan = %v, %v", changes, err)
+	}
+	intent := *changes[0] // as the ledger's intent record holds it: no backup yet
+	applied := changes[0]
+	if err := (NoProxy{}).Apply(ctx, env, applied); err != nil {
+		t.Fatal(err)
+	}
+
+	// Only the intent survived a crash, and the edit is in place: nothing to restore from.
+	if err := (NoProxy{}).Undo(ctx, env, &intent); err == nil || !strings.Contains(err.Error(), "holds no backup") {
+		t.Errorf("Undo from the intent of an applied edit = %v, want a refusal", err)
+	}
+
+	if err := (NoProxy{}).Undo(ctx, env, applied); err != nil {
+		t.Fatal(err)
+	}
+	want := "restored " + dropIn + " from its backup, as it was before imdsmend edited it\n" +
+		"--- " + dropIn + "\n+++ " + dropIn + "\n@@ line 2 @@\n" +
+		"-Environment=\"HTTP_PROXY=http://REDACTED@proxy.corp:3128\" \"proxy_password=REDACTED\"\n" +
+		"-Environment=\"no_proxy=169.254.169.254\"\n" +
+		"-Environment=\"NO_PROXY=169.254.169.254\"\n" +
+		"+Environment=\"HTTP_PROXY=http://REDACTED@proxy.corp:3128\" \"proxy_password=REDACTED\""
+	if diff := cmp.Diff(want, applied.Detail); diff != "" {
+		t.Errorf("undo detail (-want +got):\n%s", diff)
+	}
+	if got, _ := os.ReadFile(env.Paths.File(dropIn)); string(got) != orig {
+		t.Fatalf("undo left %q", got)
+	}
+
+	// Repeated after a crash before its result was recorded, from either record.
+	for _, c := range []*Change{applied, &intent} {
+		c.Detail = ""
+		if err := (NoProxy{}).Undo(ctx, env, c); err != nil || c.Detail != "nothing to restore: "+dropIn+" already holds its original content" {
+			t.Errorf("repeated Undo = %v, detail %q; want success saying nothing was done", err, c.Detail)
+		}
+	}
+	if got, _ := os.ReadFile(env.Paths.File(dropIn)); string(got) != orig {
+		t.Errorf("repeated undo changed the file: %q", got)
 	}
 }
 

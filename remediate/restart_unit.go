@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"path"
 	"regexp"
 	"strings"
 
@@ -20,11 +21,15 @@ const KindRestartUnit = "restart_unit"
 // RestartUnit restarts services whose running processes still carry a proxy environment
 // that sends IMDS requests to the proxy, once the unit's configuration no longer does:
 // processes keep the environment they started with. It is the follow-up of no_proxy and
-// needs its own permission, restart_units.
+// needs its own permission, restart_units, which also says which units: a list of globs,
+// or true for units whose own drop-ins set the proxy. A proxy in DefaultEnvironment=
+// reaches nearly every service; true never makes imdsmend restart all of them.
 type RestartUnit struct {
 	// Systemctl runs systemctl with args. Nil runs paths.Systemctl, and only when --root is
 	// "/": the units of another tree don't run here.
 	Systemctl func(ctx context.Context, args ...string) error
+	// Self is the unit that runs this imdsmend; nil reads it from /proc/self/cgroup.
+	Self func() string
 }
 
 // Kind implements Fixer.
@@ -46,21 +51,59 @@ func (RestartUnit) Spec() hcldec.Spec {
 // A service name systemctl can't mistake for an option or a pattern.
 var serviceName = regexp.MustCompile(`^[A-Za-z0-9:_.\\@-]+\.service$`)
 
-// Plan implements Fixer.
-func (RestartUnit) Plan(_ context.Context, _ *Env, args cty.Value) ([]*Change, error) {
+// protectedUnits are never restarted, whatever the policy allows: imdsmend's own units,
+// the bus and the journal the rest of the system leans on, and the way into the instance.
+var protectedUnits = []string{"imdsmend*.service", "dbus.service", "dbus-broker.service", "systemd-journald.service",
+	"sshd.service", "ssh.service", "sshd@*.service", "ssh@*.service"}
+
+// Plan implements Fixer. Units the policy does not allow, and protected ones, are skipped
+// with the reason.
+func (r RestartUnit) Plan(_ context.Context, env *Env, args cty.Value) ([]*Change, error) {
 	units, err := stringList(args, "units")
 	if err != nil {
 		return nil, err
 	}
+	self := r.Self
+	if self == nil {
+		self = facts.SelfUnit
+	}
+	running := self()
+	var conf *facts.ProxyConfig // read once, when restart_units = true needs it
 	var changes []*Change
 	for _, u := range units {
 		c := &Change{Target: u, Detail: fmt.Sprintf("systemctl daemon-reload && systemctl try-restart %s: its processes still send IMDS requests to a proxy; a restart gives them the fixed configuration", u)}
-		if !serviceName.MatchString(u) || strings.HasPrefix(u, "-") {
+		switch {
+		case !serviceName.MatchString(u) || strings.HasPrefix(u, "-"):
 			c.Status, c.Error = StatusFailed, fmt.Sprintf("%q is not a service name", u)
+		case u == running:
+			c.Status, c.Error = StatusSkipped, fmt.Sprintf("never restarted: %s runs this imdsmend; restart it by hand", u)
+		case matchAny(protectedUnits, u):
+			c.Status, c.Error = StatusSkipped, fmt.Sprintf("never restarted: imdsmend does not restart its own units, dbus, systemd-journald or sshd; restart %s by hand", u)
+		case env.RestartUnits != nil:
+			if !matchAny(env.RestartUnits, u) {
+				c.Status, c.Error = StatusSkipped, fmt.Sprintf("not restarted: %s matches none of settings.allow.restart_units %q; add it there to allow it", u, env.RestartUnits)
+			}
+		default:
+			if conf == nil {
+				conf = facts.LoadProxyConfig(env.Paths.Root)
+			}
+			if !conf.UnitSetsProxy(u) {
+				c.Status, c.Error = StatusSkipped, fmt.Sprintf("not restarted: restart_units = true allows only units whose own drop-ins set the proxy, and %s gets it from elsewhere (DefaultEnvironment=?); name it in settings { allow { restart_units = [\"%s\"] } } to allow it", u, u)
+			}
 		}
 		changes = append(changes, c)
 	}
 	return changes, nil
+}
+
+// matchAny reports whether unit matches one of the globs.
+func matchAny(globs []string, unit string) bool {
+	for _, g := range globs {
+		if ok, _ := path.Match(g, unit); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // Apply implements Fixer. It restarts only a unit whose configuration, as it is now,

@@ -77,3 +77,63 @@ func TestRestartUnit(t *testing.T) {
 		t.Errorf("Undo = %v; a restart has nothing to take back", err)
 	}
 }
+
+// TestRestartUnitAllowList: a proxy in DefaultEnvironment= reaches nearly every service;
+// restart_units = true restarts only units whose own drop-ins set the proxy, a list
+// restarts the units it names, and neither ever restarts imdsmend's own units, dbus,
+// journald, sshd or the unit that runs imdsmend.
+func TestRestartUnitAllowList(t *testing.T) {
+	root := t.TempDir()
+	tree.Write(t, root, map[string]string{
+		"etc/systemd/system.conf.d/proxy.conf":                "[Manager]\nDefaultEnvironment=HTTP_PROXY=http://p:3128\n",
+		"etc/systemd/system/docker.service.d/http-proxy.conf": "[Service]\nEnvironment=HTTP_PROXY=http://p:3128\n",
+		"etc/systemd/system/sshd.service.d/http-proxy.conf":   "[Service]\nEnvironment=HTTP_PROXY=http://p:3128\n",
+		// A drop-in that resets the proxy does not set it.
+		"etc/systemd/system/cron.service.d/reset.conf": "[Service]\nEnvironment=HTTP_PROXY=http://p:3128\nEnvironment=\n",
+	})
+	units := unitsArg("docker.service", "amazon-ssm-agent.service", "dbus.service", "systemd-journald.service", "sshd.service",
+		"imdsmend-watch.service", "cron.service", "ci-runner.service")
+	const (
+		own     = "own drop-ins"
+		listed  = "matches none"
+		never   = "does not restart its own units"
+		running = "runs this imdsmend"
+	)
+	tests := []struct {
+		name  string
+		globs []string
+		want  []string // per unit: "" when planned, else a piece of the reason it is skipped
+	}{
+		{"true: only units whose own files set the proxy", nil,
+			[]string{"", own, never, never, never, never, own, running}},
+		{"a list of globs", []string{"*.service"},
+			[]string{"", "", never, never, never, never, "", running}},
+		{"a list naming one unit", []string{"amazon-ssm-agent.service"},
+			[]string{listed, "", never, never, never, never, listed, running}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := testEnv(root, false)
+			env.RestartUnits = tt.globs
+			fx := RestartUnit{Self: func() string { return "ci-runner.service" }}
+			// Through the executor, as a run plans them: a skipped unit stays skipped.
+			reg, err := NewRegistry(fx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			x := &Executor{Registry: reg, Env: env, Ledger: NewLedger(filepath.Join(t.TempDir(), "ledger.jsonl")), Enforce: true}
+			changes := x.Plan(context.Background(), "proxy_leak", KindRestartUnit, units)
+			if len(changes) != len(tt.want) {
+				t.Fatalf("%d changes, want %d", len(changes), len(tt.want))
+			}
+			for i, c := range changes {
+				switch {
+				case tt.want[i] == "" && (c.Status != StatusPlanned || c.Error != ""):
+					t.Errorf("%s: %s %q; want it planned", c.Target, c.Status, c.Error)
+				case tt.want[i] != "" && (c.Status != StatusSkipped || !strings.Contains(c.Error, tt.want[i])):
+					t.Errorf("%s: %s %q; want skipped: %s", c.Target, c.Status, c.Error, tt.want[i])
+				}
+			}
+		})
+	}
+}

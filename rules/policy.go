@@ -93,6 +93,9 @@ type Allow struct {
 	EC2API       bool // call EC2 APIs that change the instance
 	Routes       bool // restore routes
 	RestartUnits bool // restart systemd units
+	// RestartUnitGlobs is restart_units given as a list: the units (shell globs) that may be
+	// restarted. Nil with RestartUnits means `true`: units whose own files set the proxy.
+	RestartUnitGlobs []string
 }
 
 // Permission names used by fixers to say which allow switch they need. They are also the

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"path"
 	"strings"
 	"time"
 
@@ -98,11 +99,45 @@ func (m *settingsMerger) mergeAllow(block *hcl.Block) hcl.Diagnostics {
 	c, diags := content(block.Body, allowSchema)
 	for _, perm := range Perms {
 		if a, ok := c.Attributes[perm]; ok {
-			diags = append(diags, decodeBool(a, m.s.Allow.field(perm))...)
+			if perm == PermRestartUnits {
+				diags = append(diags, decodeRestartUnits(a, &m.s.Allow)...)
+			} else {
+				diags = append(diags, decodeBool(a, m.s.Allow.field(perm))...)
+			}
 			m.set["allow."+perm] = a.Expr.Range()
 		}
 	}
 	return diags
+}
+
+// decodeRestartUnits decodes restart_units: a bool, or a list of unit globs
+// ("docker.service", "*-agent.service") that may be restarted.
+func decodeRestartUnits(a *hcl.Attribute, dst *Allow) hcl.Diagnostics {
+	if diags := constant(a); diags.HasErrors() {
+		return diags
+	}
+	v, diags := a.Expr.Value(nil)
+	if diags.HasErrors() {
+		return diags
+	}
+	if v.Type() == cty.Bool {
+		dst.RestartUnits, dst.RestartUnitGlobs = v.True(), nil
+		return nil
+	}
+	var globs []string
+	if diags := decodeValue(a.Expr, cty.List(cty.String), &globs); diags.HasErrors() {
+		return hcl.Diagnostics{errorf(a.Expr.Range().Ptr(), "Invalid restart_units",
+			"restart_units is true, false or a list of unit names and globs such as [\"docker.service\", \"*-agent.service\"].")}
+	}
+	for _, g := range globs {
+		if _, err := path.Match(g, ""); err != nil || g == "" {
+			return hcl.Diagnostics{errorf(a.Expr.Range().Ptr(), "Invalid restart_units",
+				"%q is not a unit name or glob (path.Match syntax).", g)}
+		}
+	}
+	// An empty list allows no unit: the permission is denied, unlike true.
+	dst.RestartUnits, dst.RestartUnitGlobs = len(globs) > 0, globs
+	return nil
 }
 
 func (m *settingsMerger) mergeIMDS(block *hcl.Block) hcl.Diagnostics {

@@ -69,6 +69,34 @@ func TestSettings(t *testing.T) {
 				Allow: Allow{Firewall: true},
 			},
 		},
+		{
+			name: "restart_units as a list of unit globs; a later true goes back to the units' own files",
+			files: []string{"policy.hcl", `settings {
+  allow { restart_units = ["docker.service", "*-agent.service"] }
+}`},
+			want: Settings{Mode: ModeEnforce, Interval: defaults.Interval, ProbeTimeout: defaults.ProbeTimeout,
+				Allow: Allow{RestartUnits: true, RestartUnitGlobs: []string{"docker.service", "*-agent.service"}}},
+		},
+		{
+			name: "an empty restart_units list allows no restart",
+			files: []string{"policy.hcl", `settings {
+  allow { restart_units = true }
+}`, "policy.d/10-none.hcl", `settings {
+  allow { restart_units = [] }
+}`},
+			want: Settings{Mode: ModeEnforce, Interval: defaults.Interval, ProbeTimeout: defaults.ProbeTimeout,
+				Allow: Allow{RestartUnitGlobs: []string{}}},
+		},
+		{
+			name: "true after a list",
+			files: []string{"policy.hcl", `settings {
+  allow { restart_units = ["docker.service"] }
+}`, "policy.d/10-true.hcl", `settings {
+  allow { restart_units = true }
+}`},
+			want: Settings{Mode: ModeEnforce, Interval: defaults.Interval, ProbeTimeout: defaults.ProbeTimeout,
+				Allow: Allow{RestartUnits: true}},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -198,7 +198,7 @@ func (e *Engine) executor(runID string, f *facts.Facts) *remediate.Executor {
 	s := e.Policy.Settings
 	return &remediate.Executor{
 		Registry: e.Registry,
-		Env:      &remediate.Env{Paths: e.Paths, Facts: f, IPv6: s.IPv6, Allow: s.Allow.Permits},
+		Env:      &remediate.Env{Paths: e.Paths, Facts: f, IPv6: s.IPv6, Allow: s.Allow.Permits, RestartUnits: s.Allow.RestartUnitGlobs},
 		Ledger:   e.Ledger(),
 		RunID:    runID,
 		Enforce:  s.Mode == rules.ModeEnforce,

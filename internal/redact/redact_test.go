@@ -37,6 +37,18 @@ func TestString(t *testing.T) {
 		{"drop-in path kept", "/etc/systemd/system/containerd.service.d/50-proxy-override.conf", "/etc/systemd/system/containerd.service.d/50-proxy-override.conf"},
 		// The price of never missing a token: long Title_Case names look random enough.
 		{"Title_Case name masked", "/etc/imdsmend/policy.d/10-Allow_Firewall_For_Build_Hosts.hcl", "/etc/imdsmend/policy.REDACTED.hcl"},
+		// Keys that name a secret, whatever surrounds the secret word (issue 17).
+		{"systemd drop-in", `Environment="HTTP_PROXY=http://proxy.corp:3128" "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG" "proxy_password=hunter22"`,
+			`Environment="HTTP_PROXY=http://proxy.corp:3128" "AWS_SECRET_ACCESS_KEY=REDACTED" "proxy_password=REDACTED"`},
+		{"environment file with blanks", "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG\nAWS_SESSION_TOKEN=IQoJb3JpZ2luX2Vj\n",
+			"aws_secret_access_key = REDACTED\nAWS_SESSION_TOKEN=REDACTED\n"},
+		{"quoted value with blanks", `export PROXY_PASS='two words' DB_PASSWD="a \"b\" c"`, `export PROXY_PASS='REDACTED' DB_PASSWD="REDACTED"`},
+		{"access key ID beside a secret", "AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE aws_secret_access_key=abc", "AWS_ACCESS_KEY_ID=REDACTED aws_secret_access_key=REDACTED"},
+		{"camel case and private key", `{"AWSSecretKey":"abc","ssh_private_key":"def","clientPrivateKey": "ghi"}`, `{"AWSSecretKey":"REDACTED","ssh_private_key":"REDACTED","clientPrivateKey": "REDACTED"}`},
+		{"diff line", "-Environment=\"proxy_password=hunter22\"\n+Environment=\"proxy_password=hunter22\" \"NO_PROXY=169.254.169.254\"",
+			"-Environment=\"proxy_password=REDACTED\"\n+Environment=\"proxy_password=REDACTED\" \"NO_PROXY=169.254.169.254\""},
+		{"token ttl kept", "X-aws-ec2-metadata-token-ttl-seconds=21600", "X-aws-ec2-metadata-token-ttl-seconds=21600"},
+		{"session in prose kept", "new login sessions pick this up", "new login sessions pick this up"},
 		{"long identifier kept", "imds_endpoint_disabled_because_of_policy_reasons", "imds_endpoint_disabled_because_of_policy_reasons"},
 	}
 	for _, tt := range tests {

@@ -407,3 +407,77 @@ func TestProxyRulesMatchCurl(t *testing.T) {
 		}
 	}
 }
+
+// TestProxySecretsNeverShown: files that set a proxy often hold other secrets beside it
+// (an AWS key pair, a proxy password under its own name). plan's diff in text and JSON,
+// apply's journal entries and the ledger show them masked; only the 0600 backup keeps
+// the exact bytes, and undo restores them.
+func TestProxySecretsNeverShown(t *testing.T) {
+	ctx := testContext(t)
+	ns := newNamespace(t)
+	serveAEMM(ctx, t, ns)
+	j := startJournald(ctx, t, ns, journaldOptions{})
+	// None of these looks random enough to be masked as a token: only their keys give them away.
+	secrets := []string{"EXAMPLEKEYwJalr/K7MDENG", "hunter2hunter2", "IQoJb3JpZ2luX2VjEXAMPLE", "two words"}
+	dropIn := "[Service]\nEnvironment=\"HTTP_PROXY=http://proxy.corp:3128\" \"AWS_SECRET_ACCESS_KEY=" + secrets[0] + "\" \"proxy_password=" + secrets[1] + "\"\n"
+	script := "export http_proxy=http://proxy.corp:3128 AWS_SESSION_TOKEN=" + secrets[2] + " PROXY_PASS='" + secrets[3] + "'\n"
+	tr := newProxyTree(t, ns, map[string]string{
+		"etc/systemd/system/docker.service.d/http-proxy.conf": dropIn,
+		"etc/profile.d/proxy.sh":                              script,
+	})
+	before := tr.snapshot()
+	var shown []string
+	run := func(format, command string, args ...string) harness.Result {
+		t.Helper()
+		argv := append([]string{command, "--root", tr.root, "--policy", "/etc/imdsmend/policy.hcl", "--state-dir", "/state", "--format", format}, args...)
+		res := j.exec(ctx, nil, bins.Imdsmend, argv...)
+		shown = append(shown, res.Stdout, res.Stderr)
+		return res
+	}
+
+	if res := run("text", "plan"); res.ExitCode != report.ExitFindings || !strings.Contains(res.Stdout, `"AWS_SECRET_ACCESS_KEY=REDACTED" "proxy_password=REDACTED"`) {
+		t.Errorf("plan (text): exit %d; want the diff with the secrets masked\n%s", res.ExitCode, res.Stdout)
+	}
+	res := run("json", "plan")
+	if rep := decodeReport(t, "plan", res); len(actionsOf(rep, "no_proxy")) != 2 {
+		t.Fatalf("plan (json): actions %+v; want two no_proxy edits", rep.Actions)
+	}
+	res = run("json", "apply")
+	if rep := decodeReport(t, "apply", res); len(actionsOf(rep, "no_proxy")) != 2 || actionsOf(rep, "no_proxy")[0].Status != "applied" {
+		t.Fatalf("apply: actions %+v\n%s", rep.Actions, res.Stderr)
+	}
+	// undo says what it took back: the diff inverted, masked alike.
+	res = run("text", "undo", "--last")
+	if res.ExitCode == report.ExitError || !strings.Contains(res.Stdout, `-Environment="HTTP_PROXY=http://proxy.corp:3128" "AWS_SECRET_ACCESS_KEY=REDACTED" "proxy_password=REDACTED"`) {
+		t.Errorf("undo: exit %d; want the inverse diff with the secrets masked\n%s\n%s", res.ExitCode, res.Stdout, res.Stderr)
+	}
+	if diff := cmp.Diff(before, tr.snapshot()); diff != "" {
+		t.Errorf("undo did not restore the files byte for byte (-before +after):\n%s", diff)
+	}
+
+	journal := string(j.export(ctx))
+	if !strings.Contains(journal, "AWS_SESSION_TOKEN=REDACTED") {
+		t.Errorf("the journal lacks the applied diff; the check below would prove nothing:\n%s", journal)
+	}
+	ledger, err := os.ReadFile(tr.path("state/ledger.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range secrets {
+		for i, out := range append(shown, journal, string(ledger)) {
+			if strings.Contains(out, s) {
+				t.Errorf("secret %q shown in output %d (of %d; the last two are the journal and the ledger):\n%s", s, i, len(shown)+2, out)
+			}
+		}
+	}
+	// The exact bytes live in the backups only, readable by root alone.
+	backups, err := filepath.Glob(tr.path("state/backups/*"))
+	if err != nil || len(backups) != 2 {
+		t.Fatalf("backups %v (%v); want two", backups, err)
+	}
+	for _, b := range backups {
+		if st, err := os.Stat(b); err != nil || st.Mode().Perm() != 0o600 {
+			t.Errorf("backup %s: %v, mode %v; want 0600", b, err, st.Mode())
+		}
+	}
+}
