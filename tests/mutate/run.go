@@ -87,6 +87,7 @@ func (r *runner) testPackage(p pkg, progress io.Writer, survived func(Mutant)) (
 		case err == nil:
 			res.Survived = append(res.Survived, m)
 			survived(m)
+			r.log(progress, "survived", m)
 		case errors.Is(err, context.DeadlineExceeded) || bytes.Contains(out, []byte("panic: test timed out")):
 			res.Killed++
 			res.TimedOut++
@@ -148,6 +149,7 @@ func (r *runner) test(dir, bin string) ([]byte, error) {
 	}
 	// IMDS only ever on loopback port 1, whatever a mutant does to a test's endpoint.
 	cmd.Env = append(os.Environ(), "TMPDIR="+r.work, "AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:1")
+	cmd.WaitDelay = 5 * time.Second // a child left holding the output must not hang the run
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
 		return out, fmt.Errorf("test run: %w", ctx.Err())
