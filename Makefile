@@ -47,7 +47,7 @@ fuzz:
 	done
 
 # Mutation testing of the safety-critical packages (docs/testing.md). The default is a
-# fixed sample of 40 mutants per package (~15 min on 2 busy cores); MUTATE_ARGS= tests all.
+# fixed sample of 40 mutants per package (~10 min on 2 cores); MUTATE_ARGS= tests all.
 MUTATE_ARGS ?= -max 40 -seed 1
 .PHONY: mutate
 mutate:
