@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/facts/imds"
 )
 
 // TestDefaultPolicyNamesTheEndpoint: with the endpoint overridden
@@ -13,13 +14,13 @@ import (
 func TestDefaultPolicyNamesTheEndpoint(t *testing.T) {
 	const endpoint = "http://127.0.0.1:1338"
 	tests := []struct {
-		imds facts.IMDS
+		imds imds.Result
 		rule string
 	}{
-		{imds: facts.IMDS{Class: facts.ClassTimeout, Stage: facts.StageToken}, rule: "imds_unreachable"},
-		{imds: facts.IMDS{Class: facts.ClassConnectionRefused, Stage: facts.StageToken}, rule: "imds_unreachable"},
-		{imds: facts.IMDS{Class: facts.ClassHTTP404, Status: 404, Stage: facts.StageGet}, rule: "imds_http_error"},
-		{imds: facts.IMDS{Class: facts.ClassHTTP429, Status: 429, Stage: facts.StageGet, Attempts: 3}, rule: "imds_throttled"},
+		{imds: imds.Result{Class: imds.ClassTimeout, Stage: imds.StageToken}, rule: "imds_unreachable"},
+		{imds: imds.Result{Class: imds.ClassConnectionRefused, Stage: imds.StageToken}, rule: "imds_unreachable"},
+		{imds: imds.Result{Class: imds.ClassHTTP404, Status: 404, Stage: imds.StageGet}, rule: "imds_http_error"},
+		{imds: imds.Result{Class: imds.ClassHTTP429, Status: 429, Stage: imds.StageGet, Attempts: 3}, rule: "imds_throttled"},
 	}
 	p := loadDefault(t)
 	for _, tt := range tests {

@@ -21,7 +21,7 @@ import (
 // fixture reads a file captured for the proxy facts' tests.
 func fixture(t *testing.T, name string) string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "facts", "testdata", "proxy", name))
+	data, err := os.ReadFile(filepath.Join("..", "facts", "proxy", "testdata", "proxy", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,7 +370,7 @@ func TestNoProxyReadOnlyFile(t *testing.T) {
 func FuzzNoProxy(f *testing.F) {
 	targets := []string{"/etc/environment", "/etc/profile.d/p.sh", "/etc/systemd/system/x.service.d/p.conf", "/etc/docker/daemon.json", "/etc/systemd/system.conf.d/p.conf"}
 	for i, name := range []string{"environment.ubuntu", "proxy.sh", "http-proxy.conf", "daemon.json", "proxy-defaults.conf"} {
-		data, err := os.ReadFile(filepath.Join("..", "facts", "testdata", "proxy", name))
+		data, err := os.ReadFile(filepath.Join("..", "facts", "proxy", "testdata", "proxy", name))
 		if err != nil {
 			f.Fatal(err)
 		}

@@ -9,7 +9,7 @@ import (
 	"net/netip"
 
 	"github.com/hashicorp/hcl/v2/hcldec"
-	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/facts/route"
 	"github.com/imdsmend/imdsmend/rules"
 	"github.com/vishvananda/netlink"
 	"github.com/zclconf/go-cty/cty"
@@ -196,8 +196,8 @@ func refuseSystemdIMDS() error {
 		return fmt.Errorf("list routing policy rules: %w", err)
 	}
 	for _, r := range rl {
-		if r.Mark == facts.SystemdIMDSMark {
-			return fmt.Errorf("systemd-imdsd routes IMDS (policy rule fwmark %#x): its prohibit route is intentional and is left alone", facts.SystemdIMDSMark)
+		if r.Mark == route.SystemdIMDSMark {
+			return fmt.Errorf("systemd-imdsd routes IMDS (policy rule fwmark %#x): its prohibit route is intentional and is left alone", route.SystemdIMDSMark)
 		}
 	}
 	return nil

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/facts/imds"
 )
 
 // Schema is the JSON report's schema identifier (DESIGN.md).
@@ -16,15 +16,15 @@ const Schema = "imdsmend.report/v1"
 // Report is the one value every renderer works from. Its JSON form is a public contract:
 // fields may be added, never removed or renamed.
 type Report struct {
-	Schema     string      `json:"schema"`
-	Command    string      `json:"command"`
-	RunID      string      `json:"run_id"`
-	Healthy    bool        `json:"healthy"`
-	IMDS       *facts.IMDS `json:"imds"`
-	Findings   []Finding   `json:"findings"`
-	Actions    []Action    `json:"actions"`
-	Unknown    []Unknown   `json:"unknown"`
-	DurationMS float64     `json:"duration_ms"`
+	Schema     string       `json:"schema"`
+	Command    string       `json:"command"`
+	RunID      string       `json:"run_id"`
+	Healthy    bool         `json:"healthy"`
+	IMDS       *imds.Result `json:"imds"`
+	Findings   []Finding    `json:"findings"`
+	Actions    []Action     `json:"actions"`
+	Unknown    []Unknown    `json:"unknown"`
+	DurationMS float64      `json:"duration_ms"`
 }
 
 // Finding is an open finding.

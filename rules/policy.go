@@ -11,7 +11,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hcldec"
-	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/facts/imds"
 )
 
 // Severities a rule may have.
@@ -82,7 +82,7 @@ type Settings struct {
 	// IMDS holds the finer bounds of the IMDS client from `settings { imds { … } }`;
 	// Total is left zero: probe_timeout bounds the whole probe. Zero fields take the
 	// client's defaults.
-	IMDS  facts.IMDSTimeouts
+	IMDS  imds.Timeouts
 	Allow Allow
 }
 

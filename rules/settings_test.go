@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/facts/imds"
 )
 
 func TestSettings(t *testing.T) {
@@ -43,7 +43,7 @@ func TestSettings(t *testing.T) {
 }`},
 			want: Settings{
 				Mode: ModeEnforce, Interval: time.Minute, ProbeTimeout: 3 * time.Second, IPv6: true,
-				IMDS:  facts.IMDSTimeouts{Connect: 500 * time.Millisecond, Header: time.Second, MaxAttempts: 4},
+				IMDS:  imds.Timeouts{Connect: 500 * time.Millisecond, Header: time.Second, MaxAttempts: 4},
 				Allow: Allow{Firewall: true, Files: true, EC2API: true, Routes: true, RestartUnits: true},
 			},
 		},
@@ -65,7 +65,7 @@ func TestSettings(t *testing.T) {
 			},
 			want: Settings{
 				Mode: ModeReport, Interval: time.Minute, ProbeTimeout: defaults.ProbeTimeout,
-				IMDS:  facts.IMDSTimeouts{MaxAttempts: 2},
+				IMDS:  imds.Timeouts{MaxAttempts: 2},
 				Allow: Allow{Firewall: true},
 			},
 		},

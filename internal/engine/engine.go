@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/facts/imds"
 	"github.com/imdsmend/imdsmend/internal/paths"
 	"github.com/imdsmend/imdsmend/remediate"
 	"github.com/imdsmend/imdsmend/report"
@@ -85,18 +86,20 @@ func New(opts Options) (*Engine, hcl.Diagnostics) {
 // FactsConfig derives the probes' configuration from the policy and the environment.
 func (e *Engine) FactsConfig() facts.Config {
 	s := e.Policy.Settings
-	endpoint := facts.DefaultIMDSEndpoint
-	if v := os.Getenv(facts.EndpointEnv); v != "" {
+	endpoint := imds.DefaultEndpoint
+	if v := os.Getenv(imds.EndpointEnv); v != "" {
 		endpoint = v
 	}
 	return facts.Config{
-		Root:           e.Paths.Root,
-		IMDSEndpoint:   endpoint,
-		IMDSv6Endpoint: facts.DefaultIMDSv6Endpoint,
-		IPv6:           s.IPv6,
-		IMDS:           facts.IMDSTimeouts{Connect: s.IMDS.Connect, Header: s.IMDS.Header, MaxAttempts: s.IMDS.MaxAttempts, Total: s.ProbeTimeout},
-		Timeout:        s.ProbeTimeout + time.Second,
-		Missing:        facts.MissingPrivileges(e.Paths.Root),
+		Paths: e.Paths,
+		IMDS: imds.Config{
+			Endpoint:   endpoint,
+			V6Endpoint: imds.DefaultV6Endpoint,
+			Timeouts:   imds.Timeouts{Connect: s.IMDS.Connect, Header: s.IMDS.Header, MaxAttempts: s.IMDS.MaxAttempts, Total: s.ProbeTimeout},
+		},
+		IPv6:    s.IPv6,
+		Timeout: s.ProbeTimeout + time.Second,
+		Missing: facts.MissingPrivileges(e.Paths.Root),
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hcldec"
 	"github.com/imdsmend/imdsmend"
 	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/facts/proxy"
 	"github.com/imdsmend/imdsmend/internal/paths"
 	"github.com/imdsmend/imdsmend/remediate"
 	"github.com/imdsmend/imdsmend/report"
@@ -57,13 +58,13 @@ func (p markerProbe) Gather(_ context.Context, _ facts.Config, f *facts.Facts) e
 	if err != nil {
 		return err
 	}
-	f.Proxy = &facts.Proxy{}
+	f.Proxy = &proxy.Proxy{}
 	for _, e := range entries {
 		data, err := os.ReadFile(filepath.Join(p.root, "markers", e.Name()))
 		if err != nil {
 			return err
 		}
-		f.Proxy.Sources = append(f.Proxy.Sources, facts.ProxySource{Path: "/markers/" + e.Name(), Leaks: string(data) == "leak"})
+		f.Proxy.Sources = append(f.Proxy.Sources, proxy.Source{Path: "/markers/" + e.Name(), Leaks: string(data) == "leak"})
 	}
 	return nil
 }

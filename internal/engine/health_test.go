@@ -5,6 +5,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/facts/imds"
 	"github.com/imdsmend/imdsmend/report"
 	"github.com/imdsmend/imdsmend/rules"
 )
@@ -32,7 +33,7 @@ func TestHealth(t *testing.T) {
 		{name: "an undecided rule alone", unknown: []rules.Unknown{unknown}},
 		{name: "info and an undecided rule", findings: []rules.Finding{info}, unknown: []rules.Unknown{unknown}},
 	}
-	imds := &facts.IMDS{Class: facts.ClassOK, Reachable: true}
+	imds := &imds.Result{Class: imds.ClassOK, Reachable: true}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rep := &report.Report{}

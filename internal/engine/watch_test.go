@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hcldec"
 	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/facts/imds"
 	"github.com/imdsmend/imdsmend/remediate"
 	"github.com/imdsmend/imdsmend/report"
 	"github.com/imdsmend/imdsmend/rules"
@@ -58,7 +59,7 @@ func (p *fakeIMDS) Gather(ctx context.Context, _ facts.Config, f *facts.Facts) e
 			return ctx.Err()
 		}
 	}
-	f.IMDS = &facts.IMDS{Class: class, Reachable: class == "ok"}
+	f.IMDS = &imds.Result{Class: class, Reachable: class == "ok"}
 	return nil
 }
 

@@ -1,7 +1,6 @@
-package facts
+package route
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -31,29 +30,28 @@ type Route struct {
 // SystemdIMDSMark is the firewall mark (and table) systemd-imdsd routes IMDS traffic with.
 const SystemdIMDSMark = 0x7FFF0815
 
-// RouteProbe reads the route to IMDS over netlink.
-type RouteProbe struct{}
+// IMDS addresses: the route is looked up for the IPv4 one, and firewall rules are checked
+// against both.
+var (
+	IMDSv4 = netip.MustParseAddr("169.254.169.254")
+	IMDSv6 = netip.MustParseAddr("fd00:ec2::254")
+)
 
-// Name implements Probe.
-func (RouteProbe) Name() string { return "route" }
-
-// Gather implements Probe.
-func (RouteProbe) Gather(ctx context.Context, cfg Config, f *Facts) error {
-	r, err := ReadRoute()
-	if err != nil {
-		return err
+// IMDSAddr is the IMDS address of one family.
+func IMDSAddr(v6 bool) netip.Addr {
+	if v6 {
+		return IMDSv6
 	}
-	f.Route = r
-	return nil
+	return IMDSv4
 }
 
-// ReadRoute describes the route to 169.254.169.254 in the current network namespace.
-func ReadRoute() (*Route, error) {
-	rl, err := lookupRoute(imdsV4)
+// Read describes the route to 169.254.169.254 in the current network namespace.
+func Read() (*Route, error) {
+	rl, err := Lookup(IMDSv4)
 	if err != nil {
 		return nil, err
 	}
-	r := &Route{Type: rl.typ, Interface: rl.oif, Source: addrString(rl.src), Gateway: addrString(rl.gw), Prefix: rl.prefix, Table: rl.table}
+	r := &Route{Type: rl.Type, Interface: rl.OIF, Source: addrString(rl.Src), Gateway: addrString(rl.Gw), Prefix: rl.Prefix, Table: rl.Table}
 	if r.PrimaryInterface, r.PrimaryGateway, err = primaryInterface(); err != nil {
 		return nil, err
 	}
@@ -85,12 +83,12 @@ func judgeRoute(r *Route) (bool, string) {
 	return false, fmt.Sprintf("%s route %s in table %s", r.Type, r.Prefix, r.Table)
 }
 
-// routeLookup is what the kernel decides for one destination.
-type routeLookup struct {
-	typ           string
-	oif           string
-	src, gw       netip.Addr
-	prefix, table string
+// Decision is what the kernel decides for one destination.
+type Decision struct {
+	Type          string // unicast, local, blackhole, prohibit, unreachable, none, …
+	OIF           string // outgoing interface
+	Src, Gw       netip.Addr
+	Prefix, Table string // the route that decided and its table
 }
 
 // Errors of a route lookup that name the kind of route that refused it.
@@ -103,36 +101,36 @@ var routeTypes = map[int]string{
 	unix.RTN_PROHIBIT: "prohibit", unix.RTN_UNREACHABLE: "unreachable", unix.RTN_THROW: "throw",
 }
 
-// lookupRoute asks the kernel which route a packet to dst would take (`ip route get`),
+// Lookup asks the kernel which route a packet to dst would take (`ip route get`),
 // then which FIB entry decided it (`ip route get fibmatch`), so a refusal names its route.
-func lookupRoute(dst netip.Addr) (routeLookup, error) {
+func Lookup(dst netip.Addr) (Decision, error) {
 	ip := net.IP(dst.AsSlice())
 	routes, err := netlink.RouteGet(ip)
 	if err != nil {
 		var errno unix.Errno
 		if !errors.As(err, &errno) || routeErrTypes[errno] == "" {
-			return routeLookup{}, fmt.Errorf("look up the route to %s: %w", dst, err)
+			return Decision{}, fmt.Errorf("look up the route to %s: %w", dst, err)
 		}
-		rl := routeLookup{typ: routeErrTypes[errno]}
-		if rl.typ == "none" {
+		rl := Decision{Type: routeErrTypes[errno]}
+		if rl.Type == "none" {
 			return rl, nil
 		}
-		rl.prefix, rl.table, err = refusingRoute(dst, rl.typ)
+		rl.Prefix, rl.Table, err = refusingRoute(dst, rl.Type)
 		return rl, err
 	}
 	if len(routes) == 0 {
-		return routeLookup{typ: "none"}, nil
+		return Decision{Type: "none"}, nil
 	}
 	rt := routes[0]
-	rl := routeLookup{typ: routeTypes[rt.Type], src: ipAddr(rt.Src), gw: ipAddr(rt.Gw), table: tableName(rt.Table)}
-	if rl.typ == "" {
-		rl.typ = strconv.Itoa(rt.Type)
+	rl := Decision{Type: routeTypes[rt.Type], Src: ipAddr(rt.Src), Gw: ipAddr(rt.Gw), Table: tableName(rt.Table)}
+	if rl.Type == "" {
+		rl.Type = strconv.Itoa(rt.Type)
 	}
 	if link, err := netlink.LinkByIndex(rt.LinkIndex); err == nil {
-		rl.oif = link.Attrs().Name
+		rl.OIF = link.Attrs().Name
 	}
 	if fib, err := netlink.RouteGetWithOptions(ip, &netlink.RouteGetOptions{FIBMatch: true}); err == nil && len(fib) > 0 {
-		rl.prefix, rl.table = prefixString(fib[0].Dst, dst), tableName(fib[0].Table)
+		rl.Prefix, rl.Table = prefixString(fib[0].Dst, dst), tableName(fib[0].Table)
 	}
 	return rl, nil
 }
@@ -169,7 +167,7 @@ func primaryInterface() (name, gateway string, err error) {
 	}
 	var defaults []netlink.Route
 	for _, rt := range routes {
-		if routePrefix(rt.Dst, imdsV4).Bits() == 0 && rt.Type == unix.RTN_UNICAST && rt.LinkIndex > 0 {
+		if routePrefix(rt.Dst, IMDSv4).Bits() == 0 && rt.Type == unix.RTN_UNICAST && rt.LinkIndex > 0 {
 			defaults = append(defaults, rt)
 		}
 	}

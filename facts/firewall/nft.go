@@ -1,4 +1,4 @@
-package facts
+package firewall
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/imdsmend/imdsmend/facts/route"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
@@ -244,7 +245,7 @@ func (np nftParsed) statement(key string, val any, users *userDB) string {
 		r.verdict = vDNAT
 		addr := field[string](val, "addr")
 		port := portSuffix(field[any](val, "port"))
-		if a, err := netip.ParseAddr(addr); err == nil && (a == imdsV4 || a == imdsV6) && (port == "" || port == ":80") {
+		if a, err := netip.ParseAddr(addr); err == nil && (a == route.IMDSv4 || a == route.IMDSv6) && (port == "" || port == ":80") {
 			r.verdict = vContinue
 		}
 		return "dnat to " + addr + port

@@ -1,4 +1,4 @@
-package facts
+package proxy
 
 import (
 	"net"
@@ -37,15 +37,15 @@ const (
 	EnvNoProxyUC    = "NO_PROXY"
 )
 
-// ProxyVars are the variables that name a proxy.
-var ProxyVars = []string{EnvHTTPProxy, EnvHTTPProxyUC, EnvHTTPSProxy, EnvHTTPSProxyUC, EnvAllProxy, EnvAllProxyUC}
+// Vars are the variables that name a proxy.
+var Vars = []string{EnvHTTPProxy, EnvHTTPProxyUC, EnvHTTPSProxy, EnvHTTPSProxyUC, EnvAllProxy, EnvAllProxyUC}
 
 // NoProxyVars are the two spellings of the exclusion list.
 var NoProxyVars = []string{EnvNoProxy, EnvNoProxyUC}
 
-// ProxyHosts returns the IMDS hosts that must bypass proxies: the IPv4 address, and the
+// Hosts returns the IMDS hosts that must bypass proxies: the IPv4 address, and the
 // IPv6 one when the policy turns IPv6 on.
-func ProxyHosts(ipv6 bool) []string {
+func Hosts(ipv6 bool) []string {
 	if ipv6 {
 		return []string{IMDSHost, IMDSv6Host}
 	}
@@ -273,11 +273,11 @@ func atoi(s string) int {
 	return n
 }
 
-// RedactProxyURL hides the user and password of a proxy URL ("http://u:p@proxy:3128" →
+// RedactURL hides the user and password of a proxy URL ("http://u:p@proxy:3128" →
 // "http://REDACTED@proxy:3128"), with or without a scheme. Everything up to the last '@'
 // goes: a password written without percent-encoding may hold '/', '?' or '#', and a proxy
 // URL has no path where an '@' would mean something else.
-func RedactProxyURL(v string) string {
+func RedactURL(v string) string {
 	rest, prefix := v, ""
 	if i := strings.Index(v, "://"); i >= 0 {
 		prefix, rest = v[:i+3], v[i+3:]

@@ -1,25 +1,27 @@
-package facts
+package proxy
 
 import (
 	"context"
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/imdsmend/imdsmend/internal/paths"
 )
 
 // Proxy lists where proxy settings are found and whether each would carry IMDS requests
 // to a proxy.
 type Proxy struct {
-	Sources []ProxySource `cty:"sources" json:"sources" doc:"Every file or group of processes that sets a proxy variable or a no_proxy list."`
+	Sources []Source `cty:"sources" json:"sources" doc:"Every file or group of processes that sets a proxy variable or a no_proxy list."`
 	// Processes counts the process environments read.
 	Processes  int      `cty:"processes" json:"processes" doc:"Process environments read from /proc."`
 	Unreadable int      `cty:"processes_unreadable" json:"processes_unreadable" doc:"Processes whose environment could not be read (not root?)."`
 	Errors     []string `cty:"errors" json:"errors" doc:"Files that could not be read or parsed, as \"path: reason\"; a proxy they set is not seen."`
 }
 
-// ProxySource is one file, or a group of processes with the same unit and proxy
+// Source is one file, or a group of processes with the same unit and proxy
 // environment, that sets proxy variables.
-type ProxySource struct {
+type Source struct {
 	Name      string   `cty:"name" json:"name" doc:"How messages name it: the file (and its unit), or the command, PIDs and unit of the processes."`
 	Kind      string   `cty:"kind" json:"kind" doc:"environment_file, profile, systemd_manager, systemd_unit, docker or process."`
 	Path      string   `cty:"path" json:"path" doc:"The file (as on the system, without --root), or /proc/PID/environ of the first process."`
@@ -37,28 +39,12 @@ type ProxySource struct {
 	RestartFixes bool `cty:"restart_fixes" json:"restart_fixes" doc:"Processes only: the unit's files (drop-ins, DefaultEnvironment, daemon.json) set the proxy and still leak or changed after the process started, so restarting the unit ends the leak once they are fixed."`
 }
 
-// ProxyProbe reads proxy settings from configuration files and process environments.
-type ProxyProbe struct{}
-
-// Name implements Probe.
-func (ProxyProbe) Name() string { return "proxy" }
-
-// Gather implements Probe.
-func (ProxyProbe) Gather(ctx context.Context, cfg Config, f *Facts) error {
-	p, err := GatherProxy(ctx, cfg.Root, ProxyHosts(cfg.IPv6))
-	if err != nil {
-		return err
-	}
-	f.Proxy = p
-	return nil
-}
-
-// GatherProxy reads the proxy configuration and process environments under root and
-// decides for each whether requests to hosts go to a proxy.
-func GatherProxy(ctx context.Context, root string, hosts []string) (*Proxy, error) {
-	conf := LoadProxyConfig(root)
+// Gather reads proxy settings from the configuration files and process environments under
+// where.Root and decides for each whether requests to hosts go to a proxy.
+func Gather(ctx context.Context, where paths.Paths, hosts []string) (*Proxy, error) {
+	conf := LoadConfig(where)
 	conf.Evaluate(hosts)
-	p := &Proxy{Sources: []ProxySource{}, Errors: conf.Errors}
+	p := &Proxy{Sources: []Source{}, Errors: conf.Errors}
 	if p.Errors == nil {
 		p.Errors = []string{}
 	}
@@ -67,7 +53,7 @@ func GatherProxy(ctx context.Context, root string, hosts []string) (*Proxy, erro
 			p.Sources = append(p.Sources, s)
 		}
 	}
-	procs, err := scanProcesses(ctx, root, conf, hosts)
+	procs, err := scanProcesses(ctx, where, conf, hosts)
 	if err != nil {
 		return nil, err
 	}
@@ -80,8 +66,8 @@ func GatherProxy(ctx context.Context, root string, hosts []string) (*Proxy, erro
 }
 
 // fileSource describes f if it sets any proxy variable.
-func fileSource(f *ProxyFile, hosts []string) (ProxySource, bool) {
-	s := ProxySource{Kind: f.Kind, Path: f.Path, Unit: f.Unit, PIDs: []int{}, Clients: []string{}, Hosts: []string{}}
+func fileSource(f *File, hosts []string) (Source, bool) {
+	s := Source{Kind: f.Kind, Path: f.Path, Unit: f.Unit, PIDs: []int{}, Clients: []string{}, Hosts: []string{}}
 	own := map[string]string{}
 	for _, a := range f.Assignments {
 		if !isProxyVar(a.Name) {
@@ -113,10 +99,10 @@ func fileSource(f *ProxyFile, hosts []string) (ProxySource, bool) {
 
 // showSettings names, for a source that does not leak, the first proxy it sets (for any
 // scheme) and its no_proxy list.
-func (s *ProxySource) showSettings(env map[string]string) {
+func (s *Source) showSettings(env map[string]string) {
 	_, proxy := firstSet(env, EnvHTTPProxy, EnvHTTPProxyUC, EnvAllProxy, EnvAllProxyUC, EnvHTTPSProxy, EnvHTTPSProxyUC)
 	_, s.NoProxy = firstSet(env, EnvNoProxy, EnvNoProxyUC)
-	s.Proxy = RedactProxyURL(proxy)
+	s.Proxy = RedactURL(proxy)
 }
 
 // processName is how a message names a group of processes: "dockerd[812,813] in docker.service".

@@ -1,4 +1,4 @@
-package facts
+package proxy
 
 import (
 	"errors"
@@ -19,12 +19,12 @@ import (
 
 // Kinds of proxy sources (facts.proxy.sources[*].kind).
 const (
-	ProxyKindEnvironment = "environment_file"
-	ProxyKindProfile     = "profile"
-	ProxyKindManager     = "systemd_manager"
-	ProxyKindUnit        = "systemd_unit"
-	ProxyKindDocker      = "docker"
-	ProxyKindProcess     = "process"
+	KindEnvironment = "environment_file"
+	KindProfile     = "profile"
+	KindManager     = "systemd_manager"
+	KindUnit        = "systemd_unit"
+	KindDocker      = "docker"
+	KindProcess     = "process"
 )
 
 // DockerUnit is the unit dockerd runs as; daemon.json overrides its environment.
@@ -34,8 +34,8 @@ const DockerUnit = "docker.service"
 // and a runaway file must not stall a run.
 const MaxConfigFile = 1 << 20
 
-// ProxyFile is one configuration file that may set proxy variables.
-type ProxyFile struct {
+// File is one configuration file that may set proxy variables.
+type File struct {
 	Path     string // as on the system
 	Resolved string // Path with symlinks followed inside the root: the file to edit
 	Kind     string
@@ -57,13 +57,13 @@ type ProxyFile struct {
 
 // SetsProxy reports whether the file leaves a proxy variable (not just no_proxy) set; a
 // systemd reset (an empty Environment=) drops the assignments before it.
-func (f *ProxyFile) SetsProxy() bool {
+func (f *File) SetsProxy() bool {
 	sets := false
 	for _, a := range f.Assignments {
 		switch {
 		case a.Name == "":
 			sets = false // a systemd reset: what came before no longer counts
-		case slices.Contains(ProxyVars, a.Name):
+		case slices.Contains(Vars, a.Name):
 			sets = true
 		}
 	}
@@ -77,7 +77,7 @@ type leakInfo struct {
 	line           int
 }
 
-// ProxyConfig is every file imdsmend reads for proxy settings under one root, grouped in
+// Config is every file imdsmend reads for proxy settings under one root, grouped in
 // the scopes that combine them (docs/proxy.md):
 //
 //	PAM sessions    /etc/environment
@@ -85,42 +85,41 @@ type leakInfo struct {
 //	systemd         system.conf, then system.conf.d/*.conf (DefaultEnvironment=)
 //	each unit U     systemd's, then U.d/*.conf (Environment=)
 //	dockerd         docker.service's, then daemon.json's proxies
-type ProxyConfig struct {
-	Files []*ProxyFile
+type Config struct {
+	Files []*File
 	// Errors are files that could not be read or parsed, as "path: reason".
 	Errors []string
 
-	environment *ProxyFile
-	profiles    []*ProxyFile
-	manager     []*ProxyFile
-	units       map[string][]*ProxyFile
-	docker      *ProxyFile
+	environment *File
+	profiles    []*File
+	manager     []*File
+	units       map[string][]*File
+	docker      *File
 }
 
-// LoadProxyConfig reads the proxy configuration under root. Files that are missing are
+// LoadConfig reads the proxy configuration under p.Root. Files that are missing are
 // skipped; files that can't be read or parsed are listed in Errors.
-func LoadProxyConfig(root string) *ProxyConfig {
-	p := paths.New(root)
-	c := &ProxyConfig{units: map[string][]*ProxyFile{}}
-	c.environment = c.load(p, paths.EnvironmentFile, ProxyKindEnvironment, FormatEnvironment, "")
+func LoadConfig(p paths.Paths) *Config {
+	c := &Config{units: map[string][]*File{}}
+	c.environment = c.load(p, paths.EnvironmentFile, KindEnvironment, FormatEnvironment, "")
 	for _, f := range c.glob(p, paths.ProfileDir, ".sh") {
-		c.profiles = appendFile(c.profiles, c.load(p, f, ProxyKindProfile, FormatShell, ""))
+		c.profiles = appendFile(c.profiles, c.load(p, f, KindProfile, FormatShell, ""))
 	}
-	c.manager = appendFile(c.manager, c.load(p, paths.SystemdSystemConf, ProxyKindManager, FormatSystemd, ""))
+	c.manager = appendFile(c.manager, c.load(p, paths.SystemdSystemConf, KindManager, FormatSystemd, ""))
 	for _, f := range c.glob(p, paths.SystemdConfDir, ".conf") {
-		c.manager = appendFile(c.manager, c.load(p, f, ProxyKindManager, FormatSystemd, ""))
+		c.manager = appendFile(c.manager, c.load(p, f, KindManager, FormatSystemd, ""))
 	}
 	for _, dir := range c.glob(p, paths.SystemdUnitDir, ".service.d") {
 		unit := strings.TrimSuffix(path.Base(dir), ".d")
 		for _, f := range c.glob(p, dir, ".conf") {
-			c.units[unit] = appendFile(c.units[unit], c.load(p, f, ProxyKindUnit, FormatSystemd, unit))
+			c.units[unit] = appendFile(c.units[unit], c.load(p, f, KindUnit, FormatSystemd, unit))
 		}
 	}
-	c.docker = c.load(p, paths.DockerDaemonConfig, ProxyKindDocker, FormatDocker, DockerUnit)
+	c.docker = c.load(p, paths.DockerDaemonConfig, KindDocker, FormatDocker, DockerUnit)
 	return c
 }
 
-func appendFile(files []*ProxyFile, f *ProxyFile) []*ProxyFile {
+func appendFile(files []*File, f *File) []*File {
 	if f == nil {
 		return files
 	}
@@ -128,7 +127,7 @@ func appendFile(files []*ProxyFile, f *ProxyFile) []*ProxyFile {
 }
 
 // File returns the loaded file at the system path p, or nil.
-func (c *ProxyConfig) File(p string) *ProxyFile {
+func (c *Config) File(p string) *File {
 	for _, f := range c.Files {
 		if f.Path == p {
 			return f
@@ -139,7 +138,7 @@ func (c *ProxyConfig) File(p string) *ProxyFile {
 
 // glob lists dir's entries ending in suffix, sorted as the shell and systemd sort them.
 // Links in dir's path lead where they lead inside the root, as the files' own do.
-func (c *ProxyConfig) glob(p paths.Paths, dir, suffix string) []string {
+func (c *Config) glob(p paths.Paths, dir, suffix string) []string {
 	resolved, err := p.Resolve(dir)
 	var entries []os.DirEntry
 	if err == nil {
@@ -162,7 +161,7 @@ func (c *ProxyConfig) glob(p paths.Paths, dir, suffix string) []string {
 }
 
 // load reads and parses one file; nil when it is absent or broken (then noted in Errors).
-func (c *ProxyConfig) load(p paths.Paths, sysPath, kind, format, unit string) *ProxyFile {
+func (c *Config) load(p paths.Paths, sysPath, kind, format, unit string) *File {
 	data, resolved, err := ReadFileInRoot(p, sysPath, MaxConfigFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -171,7 +170,7 @@ func (c *ProxyConfig) load(p paths.Paths, sysPath, kind, format, unit string) *P
 		c.Errors = append(c.Errors, err.Error())
 		return nil
 	}
-	f := &ProxyFile{Path: sysPath, Resolved: resolved, Kind: kind, Format: format, Unit: unit, Data: data}
+	f := &File{Path: sysPath, Resolved: resolved, Kind: kind, Format: format, Unit: unit, Data: data}
 	if st, err := os.Stat(p.File(resolved)); err == nil {
 		f.ModTime = st.ModTime()
 	}
@@ -188,7 +187,7 @@ func (c *ProxyConfig) load(p paths.Paths, sysPath, kind, format, unit string) *P
 }
 
 // parse fills Assignments (and Docker) from Data.
-func (f *ProxyFile) parse() []error {
+func (f *File) parse() []error {
 	var errs []error
 	switch f.Format {
 	case FormatEnvironment:
@@ -201,7 +200,7 @@ func (f *ProxyFile) parse() []error {
 	case FormatSystemd:
 		key := "Environment"
 		section := "Service"
-		if f.Kind == ProxyKindManager {
+		if f.Kind == KindManager {
 			key, section = "DefaultEnvironment", "Manager"
 		}
 		f.Assignments, errs = ParseSystemd(f.Data, section, key)
@@ -217,12 +216,12 @@ func (f *ProxyFile) parse() []error {
 
 // WithData returns f as it would be with data instead: parsed, and evaluated in the same
 // place of its scope. A fixer checks its edit with it before writing.
-func (f *ProxyFile) WithData(data []byte) (*ProxyFile, error) {
-	g := &ProxyFile{Path: f.Path, Resolved: f.Resolved, Kind: f.Kind, Format: f.Format, Unit: f.Unit, Data: data}
+func (f *File) WithData(data []byte) (*File, error) {
+	g := &File{Path: f.Path, Resolved: f.Resolved, Kind: f.Kind, Format: f.Format, Unit: f.Unit, Data: data}
 	if errs := g.parse(); len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	base := &ProxyFile{Format: FormatEnvironment}
+	base := &File{Format: FormatEnvironment}
 	for _, k := range slices.Sorted(maps.Keys(f.Inherited)) {
 		base.Assignments = append(base.Assignments, EnvAssignment{Name: k, Value: f.Inherited[k]})
 	}
@@ -263,11 +262,11 @@ func ReadFileInRoot(p paths.Paths, sysPath string, limit int64) ([]byte, string,
 
 // scope is an ordered list of layers; each layer's files start from the environment the
 // previous layers left, and a systemd reset in a layer goes back to that start.
-type scope [][]*ProxyFile
+type scope [][]*File
 
 // Evaluate works out every scope's environment and marks the files that make IMDS
 // requests go to a proxy.
-func (c *ProxyConfig) Evaluate(hosts []string) {
+func (c *Config) Evaluate(hosts []string) {
 	var pam, login scope
 	if c.environment != nil {
 		pam = scope{{c.environment}}
@@ -298,20 +297,20 @@ func (c *ProxyConfig) Evaluate(hosts []string) {
 
 // UnitEnv is the environment systemd gives unit as configured in the files read: the
 // manager's DefaultEnvironment, the unit's drop-ins and, for dockerd, daemon.json.
-func (c *ProxyConfig) UnitEnv(unit string) map[string]string {
+func (c *Config) UnitEnv(unit string) map[string]string {
 	env, _ := evalScope(c.unitScope(unit))
 	return env
 }
 
 // UnitSetsProxy reports whether unit's own files set a proxy: its drop-ins and, for
 // dockerd, daemon.json; the manager's DefaultEnvironment does not count.
-func (c *ProxyConfig) UnitSetsProxy(unit string) bool {
+func (c *Config) UnitSetsProxy(unit string) bool {
 	env, _ := evalScope(c.unitScope(unit)[1:])
 	return ProxySet(env)
 }
 
 // UnitChanged is when the newest of the files that make unit's environment was modified.
-func (c *ProxyConfig) UnitChanged(unit string) time.Time {
+func (c *Config) UnitChanged(unit string) time.Time {
 	var newest time.Time
 	for _, layer := range c.unitScope(unit) {
 		for _, f := range layer {
@@ -323,19 +322,19 @@ func (c *ProxyConfig) UnitChanged(unit string) time.Time {
 	return newest
 }
 
-func (c *ProxyConfig) unitScope(unit string) scope {
+func (c *Config) unitScope(unit string) scope {
 	s := scope{c.manager, c.units[unit]}
 	if unit == DockerUnit && c.docker != nil {
-		s = append(s, []*ProxyFile{c.docker})
+		s = append(s, []*File{c.docker})
 	}
 	return s
 }
 
 // evalScope applies the scope's files in order, returning the environment and, per
 // variable, the file that set it last.
-func evalScope(s scope) (map[string]string, map[string]*ProxyFile) {
+func evalScope(s scope) (map[string]string, map[string]*File) {
 	env := map[string]string{}
-	setBy := map[string]*ProxyFile{}
+	setBy := map[string]*File{}
 	for _, layer := range s {
 		base, baseBy := maps.Clone(env), maps.Clone(setBy)
 		for _, f := range layer {
@@ -386,14 +385,14 @@ func (l *leakInfo) add(u ProxyUse) {
 
 // show marks s as leaking through the proxy (its password hidden), with the clients
 // and, in the order of hosts, the addresses that leak.
-func (l *leakInfo) show(s *ProxySource, hosts []string) {
+func (l *leakInfo) show(s *Source, hosts []string) {
 	s.Leaks = true
-	s.Proxy, s.NoProxy = RedactProxyURL(l.proxy), l.noProxy
+	s.Proxy, s.NoProxy = RedactURL(l.proxy), l.noProxy
 	s.Clients = slices.Sorted(maps.Keys(l.clients))
 	s.Hosts = filterHosts(hosts, func(h string) bool { return l.hosts[h] })
 }
 
-func (f *ProxyFile) markLeak(u ProxyUse, variable string) {
+func (f *File) markLeak(u ProxyUse, variable string) {
 	if f.leak == nil {
 		f.leak = newLeakInfo()
 	}
@@ -407,7 +406,7 @@ func (f *ProxyFile) markLeak(u ProxyUse, variable string) {
 			last = a.Line
 		}
 	}
-	if l.line == 0 || slices.Contains(ProxyVars, variable) {
+	if l.line == 0 || slices.Contains(Vars, variable) {
 		l.line = last
 	}
 }

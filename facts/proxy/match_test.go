@@ -1,4 +1,4 @@
-package facts
+package proxy
 
 import (
 	"encoding/json"
@@ -198,8 +198,8 @@ func TestRedactProxyURL(t *testing.T) {
 		{"", ""},
 	}
 	for _, tt := range tests {
-		if got := RedactProxyURL(tt.in); got != tt.want {
-			t.Errorf("RedactProxyURL(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := RedactURL(tt.in); got != tt.want {
+			t.Errorf("RedactURL(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }
@@ -210,7 +210,7 @@ func FuzzNoProxy(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, noProxy string) {
 		// Never panics; and appending the address itself always makes both clients bypass.
-		for _, h := range ProxyHosts(true) {
+		for _, h := range Hosts(true) {
 			GoBypasses(noProxy, h)
 			CurlBypasses(noProxy, h)
 		}

@@ -1,4 +1,4 @@
-package facts
+package firewall
 
 import (
 	"bytes"
@@ -12,18 +12,19 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/imdsmend/imdsmend/facts/route"
 	"github.com/imdsmend/imdsmend/internal/paths"
 )
 
 // Firewall lists the packet filter rules that IMDS traffic from this host meets.
 type Firewall struct {
-	Rules   []FirewallRule `cty:"rules" json:"rules" doc:"Every rule that stops or diverts TCP traffic to an IMDS endpoint (port 80), or may, in traversal order."`
-	Sources []string       `cty:"sources" json:"sources" doc:"What was read: \"nft/ipv4\", \"legacy/ipv6\", \"nftables inet t\", ..."`
+	Rules   []Rule   `cty:"rules" json:"rules" doc:"Every rule that stops or diverts TCP traffic to an IMDS endpoint (port 80), or may, in traversal order."`
+	Sources []string `cty:"sources" json:"sources" doc:"What was read: \"nft/ipv4\", \"legacy/ipv6\", \"nftables inet t\", ..."`
 }
 
-// FirewallRule is one rule that stops or diverts IMDS traffic, or a base chain's DROP
+// Rule is one rule that stops or diverts IMDS traffic, or a base chain's DROP
 // policy that does.
-type FirewallRule struct {
+type Rule struct {
 	ID         string `cty:"id" json:"id" doc:"backend/family/table/chain/ and a hash of the spec; identical rules in one chain share it."`
 	Backend    string `cty:"backend" json:"backend" doc:"\"nft\" or \"legacy\" for iptables rules, \"nftables\" for native nft rules."`
 	Family     string `cty:"family" json:"family" doc:"\"ipv4\" (169.254.169.254) or \"ipv6\" (fd00:ec2::254)."`
@@ -41,32 +42,24 @@ type FirewallRule struct {
 	LeadsTo    string `cty:"leads_to" json:"leads_to" doc:"For a jump (or goto): the broad rule it leads IMDS traffic to, as \"CHAIN: SPEC\"; the jump limits the destination to IMDS, so deleting it spares the others that rule serves. Empty for other rules."`
 }
 
-// FirewallProbe reads iptables (nf_tables and legacy backends, IPv4 and IPv6) and native
-// nftables rules and decides which stop IMDS traffic.
-type FirewallProbe struct{}
-
-// Name implements Probe.
-func (FirewallProbe) Name() string { return "firewall" }
-
-// Gather implements Probe. A host without iptables or nft is fine: nothing is read. Rules
-// that exist but can't be read (no tool, a held lock) fail the probe, so the policy sees
-// them as unknown rather than absent.
-func (FirewallProbe) Gather(ctx context.Context, cfg Config, f *Facts) error {
-	fw, err := ReadFirewall(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	f.Firewall = fw
-	return nil
+// Config tells Read where to find user and group names and which families matter.
+type Config struct {
+	// Paths locates /etc/passwd and /etc/group (--root); the rules are always the kernel's.
+	Paths paths.Paths
+	// IPv6 counts a rule blocking IPv6 IMDS traffic as blocking (settings.ipv6).
+	IPv6 bool
 }
 
-// ReadFirewall reads every backend present and evaluates the rules against IMDS traffic.
-func ReadFirewall(ctx context.Context, cfg Config) (*Firewall, error) {
+// Read reads iptables (nf_tables and legacy backends, IPv4 and IPv6) and native nftables
+// rules and decides which stop IMDS traffic. A host without iptables or nft is fine:
+// nothing is read. Rules that exist but can't be read (no tool, a held lock) fail it, so
+// the policy sees them as unknown rather than absent.
+func Read(ctx context.Context, cfg Config) (*Firewall, error) {
 	src, err := readSources(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return evaluateFirewall(src, cfg, newUserDB(cfg.Root), routePackets())
+	return evaluateFirewall(src, cfg, newUserDB(cfg.Paths), routePackets())
 }
 
 // sourceText is the raw output of the tools, kept apart from parsing so tests can feed
@@ -255,11 +248,11 @@ func runTool(ctx context.Context, bin string, args ...string) (string, error) {
 func routePackets() map[string]packet {
 	out := map[string]packet{}
 	for fam, dst := range map[string]bool{"ipv4": false, "ipv6": true} {
-		p := packet{v6: dst, dst: imdsAddr(dst), port: 80}
-		if rl, err := lookupRoute(p.dst); err == nil {
-			p.oif, p.src = rl.oif, rl.src
-			p.dstKnown = rl.typ == "unicast" || rl.typ == "local"
-			p.dstLocal = rl.typ == "local"
+		p := packet{v6: dst, dst: route.IMDSAddr(dst), port: 80}
+		if rl, err := route.Lookup(p.dst); err == nil {
+			p.oif, p.src = rl.OIF, rl.Src
+			p.dstKnown = rl.Type == "unicast" || rl.Type == "local"
+			p.dstLocal = rl.Type == "local"
 		}
 		out[fam] = p
 	}
@@ -271,7 +264,7 @@ func routePackets() map[string]packet {
 // not read as a rule that isn't there. A single rule with options it doesn't model is
 // kept, as uncertain.
 func evaluateFirewall(src *sourceText, cfg Config, users *userDB, packets map[string]packet) (*Firewall, error) {
-	fw := &Firewall{Rules: []FirewallRule{}, Sources: []string{}}
+	fw := &Firewall{Rules: []Rule{}, Sources: []string{}}
 	var tables []*fwTable
 	for _, s := range src.saves {
 		st, err := parseSave(s.out, s.backend, s.family, users)
@@ -333,7 +326,7 @@ func evaluateFirewall(src *sourceText, cfg Config, users *userDB, packets map[st
 
 // judge turns a rule's hits into a fact: scope from the classes it certainly hits (or,
 // failing those, may hit), blocks when it certainly hits root.
-func judge(h *ruleHits, t *fwTable, ipv6 bool) (FirewallRule, bool) {
+func judge(h *ruleHits, t *fwTable, ipv6 bool) (Rule, bool) {
 	root, user, fwd := h.by[classRoot], h.by[classUser], h.by[classForwarded]
 	certain := root >= some || user >= some || fwd >= some
 	threshold := some
@@ -352,7 +345,7 @@ func judge(h *ruleHits, t *fwTable, ipv6 bool) (FirewallRule, bool) {
 	case hit(fwd):
 		scope = "forwarded"
 	default:
-		return FirewallRule{}, false
+		return Rule{}, false
 	}
 	r := h.rule
 	effect := effects[r.verdict]
@@ -361,7 +354,7 @@ func judge(h *ruleHits, t *fwTable, ipv6 bool) (FirewallRule, bool) {
 		effect = effects[h.leads.verdict]
 		leadsTo = h.leads.chain.name + ": " + h.leads.spec
 	}
-	fr := FirewallRule{
+	fr := Rule{
 		Backend: t.backend, Family: t.family, Table: t.name, Chain: r.chain.name,
 		Position: r.pos, Handle: r.handle, Spec: r.spec, Effect: effect, Scope: scope,
 		Certain:    certain,

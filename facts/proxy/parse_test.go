@@ -1,4 +1,4 @@
-package facts
+package proxy
 
 import (
 	"os"
@@ -103,8 +103,8 @@ func TestParseEnvironment(t *testing.T) {
 func shellValues(t *testing.T, data []byte, inherited map[string]string) ([]assign, error) {
 	t.Helper()
 	as, err := ParseShell(data)
-	f := &ProxyFile{Format: FormatShell, Assignments: as}
-	base := &ProxyFile{Format: FormatEnvironment}
+	f := &File{Format: FormatShell, Assignments: as}
+	base := &File{Format: FormatEnvironment}
 	for k, v := range inherited {
 		base.Assignments = append(base.Assignments, EnvAssignment{Name: k, Value: v})
 	}

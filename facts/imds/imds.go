@@ -1,4 +1,4 @@
-package facts
+package imds
 
 import (
 	"context"
@@ -15,9 +15,9 @@ import (
 	"time"
 )
 
-// IMDS is what one probe of the metadata service found. Its JSON form is the report's `imds`
-// object (DESIGN.md); fields may be added, never renamed.
-type IMDS struct {
+// Result is what one probe of the metadata service found. Its JSON form is the report's `imds`
+// object (docs/contract.md); fields may be added, never renamed.
+type Result struct {
 	Endpoint    string  `cty:"endpoint" json:"endpoint" doc:"Base URL probed, e.g. http://169.254.169.254."`
 	Reachable   bool    `cty:"reachable" json:"reachable" doc:"A metadata GET succeeded (with a token, or without one for v1)."`
 	Version     string  `cty:"version" json:"version" doc:"\"v2\" (token PUT worked), \"v1\" (token refused with 403/404/405, tokenless GET worked) or \"\" when unreachable."`
@@ -31,7 +31,7 @@ type IMDS struct {
 	InstanceID  string  `cty:"instance_id" json:"instance_id,omitempty" doc:"The instance ID IMDS returned; empty when unreachable."`
 }
 
-// IMDS error classes (DESIGN.md, imds.class).
+// IMDS error classes (imds.class).
 const (
 	ClassOK                = "ok"
 	ClassConnectionRefused = "connection_refused"
@@ -47,8 +47,8 @@ const (
 	ClassBadResponse       = "bad_response"
 )
 
-// IMDSClasses lists every imds.class value.
-func IMDSClasses() []string {
+// Classes lists every imds.class value.
+func Classes() []string {
 	return []string{
 		ClassOK, ClassConnectionRefused, ClassTimeout, ClassNoRoute, ClassHTTP400, ClassHTTP401,
 		ClassHTTP403, ClassHTTP404, ClassHTTP429, ClassHTTP5xx, ClassProxy, ClassBadResponse,
@@ -67,35 +67,35 @@ const (
 	VersionV2 = "v2"
 )
 
-// IMDSTimeouts bounds the IMDS client. Zero values take the defaults.
-type IMDSTimeouts struct {
+// Timeouts bounds the IMDS client. Zero values take the defaults.
+type Timeouts struct {
 	Connect     time.Duration // TCP connect
 	Header      time.Duration // response headers after the request is sent
 	Total       time.Duration // the whole probe, retries included
 	MaxAttempts int           // per request, first try included
 }
 
-// Defaults of IMDSTimeouts, close to the AWS SDKs' (dial 250 ms, 3 attempts) but with a
+// Defaults of Timeouts, close to the AWS SDKs' (dial 250 ms, 3 attempts) but with a
 // whole-probe bound so a hanging IMDS never holds a run up.
 const (
-	DefaultIMDSConnect     = 250 * time.Millisecond
-	DefaultIMDSHeader      = time.Second
-	DefaultIMDSTotal       = 2 * time.Second
-	DefaultIMDSMaxAttempts = 3
+	DefaultConnect     = 250 * time.Millisecond
+	DefaultHeader      = time.Second
+	DefaultTotal       = 2 * time.Second
+	DefaultMaxAttempts = 3
 )
 
-func (t IMDSTimeouts) withDefaults() IMDSTimeouts {
+func (t Timeouts) withDefaults() Timeouts {
 	if t.Connect <= 0 {
-		t.Connect = DefaultIMDSConnect
+		t.Connect = DefaultConnect
 	}
 	if t.Header <= 0 {
-		t.Header = DefaultIMDSHeader
+		t.Header = DefaultHeader
 	}
 	if t.Total <= 0 {
-		t.Total = DefaultIMDSTotal
+		t.Total = DefaultTotal
 	}
 	if t.MaxAttempts <= 0 {
-		t.MaxAttempts = DefaultIMDSMaxAttempts
+		t.MaxAttempts = DefaultMaxAttempts
 	}
 	return t
 }
@@ -120,53 +120,64 @@ const (
 	imdsBackoffCap  = time.Second
 )
 
-// IMDSProbe probes the metadata service: a token PUT and a metadata GET over one
-// keep-alive connection, never through a proxy, bounded in time and retried with backoff.
-type IMDSProbe struct{}
+// Default endpoints, as the AWS SDKs use them.
+const (
+	DefaultEndpoint   = "http://169.254.169.254"
+	DefaultV6Endpoint = "http://[fd00:ec2::254]"
+	// EndpointEnv overrides the IPv4 endpoint, as in the AWS SDKs.
+	EndpointEnv = "AWS_EC2_METADATA_SERVICE_ENDPOINT"
+)
 
-// Name implements Probe.
-func (IMDSProbe) Name() string { return "imds" }
+// Config says where the metadata service is and how long to wait for it.
+type Config struct {
+	// Endpoint is the IPv4 (or overridden) base URL.
+	Endpoint string
+	// V6Endpoint is the IPv6 base URL, probed only when Gather is asked for IPv6.
+	V6Endpoint string
+	Timeouts   Timeouts
+}
 
-// Gather implements Probe. An unreachable IMDS is a fact, not an error; only a malformed
-// endpoint fails the probe.
-func (IMDSProbe) Gather(ctx context.Context, cfg Config, f *Facts) error {
-	t := cfg.IMDS.withDefaults()
-	v4, err := newIMDSClient(cfg.IMDSEndpoint, t)
+// Gather probes the metadata service over IPv4 and, when ipv6 is set, over IPv6 at the
+// same time: a token PUT and a metadata GET over one keep-alive connection, never through
+// a proxy, bounded in time and retried with backoff. An unreachable IMDS is a fact, not an
+// error; only a malformed endpoint fails. v6 is nil unless ipv6 is set.
+func Gather(ctx context.Context, cfg Config, ipv6 bool) (v4, v6 *Result, err error) {
+	t := cfg.Timeouts.withDefaults()
+	c4, err := newIMDSClient(cfg.Endpoint, t)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	if !cfg.IPv6 {
-		f.IMDS = v4.probe(ctx)
-		return nil
+	if !ipv6 {
+		return c4.probe(ctx), nil, nil
 	}
-	v6, err := newIMDSClient(cfg.IMDSv6Endpoint, t)
+	c6, err := newIMDSClient(cfg.V6Endpoint, t)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	var wg sync.WaitGroup
-	wg.Go(func() { f.IMDSv6 = v6.probe(ctx) })
-	f.IMDS = v4.probe(ctx)
+	wg.Go(func() { v6 = c6.probe(ctx) })
+	v4 = c4.probe(ctx)
 	wg.Wait()
-	return nil
+	return v4, v6, nil
 }
 
 // imdsClient probes one endpoint. Its transport holds at most one idle connection, so the
 // GET reuses the PUT's connection.
 type imdsClient struct {
 	base   string
-	t      IMDSTimeouts
+	t      Timeouts
 	tr     *http.Transport
 	client *http.Client
 }
 
-func newIMDSClient(endpoint string, t IMDSTimeouts) (*imdsClient, error) {
+func newIMDSClient(endpoint string, t Timeouts) (*imdsClient, error) {
 	u, err := url.Parse(endpoint)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
 		shown := endpoint
 		if err == nil {
 			shown = u.Redacted()
 		}
-		return nil, fmt.Errorf("IMDS endpoint %q is not an http:// URL such as %s; fix %s", shown, DefaultIMDSEndpoint, EndpointEnv)
+		return nil, fmt.Errorf("IMDS endpoint %q is not an http:// URL such as %s; fix %s", shown, DefaultEndpoint, EndpointEnv)
 	}
 	dialer := &net.Dialer{Timeout: t.Connect}
 	tr := &http.Transport{
@@ -193,14 +204,14 @@ func imdsNoRedirects(*http.Request, []*http.Request) error { return http.ErrUseL
 
 // probe runs the token PUT and the metadata GET, falling back to a tokenless GET (IMDSv1)
 // when the PUT is refused the way v1-only services refuse it.
-func (c *imdsClient) probe(ctx context.Context) *IMDS {
+func (c *imdsClient) probe(ctx context.Context) *Result {
 	start := time.Now()
 	// Gather has already shortened ctx to leave the run room to report.
 	ctx, cancel := context.WithTimeout(ctx, c.t.Total)
 	defer cancel()
 	defer c.tr.CloseIdleConnections()
 
-	res := &IMDS{Endpoint: c.base}
+	res := &Result{Endpoint: c.base}
 	put := c.do(ctx, res, http.MethodPut, imdsTokenPath, http.Header{imdsTTLHeader: {imdsTokenTTL}}, imdsCheckToken)
 	res.TokenStatus = put.status
 	switch {
@@ -220,7 +231,7 @@ func (c *imdsClient) probe(ctx context.Context) *IMDS {
 	default:
 		res.finish(StageToken, put, "")
 	}
-	res.LatencyMS = ms(time.Since(start))
+	res.LatencyMS = float64(time.Since(start).Microseconds()) / 1000
 	return res
 }
 
@@ -256,7 +267,7 @@ func (o imdsOutcome) describe() string {
 	return msg
 }
 
-func (r *IMDS) finish(stage string, o imdsOutcome, version string) {
+func (r *Result) finish(stage string, o imdsOutcome, version string) {
 	r.Stage, r.Status, r.Class = stage, o.status, o.class
 	if o.class != ClassOK {
 		r.Error = o.describe()
@@ -270,7 +281,7 @@ func (r *IMDS) finish(stage string, o imdsOutcome, version string) {
 
 // do sends one request, retrying timeouts, 429 and 5xx with full-jitter exponential
 // backoff, up to MaxAttempts and never past ctx's deadline.
-func (c *imdsClient) do(ctx context.Context, res *IMDS, method, path string, hdr http.Header, check func([]byte) error) imdsOutcome {
+func (c *imdsClient) do(ctx context.Context, res *Result, method, path string, hdr http.Header, check func([]byte) error) imdsOutcome {
 	var o imdsOutcome
 	for attempt := 1; ; attempt++ {
 		res.Attempts++

@@ -1,4 +1,4 @@
-package facts
+package imds
 
 import (
 	"net/http"
@@ -8,7 +8,7 @@ import (
 )
 
 // FuzzIMDSClassifyReply feeds arbitrary replies to the classifier: it must never panic,
-// always give a class of DESIGN.md, accept only what the checks accept, and never quote
+// always give a class of imds.class, accept only what the checks accept, and never quote
 // the body (a token) in its error.
 func FuzzIMDSClassifyReply(f *testing.F) {
 	f.Add(true, 200, "AQAEAtoken", "60", "", false)
@@ -31,8 +31,8 @@ func FuzzIMDSClassifyReply(f *testing.F) {
 			h.Set("Via", via)
 		}
 		class, err := imdsClassifyReply(method, status, h, []byte(body), oversized, check)
-		if !slices.Contains(IMDSClasses(), class) {
-			t.Fatalf("class %q is not one of DESIGN.md's", class)
+		if !slices.Contains(Classes(), class) {
+			t.Fatalf("class %q is not one of Classes()", class)
 		}
 		if class == ClassOK {
 			if err != nil || status < 200 || status > 299 || oversized || check([]byte(body)) != nil {

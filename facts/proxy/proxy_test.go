@@ -1,4 +1,4 @@
-package facts
+package proxy
 
 import (
 	"context"
@@ -16,8 +16,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/imdsmend/imdsmend/internal/paths"
 	"github.com/imdsmend/imdsmend/tests/tree"
-	"github.com/zclconf/go-cty/cty"
 )
 
 // writeTree creates files under root as tree.Write does; a value "testdata:NAME" is
@@ -34,8 +34,8 @@ func writeTree(t testing.TB, root string, files map[string]string) {
 	tree.Write(t, root, out)
 }
 
-// src builds an expected source with the empty lists GatherProxy always fills.
-func src(s ProxySource) ProxySource {
+// src builds an expected source with the empty lists Gather always fills.
+func src(s Source) Source {
 	for _, l := range []*[]string{&s.Clients, &s.Hosts} {
 		if *l == nil {
 			*l = []string{}
@@ -54,76 +54,76 @@ func TestGatherProxyFiles(t *testing.T) {
 		name   string
 		files  map[string]string
 		ipv6   bool
-		want   []ProxySource
+		want   []Source
 		errors []string
 	}{
 		{"nothing configured", map[string]string{"etc/environment": ""}, false, nil, nil},
 		{"Ubuntu /etc/environment without IMDS in no_proxy",
 			map[string]string{"etc/environment": "testdata:environment.ubuntu"}, false,
-			[]ProxySource{src(ProxySource{Name: "/etc/environment", Kind: ProxyKindEnvironment, Path: "/etc/environment", Line: 2,
+			[]Source{src(Source{Name: "/etc/environment", Kind: KindEnvironment, Path: "/etc/environment", Line: 2,
 				Variables: []string{"http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"},
 				Proxy:     "http://proxy.corp.example:3128/", NoProxy: "localhost,127.0.0.1,::1", Leaks: true, Clients: both, Hosts: v4})}, nil},
 		{"a profile script overrides the exclusion /etc/environment has",
 			map[string]string{"etc/environment": "no_proxy=169.254.169.254\n", "etc/profile.d/proxy.sh": "testdata:proxy.sh"}, false,
-			[]ProxySource{
-				src(ProxySource{Name: "/etc/environment", Kind: ProxyKindEnvironment, Path: "/etc/environment", Line: 1,
+			[]Source{
+				src(Source{Name: "/etc/environment", Kind: KindEnvironment, Path: "/etc/environment", Line: 1,
 					Variables: []string{"no_proxy"}, NoProxy: IMDSHost}),
-				src(ProxySource{Name: "/etc/profile.d/proxy.sh", Kind: ProxyKindProfile, Path: "/etc/profile.d/proxy.sh", Line: 4,
+				src(Source{Name: "/etc/profile.d/proxy.sh", Kind: KindProfile, Path: "/etc/profile.d/proxy.sh", Line: 4,
 					Variables: []string{"http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"},
 					Proxy:     "http://proxy.corp.example:3128/", NoProxy: "127.0.0.1,localhost", Leaks: true, Clients: both, Hosts: v4}),
 			}, nil},
 		{"the proxy in one file, the incomplete no_proxy in another: both named",
 			map[string]string{"etc/environment": "no_proxy=localhost\n", "etc/profile.d/10-proxy.sh": "export http_proxy=http://p:3128\n",
 				"etc/profile.d/20-other.sh": "export EDITOR=vi\n"}, false,
-			[]ProxySource{
-				src(ProxySource{Name: "/etc/environment", Kind: ProxyKindEnvironment, Path: "/etc/environment", Line: 1,
+			[]Source{
+				src(Source{Name: "/etc/environment", Kind: KindEnvironment, Path: "/etc/environment", Line: 1,
 					Variables: []string{"no_proxy"}, Proxy: "http://p:3128", NoProxy: "localhost", Leaks: true, Clients: both, Hosts: v4}),
-				src(ProxySource{Name: "/etc/profile.d/10-proxy.sh", Kind: ProxyKindProfile, Path: "/etc/profile.d/10-proxy.sh", Line: 1,
+				src(Source{Name: "/etc/profile.d/10-proxy.sh", Kind: KindProfile, Path: "/etc/profile.d/10-proxy.sh", Line: 1,
 					Variables: []string{"http_proxy"}, Proxy: "http://p:3128", NoProxy: "localhost", Leaks: true, Clients: both, Hosts: v4}),
 			}, nil},
 		{"DefaultEnvironment reaches every unit; a drop-in's NO_PROXY only helps Go",
 			map[string]string{"etc/systemd/system.conf": "testdata:system.conf", "etc/systemd/system.conf.d/proxy.conf": "testdata:proxy-defaults.conf",
 				"etc/systemd/system/foo.service.d/np.conf": "[Service]\nEnvironment=NO_PROXY=169.254.169.254\n"}, false,
-			[]ProxySource{
-				src(ProxySource{Name: "/etc/systemd/system.conf.d/proxy.conf", Kind: ProxyKindManager, Path: "/etc/systemd/system.conf.d/proxy.conf", Line: 3,
+			[]Source{
+				src(Source{Name: "/etc/systemd/system.conf.d/proxy.conf", Kind: KindManager, Path: "/etc/systemd/system.conf.d/proxy.conf", Line: 3,
 					Variables: []string{"http_proxy", "no_proxy"}, Proxy: "http://proxy.corp.example:3128", NoProxy: "localhost,.corp.example",
 					Leaks: true, Clients: both, Hosts: v4}),
-				src(ProxySource{Name: "/etc/systemd/system/foo.service.d/np.conf (foo.service)", Kind: ProxyKindUnit, Unit: "foo.service",
+				src(Source{Name: "/etc/systemd/system/foo.service.d/np.conf (foo.service)", Kind: KindUnit, Unit: "foo.service",
 					Path: "/etc/systemd/system/foo.service.d/np.conf", Line: 2, Variables: []string{"NO_PROXY"}, NoProxy: IMDSHost}),
 			}, nil},
 		{"Docker's drop-in: the password never shows",
 			map[string]string{"etc/systemd/system/docker.service.d/http-proxy.conf": "testdata:http-proxy.conf"}, false,
-			[]ProxySource{src(ProxySource{Name: "/etc/systemd/system/docker.service.d/http-proxy.conf (docker.service)", Kind: ProxyKindUnit,
+			[]Source{src(Source{Name: "/etc/systemd/system/docker.service.d/http-proxy.conf (docker.service)", Kind: KindUnit,
 				Path: "/etc/systemd/system/docker.service.d/http-proxy.conf", Line: 2, Unit: "docker.service",
 				Variables: []string{"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"}, Proxy: "http://REDACTED@proxy:3128",
 				NoProxy: "localhost,127.0.0.1,docker-registry.example.com,.corp", Leaks: true, Clients: []string{ClientGo}, Hosts: v4})}, nil},
 		{"daemon.json excludes IMDS, so dockerd is fine whatever its drop-in says",
 			map[string]string{"etc/systemd/system/docker.service.d/http-proxy.conf": "[Service]\nEnvironment=HTTP_PROXY=http://p:3128\n",
 				"etc/docker/daemon.json": `{"proxies": {"no-proxy": "169.254.169.254"}}`}, false,
-			[]ProxySource{
-				src(ProxySource{Name: "/etc/systemd/system/docker.service.d/http-proxy.conf (docker.service)", Kind: ProxyKindUnit,
+			[]Source{
+				src(Source{Name: "/etc/systemd/system/docker.service.d/http-proxy.conf (docker.service)", Kind: KindUnit,
 					Path: "/etc/systemd/system/docker.service.d/http-proxy.conf", Line: 2, Unit: "docker.service",
 					Variables: []string{"HTTP_PROXY"}, Proxy: "http://p:3128"}),
-				src(ProxySource{Name: "/etc/docker/daemon.json (docker.service)", Kind: ProxyKindDocker, Path: "/etc/docker/daemon.json",
+				src(Source{Name: "/etc/docker/daemon.json (docker.service)", Kind: KindDocker, Path: "/etc/docker/daemon.json",
 					Line: 1, Unit: "docker.service", Variables: []string{"NO_PROXY", "no_proxy"}, NoProxy: IMDSHost}),
 			}, nil},
 		{"daemon.json from Docker's docs, IPv6 on",
 			map[string]string{"etc/docker/daemon.json": "testdata:daemon.json"}, true,
-			[]ProxySource{src(ProxySource{Name: "/etc/docker/daemon.json (docker.service)", Kind: ProxyKindDocker, Path: "/etc/docker/daemon.json",
+			[]Source{src(Source{Name: "/etc/docker/daemon.json (docker.service)", Kind: KindDocker, Path: "/etc/docker/daemon.json",
 				Line: 7, Unit: "docker.service", Variables: []string{"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"},
 				Proxy: "http://proxy.example.com:3128", NoProxy: "*.test.example.com,.example.org,127.0.0.0/8", Leaks: true, Clients: both,
 				Hosts: []string{IMDSHost, IMDSv6Host}})}, nil},
 		{"IPv4 excluded, IPv6 not",
 			map[string]string{"etc/environment": "http_proxy=http://p\nno_proxy=169.254.169.254\n"}, true,
-			[]ProxySource{src(ProxySource{Name: "/etc/environment", Kind: ProxyKindEnvironment, Path: "/etc/environment", Line: 1,
+			[]Source{src(Source{Name: "/etc/environment", Kind: KindEnvironment, Path: "/etc/environment", Line: 1,
 				Variables: []string{"http_proxy", "no_proxy"}, Proxy: "http://p", NoProxy: IMDSHost, Leaks: true, Clients: both, Hosts: []string{IMDSv6Host}})}, nil},
 		{"symlinks resolve inside the root",
 			map[string]string{"etc/environment": "->/srv/env/environment", "srv/env/environment": "http_proxy=http://p\n",
 				"etc/profile.d": "->../srv/profile", "srv/profile/a.sh": "export no_proxy=169.254.169.254\n"}, false,
-			[]ProxySource{
-				src(ProxySource{Name: "/etc/environment", Kind: ProxyKindEnvironment, Path: "/etc/environment", Line: 1,
+			[]Source{
+				src(Source{Name: "/etc/environment", Kind: KindEnvironment, Path: "/etc/environment", Line: 1,
 					Variables: []string{"http_proxy"}, Proxy: "http://p", Leaks: true, Clients: both, Hosts: v4}),
-				src(ProxySource{Name: "/etc/profile.d/a.sh", Kind: ProxyKindProfile, Path: "/etc/profile.d/a.sh", Line: 1,
+				src(Source{Name: "/etc/profile.d/a.sh", Kind: KindProfile, Path: "/etc/profile.d/a.sh", Line: 1,
 					Variables: []string{"no_proxy"}, NoProxy: IMDSHost}),
 			}, nil},
 		{"broken files are reported, not fatal",
@@ -140,7 +140,7 @@ func TestGatherProxyFiles(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			root := t.TempDir()
 			writeTree(t, root, tt.files)
-			p, err := GatherProxy(context.Background(), root, ProxyHosts(tt.ipv6))
+			p, err := Gather(context.Background(), paths.New(root), Hosts(tt.ipv6))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -162,7 +162,7 @@ func TestGatherProxyOddFiles(t *testing.T) {
 	}
 	huge := "# " + strings.Repeat("x", MaxConfigFile) + "\nexport no_proxy=169.254.169.254\n"
 	writeTree(t, root, map[string]string{"etc/profile.d/huge.sh": huge})
-	p, err := GatherProxy(context.Background(), root, ProxyHosts(false))
+	p, err := Gather(context.Background(), paths.New(root), Hosts(false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ func TestGatherProxyLinkedDir(t *testing.T) {
 	if err := os.Symlink("/srv/profile.d", filepath.Join(root, "etc/profile.d")); err != nil {
 		t.Fatal(err)
 	}
-	p, err := GatherProxy(context.Background(), root, ProxyHosts(false))
+	p, err := Gather(context.Background(), paths.New(root), Hosts(false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,25 +223,25 @@ func TestGatherProxyProcesses(t *testing.T) {
 	// A large environment (past the first read) with the proxy at its end.
 	writeProc(t, root, 960, "java", "0::/system.slice/app.service\n",
 		[]byte(strings.Repeat("JAVA_OPTS=-Xmx4g -Dx=y\x00", 5000)+"http_proxy=http://p:3128\x00"))
-	p, err := GatherProxy(context.Background(), root, ProxyHosts(false))
+	p, err := Gather(context.Background(), paths.New(root), Hosts(false))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []ProxySource{
-		src(ProxySource{Name: "/etc/systemd/system/docker.service.d/http-proxy.conf (docker.service)", Kind: ProxyKindUnit,
+	want := []Source{
+		src(Source{Name: "/etc/systemd/system/docker.service.d/http-proxy.conf (docker.service)", Kind: KindUnit,
 			Path: "/etc/systemd/system/docker.service.d/http-proxy.conf", Line: 2, Unit: "docker.service",
 			Variables: []string{"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"}, Proxy: "http://REDACTED@proxy:3128",
 			NoProxy: "localhost,127.0.0.1,docker-registry.example.com,.corp", Leaks: true, Clients: []string{ClientGo}, Hosts: []string{IMDSHost}}),
-		src(ProxySource{Name: "dockerd[812,813] in docker.service", Kind: ProxyKindProcess, Path: "/proc/812/environ", Unit: "docker.service",
+		src(Source{Name: "dockerd[812,813] in docker.service", Kind: KindProcess, Path: "/proc/812/environ", Unit: "docker.service",
 			PIDs: []int{812, 813}, Command: "dockerd", Variables: []string{"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"},
 			Proxy: "http://REDACTED@proxy.corp.example:3128", NoProxy: "localhost,127.0.0.1,.corp.example", Leaks: true,
 			Clients: []string{ClientGo}, Hosts: []string{IMDSHost}, RestartFixes: true}),
-		src(ProxySource{Name: "bash[900] in session-3.scope", Kind: ProxyKindProcess, Path: "/proc/900/environ", Unit: "session-3.scope",
+		src(Source{Name: "bash[900] in session-3.scope", Kind: KindProcess, Path: "/proc/900/environ", Unit: "session-3.scope",
 			PIDs: []int{900}, Command: "bash", Variables: []string{"http_proxy", "no_proxy"}, Proxy: "http://p:3128", NoProxy: "localhost,169.254.169.254"}),
-		src(ProxySource{Name: "sshd[950] in ssh.service", Kind: ProxyKindProcess, Path: "/proc/950/environ", Unit: "ssh.service",
+		src(Source{Name: "sshd[950] in ssh.service", Kind: KindProcess, Path: "/proc/950/environ", Unit: "ssh.service",
 			PIDs: []int{950}, Command: "sshd", Variables: []string{"ALL_PROXY"}, Proxy: "socks5://p:1080", Leaks: true,
 			Clients: []string{ClientCurl}, Hosts: []string{IMDSHost}}),
-		src(ProxySource{Name: "java[960] in app.service", Kind: ProxyKindProcess, Path: "/proc/960/environ", Unit: "app.service",
+		src(Source{Name: "java[960] in app.service", Kind: KindProcess, Path: "/proc/960/environ", Unit: "app.service",
 			PIDs: []int{960}, Command: "java", Variables: []string{"http_proxy"}, Proxy: "http://p:3128", Leaks: true,
 			Clients: []string{ClientCurl, ClientGo}, Hosts: []string{IMDSHost}}),
 	}
@@ -293,11 +293,11 @@ func TestGatherProxyStuckRead(t *testing.T) {
 	// The first pass hangs in the read until its deadline (here: cancelled once in it).
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { <-entered; cancel() }()
-	if _, err := GatherProxy(ctx, root, ProxyHosts(false)); !errors.Is(err, context.Canceled) {
+	if _, err := Gather(ctx, paths.New(root), Hosts(false)); !errors.Is(err, context.Canceled) {
 		t.Fatalf("pass with a hung read: %v, want it cancelled", err)
 	}
 	for pass := range 3 {
-		p, err := GatherProxy(context.Background(), root, ProxyHosts(false))
+		p, err := Gather(context.Background(), paths.New(root), Hosts(false))
 		if err != nil {
 			t.Fatalf("pass %d: %v", pass, err)
 		}
@@ -316,7 +316,7 @@ func TestGatherProxyStuckRead(t *testing.T) {
 		t.Errorf("after the read returned: %d reader goroutines, %d closes; want 0 and 1", got, closed.Load())
 	}
 	go func() { <-entered }() // the released file reads as empty at once
-	p, err := GatherProxy(context.Background(), root, ProxyHosts(false))
+	p, err := Gather(context.Background(), paths.New(root), Hosts(false))
 	if err != nil || p.Processes != 2 || len(p.Errors) != 0 {
 		t.Errorf("pass after the read returned: %v, %d processes, errors %q; want both read", err, p.Processes, p.Errors)
 	}
@@ -341,25 +341,6 @@ func TestUnitOfCgroup(t *testing.T) {
 	}
 }
 
-func TestProxyProbeFillsFacts(t *testing.T) {
-	root := t.TempDir()
-	writeTree(t, root, map[string]string{"etc/environment": "http_proxy=http://u:pw@p:3128\n"})
-	f := Gather(context.Background(), Config{Root: root}, []Probe{ProxyProbe{}})
-	if !f.Probes["proxy"].OK || f.Proxy == nil || len(f.Proxy.Sources) != 1 {
-		t.Fatalf("probe result %+v, proxy %+v", f.Probes["proxy"], f.Proxy)
-	}
-	v, err := Value(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := v.GetAttr("proxy").GetAttr("sources").Index(ctyNumber(0))
-	if !s.GetAttr("leaks").True() || s.GetAttr("proxy").AsString() != "http://REDACTED@p:3128" {
-		t.Errorf("facts.proxy.sources[0] = %#v", s)
-	}
-}
-
-func ctyNumber(i int) cty.Value { return cty.NumberIntVal(int64(i)) }
-
 // BenchmarkGatherProxy measures the proxy probe on a root shaped like a busy host: the
 // usual configuration files and 500 processes, one in five with a proxy environment.
 func BenchmarkGatherProxy(b *testing.B) {
@@ -383,10 +364,10 @@ func BenchmarkGatherProxy(b *testing.B) {
 		}
 		writeProc(b, root, pid, fmt.Sprintf("proc%d", pid%40), cgroup, env)
 	}
-	hosts := ProxyHosts(true)
+	hosts := Hosts(true)
 	b.ResetTimer()
 	for b.Loop() {
-		p, err := GatherProxy(context.Background(), root, hosts)
+		p, err := Gather(context.Background(), paths.New(root), hosts)
 		if err != nil || p.Processes != 500 {
 			b.Fatalf("processes %d, err %v", p.Processes, err)
 		}
@@ -429,13 +410,13 @@ func TestRestartFixes(t *testing.T) {
 			if tt.stat {
 				writeTree(t, root, map[string]string{"proc/812/stat": "testdata:dockerd.stat"})
 			}
-			p, err := GatherProxy(context.Background(), root, ProxyHosts(false))
+			p, err := Gather(context.Background(), paths.New(root), Hosts(false))
 			if err != nil {
 				t.Fatal(err)
 			}
-			var got *ProxySource
+			var got *Source
 			for i := range p.Sources {
-				if p.Sources[i].Kind == ProxyKindProcess {
+				if p.Sources[i].Kind == KindProcess {
 					got = &p.Sources[i]
 				}
 			}

@@ -1,4 +1,4 @@
-package facts
+package proxy
 
 import (
 	"bytes"
@@ -34,7 +34,7 @@ const (
 const clockTicks = 100
 
 type procScan struct {
-	sources          []ProxySource
+	sources          []Source
 	read, unreadable int
 	// stuck lists the environ files skipped because a read of an earlier scan is still
 	// blocked in the kernel.
@@ -44,9 +44,8 @@ type procScan struct {
 // scanProcesses reads the environment of every process under root's /proc and groups the
 // ones that set a proxy by unit and proxy environment, so a service with fifty workers is
 // one source. A missing /proc (a test tree) means no processes.
-func scanProcesses(ctx context.Context, root string, conf *ProxyConfig, hosts []string) (procScan, error) {
+func scanProcesses(ctx context.Context, p paths.Paths, conf *Config, hosts []string) (procScan, error) {
 	var scan procScan
-	p := paths.New(root)
 	procDir := p.File(paths.ProcDir)
 	dir, err := os.Open(procDir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -119,10 +118,10 @@ func scanProcesses(ctx context.Context, root string, conf *ProxyConfig, hosts []
 			s.Name = processName(s.Command, s.PIDs, s.Unit)
 			continue
 		}
-		s := ProxySource{Kind: ProxyKindProcess, Path: path.Join(paths.ProcDir, strconv.Itoa(pid), "environ"),
+		s := Source{Kind: KindProcess, Path: path.Join(paths.ProcDir, strconv.Itoa(pid), "environ"),
 			Unit: unit, PIDs: []int{pid}, Command: command, Clients: []string{}, Hosts: []string{}}
 		s.Name = processName(command, s.PIDs, unit)
-		for _, v := range append(slices.Clone(ProxyVars), NoProxyVars...) {
+		for _, v := range append(slices.Clone(Vars), NoProxyVars...) {
 			if _, ok := env[v]; ok {
 				s.Variables = append(s.Variables, v)
 			}
@@ -294,7 +293,7 @@ func envKey(env map[string]string) string {
 // fix them) or they changed after the process started. A process started after its unit's
 // files were last changed got all they give; restarting it again would change nothing,
 // and a watch loop would restart it forever.
-func restartFixes(conf *ProxyConfig, unit string, hosts []string, start time.Time) bool {
+func restartFixes(conf *Config, unit string, hosts []string, start time.Time) bool {
 	env := conf.UnitEnv(unit)
 	if !ProxySet(env) {
 		return false

@@ -1,4 +1,4 @@
-package facts
+package firewall
 
 import (
 	"fmt"
@@ -8,12 +8,14 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/imdsmend/imdsmend/facts/route"
+	"github.com/imdsmend/imdsmend/internal/paths"
 )
 
 // Packets as on an EC2 instance: IMDS via the primary interface eth0.
 var ec2Packets = map[string]packet{
-	"ipv4": {dst: imdsV4, port: 80, src: netip.MustParseAddr("10.0.0.5"), oif: "eth0", dstKnown: true},
-	"ipv6": {v6: true, dst: imdsV6, port: 80, src: netip.MustParseAddr("2600:1f18::5"), oif: "eth0", dstKnown: true},
+	"ipv4": {dst: route.IMDSv4, port: 80, src: netip.MustParseAddr("10.0.0.5"), oif: "eth0", dstKnown: true},
+	"ipv6": {v6: true, dst: route.IMDSv6, port: 80, src: netip.MustParseAddr("2600:1f18::5"), oif: "eth0", dstKnown: true},
 }
 
 // loadScenario reads the captured outputs of one scenario of testdata/firewall/capture.sh.
@@ -66,7 +68,7 @@ func checkOutcomes(t *testing.T, r *fwRule, fam string, root, user, forwarded ou
 }
 
 // summary is one line per rule fact, for readable expectations.
-func summary(r FirewallRule) string {
+func summary(r Rule) string {
 	flags := ""
 	for _, f := range []struct {
 		on   bool
@@ -81,8 +83,8 @@ func summary(r FirewallRule) string {
 
 // nsPackets are as in the test namespaces: IMDS on lo, so its route is local.
 var nsPackets = map[string]packet{
-	"ipv4": {dst: imdsV4, port: 80, src: imdsV4, oif: "lo", dstKnown: true, dstLocal: true},
-	"ipv6": {v6: true, dst: imdsV6, port: 80, src: imdsV6, oif: "lo", dstKnown: true, dstLocal: true},
+	"ipv4": {dst: route.IMDSv4, port: 80, src: route.IMDSv4, oif: "lo", dstKnown: true, dstLocal: true},
+	"ipv6": {v6: true, dst: route.IMDSv6, port: 80, src: route.IMDSv6, oif: "lo", dstKnown: true, dstLocal: true},
 }
 
 func TestFirewallScenarios(t *testing.T) {
@@ -194,7 +196,7 @@ func TestFirewallScenarios(t *testing.T) {
 	}
 }
 
-var testUsers = newUserDB("testdata/firewall/root")
+var testUsers = newUserDB(paths.New("testdata/firewall/root"))
 
 func TestIptablesRuleConditions(t *testing.T) {
 	tests := []struct {

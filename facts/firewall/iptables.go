@@ -1,4 +1,4 @@
-package facts
+package firewall
 
 import (
 	"bufio"
@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/imdsmend/imdsmend/facts/route"
 )
 
 // savedTables is what one iptables-save run printed.
@@ -149,7 +151,7 @@ func parseIptablesRule(w []string, v6 bool, users *userDB) *fwRule {
 			}
 			if tok[1] == 'd' || tok == "--destination" {
 				add(negate(dstIn(prefixSet(pfx)), negated))
-				if !negated && pfx.Bits() >= 8 && pfx.Contains(imdsAddr(v6)) {
+				if !negated && pfx.Bits() >= 8 && pfx.Contains(route.IMDSAddr(v6)) {
 					r.narrows = true
 				}
 			} else {
@@ -265,33 +267,20 @@ func dnatKeepsIMDS(to string, v6 bool) bool {
 		host = to[1 : len(to)-1]
 	}
 	a, err := netip.ParseAddr(host)
-	return err == nil && a == imdsAddr(v6) && port == "80"
-}
-
-// IMDS addresses the firewall rules are checked against.
-var (
-	imdsV4 = netip.MustParseAddr("169.254.169.254")
-	imdsV6 = netip.MustParseAddr("fd00:ec2::254")
-)
-
-func imdsAddr(v6 bool) netip.Addr {
-	if v6 {
-		return imdsV6
-	}
-	return imdsV4
+	return err == nil && a == route.IMDSAddr(v6) && port == "80"
 }
 
 // narrowSpan reports whether the addresses from..to hold the IMDS address and lie in the
 // /8 around it, as narrow as the narrowest prefix a rule must name to be about IMDS
 // (-d 169.254.0.0/16 is; -d 0.0.0.0/0 and 1.0.0.0-254.255.255.255 are not).
 func narrowSpan(from, to netip.Addr, v6 bool) bool {
-	imds := imdsAddr(v6)
+	imds := route.IMDSAddr(v6)
 	return from.Compare(imds) <= 0 && imds.Compare(to) <= 0 && inIMDSNet(from, to, v6)
 }
 
 // inIMDSNet reports whether the addresses from..to lie in the /8 around the IMDS address.
 func inIMDSNet(from, to netip.Addr, v6 bool) bool {
-	net8 := netip.PrefixFrom(imdsAddr(v6), 8).Masked()
+	net8 := netip.PrefixFrom(route.IMDSAddr(v6), 8).Masked()
 	return net8.Contains(from) && net8.Contains(to)
 }
 

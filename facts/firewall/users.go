@@ -1,4 +1,4 @@
-package facts
+package firewall
 
 import (
 	"bufio"
@@ -18,18 +18,18 @@ const maxID = 1<<32 - 2
 // the first time a rule names a user or group: most rulesets name none, and /etc/passwd
 // can be large where a directory service is mirrored into it.
 type userDB struct {
-	root          string
+	paths         paths.Paths
 	once          sync.Once
 	users, groups map[string]uint32
 }
 
-func newUserDB(root string) *userDB { return &userDB{root: root} }
+func newUserDB(p paths.Paths) *userDB { return &userDB{paths: p} }
 
 // readIDFile reads name:x:id:... lines of the system file path under root, never through a
 // link leading out of root; a missing or odd file just resolves no names.
-func readIDFile(root, path string) map[string]uint32 {
+func readIDFile(p paths.Paths, path string) map[string]uint32 {
 	ids := map[string]uint32{}
-	data, err := paths.New(root).ReadFile(path)
+	data, err := p.ReadFile(path)
 	if err != nil {
 		return ids
 	}
@@ -69,8 +69,8 @@ func (db *userDB) id(s string, uid bool) (uint32, bool) {
 		return 0, false
 	}
 	db.once.Do(func() {
-		db.users = readIDFile(db.root, "/etc/passwd")
-		db.groups = readIDFile(db.root, "/etc/group")
+		db.users = readIDFile(db.paths, "/etc/passwd")
+		db.groups = readIDFile(db.paths, "/etc/group")
 	})
 	names := db.groups
 	if uid {

@@ -1,4 +1,4 @@
-package facts
+package imds
 
 import (
 	"context"
@@ -11,12 +11,11 @@ import (
 // against the simulator on loopback.
 func BenchmarkIMDSProbe(b *testing.B) {
 	srv, endpoint := startIMDSSim(b, sim.Config{Fault: sim.FaultOK})
-	cfg := Config{IMDSEndpoint: endpoint}
+	cfg := Config{Endpoint: endpoint}
 	ctx := context.Background()
 	for b.Loop() {
-		var f Facts
-		if err := (IMDSProbe{}).Gather(ctx, cfg, &f); err != nil || f.IMDS.Class != ClassOK {
-			b.Fatalf("probe: %v %+v", err, f.IMDS)
+		if v4, _, err := Gather(ctx, cfg, false); err != nil || v4.Class != ClassOK {
+			b.Fatalf("probe: %v %+v", err, v4)
 		}
 	}
 	st := srv.Stats()
