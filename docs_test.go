@@ -162,7 +162,7 @@ func TestDocsRuleTable(t *testing.T) {
 		got = append(got, m[1]+" "+m[2])
 	}
 	for _, r := range p.Rules {
-		want = append(want, r.Name+" "+r.Severity)
+		want = append(want, r.Name+" "+string(r.Severity))
 	}
 	// The table orders rules for a reader, not as the policy does.
 	slices.Sort(got)

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/imdsmend/imdsmend/facts"
-	"github.com/imdsmend/imdsmend/facts/imds"
+	"github.com/imdsmend/imdsmend/internal/types"
 )
 
 // TestDefaultPolicyNamesTheEndpoint: with the endpoint overridden
@@ -14,17 +14,17 @@ import (
 func TestDefaultPolicyNamesTheEndpoint(t *testing.T) {
 	const endpoint = "http://127.0.0.1:1338"
 	tests := []struct {
-		imds imds.Result
+		imds types.IMDS
 		rule string
 	}{
-		{imds: imds.Result{Class: imds.ClassTimeout, Stage: imds.StageToken}, rule: "imds_unreachable"},
-		{imds: imds.Result{Class: imds.ClassConnectionRefused, Stage: imds.StageToken}, rule: "imds_unreachable"},
-		{imds: imds.Result{Class: imds.ClassHTTP404, Status: 404, Stage: imds.StageGet}, rule: "imds_http_error"},
-		{imds: imds.Result{Class: imds.ClassHTTP429, Status: 429, Stage: imds.StageGet, Attempts: 3}, rule: "imds_throttled"},
+		{imds: types.IMDS{Class: types.ClassTimeout, Stage: types.StageToken}, rule: "imds_unreachable"},
+		{imds: types.IMDS{Class: types.ClassConnectionRefused, Stage: types.StageToken}, rule: "imds_unreachable"},
+		{imds: types.IMDS{Class: types.ClassHTTP404, Status: 404, Stage: types.StageGet}, rule: "imds_http_error"},
+		{imds: types.IMDS{Class: types.ClassHTTP429, Status: 429, Stage: types.StageGet, Attempts: 3}, rule: "imds_throttled"},
 	}
 	p := loadDefault(t)
 	for _, tt := range tests {
-		t.Run(tt.imds.Class, func(t *testing.T) {
+		t.Run(string(tt.imds.Class), func(t *testing.T) {
 			tt.imds.Endpoint = endpoint
 			v, err := facts.Value(&facts.Facts{IMDS: &tt.imds})
 			if err != nil {

@@ -18,13 +18,14 @@ import (
 	"github.com/imdsmend/imdsmend/facts/proxy"
 	"github.com/imdsmend/imdsmend/facts/route"
 	"github.com/imdsmend/imdsmend/internal/paths"
+	"github.com/imdsmend/imdsmend/internal/types"
 )
 
 // Facts is everything the probes found. Its shape is the `facts` variable of the policy;
 // the cty and doc tags drive the policy's type, `imdsmend facts` and docs/facts.md.
 type Facts struct {
-	IMDS     *imds.Result       `cty:"imds" json:"imds" doc:"IMDS probe over IPv4 (or the endpoint AWS_EC2_METADATA_SERVICE_ENDPOINT names)."`
-	IMDSv6   *imds.Result       `cty:"imds_ipv6" json:"imds_ipv6" doc:"IMDS probe over IPv6 ([fd00:ec2::254]); null unless settings.ipv6 is true."`
+	IMDS     *types.IMDS        `cty:"imds" json:"imds" doc:"IMDS probe over IPv4 (or the endpoint AWS_EC2_METADATA_SERVICE_ENDPOINT names)."`
+	IMDSv6   *types.IMDS        `cty:"imds_ipv6" json:"imds_ipv6" doc:"IMDS probe over IPv6 ([fd00:ec2::254]); null unless settings.ipv6 is true."`
 	Firewall *firewall.Firewall `cty:"firewall" json:"firewall" doc:"iptables, ip6tables and nftables rules that output traffic to IMDS meets."`
 	Proxy    *proxy.Proxy       `cty:"proxy" json:"proxy" doc:"Proxy settings that could carry IMDS requests away from the instance."`
 	Route    *route.Route       `cty:"route" json:"route" doc:"The route the kernel uses to reach 169.254.169.254."`

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imdsmend/imdsmend/facts/imds"
 	"github.com/imdsmend/imdsmend/facts/route"
+	"github.com/imdsmend/imdsmend/internal/types"
 )
 
 // funcProbe is a probe made of a function.
@@ -28,7 +28,7 @@ func TestGatherLeavesAStuckProbeBehind(t *testing.T) {
 	release, returned := make(chan struct{}), make(chan struct{})
 	probes := []Probe{
 		funcProbe{"imds", func(_ context.Context, f *Facts) error {
-			f.IMDS = &imds.Result{Class: imds.ClassOK}
+			f.IMDS = &types.IMDS{Class: types.ClassOK}
 			return nil
 		}},
 		funcProbe{"route", func(_ context.Context, f *Facts) error {

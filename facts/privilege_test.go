@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/imdsmend/imdsmend/facts/firewall"
-	"github.com/imdsmend/imdsmend/facts/imds"
+	"github.com/imdsmend/imdsmend/internal/types"
 )
 
 func TestMissingPrivileges(t *testing.T) {
@@ -38,7 +38,7 @@ func TestMissingPrivileges(t *testing.T) {
 func TestGatherSkipsUnprivilegedProbes(t *testing.T) {
 	probes := []Probe{
 		funcProbe{"imds", func(_ context.Context, f *Facts) error {
-			f.IMDS = &imds.Result{Class: imds.ClassOK}
+			f.IMDS = &types.IMDS{Class: types.ClassOK}
 			return nil
 		}},
 		funcProbe{"firewall", func(_ context.Context, f *Facts) error {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/imdsmend/imdsmend/facts/imds"
 	"github.com/imdsmend/imdsmend/internal/paths"
+	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/imdsmend/imdsmend/tests/imdssim/sim"
 	"github.com/zclconf/go-cty/cty"
 )
@@ -35,7 +36,7 @@ func TestIMDSProbeHonoursRunDeadline(t *testing.T) {
 	if ctx.Err() != nil {
 		t.Errorf("probe returned after the run's deadline; it must leave room to report")
 	}
-	if f.IMDS.Class != imds.ClassTimeout {
+	if f.IMDS.Class != types.ClassTimeout {
 		t.Errorf("class = %s (%s), want timeout", f.IMDS.Class, f.IMDS.Error)
 	}
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hcldec"
 	"github.com/imdsmend/imdsmend/facts/firewall"
 	"github.com/imdsmend/imdsmend/internal/paths"
-	"github.com/imdsmend/imdsmend/rules"
+	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/gocty"
 )
@@ -36,7 +36,7 @@ func (FirewallDelete) Doc() string {
 }
 
 // Permission implements Fixer.
-func (FirewallDelete) Permission() string { return rules.PermFirewall }
+func (FirewallDelete) Permission() types.Permission { return types.PermFirewall }
 
 // firewallRuleKeys are the attributes a rule object must have; the others of
 // facts.firewall.rules may be left out, so a drop-in can name a rule by hand.
@@ -212,7 +212,7 @@ func (FirewallDelete) Apply(ctx context.Context, _ *Env, c *Change) error {
 	var skip *skipError
 	switch {
 	case errors.As(err, &skip):
-		c.Status, c.Error = StatusSkipped, skip.reason
+		c.Status, c.Error = types.StatusSkipped, skip.reason
 		return nil
 	case err != nil && len(d.Positions) > 0:
 		// Some copies went before the error: an applied change, so undo can put them back.
@@ -220,7 +220,7 @@ func (FirewallDelete) Apply(ctx context.Context, _ *Env, c *Change) error {
 	case err != nil:
 		return err
 	case len(d.Positions) == 0:
-		c.Status = StatusUnchanged
+		c.Status = types.StatusUnchanged
 	}
 	c.Data, err = json.Marshal(d)
 	return err

@@ -16,7 +16,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hcldec"
 	"github.com/imdsmend/imdsmend/facts/proxy"
 	"github.com/imdsmend/imdsmend/internal/redact"
-	"github.com/imdsmend/imdsmend/rules"
+	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -39,7 +39,7 @@ func (NoProxy) Doc() string {
 }
 
 // Permission implements Fixer.
-func (NoProxy) Permission() string { return rules.PermFiles }
+func (NoProxy) Permission() types.Permission { return types.PermFiles }
 
 // Spec implements Fixer: `files` lists the files to fix, as on the system.
 func (NoProxy) Spec() hcldec.Spec {
@@ -84,12 +84,12 @@ func (NoProxy) Plan(_ context.Context, env *Env, args cty.Value) ([]*Change, err
 					why = e
 				}
 			}
-			changes = append(changes, &Change{Target: p, Status: StatusFailed, Error: "cannot edit " + p + ": " + why})
+			changes = append(changes, &Change{Target: p, Status: types.StatusFailed, Error: "cannot edit " + p + ": " + why})
 			continue
 		}
 		ed, err := planNoProxy(f, hosts)
 		if err != nil {
-			changes = append(changes, &Change{Target: p, Status: StatusFailed, Error: err.Error()})
+			changes = append(changes, &Change{Target: p, Status: types.StatusFailed, Error: err.Error()})
 			continue
 		}
 		if len(ed.inserts) == 0 {
@@ -576,7 +576,7 @@ func lineNumber(data []byte, offset int) int { return bytes.Count(data[:offset],
 // pickedUpBy says which programs see the change, and what running ones need.
 func pickedUpBy(f *proxy.File, env *Env) string {
 	restart := "allow restart_units in the policy to let imdsmend restart it, or run"
-	if env.Allow != nil && env.Allow(rules.PermRestartUnits) {
+	if env.Allow != nil && env.Allow(types.PermRestartUnits) {
 		restart = "imdsmend restarts it (restart_unit) if its processes still leak; otherwise run"
 	}
 	switch f.Kind {

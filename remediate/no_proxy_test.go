@@ -13,7 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/imdsmend/imdsmend/internal/paths"
-	"github.com/imdsmend/imdsmend/rules"
+	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/imdsmend/imdsmend/tests/tree"
 	"github.com/zclconf/go-cty/cty"
 )
@@ -34,7 +34,7 @@ var userinfo = regexp.MustCompile(`://[^@/\s"]*@`)
 func testEnv(root string, ipv6 bool) *Env {
 	p := paths.New(root)
 	p.StateDir = "/var/lib/imdsmend"
-	return &Env{Paths: p, IPv6: ipv6, Allow: func(string) bool { return true }}
+	return &Env{Paths: p, IPv6: ipv6, Allow: func(types.Permission) bool { return true }}
 }
 
 func filesArg(files ...string) cty.Value {
@@ -183,7 +183,7 @@ func TestNoProxyPlanDetail(t *testing.T) {
 	root := t.TempDir()
 	tree.Write(t, root, map[string]string{"etc/systemd/system/docker.service.d/http-proxy.conf": fixture(t, "http-proxy.conf")})
 	env := testEnv(root, false)
-	env.Allow = func(p string) bool { return p == rules.PermFiles }
+	env.Allow = func(p types.Permission) bool { return p == types.PermFiles }
 	changes, err := NoProxy{}.Plan(context.Background(), env, filesArg("/etc/systemd/system/docker.service.d/http-proxy.conf"))
 	if err != nil || len(changes) != 1 {
 		t.Fatalf("Plan = %v, %v", changes, err)
@@ -286,7 +286,7 @@ func TestNoProxyRefuses(t *testing.T) {
 			root := t.TempDir()
 			tree.Write(t, root, tt.files)
 			changes, err := NoProxy{}.Plan(context.Background(), testEnv(root, false), filesArg(tt.fix))
-			if err != nil || len(changes) != 1 || changes[0].Status != StatusFailed || changes[0].Error != tt.err {
+			if err != nil || len(changes) != 1 || changes[0].Status != types.StatusFailed || changes[0].Error != tt.err {
 				t.Errorf("Plan = %+v, %v; want one failed change: %s", changes, err, tt.err)
 			}
 		})
@@ -392,7 +392,7 @@ func FuzzNoProxy(f *testing.F) {
 		env := testEnv(root, which%2 == 0)
 		ctx := context.Background()
 		changes, err := NoProxy{}.Plan(ctx, env, filesArg(target))
-		if err != nil || len(changes) != 1 || changes[0].Status == StatusFailed {
+		if err != nil || len(changes) != 1 || changes[0].Status == types.StatusFailed {
 			return // nothing to do, or refused with a reason
 		}
 		var d noProxyData

@@ -10,7 +10,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2/hcldec"
 	"github.com/imdsmend/imdsmend/facts/route"
-	"github.com/imdsmend/imdsmend/rules"
+	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/vishvananda/netlink"
 	"github.com/zclconf/go-cty/cty"
 	"golang.org/x/sys/unix"
@@ -30,7 +30,7 @@ func (RouteRestore) Doc() string {
 }
 
 // Permission implements Fixer.
-func (RouteRestore) Permission() string { return rules.PermRoutes }
+func (RouteRestore) Permission() types.Permission { return types.PermRoutes }
 
 // Spec implements Fixer.
 func (RouteRestore) Spec() hcldec.Spec {
@@ -123,7 +123,7 @@ func (RouteRestore) Apply(_ context.Context, _ *Env, c *Change) error {
 		return err
 	}
 	if cur.routes(d.Want) {
-		c.Status = StatusUnchanged
+		c.Status = types.StatusUnchanged
 		return nil
 	}
 	want, err := d.Want.route()

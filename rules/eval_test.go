@@ -7,8 +7,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/imdsmend/imdsmend/facts"
 	"github.com/imdsmend/imdsmend/facts/firewall"
-	"github.com/imdsmend/imdsmend/facts/imds"
 	"github.com/imdsmend/imdsmend/facts/route"
+	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -74,7 +74,7 @@ func view(t *testing.T, r Result) resultView {
 	t.Helper()
 	var v resultView
 	for _, f := range r.Findings {
-		v.Findings = append(v.Findings, findingView{f.Rule, f.Severity, f.Summary, f.Hint, string(f.Evidence)})
+		v.Findings = append(v.Findings, findingView{f.Rule, string(f.Severity), f.Summary, f.Hint, string(f.Evidence)})
 	}
 	for _, q := range r.Requests {
 		args, err := json.Marshal(ctyJSON{q.Args})
@@ -89,7 +89,7 @@ func view(t *testing.T, r Result) resultView {
 
 func TestEvaluate(t *testing.T) {
 	p := mustParse(t, "policy.hcl", evalPolicy)
-	down := &imds.Result{Endpoint: "http://169.254.169.254", Class: "timeout", Attempts: 3}
+	down := &types.IMDS{Endpoint: "http://169.254.169.254", Class: "timeout", Attempts: 3}
 	blockers := &firewall.Firewall{Rules: []firewall.Rule{
 		{ID: "fw-1", Blocks: true}, {ID: "fw-2", Blocks: false}, {ID: "fw-3", Blocks: true},
 	}}
@@ -101,7 +101,7 @@ func TestEvaluate(t *testing.T) {
 	}{
 		{
 			name:  "healthy",
-			facts: &facts.Facts{IMDS: &imds.Result{Class: "ok"}, Firewall: &firewall.Firewall{}, Route: &route.Route{Type: "unicast", OK: true}},
+			facts: &facts.Facts{IMDS: &types.IMDS{Class: "ok"}, Firewall: &firewall.Firewall{}, Route: &route.Route{Type: "unicast", OK: true}},
 		},
 		{
 			name:  "findings with interpolated text, evidence and remediation arguments",
@@ -132,7 +132,7 @@ func TestEvaluate(t *testing.T) {
 		},
 		{
 			name:  "a section nobody filled",
-			facts: &facts.Facts{IMDS: &imds.Result{Class: "ok"}, Firewall: &firewall.Firewall{}},
+			facts: &facts.Facts{IMDS: &types.IMDS{Class: "ok"}, Firewall: &firewall.Firewall{}},
 			only:  []string{"route_bad"},
 			want: resultView{Unknown: []Unknown{
 				{"route_bad", `facts.route is null (no probe filled it)`},

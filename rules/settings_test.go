@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/imdsmend/imdsmend/facts/imds"
+	"github.com/imdsmend/imdsmend/internal/types"
 )
 
 func TestSettings(t *testing.T) {
@@ -110,11 +111,11 @@ func TestSettings(t *testing.T) {
 
 func TestPermits(t *testing.T) {
 	a := Allow{Firewall: true, EC2API: true}
-	got := map[string]bool{}
-	for _, perm := range append(Perms, "reboot") {
+	got := map[types.Permission]bool{}
+	for _, perm := range append(types.Permissions(), "reboot") {
 		got[perm] = a.Permits(perm)
 	}
-	want := map[string]bool{PermFirewall: true, PermFiles: false, PermEC2API: true, PermRoutes: false, PermRestartUnits: false, "reboot": false}
+	want := map[types.Permission]bool{types.PermFirewall: true, types.PermFiles: false, types.PermEC2API: true, types.PermRoutes: false, types.PermRestartUnits: false, "reboot": false}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Permits (-want +got):\n%s", diff)
 	}

@@ -1,5 +1,5 @@
 // Command imdsmend keeps the EC2 Instance Metadata Service reachable: it finds what blocks
-// IMDS on this instance and mends it. See DESIGN.md for the command-line contract.
+// IMDS on this instance and mends it. docs/contract.md is the command-line contract.
 package main
 
 import (
@@ -27,7 +27,7 @@ import (
 // Set at link time.
 var version = "dev"
 
-// globalFlags are the common flags of DESIGN.md.
+// globalFlags are the flags every command takes (docs/contract.md).
 type globalFlags struct {
 	policy   string
 	format   string

@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/imdsmend/imdsmend/tests/imdssim/sim"
 )
 
@@ -14,7 +15,7 @@ func BenchmarkIMDSProbe(b *testing.B) {
 	cfg := Config{Endpoint: endpoint}
 	ctx := context.Background()
 	for b.Loop() {
-		if v4, _, err := Gather(ctx, cfg, false); err != nil || v4.Class != ClassOK {
+		if v4, _, err := Gather(ctx, cfg, false); err != nil || v4.Class != types.ClassOK {
 			b.Fatalf("probe: %v %+v", err, v4)
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/imdsmend/imdsmend/internal/types"
 )
 
 // FuzzIMDSClassifyReply feeds arbitrary replies to the classifier: it must never panic,
@@ -31,10 +33,10 @@ func FuzzIMDSClassifyReply(f *testing.F) {
 			h.Set("Via", via)
 		}
 		class, err := imdsClassifyReply(method, status, h, []byte(body), oversized, check)
-		if !slices.Contains(Classes(), class) {
-			t.Fatalf("class %q is not one of Classes()", class)
+		if !slices.Contains(types.IMDSClasses(), class) {
+			t.Fatalf("class %q is not one of types.IMDSClasses()", class)
 		}
-		if class == ClassOK {
+		if class == types.ClassOK {
 			if err != nil || status < 200 || status > 299 || oversized || check([]byte(body)) != nil {
 				t.Fatalf("accepted status %d body %q (oversized %v, err %v)", status, body, oversized, err)
 			}

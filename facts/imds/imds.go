@@ -13,58 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
-)
 
-// Result is what one probe of the metadata service found. Its JSON form is the report's `imds`
-// object (docs/contract.md); fields may be added, never renamed.
-type Result struct {
-	Endpoint    string  `cty:"endpoint" json:"endpoint" doc:"Base URL probed, e.g. http://169.254.169.254."`
-	Reachable   bool    `cty:"reachable" json:"reachable" doc:"A metadata GET succeeded (with a token, or without one for v1)."`
-	Version     string  `cty:"version" json:"version" doc:"\"v2\" (token PUT worked), \"v1\" (token refused with 403/404/405, tokenless GET worked) or \"\" when unreachable."`
-	Class       string  `cty:"class" json:"class" doc:"ok, connection_refused, timeout, no_route, http_400, http_401, http_403, http_404, http_429, http_5xx, proxy or bad_response."`
-	Status      int     `cty:"status" json:"status" doc:"HTTP status of the last response at the stage that decided the class, 0 when none arrived."`
-	TokenStatus int     `cty:"token_status" json:"token_status" doc:"HTTP status of the token PUT, 0 when none arrived."`
-	Stage       string  `cty:"stage" json:"stage" doc:"Where the probe stopped: \"token\" (the PUT) or \"get\" (the metadata GET)."`
-	LatencyMS   float64 `cty:"latency_ms" json:"latency_ms" doc:"Wall time of the whole probe in milliseconds, retries included."`
-	Attempts    int     `cty:"attempts" json:"attempts" doc:"HTTP requests sent, retries included."`
-	Error       string  `cty:"error" json:"error,omitempty" doc:"The last error in words; never contains a token."`
-	InstanceID  string  `cty:"instance_id" json:"instance_id,omitempty" doc:"The instance ID IMDS returned; empty when unreachable."`
-}
-
-// IMDS error classes (imds.class).
-const (
-	ClassOK                = "ok"
-	ClassConnectionRefused = "connection_refused"
-	ClassTimeout           = "timeout"
-	ClassNoRoute           = "no_route"
-	ClassHTTP400           = "http_400"
-	ClassHTTP401           = "http_401"
-	ClassHTTP403           = "http_403"
-	ClassHTTP404           = "http_404"
-	ClassHTTP429           = "http_429"
-	ClassHTTP5xx           = "http_5xx"
-	ClassProxy             = "proxy"
-	ClassBadResponse       = "bad_response"
-)
-
-// Classes lists every imds.class value.
-func Classes() []string {
-	return []string{
-		ClassOK, ClassConnectionRefused, ClassTimeout, ClassNoRoute, ClassHTTP400, ClassHTTP401,
-		ClassHTTP403, ClassHTTP404, ClassHTTP429, ClassHTTP5xx, ClassProxy, ClassBadResponse,
-	}
-}
-
-// Probe stages (imds.stage).
-const (
-	StageToken = "token"
-	StageGet   = "get"
-)
-
-// IMDS versions (imds.version).
-const (
-	VersionV1 = "v1"
-	VersionV2 = "v2"
+	"github.com/imdsmend/imdsmend/internal/types"
 )
 
 // Timeouts bounds the IMDS client. Zero values take the defaults.
@@ -141,7 +91,7 @@ type Config struct {
 // same time: a token PUT and a metadata GET over one keep-alive connection, never through
 // a proxy, bounded in time and retried with backoff. An unreachable IMDS is a fact, not an
 // error; only a malformed endpoint fails. v6 is nil unless ipv6 is set.
-func Gather(ctx context.Context, cfg Config, ipv6 bool) (v4, v6 *Result, err error) {
+func Gather(ctx context.Context, cfg Config, ipv6 bool) (v4, v6 *types.IMDS, err error) {
 	t := cfg.Timeouts.withDefaults()
 	c4, err := newIMDSClient(cfg.Endpoint, t)
 	if err != nil {
@@ -204,32 +154,32 @@ func imdsNoRedirects(*http.Request, []*http.Request) error { return http.ErrUseL
 
 // probe runs the token PUT and the metadata GET, falling back to a tokenless GET (IMDSv1)
 // when the PUT is refused the way v1-only services refuse it.
-func (c *imdsClient) probe(ctx context.Context) *Result {
+func (c *imdsClient) probe(ctx context.Context) *types.IMDS {
 	start := time.Now()
 	// Gather has already shortened ctx to leave the run room to report.
 	ctx, cancel := context.WithTimeout(ctx, c.t.Total)
 	defer cancel()
 	defer c.tr.CloseIdleConnections()
 
-	res := &Result{Endpoint: c.base}
+	res := &types.IMDS{Endpoint: c.base}
 	put := c.do(ctx, res, http.MethodPut, imdsTokenPath, http.Header{imdsTTLHeader: {imdsTokenTTL}}, imdsCheckToken)
 	res.TokenStatus = put.status
 	switch {
-	case put.class == ClassOK:
+	case put.class == types.ClassOK:
 		get := c.do(ctx, res, http.MethodGet, imdsGetPath, http.Header{imdsTokenHeader: {string(put.body)}}, imdsCheckInstanceID)
-		res.finish(StageGet, get, VersionV2)
+		finish(res, types.StageGet, get, types.VersionV2)
 	case put.refusesTokens():
 		get := c.do(ctx, res, http.MethodGet, imdsGetPath, nil, imdsCheckInstanceID)
-		if get.class == ClassOK {
-			res.finish(StageGet, get, VersionV1)
+		if get.class == types.ClassOK {
+			finish(res, types.StageGet, get, types.VersionV1)
 			break
 		}
 		// Neither v2 nor v1 works: the PUT's refusal is the diagnosis (a 403 there is
 		// "endpoint disabled" as cloud-init reads it).
-		res.finish(StageToken, put, "")
+		finish(res, types.StageToken, put, "")
 		res.Error += "; the tokenless GET failed too: " + get.describe()
 	default:
-		res.finish(StageToken, put, "")
+		finish(res, types.StageToken, put, "")
 	}
 	res.LatencyMS = float64(time.Since(start).Microseconds()) / 1000
 	return res
@@ -240,8 +190,8 @@ type imdsOutcome struct {
 	method, path string
 	status       int
 	body         []byte
-	class        string // ClassOK when the reply is usable
-	err          error  // why not, in words; never holds a token
+	class        types.IMDSClass // types.ClassOK when the reply is usable
+	err          error           // why not, in words; never holds a token
 	attempts     int
 }
 
@@ -250,7 +200,7 @@ type imdsOutcome struct {
 func (o imdsOutcome) refusesTokens() bool {
 	switch o.status {
 	case http.StatusForbidden, http.StatusNotFound, http.StatusMethodNotAllowed:
-		return o.class != ClassProxy
+		return o.class != types.ClassProxy
 	}
 	return false
 }
@@ -267,9 +217,10 @@ func (o imdsOutcome) describe() string {
 	return msg
 }
 
-func (r *Result) finish(stage string, o imdsOutcome, version string) {
+// finish records on r how the probe ended: at stage, with o, as version when it worked.
+func finish(r *types.IMDS, stage string, o imdsOutcome, version string) {
 	r.Stage, r.Status, r.Class = stage, o.status, o.class
-	if o.class != ClassOK {
+	if o.class != types.ClassOK {
 		r.Error = o.describe()
 		return
 	}
@@ -281,7 +232,7 @@ func (r *Result) finish(stage string, o imdsOutcome, version string) {
 
 // do sends one request, retrying timeouts, 429 and 5xx with full-jitter exponential
 // backoff, up to MaxAttempts and never past ctx's deadline.
-func (c *imdsClient) do(ctx context.Context, res *Result, method, path string, hdr http.Header, check func([]byte) error) imdsOutcome {
+func (c *imdsClient) do(ctx context.Context, res *types.IMDS, method, path string, hdr http.Header, check func([]byte) error) imdsOutcome {
 	var o imdsOutcome
 	for attempt := 1; ; attempt++ {
 		res.Attempts++
@@ -303,22 +254,22 @@ func (c *imdsClient) do(ctx context.Context, res *Result, method, path string, h
 	}
 }
 
-func imdsRetryable(class string) bool {
-	return class == ClassTimeout || class == ClassHTTP429 || class == ClassHTTP5xx
+func imdsRetryable(class types.IMDSClass) bool {
+	return class == types.ClassTimeout || class == types.ClassHTTP429 || class == types.ClassHTTP5xx
 }
 
 // once sends one request; the whole exchange, body included, gets Connect+Header.
 func (c *imdsClient) once(ctx context.Context, method, path string, hdr http.Header, check func([]byte) error) imdsOutcome {
 	o := imdsOutcome{method: method, path: path}
 	if ctx.Err() != nil {
-		o.class, o.err = ClassTimeout, errors.New("no time left for another attempt")
+		o.class, o.err = types.ClassTimeout, errors.New("no time left for another attempt")
 		return o
 	}
 	actx, cancel := context.WithTimeout(ctx, c.t.Connect+c.t.Header)
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, method, c.base+path, nil)
 	if err != nil {
-		o.class, o.err = ClassBadResponse, err
+		o.class, o.err = types.ClassBadResponse, err
 		return o
 	}
 	for k, vs := range hdr {
@@ -341,7 +292,7 @@ func (c *imdsClient) once(ctx context.Context, method, path string, hdr http.Hea
 		return o
 	}
 	o.class, o.err = imdsClassifyReply(method, resp.StatusCode, resp.Header, body, oversized, check)
-	if o.class == ClassOK {
+	if o.class == types.ClassOK {
 		o.body = body
 	}
 	return o
@@ -368,51 +319,51 @@ func imdsReadBody(r io.Reader, length int64) ([]byte, error) {
 // imdsClassifyReply judges a complete reply: the status first, then (for 2xx) the TTL echo
 // and the body, which check validates. The returned error never quotes the body, which may
 // hold a token.
-func imdsClassifyReply(method string, status int, header http.Header, body []byte, oversized bool, check func([]byte) error) (string, error) {
+func imdsClassifyReply(method string, status int, header http.Header, body []byte, oversized bool, check func([]byte) error) (types.IMDSClass, error) {
 	class := imdsStatusClass(status)
 	var err error
 	switch {
-	case class != ClassOK:
+	case class != types.ClassOK:
 		err = fmt.Errorf("HTTP %d %s", status, http.StatusText(status))
 	case oversized:
-		class, err = ClassBadResponse, fmt.Errorf("HTTP %d with a body over %d KiB", status, imdsMaxBody>>10)
+		class, err = types.ClassBadResponse, fmt.Errorf("HTTP %d with a body over %d KiB", status, imdsMaxBody>>10)
 	case method == http.MethodPut && header.Get(imdsTTLHeader) == "":
 		// The AWS SDKs reject a token reply without the TTL echo, so their clients fail.
-		class, err = ClassBadResponse, fmt.Errorf("HTTP %d but the token reply lacks the %s header AWS SDKs require", status, imdsTTLHeader)
+		class, err = types.ClassBadResponse, fmt.Errorf("HTTP %d but the token reply lacks the %s header AWS SDKs require", status, imdsTTLHeader)
 	default:
 		if cerr := check(body); cerr != nil {
-			class, err = ClassBadResponse, fmt.Errorf("HTTP %d but %w", status, cerr)
+			class, err = types.ClassBadResponse, fmt.Errorf("HTTP %d but %w", status, cerr)
 		}
 	}
-	if class != ClassOK && imdsViaProxy(header) {
-		class = ClassProxy
+	if class != types.ClassOK && imdsViaProxy(header) {
+		class = types.ClassProxy
 		err = fmt.Errorf("%w, from a proxy (%s)", err, imdsProxySign(header))
 	}
 	return class, err
 }
 
-// imdsStatusClass maps an HTTP status to its class; ClassOK for 2xx.
-func imdsStatusClass(status int) string {
+// imdsStatusClass maps an HTTP status to its class; types.ClassOK for 2xx.
+func imdsStatusClass(status int) types.IMDSClass {
 	switch {
 	case status >= 200 && status < 300:
-		return ClassOK
+		return types.ClassOK
 	case status == http.StatusBadRequest:
-		return ClassHTTP400
+		return types.ClassHTTP400
 	case status == http.StatusUnauthorized:
-		return ClassHTTP401
+		return types.ClassHTTP401
 	case status == http.StatusForbidden:
-		return ClassHTTP403
+		return types.ClassHTTP403
 	case status == http.StatusNotFound:
-		return ClassHTTP404
+		return types.ClassHTTP404
 	case status == http.StatusProxyAuthRequired:
-		return ClassProxy
+		return types.ClassProxy
 	case status == http.StatusTooManyRequests:
-		return ClassHTTP429
+		return types.ClassHTTP429
 	case status >= 500 && status < 600:
-		return ClassHTTP5xx
+		return types.ClassHTTP5xx
 	}
 	// Redirects, 405 and other statuses IMDS never sends for these requests.
-	return ClassBadResponse
+	return types.ClassBadResponse
 }
 
 // imdsProxyHeaders are set by proxies, never by IMDS.
@@ -461,22 +412,22 @@ func imdsPrintableWord(b []byte) bool {
 }
 
 // imdsTransportClass maps a failure before or while reading a reply to its class.
-func imdsTransportClass(err error) string {
+func imdsTransportClass(err error) types.IMDSClass {
 	var ne net.Error
 	switch {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
 		errors.As(err, &ne) && ne.Timeout():
-		return ClassTimeout
+		return types.ClassTimeout
 	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EPERM):
 		// EPERM: a local firewall or cgroup program refused the connect.
-		return ClassConnectionRefused
+		return types.ClassConnectionRefused
 	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH),
 		errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EADDRNOTAVAIL):
 		// EACCES: a "prohibit" route (systemd-imdsd installs one on purpose).
-		return ClassNoRoute
+		return types.ClassNoRoute
 	}
 	// A connection closed or reset mid-reply, or bytes that are not HTTP.
-	return ClassBadResponse
+	return types.ClassBadResponse
 }
 
 // imdsTransportError drops url.Error's method and URL, which describe() already names.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/imdsmend/imdsmend/tests/imdssim/sim"
 )
 
@@ -37,7 +38,7 @@ func startIMDSSim(t testing.TB, cfg sim.Config) (*sim.Server, string) {
 	return srv, "http://" + l.Addr().String()
 }
 
-func probeIMDS(t *testing.T, endpoint string, timeouts Timeouts) *Result {
+func probeIMDS(t *testing.T, endpoint string, timeouts Timeouts) *types.IMDS {
 	t.Helper()
 	v4, _, err := Gather(context.Background(), Config{Endpoint: endpoint, Timeouts: timeouts}, false)
 	if err != nil {
@@ -50,39 +51,39 @@ func probeIMDS(t *testing.T, endpoint string, timeouts Timeouts) *Result {
 }
 
 // imdsIgnoreVolatile drops what differs between runs; each case asserts Error separately.
-var imdsIgnoreVolatile = cmpopts.IgnoreFields(Result{}, "Endpoint", "LatencyMS", "Error")
+var imdsIgnoreVolatile = cmpopts.IgnoreFields(types.IMDS{}, "Endpoint", "LatencyMS", "Error")
 
 func TestIMDSProbeSimulator(t *testing.T) {
 	tests := []struct {
 		name     string
 		cfg      sim.Config
-		want     Result
+		want     types.IMDS
 		errorHas string
 	}{
 		{"healthy v2", sim.Config{Fault: sim.FaultOK},
-			Result{Reachable: true, Version: "v2", Class: "ok", Status: 200, TokenStatus: 200, Stage: "get", Attempts: 2, InstanceID: sim.InstanceID}, ""},
+			types.IMDS{Reachable: true, Version: "v2", Class: "ok", Status: 200, TokenStatus: 200, Stage: "get", Attempts: 2, InstanceID: sim.InstanceID}, ""},
 		{"v1 only", sim.Config{Fault: sim.FaultV1Only},
-			Result{Reachable: true, Version: "v1", Class: "ok", Status: 200, TokenStatus: 403, Stage: "get", Attempts: 2, InstanceID: sim.InstanceID}, ""},
+			types.IMDS{Reachable: true, Version: "v1", Class: "ok", Status: 200, TokenStatus: 403, Stage: "get", Attempts: 2, InstanceID: sim.InstanceID}, ""},
 		{"endpoint disabled", sim.Config{Fault: sim.FaultDisabled},
-			Result{Class: "http_403", Status: 403, TokenStatus: 403, Stage: "token", Attempts: 2}, "tokenless GET failed too"},
+			types.IMDS{Class: "http_403", Status: 403, TokenStatus: 403, Stage: "token", Attempts: 2}, "tokenless GET failed too"},
 		{"throttled", sim.Config{Fault: sim.FaultThrottle},
-			Result{Class: "http_429", Status: 429, TokenStatus: 429, Stage: "token", Attempts: 3}, "HTTP 429"},
+			types.IMDS{Class: "http_429", Status: 429, TokenStatus: 429, Stage: "token", Attempts: 3}, "HTTP 429"},
 		{"throttled after the token", sim.Config{Fault: sim.FaultThrottle, Rate: 1},
-			Result{Class: "http_429", Status: 429, TokenStatus: 200, Stage: "get", Attempts: 4}, "after 3 attempts"},
+			types.IMDS{Class: "http_429", Status: 429, TokenStatus: 200, Stage: "get", Attempts: 4}, "after 3 attempts"},
 		{"server error", sim.Config{Fault: sim.Fault500},
-			Result{Class: "http_5xx", Status: 500, TokenStatus: 500, Stage: "token", Attempts: 3}, "HTTP 500"},
+			types.IMDS{Class: "http_5xx", Status: 500, TokenStatus: 500, Stage: "token", Attempts: 3}, "HTTP 500"},
 		{"hang", sim.Config{Fault: sim.FaultHang},
-			Result{Class: "timeout", Stage: "token", Attempts: 3}, "timeout awaiting response headers"},
+			types.IMDS{Class: "timeout", Stage: "token", Attempts: 3}, "timeout awaiting response headers"},
 		{"slow within the header bound", sim.Config{Fault: sim.FaultSlow, Delay: 10 * time.Millisecond},
-			Result{Reachable: true, Version: "v2", Class: "ok", Status: 200, TokenStatus: 200, Stage: "get", Attempts: 2, InstanceID: sim.InstanceID}, ""},
+			types.IMDS{Reachable: true, Version: "v2", Class: "ok", Status: 200, TokenStatus: 200, Stage: "get", Attempts: 2, InstanceID: sim.InstanceID}, ""},
 		{"slower than the header bound", sim.Config{Fault: sim.FaultSlow, Delay: time.Second},
-			Result{Class: "timeout", Stage: "token", Attempts: 3}, "timeout awaiting response headers"},
+			types.IMDS{Class: "timeout", Stage: "token", Attempts: 3}, "timeout awaiting response headers"},
 		{"garbage body", sim.Config{Fault: sim.FaultGarbage},
-			Result{Class: "bad_response", Status: 200, TokenStatus: 200, Stage: "get", Attempts: 2}, "longer than any IMDS instance ID"},
+			types.IMDS{Class: "bad_response", Status: 200, TokenStatus: 200, Stage: "get", Attempts: 2}, "longer than any IMDS instance ID"},
 		{"oversized body", sim.Config{Fault: sim.FaultOversized},
-			Result{Class: "bad_response", Status: 200, TokenStatus: 200, Stage: "get", Attempts: 2}, "over 64 KiB"},
+			types.IMDS{Class: "bad_response", Status: 200, TokenStatus: 200, Stage: "get", Attempts: 2}, "over 64 KiB"},
 		{"X-Forwarded-For rejected, never sent", sim.Config{Fault: sim.FaultXFF},
-			Result{Reachable: true, Version: "v2", Class: "ok", Status: 200, TokenStatus: 200, Stage: "get", Attempts: 2, InstanceID: sim.InstanceID}, ""},
+			types.IMDS{Reachable: true, Version: "v2", Class: "ok", Status: 200, TokenStatus: 200, Stage: "get", Attempts: 2, InstanceID: sim.InstanceID}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -109,7 +110,7 @@ func TestIMDSProbeSimulator(t *testing.T) {
 // X-Forwarded-For.
 func TestIMDSProbeLoad(t *testing.T) {
 	srv, endpoint := startIMDSSim(t, sim.Config{Fault: sim.FaultOK})
-	if got := probeIMDS(t, endpoint, Timeouts{}); got.Class != ClassOK {
+	if got := probeIMDS(t, endpoint, Timeouts{}); got.Class != types.ClassOK {
 		t.Fatalf("class = %s (%s), want ok", got.Class, got.Error)
 	}
 	want := sim.Stats{Requests: 2, Connections: 1, TokenPuts: 1, Gets: 1}
@@ -174,59 +175,59 @@ func TestIMDSProbeReplies(t *testing.T) {
 	tests := []struct {
 		name     string
 		ex       imdsExchange
-		want     Result
+		want     types.IMDS
 		errorHas string
 	}{
 		{"v2", imdsExchange{imdsTokenReply(tok), okGet},
-			Result{Reachable: true, Version: "v2", Class: "ok", Status: 200, TokenStatus: 200, Stage: "get", Attempts: 2, InstanceID: "i-0abc"}, ""},
+			types.IMDS{Reachable: true, Version: "v2", Class: "ok", Status: 200, TokenStatus: 200, Stage: "get", Attempts: 2, InstanceID: "i-0abc"}, ""},
 		{"token PUT 404, tokenless GET works: v1", imdsExchange{imdsReply(404, ""), okGet},
-			Result{Reachable: true, Version: "v1", Class: "ok", Status: 200, TokenStatus: 404, Stage: "get", Attempts: 2, InstanceID: "i-0abc"}, ""},
+			types.IMDS{Reachable: true, Version: "v1", Class: "ok", Status: 200, TokenStatus: 404, Stage: "get", Attempts: 2, InstanceID: "i-0abc"}, ""},
 		{"token PUT 405, tokenless GET works: v1", imdsExchange{imdsReply(405, ""), okGet},
-			Result{Reachable: true, Version: "v1", Class: "ok", Status: 200, TokenStatus: 405, Stage: "get", Attempts: 2, InstanceID: "i-0abc"}, ""},
+			types.IMDS{Reachable: true, Version: "v1", Class: "ok", Status: 200, TokenStatus: 405, Stage: "get", Attempts: 2, InstanceID: "i-0abc"}, ""},
 		{"token PUT 403, tokenless GET 401: still disabled at the token step", imdsExchange{imdsReply(403, ""), imdsReply(401, "")},
-			Result{Class: "http_403", Status: 403, TokenStatus: 403, Stage: "token", Attempts: 2}, "GET /latest/meta-data/instance-id: HTTP 401"},
+			types.IMDS{Class: "http_403", Status: 403, TokenStatus: 403, Stage: "token", Attempts: 2}, "GET /latest/meta-data/instance-id: HTTP 401"},
 		{"token PUT 404, tokenless GET 404", imdsExchange{imdsReply(404, ""), imdsReply(404, "")},
-			Result{Class: "http_404", Status: 404, TokenStatus: 404, Stage: "token", Attempts: 2}, "HTTP 404"},
+			types.IMDS{Class: "http_404", Status: 404, TokenStatus: 404, Stage: "token", Attempts: 2}, "HTTP 404"},
 		{"token PUT 400 is not a v1 sign", imdsExchange{imdsReply(400, ""), okGet},
-			Result{Class: "http_400", Status: 400, TokenStatus: 400, Stage: "token", Attempts: 1}, "HTTP 400 Bad Request"},
+			types.IMDS{Class: "http_400", Status: 400, TokenStatus: 400, Stage: "token", Attempts: 1}, "HTTP 400 Bad Request"},
 		{"GET 401 with a token", imdsExchange{imdsTokenReply(tok), imdsReply(401, "")},
-			Result{Class: "http_401", Status: 401, TokenStatus: 200, Stage: "get", Attempts: 2}, "HTTP 401"},
+			types.IMDS{Class: "http_401", Status: 401, TokenStatus: 200, Stage: "get", Attempts: 2}, "HTTP 401"},
 		{"GET 404 with a token", imdsExchange{imdsTokenReply(tok), imdsReply(404, "")},
-			Result{Class: "http_404", Status: 404, TokenStatus: 200, Stage: "get", Attempts: 2}, "HTTP 404"},
+			types.IMDS{Class: "http_404", Status: 404, TokenStatus: 200, Stage: "get", Attempts: 2}, "HTTP 404"},
 		{"429 then success is retried", imdsExchange{imdsFlaky(imdsTokenReply(tok), 429, 503), okGet},
-			Result{Reachable: true, Version: "v2", Class: "ok", Status: 200, TokenStatus: 200, Stage: "get", Attempts: 4, InstanceID: "i-0abc"}, ""},
+			types.IMDS{Reachable: true, Version: "v2", Class: "ok", Status: 200, TokenStatus: 200, Stage: "get", Attempts: 4, InstanceID: "i-0abc"}, ""},
 		{"5xx on every GET stops at MaxAttempts", imdsExchange{imdsTokenReply(tok), imdsReply(503, "")},
-			Result{Class: "http_5xx", Status: 503, TokenStatus: 200, Stage: "get", Attempts: 4}, "after 3 attempts"},
+			types.IMDS{Class: "http_5xx", Status: 503, TokenStatus: 200, Stage: "get", Attempts: 4}, "after 3 attempts"},
 		{"an error status with a huge body keeps its class", imdsExchange{imdsTokenReply(tok), imdsReply(404, strings.Repeat("x", imdsMaxBody+1))},
-			Result{Class: "http_404", Status: 404, TokenStatus: 200, Stage: "get", Attempts: 2}, "HTTP 404"},
+			types.IMDS{Class: "http_404", Status: 404, TokenStatus: 200, Stage: "get", Attempts: 2}, "HTTP 404"},
 		{"401 is not retried", imdsExchange{imdsTokenReply(tok), imdsFlaky(okGet, 401)},
-			Result{Class: "http_401", Status: 401, TokenStatus: 200, Stage: "get", Attempts: 2}, "HTTP 401"},
+			types.IMDS{Class: "http_401", Status: 401, TokenStatus: 200, Stage: "get", Attempts: 2}, "HTTP 401"},
 		{"407 is a proxy", imdsExchange{imdsReply(407, "", "Proxy-Authenticate", "Basic"), okGet},
-			Result{Class: "proxy", Status: 407, TokenStatus: 407, Stage: "token", Attempts: 1}, "proxy"},
+			types.IMDS{Class: "proxy", Status: 407, TokenStatus: 407, Stage: "token", Attempts: 1}, "proxy"},
 		{"a proxy's 503 is not retried", imdsExchange{imdsReply(503, "<html>squid</html>", "Via", "1.1 squid"), okGet},
-			Result{Class: "proxy", Status: 503, TokenStatus: 503, Stage: "token", Attempts: 1}, "Via header"},
+			types.IMDS{Class: "proxy", Status: 503, TokenStatus: 503, Stage: "token", Attempts: 1}, "Via header"},
 		{"a proxy's 403 is no v1 sign", imdsExchange{imdsReply(403, "denied", "X-Squid-Error", "ERR_ACCESS_DENIED 0"), okGet},
-			Result{Class: "proxy", Status: 403, TokenStatus: 403, Stage: "token", Attempts: 1}, "X-Squid-Error"},
+			types.IMDS{Class: "proxy", Status: 403, TokenStatus: 403, Stage: "token", Attempts: 1}, "X-Squid-Error"},
 		{"a proxy's 502 known by Proxy-Connection alone", imdsExchange{imdsTokenReply(tok), imdsReply(502, "<html>bad gateway</html>", "Proxy-Connection", "close")},
-			Result{Class: "proxy", Status: 502, TokenStatus: 200, Stage: "get", Attempts: 2}, "from a proxy (Proxy-Connection header)"},
+			types.IMDS{Class: "proxy", Status: 502, TokenStatus: 200, Stage: "get", Attempts: 2}, "from a proxy (Proxy-Connection header)"},
 		{"redirect", imdsExchange{imdsReply(302, "", "Location", "http://example.invalid/"), okGet},
-			Result{Class: "bad_response", Status: 302, TokenStatus: 302, Stage: "token", Attempts: 1}, "HTTP 302"},
+			types.IMDS{Class: "bad_response", Status: 302, TokenStatus: 302, Stage: "token", Attempts: 1}, "HTTP 302"},
 		{"empty token", imdsExchange{imdsTokenReply(""), okGet},
-			Result{Class: "bad_response", Status: 200, TokenStatus: 200, Stage: "token", Attempts: 1}, "token is empty"},
+			types.IMDS{Class: "bad_response", Status: 200, TokenStatus: 200, Stage: "token", Attempts: 1}, "token is empty"},
 		{"token with a space", imdsExchange{imdsTokenReply("AQAEA a"), okGet},
-			Result{Class: "bad_response", Status: 200, TokenStatus: 200, Stage: "token", Attempts: 1}, "not one printable word"},
+			types.IMDS{Class: "bad_response", Status: 200, TokenStatus: 200, Stage: "token", Attempts: 1}, "not one printable word"},
 		{"binary token", imdsExchange{imdsTokenReply("AQ\x00\xffEA"), okGet},
-			Result{Class: "bad_response", Status: 200, TokenStatus: 200, Stage: "token", Attempts: 1}, "not one printable word"},
+			types.IMDS{Class: "bad_response", Status: 200, TokenStatus: 200, Stage: "token", Attempts: 1}, "not one printable word"},
 		{"token too long", imdsExchange{imdsTokenReply(strings.Repeat("A", imdsMaxToken+1)), okGet},
-			Result{Class: "bad_response", Status: 200, TokenStatus: 200, Stage: "token", Attempts: 1}, "longer than any IMDS token"},
+			types.IMDS{Class: "bad_response", Status: 200, TokenStatus: 200, Stage: "token", Attempts: 1}, "longer than any IMDS token"},
 		{"token without the TTL echo", imdsExchange{imdsReply(200, tok), okGet},
-			Result{Class: "bad_response", Status: 200, TokenStatus: 200, Stage: "token", Attempts: 1}, "lacks the X-aws-ec2-metadata-token-ttl-seconds"},
+			types.IMDS{Class: "bad_response", Status: 200, TokenStatus: 200, Stage: "token", Attempts: 1}, "lacks the X-aws-ec2-metadata-token-ttl-seconds"},
 		{"oversized imdsTokenReply imdsReply, chunked", imdsExchange{imdsReply(200, strings.Repeat("A", imdsMaxBody+1), imdsTTLHeader, "60"), okGet},
-			Result{Class: "bad_response", Status: 200, TokenStatus: 200, Stage: "token", Attempts: 1}, "over 64 KiB"},
+			types.IMDS{Class: "bad_response", Status: 200, TokenStatus: 200, Stage: "token", Attempts: 1}, "over 64 KiB"},
 		{"HTML where the instance ID belongs", imdsExchange{imdsTokenReply(tok), imdsReply(200, "<html><body>Welcome home</body></html>")},
-			Result{Class: "bad_response", Status: 200, TokenStatus: 200, Stage: "get", Attempts: 2}, "not one printable word"},
+			types.IMDS{Class: "bad_response", Status: 200, TokenStatus: 200, Stage: "get", Attempts: 2}, "not one printable word"},
 		{"empty instance ID", imdsExchange{imdsTokenReply(tok), imdsReply(200, "")},
-			Result{Class: "bad_response", Status: 200, TokenStatus: 200, Stage: "get", Attempts: 2}, "instance ID is empty"},
+			types.IMDS{Class: "bad_response", Status: 200, TokenStatus: 200, Stage: "get", Attempts: 2}, "instance ID is empty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -327,28 +328,28 @@ func TestIMDSProbeTransport(t *testing.T) {
 	tests := []struct {
 		name      string
 		endpoint  string
-		class     string
+		class     types.IMDSClass
 		attempts  int
 		errorHas  string
 		reachable bool
 	}{
-		{"nothing listens", closed(), ClassConnectionRefused, 1, "connection refused", false},
+		{"nothing listens", closed(), types.ClassConnectionRefused, 1, "connection refused", false},
 		{"not HTTP", imdsRawServer(t, func(c net.Conn) {
 			imdsReadRequest(c)
 			_, _ = c.Write([]byte("\x00\x01garbage\r\n\r\n"))
-		}), ClassBadResponse, 1, "token PUT", false},
-		{"closed without an answer", imdsRawServer(t, imdsReadRequest), ClassBadResponse, 1, "EOF", false},
+		}), types.ClassBadResponse, 1, "token PUT", false},
+		{"closed without an answer", imdsRawServer(t, imdsReadRequest), types.ClassBadResponse, 1, "EOF", false},
 		{"headers, then the body stalls", imdsRawServer(t, func(c net.Conn) {
 			imdsReadRequest(c)
 			_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n" + imdsTTLHeader + ": 60\r\n\r\nAQ"))
 			imdsReadRequest(c) // holds the connection until the client gives up
-		}), ClassTimeout, 3, "reading the body", false},
+		}), types.ClassTimeout, 3, "reading the body", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			got := probeIMDS(t, tt.endpoint, imdsFast)
-			if got.Class != tt.class || got.Attempts != tt.attempts || got.Reachable != tt.reachable || got.Stage != StageToken {
+			if got.Class != tt.class || got.Attempts != tt.attempts || got.Reachable != tt.reachable || got.Stage != types.StageToken {
 				t.Errorf("class %s, attempts %d, reachable %v, stage %s; want %s, %d, %v, token (error: %s)",
 					got.Class, got.Attempts, got.Reachable, got.Stage, tt.class, tt.attempts, tt.reachable, got.Error)
 			}
@@ -365,19 +366,19 @@ func TestClassifyTransportError(t *testing.T) {
 	}
 	tests := []struct {
 		err  error
-		want string
+		want types.IMDSClass
 	}{
-		{connect(syscall.ECONNREFUSED), ClassConnectionRefused},
-		{connect(syscall.EPERM), ClassConnectionRefused},
-		{connect(syscall.EHOSTUNREACH), ClassNoRoute},
-		{connect(syscall.ENETUNREACH), ClassNoRoute},
-		{connect(syscall.EACCES), ClassNoRoute},
+		{connect(syscall.ECONNREFUSED), types.ClassConnectionRefused},
+		{connect(syscall.EPERM), types.ClassConnectionRefused},
+		{connect(syscall.EHOSTUNREACH), types.ClassNoRoute},
+		{connect(syscall.ENETUNREACH), types.ClassNoRoute},
+		{connect(syscall.EACCES), types.ClassNoRoute},
 		// No local address can reach it (no IPv6 address for fd00:ec2::254, say).
-		{connect(syscall.EADDRNOTAVAIL), ClassNoRoute},
-		{connect(syscall.ECONNRESET), ClassBadResponse},
-		{fmt.Errorf("wrapped: %w", context.DeadlineExceeded), ClassTimeout},
-		{&net.OpError{Op: "dial", Net: "tcp", Err: imdsTimeoutErr{}}, ClassTimeout},
-		{errors.New("malformed HTTP response"), ClassBadResponse},
+		{connect(syscall.EADDRNOTAVAIL), types.ClassNoRoute},
+		{connect(syscall.ECONNRESET), types.ClassBadResponse},
+		{fmt.Errorf("wrapped: %w", context.DeadlineExceeded), types.ClassTimeout},
+		{&net.OpError{Op: "dial", Net: "tcp", Err: imdsTimeoutErr{}}, types.ClassTimeout},
+		{errors.New("malformed HTTP response"), types.ClassBadResponse},
 	}
 	for _, tt := range tests {
 		if got := imdsTransportClass(tt.err); got != tt.want {
@@ -408,7 +409,7 @@ func TestIMDSProbeIPv6(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got4.Class != ClassHTTP403 || got6 == nil || got6.Class != ClassOK || got6.Endpoint != v6 {
+	if got4.Class != types.ClassHTTP403 || got6 == nil || got6.Class != types.ClassOK || got6.Endpoint != v6 {
 		t.Errorf("v4 %+v\nv6 %+v\nwant v4 http_403 and v6 ok at %s", got4, got6, v6)
 	}
 
@@ -453,10 +454,10 @@ func TestIMDSTimeoutDefaults(t *testing.T) {
 
 // The class documentation in the struct tag lists exactly the class constants.
 func TestIMDSClassDoc(t *testing.T) {
-	sf, _ := reflect.TypeFor[Result]().FieldByName("Class")
+	sf, _ := reflect.TypeFor[types.IMDS]().FieldByName("Class")
 	doc := sf.Tag.Get("doc")
-	for _, c := range Classes() {
-		if !strings.Contains(doc, c) {
+	for _, c := range types.IMDSClasses() {
+		if !strings.Contains(doc, string(c)) {
 			t.Errorf("facts.imds.class doc %q does not mention %s", doc, c)
 		}
 	}

@@ -14,18 +14,10 @@ import (
 	"github.com/imdsmend/imdsmend/facts"
 	"github.com/imdsmend/imdsmend/facts/imds"
 	"github.com/imdsmend/imdsmend/internal/paths"
+	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/imdsmend/imdsmend/remediate"
 	"github.com/imdsmend/imdsmend/report"
 	"github.com/imdsmend/imdsmend/rules"
-)
-
-// Commands that produce a report.
-const (
-	CommandCheck = "check"
-	CommandPlan  = "plan"
-	CommandApply = "apply"
-	CommandUndo  = "undo"
-	CommandWatch = "watch"
 )
 
 // Options come from the command line.
@@ -109,10 +101,10 @@ func (e *Engine) Gather(ctx context.Context) *facts.Facts {
 }
 
 // Run is one pass of check, plan or apply.
-func (e *Engine) Run(ctx context.Context, command string) (*report.Report, error) {
+func (e *Engine) Run(ctx context.Context, command types.Command) (*report.Report, error) {
 	start := time.Now()
-	rep := &report.Report{Schema: report.Schema, Command: command, RunID: NewRunID()}
-	if command == CommandApply {
+	rep := &report.Report{Schema: report.Schema, Command: string(command), RunID: NewRunID()}
+	if command == types.CommandApply {
 		// Facts, plan and changes all under the lock: facts gathered while another apply
 		// was still changing the system would plan what it has already done.
 		unlock, err := Lock(ctx, e.Paths.Lock())
@@ -122,7 +114,7 @@ func (e *Engine) Run(ctx context.Context, command string) (*report.Report, error
 		defer unlock()
 	}
 	var settled []*remediate.Change
-	if command == CommandApply {
+	if command == types.CommandApply {
 		// Before the facts: a change an interrupted run made is part of the system now.
 		var err error
 		if settled, err = e.executor(rep.RunID, nil).Reconcile(ctx); err != nil {
@@ -134,13 +126,13 @@ func (e *Engine) Run(ctx context.Context, command string) (*report.Report, error
 	if err != nil {
 		return nil, err
 	}
-	if command == CommandPlan || command == CommandApply {
+	if command == types.CommandPlan || command == types.CommandApply {
 		x := e.executor(rep.RunID, f)
 		var changes []*remediate.Change
 		for _, req := range res.Requests {
 			changes = append(changes, x.Plan(ctx, req.Rule, req.Kind, req.Args)...)
 		}
-		if command == CommandApply {
+		if command == types.CommandApply {
 			x.Apply(ctx, changes)
 			if changed(changes) {
 				// Verify: the report says what is true after the fixes, not before.
@@ -160,7 +152,7 @@ func (e *Engine) Run(ctx context.Context, command string) (*report.Report, error
 // Undo reverts recorded changes (the last run's, or those named) and re-probes.
 func (e *Engine) Undo(ctx context.Context, last bool, ids []string) (*report.Report, error) {
 	start := time.Now()
-	rep := &report.Report{Schema: report.Schema, Command: CommandUndo, RunID: NewRunID()}
+	rep := &report.Report{Schema: report.Schema, Command: string(types.CommandUndo), RunID: NewRunID()}
 	unlock, err := Lock(ctx, e.Paths.Lock())
 	if err != nil {
 		return nil, err
@@ -218,7 +210,7 @@ func (e *Engine) evaluate(f *facts.Facts) (rules.Result, error) {
 
 func changed(changes []*remediate.Change) bool {
 	for _, c := range changes {
-		if c.Status == remediate.StatusApplied {
+		if c.Status == types.StatusApplied {
 			return true
 		}
 	}
@@ -240,7 +232,7 @@ func fill(rep *report.Report, f *facts.Facts, res rules.Result) {
 	rep.Healthy = true
 	for _, fd := range res.Findings {
 		rep.Findings = append(rep.Findings, report.Finding{Rule: fd.Rule, Severity: fd.Severity, Summary: fd.Summary, Hint: fd.Hint, Evidence: fd.Evidence})
-		if fd.Severity != rules.SeverityInfo {
+		if fd.Severity != types.SeverityInfo {
 			rep.Healthy = false
 		}
 	}

@@ -8,17 +8,18 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/imdsmend/imdsmend/report"
 )
 
 // Trigger asks the watch loop for a pass. The timer is one source of triggers; event
-// sources (netlink, nftables, inotify: ROADMAP item 4) are others, each running on its
-// own and sending on Watch.Triggers. Triggers that arrive while a pass runs coalesce
-// into one pass after it, so a burst of events costs one pass, not one each.
+// sources (route changes over netlink, nftables ruleset changes, file changes over
+// inotify) are others, each running on its own and sending on Watch.Triggers. Triggers
+// that arrive while a pass runs coalesce into one pass after it, so a burst of events
+// costs one pass, not one each.
 //
-// Event sources will want a pass to re-gather only the facts their source feeds (ROADMAP
-// item 4); that is a field here (the fact sections) and a Gather that takes it, leaving
-// the loop as it is.
+// An event source will want a pass to re-gather only the facts its source feeds; that is
+// a field here (the fact sections) and a Gather that takes it, leaving the loop as it is.
 type Trigger struct {
 	// Source names what asked for the pass; it is logged as IMDSMEND_TRIGGER.
 	Source string
@@ -117,9 +118,9 @@ func (w *Watch) Run(ctx context.Context) error {
 		deadline = time.Now().Add(w.PassTimeout)
 		done = make(chan passResult, 1)
 		go func(e *Engine, done chan<- passResult) {
-			rep, err := e.Run(pctx, CommandApply)
+			rep, err := e.Run(pctx, types.CommandApply)
 			if rep != nil {
-				rep.Command = CommandWatch
+				rep.Command = string(types.CommandWatch)
 			}
 			done <- passResult{rep, err, t}
 		}(e, done)
