@@ -33,7 +33,7 @@ func TestFirewallDeleteCrash(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			chain, _ := fakeIptables(t, all, tt.failAfter)
 			ctx := context.Background()
-			x := &Executor{Registry: Default(), Env: &Env{Allow: func(types.Permission) bool { return true }},
+			x := &Executor{Registry: Builtin(Deps{}), Env: &Env{Allow: func(types.Permission) bool { return true }},
 				Ledger: NewLedger(filepath.Join(t.TempDir(), "ledger.jsonl")), RunID: "r1", Enforce: true}
 			changes := x.Plan(ctx, "firewall_blocks_imds", "firewall_delete", decodeArgs(t, FirewallDelete{}.Spec(), body))
 			runUntilCrash(t, x, func() { x.Apply(ctx, changes) })

@@ -277,7 +277,7 @@ func TestFirewallDeleteApplyUndo(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			chain, _ := fakeIptables(t, all, tt.failAfter)
 			ctx := context.Background()
-			x := &Executor{Registry: Default(), Env: &Env{Allow: func(types.Permission) bool { return true }},
+			x := &Executor{Registry: Builtin(Deps{}), Env: &Env{Allow: func(types.Permission) bool { return true }},
 				Ledger: NewLedger(filepath.Join(t.TempDir(), "ledger.jsonl")), RunID: "r1", Enforce: true}
 			changes := x.Plan(ctx, "firewall_blocks_imds", "firewall_delete", decodeArgs(t, FirewallDelete{}.Spec(), body))
 			x.Apply(ctx, changes)
@@ -314,7 +314,7 @@ func TestFirewallDeleteApplyUndo(t *testing.T) {
 func applyOne(t *testing.T, body string) (*Executor, *Change) {
 	t.Helper()
 	ctx := context.Background()
-	x := &Executor{Registry: Default(), Env: &Env{Allow: func(types.Permission) bool { return true }},
+	x := &Executor{Registry: Builtin(Deps{}), Env: &Env{Allow: func(types.Permission) bool { return true }},
 		Ledger: NewLedger(filepath.Join(t.TempDir(), "ledger.jsonl")), RunID: "r1", Enforce: true}
 	changes := x.Plan(ctx, "firewall_blocks_imds", "firewall_delete", decodeArgs(t, FirewallDelete{}.Spec(), body))
 	if len(changes) != 1 {

@@ -17,7 +17,7 @@ func noProxyExecutor(t *testing.T) (*Executor, string, []*Change) {
 	root := t.TempDir()
 	tree.Write(t, root, map[string]string{"etc/environment": "http_proxy=http://p\n"})
 	env := testEnv(root, false)
-	x := &Executor{Registry: Default(), Env: env, Ledger: NewLedgerIn(env.Paths, "/var/lib/imdsmend/ledger.jsonl"), RunID: "r1", Enforce: true}
+	x := &Executor{Registry: Builtin(Deps{}), Env: env, Ledger: NewLedgerIn(env.Paths, "/var/lib/imdsmend/ledger.jsonl"), RunID: "r1", Enforce: true}
 	changes := x.Plan(context.Background(), "proxy_leak", KindNoProxy, filesArg("/etc/environment"))
 	if len(changes) != 1 || changes[0].Status != types.StatusPlanned {
 		t.Fatalf("plan = %v", summary(changes))

@@ -75,7 +75,7 @@ func newRootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "imdsmend",
 		Short:         "Find and mend what blocks the EC2 Instance Metadata Service",
-		Long:          "Find and mend what blocks the EC2 Instance Metadata Service.\n\n" + kindsHelp(remediate.Default()),
+		Long:          "Find and mend what blocks the EC2 Instance Metadata Service.\n\n" + kindsHelp(remediate.Builtin(remediate.Deps{})),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

@@ -29,6 +29,9 @@ type Options struct {
 	Root          string
 	StateDir      string
 	Only          []string
+	// Fixers is what the built-in fixers take from outside; the zero value is the real
+	// system.
+	Fixers remediate.Deps
 }
 
 // UnknownOnly is the summary of the diagnostic New returns when --only names a rule the
@@ -50,7 +53,7 @@ func New(opts Options) (*Engine, hcl.Diagnostics) {
 	if opts.StateDir != "" {
 		p.StateDir = opts.StateDir
 	}
-	reg := remediate.Default()
+	reg := remediate.Builtin(opts.Fixers)
 	pol, diags := rules.Load(rules.LoadOptions{
 		MainFile: p.File(opts.PolicyFile),
 		Builtin:  opts.BuiltinPolicy,
