@@ -94,12 +94,41 @@ var saveCommands = []struct {
 // reads a rule, and iptables-nft-save of 1,000 rules about as much as `iptables -S` of one
 // table (docs/bench.md). Readers run in parallel.
 func readSources(ctx context.Context) (*sourceText, error) {
+	present, native, nlErr := presentTables()
+	saves, nftInstead, err := readSaves(ctx, present)
+	if err != nil {
+		return nil, err
+	}
+	src := &sourceText{saves: saves}
+	var incompatible bool
+	src.nftSkip, incompatible = iptablesNftTables(src.saves)
+	if !native && !nftInstead && !incompatible {
+		return src, nil
+	}
+	nft, err := exec.LookPath(paths.Nft)
+	if err != nil {
+		if nlErr != nil {
+			return src, nil
+		}
+		return nil, fmt.Errorf("nftables holds native tables but %s is not installed to read them", paths.Nft)
+	}
+	out, err := runTool(ctx, nft, "-j", "list", "ruleset")
+	if err != nil {
+		return nil, err
+	}
+	src.nft = []byte(out)
+	return src, nil
+}
+
+// presentTables says which iptables backends and families hold tables (present, keyed
+// "backend/family") and whether nftables holds native tables. When netlink can't list the
+// nftables tables (nlErr), everything there is a tool for counts as present.
+func presentTables() (present map[string]bool, native bool, nlErr error) {
 	tables, nlErr := nftTables()
-	present := map[string]bool{ // backend/family -> it has tables to read
+	present = map[string]bool{
 		"legacy/ipv4": procListsTables("/proc/net/ip_tables_names"),
 		"legacy/ipv6": procListsTables("/proc/net/ip6_tables_names"),
 	}
-	native := false
 	for _, id := range tables {
 		switch {
 		case id.family == "ip" && xtablesTables[id.name]:
@@ -111,11 +140,16 @@ func readSources(ctx context.Context) (*sourceText, error) {
 		}
 	}
 	if nlErr != nil {
-		// Can't tell what exists: read everything there is a tool for.
 		present["nft/ipv4"], present["nft/ipv6"], native = true, true, true
 	}
+	return present, native, nlErr
+}
 
-	saves := make([]*saveText, len(saveCommands))
+// readSaves runs the -save reader of every present backend and family, in parallel, the
+// legacy ones under one hold of the xtables lock. nftInstead says iptables-nft's tables
+// are there but iptables-nft-save is not: nft reads them.
+func readSaves(ctx context.Context, present map[string]bool) (saves []saveText, nftInstead bool, err error) {
+	out := make([]*saveText, len(saveCommands))
 	errs := make([]error, len(saveCommands))
 	bins := make([]string, len(saveCommands))
 	var legacy []int
@@ -127,18 +161,16 @@ func readSources(ctx context.Context) (*sourceText, error) {
 		bins[i] = lookFirst(sc.bins)
 		switch {
 		case bins[i] == "" && sc.backend == "nft":
-			// Without iptables-nft its tables are still readable, by nft.
-			native = true
+			nftInstead = true
 		case bins[i] == "":
 			errs[i] = fmt.Errorf("the kernel holds legacy %s iptables tables but %s is not installed to read them", sc.family, strings.Join(sc.bins, " or "))
 		case sc.backend == "legacy":
 			legacy = append(legacy, i)
 		default:
-			wg.Go(func() { saves[i], errs[i] = runSave(ctx, sc.backend, sc.family, bins[i]) })
+			wg.Go(func() { out[i], errs[i] = runSave(ctx, sc.backend, sc.family, bins[i]) })
 		}
 	}
 	if len(legacy) > 0 {
-		// Both legacy families under one hold of the xtables lock.
 		wg.Go(func() {
 			unlock, err := lockXtables(ctx, XtablesLockWait)
 			if err != nil {
@@ -147,37 +179,20 @@ func readSources(ctx context.Context) (*sourceText, error) {
 			}
 			defer unlock()
 			for _, i := range legacy {
-				saves[i], errs[i] = runSave(ctx, saveCommands[i].backend, saveCommands[i].family, bins[i])
+				out[i], errs[i] = runSave(ctx, saveCommands[i].backend, saveCommands[i].family, bins[i])
 			}
 		})
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	src := &sourceText{}
-	for _, s := range saves {
+	for _, s := range out {
 		if s != nil {
-			src.saves = append(src.saves, *s)
+			saves = append(saves, *s)
 		}
 	}
-	var incompatible bool
-	src.nftSkip, incompatible = iptablesNftTables(src.saves)
-	if native || incompatible {
-		nft, err := exec.LookPath(paths.Nft)
-		if err != nil {
-			if nlErr != nil {
-				return src, nil
-			}
-			return nil, fmt.Errorf("nftables holds native tables but %s is not installed to read them", paths.Nft)
-		}
-		out, err := runTool(ctx, nft, "-j", "list", "ruleset")
-		if err != nil {
-			return nil, err
-		}
-		src.nft = []byte(out)
-	}
-	return src, nil
+	return saves, nftInstead, nil
 }
 
 func runSave(ctx context.Context, backend, family, bin string) (*saveText, error) {

@@ -116,20 +116,11 @@ func ruleSpec(line, chain string) string {
 // parseIptablesRule turns the words of one rule (after -A CHAIN) into conditions and a
 // verdict. It never fails: what it can't read becomes an unknown condition.
 func parseIptablesRule(w []string, v6 bool, users *userDB) *fwRule {
+	p := &iptablesWords{w: w}
 	r := &fwRule{}
-	add := func(c cond) { r.conds = append(r.conds, c) }
-	unknownCond := func(*packet) outcome { return unknown }
-	var i int
-	// value consumes the argument of the option at i; "" when the rule ends first.
-	value := func() string {
-		if i++; i < len(w) {
-			return w[i]
-		}
-		return ""
-	}
 	neg := false
-	for i = 0; i < len(w); i++ {
-		tok := w[i]
+	for p.i = 0; p.i < len(w); p.i++ {
+		tok := w[p.i]
 		if tok == "!" {
 			neg = true
 			continue
@@ -138,89 +129,124 @@ func parseIptablesRule(w []string, v6 bool, users *userDB) *fwRule {
 		neg = false
 		switch tok {
 		case "-j", "--jump", "-g", "--goto":
-			target := value()
-			parseTarget(r, tok == "-g" || tok == "--goto", target, w[min(i+1, len(w)):], v6)
+			target := p.value()
+			parseTarget(r, tok == "-g" || tok == "--goto", target, w[min(p.i+1, len(w)):], v6)
 			return r
 		case "-m", "--match", "--comment":
-			i++
-		case "-d", "--destination", "--dst", "-s", "--source", "--src":
-			pfx, err := parseCIDR(value())
-			if err != nil {
-				add(unknownCond)
+			p.i++
+		case "--suppl-groups", "--limit-iface-in", "--limit-iface-out":
+			// Qualify another option; nothing to match on their own.
+		case "-d", "--destination", "--dst", "-s", "--source", "--src", "--dst-range", "--src-range":
+			c, narrows := addressCond(tok, p.value(), v6)
+			if c == nil {
+				r.conds = append(r.conds, unknownCond)
 				continue
 			}
-			if tok[1] == 'd' || tok == "--destination" {
-				add(negate(dstIn(prefixSet(pfx)), negated))
-				if !negated && pfx.Bits() >= 8 && pfx.Contains(route.IMDSAddr(v6)) {
-					r.narrows = true
-				}
-			} else {
-				add(negate(srcIn(prefixSet(pfx)), negated))
-			}
-		case "--dst-range", "--src-range":
-			lo, hi, ok := strings.Cut(value(), "-")
-			from, err1 := netip.ParseAddr(lo)
-			to, err2 := netip.ParseAddr(hi)
-			if !ok || err1 != nil || err2 != nil {
-				add(unknownCond)
-				continue
-			}
-			set := func(a netip.Addr) bool { return a.Compare(from) >= 0 && a.Compare(to) <= 0 }
-			if tok == "--dst-range" {
-				add(negate(dstIn(set), negated))
-				if !negated && narrowSpan(from, to, v6) {
-					r.narrows = true
-				}
-			} else {
-				add(negate(srcIn(set), negated))
-			}
-		case "-p", "--protocol":
-			add(negate(protoIs(value()), negated))
-		case "-o", "--out-interface":
-			add(negate(outIface(value()), negated))
-		case "-i", "--in-interface":
-			add(negate(inIface(value()), negated))
-		case "-f", "--fragment":
-			// IMDS requests are never fragmented.
-			add(negate(func(*packet) outcome { return none }, negated))
-		case "--dport", "--destination-port", "--dports", "--destination-ports":
-			add(negate(portIn(value()), negated))
-		case "--sport", "--source-port", "--sports", "--source-ports":
-			// The client's source port is ephemeral: only a range covering every port
-			// is certain.
-			add(negate(anyPortRange(value()), negated))
-		case "--ports":
-			add(negate(eitherPort(value()), negated))
-		case "--syn":
-			add(negate(func(*packet) outcome { return some }, negated))
-		case "--tcp-flags":
-			i += 2
-			add(negate(func(*packet) outcome { return some }, negated))
-		case "--uid-owner", "--gid-owner":
+			r.conds = append(r.conds, negate(c, negated))
+			r.narrows = r.narrows || narrows && !negated
+		case "--uid-owner", "--gid-owner", "--socket-exists":
 			r.owner = true
-			add(negate(ownerIn(value(), tok == "--uid-owner", users), negated))
-		case "--socket-exists":
-			r.owner = true
-			add(negate(func(p *packet) outcome { return boolOutcome(p.class != classForwarded) }, negated))
-		case "--suppl-groups":
-		case "--state", "--ctstate":
-			add(negate(stateIn(value()), negated))
-		case "--dst-type", "--src-type":
-			add(negate(addrType(value(), tok == "--dst-type"), negated))
-		case "--limit-iface-in", "--limit-iface-out":
-		case "--pkt-type":
-			unicast := value() == "unicast"
-			add(negate(func(*packet) outcome { return boolOutcome(unicast) }, negated))
+			r.conds = append(r.conds, negate(ownerCond(tok, p, users), negated))
 		default:
+			if c := p.matchCond(tok); c != nil {
+				r.conds = append(r.conds, negate(c, negated))
+				continue
+			}
 			// An option imdsmend does not model: the rule may or may not match. Skip its
 			// arguments.
-			add(unknownCond)
-			for i+1 < len(w) && !strings.HasPrefix(w[i+1], "-") && w[i+1] != "!" {
-				i++
+			r.conds = append(r.conds, unknownCond)
+			for p.i+1 < len(w) && !strings.HasPrefix(w[p.i+1], "-") && w[p.i+1] != "!" {
+				p.i++
 			}
 		}
 	}
 	return r
+}
+
+// iptablesWords walks the words of a rule; i is the option being read.
+type iptablesWords struct {
+	w []string
+	i int
+}
+
+// value consumes the argument of the option at i; "" when the rule ends first.
+func (p *iptablesWords) value() string {
+	if p.i++; p.i < len(p.w) {
+		return p.w[p.i]
+	}
+	return ""
+}
+
+func unknownCond(*packet) outcome { return unknown }
+
+// addressCond reads a destination or source match: a prefix (-d, -s) or a range
+// (--dst-range, --src-range). narrows says the destination is IMDS's own network or
+// narrower; a nil cond means the address could not be read.
+func addressCond(tok, val string, v6 bool) (c cond, narrows bool) {
+	dst := tok[1] == 'd' || tok == "--destination" || tok == "--dst-range"
+	in := srcIn
+	if dst {
+		in = dstIn
+	}
+	if tok == "--dst-range" || tok == "--src-range" {
+		lo, hi, ok := strings.Cut(val, "-")
+		from, err1 := netip.ParseAddr(lo)
+		to, err2 := netip.ParseAddr(hi)
+		if !ok || err1 != nil || err2 != nil {
+			return nil, false
+		}
+		set := func(a netip.Addr) bool { return a.Compare(from) >= 0 && a.Compare(to) <= 0 }
+		return in(set), dst && narrowSpan(from, to, v6)
+	}
+	pfx, err := parseCIDR(val)
+	if err != nil {
+		return nil, false
+	}
+	return in(prefixSet(pfx)), dst && pfx.Bits() >= 8 && pfx.Contains(route.IMDSAddr(v6))
+}
+
+// ownerCond reads a socket owner match: it holds only for local traffic.
+func ownerCond(tok string, p *iptablesWords, users *userDB) cond {
+	if tok == "--socket-exists" {
+		return func(p *packet) outcome { return boolOutcome(p.class != classForwarded) }
+	}
+	return ownerIn(p.value(), tok == "--uid-owner", users)
+}
+
+// matchCond reads the other options imdsmend models; nil for one it does not.
+func (p *iptablesWords) matchCond(tok string) cond {
+	switch tok {
+	case "-p", "--protocol":
+		return protoIs(p.value())
+	case "-o", "--out-interface":
+		return outIface(p.value())
+	case "-i", "--in-interface":
+		return inIface(p.value())
+	case "-f", "--fragment":
+		// IMDS requests are never fragmented.
+		return func(*packet) outcome { return none }
+	case "--dport", "--destination-port", "--dports", "--destination-ports":
+		return portIn(p.value())
+	case "--sport", "--source-port", "--sports", "--source-ports":
+		// The client's source port is ephemeral: only a range covering every port
+		// is certain.
+		return anyPortRange(p.value())
+	case "--ports":
+		return eitherPort(p.value())
+	case "--syn":
+		return func(*packet) outcome { return some }
+	case "--tcp-flags":
+		p.i += 2
+		return func(*packet) outcome { return some }
+	case "--state", "--ctstate":
+		return stateIn(p.value())
+	case "--dst-type", "--src-type":
+		return addrType(p.value(), tok == "--dst-type")
+	case "--pkt-type":
+		unicast := p.value() == "unicast"
+		return func(*packet) outcome { return boolOutcome(unicast) }
+	}
+	return nil
 }
 
 func parseTarget(r *fwRule, isGoto bool, target string, opts []string, v6 bool) {

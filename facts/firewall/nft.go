@@ -309,9 +309,6 @@ func portSuffix(p any) string {
 // (<, <=, >, >=) of an address or number is read as the range it covers; an operator not
 // modelled here (a bitmask, a comparison of anything else) makes the condition unknown.
 func (np nftParsed) match(op string, left, right any, users *userDB) cond {
-	r := np.rule
-	unknownCond := func(*packet) outcome { return unknown }
-	noneCond := func(*packet) outcome { return none }
 	neg := op == "!="
 	switch op {
 	case "", "==", "!=", "in":
@@ -325,96 +322,100 @@ func (np nftParsed) match(op string, left, right any, users *userDB) cond {
 	}
 	val := decodeNftValue(right)
 	if pl := field[map[string]any](left, "payload"); pl != nil {
-		proto, fld := field[string](pl, "protocol"), field[string](pl, "field")
-		// An ip (ip6) header match only sees IPv4 (IPv6) packets.
-		ipv6 := proto == "ip6"
-		familyOnly := func(c cond) cond {
-			return func(p *packet) outcome {
-				if p.v6 != ipv6 {
-					return none
-				}
-				return c(p)
-			}
-		}
-		switch {
-		case (proto == "ip" || proto == "ip6") && (fld == "daddr" || fld == "saddr"):
-			if val.named {
-				return familyOnly(unknownCond)
-			}
-			in := val.addrs()
-			if fld == "saddr" {
-				return familyOnly(negate(srcIn(in), neg))
-			}
-			if !neg && val.narrow(ipv6) {
-				np.narrows[ipv6] = true
-			}
-			return familyOnly(negate(dstIn(in), neg))
-		case proto == "ip" && fld == "protocol", proto == "ip6" && fld == "nexthdr":
-			return familyOnly(negate(val.matchesName("tcp", 6), neg))
-		case proto == "ip" || proto == "ip6":
-			return familyOnly(unknownCond)
-		case proto == "tcp" || proto == "th":
-			switch fld {
-			case "dport":
-				return negate(func(p *packet) outcome { return boolOutcome(val.containsNum(uint64(p.port))) }, neg)
-			case "sport":
-				if val.coversNums(1, 65535) {
-					return negate(func(*packet) outcome { return all }, neg)
-				}
-			}
-			return unknownCond
-		}
-		// Another protocol's header (udp, icmp, ...): nft only matches packets of that
-		// protocol, and IMDS requests are TCP.
-		return noneCond
+		return np.payloadCond(field[string](pl, "protocol"), field[string](pl, "field"), val, neg)
 	}
 	if meta := field[map[string]any](left, "meta"); meta != nil {
-		key := field[string](meta, "key")
-		switch key {
-		case "l4proto":
-			return negate(val.matchesName("tcp", 6), neg)
-		case "nfproto", "protocol":
-			names := map[string][2]string{"nfproto": {"ipv4", "ipv6"}, "protocol": {"ip", "ip6"}}[key]
-			return negate(func(p *packet) outcome {
-				if p.v6 {
-					return boolOutcome(val.hasString(names[1]))
-				}
-				return boolOutcome(val.hasString(names[0]))
-			}, neg)
-		case "oifname", "oif":
-			return negate(func(p *packet) outcome {
-				if p.oif == "" {
-					return unknown
-				}
-				return boolOutcome(val.matchesIface(p.oif))
-			}, neg)
-		case "iifname", "iif":
-			// Local traffic has no input interface: nft's match breaks.
-			return func(p *packet) outcome {
-				if p.class != classForwarded {
-					return none
-				}
-				return some
+		return np.metaCond(field[string](meta, "key"), val, neg, users)
+	}
+	if ct := field[map[string]any](left, "ct"); ct != nil && field[string](ct, "key") == "state" {
+		return negate(stateIn(strings.Join(val.strings(), ",")), neg)
+	}
+	return unknownCond
+}
+
+// payloadCond decides a match on a header field (proto fld, e.g. ip daddr, tcp dport).
+func (np nftParsed) payloadCond(proto, fld string, val nftValue, neg bool) cond {
+	// An ip (ip6) header match only sees IPv4 (IPv6) packets.
+	ipv6 := proto == "ip6"
+	familyOnly := func(c cond) cond {
+		return func(p *packet) outcome {
+			if p.v6 != ipv6 {
+				return none
 			}
-		case "skuid", "skgid":
-			r.owner = true
-			ranges, ok := val.idRanges(users, key == "skuid")
-			owner := negate(ownerRanges(ranges, ok, key == "skuid"), neg)
-			return func(p *packet) outcome {
-				if p.class == classForwarded {
-					return none
-				}
-				return owner(p)
+			return c(p)
+		}
+	}
+	switch {
+	case (proto == "ip" || proto == "ip6") && (fld == "daddr" || fld == "saddr"):
+		if val.named {
+			return familyOnly(unknownCond)
+		}
+		in := val.addrs()
+		if fld == "saddr" {
+			return familyOnly(negate(srcIn(in), neg))
+		}
+		if !neg && val.narrow(ipv6) {
+			np.narrows[ipv6] = true
+		}
+		return familyOnly(negate(dstIn(in), neg))
+	case proto == "ip" && fld == "protocol", proto == "ip6" && fld == "nexthdr":
+		return familyOnly(negate(val.matchesName("tcp", 6), neg))
+	case proto == "ip" || proto == "ip6":
+		return familyOnly(unknownCond)
+	case proto == "tcp" || proto == "th":
+		switch fld {
+		case "dport":
+			return negate(func(p *packet) outcome { return boolOutcome(val.containsNum(uint64(p.port))) }, neg)
+		case "sport":
+			if val.coversNums(1, 65535) {
+				return negate(func(*packet) outcome { return all }, neg)
 			}
 		}
 		return unknownCond
 	}
-	if ct := field[map[string]any](left, "ct"); ct != nil {
-		key := field[string](ct, "key")
-		if key == "state" {
-			return negate(stateIn(strings.Join(val.strings(), ",")), neg)
+	// Another protocol's header (udp, icmp, ...): nft only matches packets of that
+	// protocol, and IMDS requests are TCP.
+	return func(*packet) outcome { return none }
+}
+
+// metaCond decides a match on packet metadata (meta key, e.g. oifname, skuid).
+func (np nftParsed) metaCond(key string, val nftValue, neg bool, users *userDB) cond {
+	switch key {
+	case "l4proto":
+		return negate(val.matchesName("tcp", 6), neg)
+	case "nfproto", "protocol":
+		names := map[string][2]string{"nfproto": {"ipv4", "ipv6"}, "protocol": {"ip", "ip6"}}[key]
+		return negate(func(p *packet) outcome {
+			if p.v6 {
+				return boolOutcome(val.hasString(names[1]))
+			}
+			return boolOutcome(val.hasString(names[0]))
+		}, neg)
+	case "oifname", "oif":
+		return negate(func(p *packet) outcome {
+			if p.oif == "" {
+				return unknown
+			}
+			return boolOutcome(val.matchesIface(p.oif))
+		}, neg)
+	case "iifname", "iif":
+		// Local traffic has no input interface: nft's match breaks.
+		return func(p *packet) outcome {
+			if p.class != classForwarded {
+				return none
+			}
+			return some
 		}
-		return unknownCond
+	case "skuid", "skgid":
+		np.rule.owner = true
+		ranges, ok := val.idRanges(users, key == "skuid")
+		owner := negate(ownerRanges(ranges, ok, key == "skuid"), neg)
+		return func(p *packet) outcome {
+			if p.class == classForwarded {
+				return none
+			}
+			return owner(p)
+		}
 	}
 	return unknownCond
 }

@@ -393,46 +393,8 @@ func ParseDockerDaemon(data []byte) (DockerProxies, error) {
 		if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 			return dp, errors.New(`"proxies" is not an object`)
 		}
-		dp.ObjectStart = int(dec.InputOffset())
-		dp.LastValueEnd = dp.ObjectStart
-		// The end of the previous token, taken before More() skips the blanks after it.
-		prevEnd := dp.ObjectStart
-		for dec.More() {
-			keyTok, err := dec.Token()
-			if err != nil {
-				return dp, notJSON(err)
-			}
-			keyEnd := int(dec.InputOffset())
-			keyStart := skipJSONSpace(data, prevEnd)
-			sep := string(data[prevEnd:keyStart])
-			if prevEnd != dp.ObjectStart {
-				sep = strings.Replace(sep, ",", "", 1)
-			}
-			dp.Separator = sep
-			var raw json.RawMessage
-			if err := dec.Decode(&raw); err != nil {
-				return dp, notJSON(err)
-			}
-			valEnd := int(dec.InputOffset())
-			prevEnd = valEnd
-			valStart := skipJSONSpace(data, keyEnd)
-			dp.Colon = string(data[keyEnd:valStart])
-			dp.LastValueEnd = valEnd
-			key, _ := keyTok.(string)
-			names, known := dockerProxyKeys[key]
-			if !known {
-				continue
-			}
-			var value string
-			if err := json.Unmarshal(raw, &value); err != nil {
-				return dp, fmt.Errorf("proxies.%s is not a string", key)
-			}
-			ls, le := lineBounds(data, keyStart)
-			for _, n := range names {
-				dp.Assignments = append(dp.Assignments, EnvAssignment{Name: n, Value: value, Line: idx.line(keyStart), Directive: key,
-					LineStart: ls, LineEnd: le, WordStart: keyStart, NameStart: keyStart + 1, WordEnd: valEnd,
-					ValueStart: valStart + 1, ValueEnd: valEnd - 1})
-			}
+		if err := dp.readProxies(dec, data, idx); err != nil {
+			return dp, err
 		}
 		if _, err := dec.Token(); err != nil {
 			return dp, notJSON(err)
@@ -445,6 +407,53 @@ func ParseDockerDaemon(data []byte) (DockerProxies, error) {
 		return dp, errors.New("not JSON: data after the top-level object")
 	}
 	return dp, nil
+}
+
+// readProxies reads the members of the proxies object, whose '{' dec has just read, with
+// their offsets in data, up to (not including) its '}'.
+func (dp *DockerProxies) readProxies(dec *json.Decoder, data []byte, idx lineIndex) error {
+	dp.ObjectStart = int(dec.InputOffset())
+	dp.LastValueEnd = dp.ObjectStart
+	// The end of the previous token, taken before More() skips the blanks after it.
+	prevEnd := dp.ObjectStart
+	for dec.More() {
+		keyTok, err := dec.Token()
+		if err != nil {
+			return notJSON(err)
+		}
+		keyEnd := int(dec.InputOffset())
+		keyStart := skipJSONSpace(data, prevEnd)
+		sep := string(data[prevEnd:keyStart])
+		if prevEnd != dp.ObjectStart {
+			sep = strings.Replace(sep, ",", "", 1)
+		}
+		dp.Separator = sep
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return notJSON(err)
+		}
+		valEnd := int(dec.InputOffset())
+		prevEnd = valEnd
+		valStart := skipJSONSpace(data, keyEnd)
+		dp.Colon = string(data[keyEnd:valStart])
+		dp.LastValueEnd = valEnd
+		key, _ := keyTok.(string)
+		names, known := dockerProxyKeys[key]
+		if !known {
+			continue
+		}
+		var value string
+		if err := json.Unmarshal(raw, &value); err != nil {
+			return fmt.Errorf("proxies.%s is not a string", key)
+		}
+		ls, le := lineBounds(data, keyStart)
+		for _, n := range names {
+			dp.Assignments = append(dp.Assignments, EnvAssignment{Name: n, Value: value, Line: idx.line(keyStart), Directive: key,
+				LineStart: ls, LineEnd: le, WordStart: keyStart, NameStart: keyStart + 1, WordEnd: valEnd,
+				ValueStart: valStart + 1, ValueEnd: valEnd - 1})
+		}
+	}
+	return nil
 }
 
 func notJSON(err error) error {

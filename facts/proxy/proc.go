@@ -47,25 +47,10 @@ type procScan struct {
 func scanProcesses(ctx context.Context, p paths.Paths, conf *Config, hosts []string) (procScan, error) {
 	var scan procScan
 	procDir := p.File(paths.ProcDir)
-	dir, err := os.Open(procDir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return scan, nil
-	}
+	pids, err := listPIDs(procDir)
 	if err != nil {
 		return scan, err
 	}
-	names, err := dir.Readdirnames(-1)
-	dir.Close()
-	if err != nil {
-		return scan, err
-	}
-	pids := make([]int, 0, len(names))
-	for _, n := range names {
-		if pid, err := strconv.Atoi(n); err == nil && pid > 0 {
-			pids = append(pids, pid)
-		}
-	}
-	slices.Sort(pids)
 	self := -1
 	if p.Root == "/" {
 		// imdsmend's own IMDS client never uses a proxy, whatever its environment says.
@@ -118,30 +103,62 @@ func scanProcesses(ctx context.Context, p paths.Paths, conf *Config, hosts []str
 			s.Name = processName(s.Command, s.PIDs, s.Unit)
 			continue
 		}
-		s := Source{Kind: KindProcess, Path: path.Join(paths.ProcDir, strconv.Itoa(pid), "environ"),
-			Unit: unit, PIDs: []int{pid}, Command: command, Clients: []string{}, Hosts: []string{}}
-		s.Name = processName(command, s.PIDs, unit)
-		for _, v := range append(slices.Clone(Vars), NoProxyVars...) {
-			if _, ok := env[v]; ok {
-				s.Variables = append(s.Variables, v)
-			}
-		}
-		if uses := IMDSProxyUses(env, hosts); len(uses) > 0 {
-			l := newLeakInfo()
-			for _, u := range uses {
-				l.add(u)
-			}
-			l.show(&s, hosts)
-			if strings.HasSuffix(unit, ".service") {
-				s.RestartFixes = restartFixes(conf, unit, hosts, procStart(stat, boot))
-			}
-		} else {
-			s.showSettings(env)
+		s := processSource(pid, command, unit, env, hosts)
+		if s.Leaks && strings.HasSuffix(unit, ".service") {
+			s.RestartFixes = restartFixes(conf, unit, hosts, procStart(stat, boot))
 		}
 		groups[key] = len(scan.sources)
 		scan.sources = append(scan.sources, s)
 	}
 	return scan, nil
+}
+
+// listPIDs lists the processes in procDir, in order; none when there is no procDir.
+func listPIDs(procDir string) ([]int, error) {
+	dir, err := os.Open(procDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	names, err := dir.Readdirnames(-1)
+	dir.Close()
+	if err != nil {
+		return nil, err
+	}
+	pids := make([]int, 0, len(names))
+	for _, n := range names {
+		if pid, err := strconv.Atoi(n); err == nil && pid > 0 {
+			pids = append(pids, pid)
+		}
+	}
+	slices.Sort(pids)
+	return pids, nil
+}
+
+// processSource describes the first process of a group: its proxy variables and whether
+// requests to hosts would go to the proxy.
+func processSource(pid int, command, unit string, env map[string]string, hosts []string) Source {
+	s := Source{Kind: KindProcess, Path: path.Join(paths.ProcDir, strconv.Itoa(pid), "environ"),
+		Unit: unit, PIDs: []int{pid}, Command: command, Clients: []string{}, Hosts: []string{}}
+	s.Name = processName(command, s.PIDs, unit)
+	for _, v := range append(slices.Clone(Vars), NoProxyVars...) {
+		if _, ok := env[v]; ok {
+			s.Variables = append(s.Variables, v)
+		}
+	}
+	uses := IMDSProxyUses(env, hosts)
+	if len(uses) == 0 {
+		s.showSettings(env)
+		return s
+	}
+	l := newLeakInfo()
+	for _, u := range uses {
+		l.add(u)
+	}
+	l.show(&s, hosts)
+	return s
 }
 
 // openProc opens a /proc file for reading; tests replace it with a reader that blocks.
