@@ -70,7 +70,7 @@ func loadAfterDefault(name, text string) (*rules.Policy, hcl.Diagnostics) {
 	return rules.Parse([]rules.Source{
 		{Name: rules.BuiltinName, Data: DefaultPolicy},
 		{Name: name, Data: []byte(text)},
-	}, remediate.Default())
+	}, remediate.Builtin(remediate.Deps{}))
 }
 
 var factsFile = regexp.MustCompile(`facts_file\s*=\s*"([^"]+)"`)
@@ -162,7 +162,7 @@ func TestDocsRuleTable(t *testing.T) {
 		got = append(got, m[1]+" "+m[2])
 	}
 	for _, r := range p.Rules {
-		want = append(want, r.Name+" "+r.Severity)
+		want = append(want, r.Name+" "+string(r.Severity))
 	}
 	// The table orders rules for a reader, not as the policy does.
 	slices.Sort(got)
@@ -221,7 +221,7 @@ rule "imds_down" {
 	doc := readDoc(t, "docs/policy.md")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, diags := rules.Parse([]rules.Source{{Name: tt.file, Data: []byte(tt.policy)}}, remediate.Default())
+			_, diags := rules.Parse([]rules.Source{{Name: tt.file, Data: []byte(tt.policy)}}, remediate.Builtin(remediate.Deps{}))
 			if len(diags) != 1 {
 				t.Fatalf("want one diagnostic, got:\n%s", diags.Error())
 			}
@@ -244,7 +244,7 @@ func TestDocsUnknownReason(t *testing.T) {
   severity = "critical"
   summary  = "a firewall rule blocks IMDS"
 }`
-	p, diags := rules.Parse([]rules.Source{{Name: "/etc/imdsmend/policy.hcl", Data: []byte(policy)}}, remediate.Default())
+	p, diags := rules.Parse([]rules.Source{{Name: "/etc/imdsmend/policy.hcl", Data: []byte(policy)}}, remediate.Builtin(remediate.Deps{}))
 	if len(diags) > 0 {
 		t.Fatal(diags.Error())
 	}

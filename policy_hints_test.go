@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/internal/types"
 )
 
 // TestDefaultPolicyNamesTheEndpoint: with the endpoint overridden
@@ -13,17 +14,17 @@ import (
 func TestDefaultPolicyNamesTheEndpoint(t *testing.T) {
 	const endpoint = "http://127.0.0.1:1338"
 	tests := []struct {
-		imds facts.IMDS
+		imds types.IMDS
 		rule string
 	}{
-		{imds: facts.IMDS{Class: facts.ClassTimeout, Stage: facts.StageToken}, rule: "imds_unreachable"},
-		{imds: facts.IMDS{Class: facts.ClassConnectionRefused, Stage: facts.StageToken}, rule: "imds_unreachable"},
-		{imds: facts.IMDS{Class: facts.ClassHTTP404, Status: 404, Stage: facts.StageGet}, rule: "imds_http_error"},
-		{imds: facts.IMDS{Class: facts.ClassHTTP429, Status: 429, Stage: facts.StageGet, Attempts: 3}, rule: "imds_throttled"},
+		{imds: types.IMDS{Class: types.ClassTimeout, Stage: types.StageToken}, rule: "imds_unreachable"},
+		{imds: types.IMDS{Class: types.ClassConnectionRefused, Stage: types.StageToken}, rule: "imds_unreachable"},
+		{imds: types.IMDS{Class: types.ClassHTTP404, Status: 404, Stage: types.StageGet}, rule: "imds_http_error"},
+		{imds: types.IMDS{Class: types.ClassHTTP429, Status: 429, Stage: types.StageGet, Attempts: 3}, rule: "imds_throttled"},
 	}
 	p := loadDefault(t)
 	for _, tt := range tests {
-		t.Run(tt.imds.Class, func(t *testing.T) {
+		t.Run(string(tt.imds.Class), func(t *testing.T) {
 			tt.imds.Endpoint = endpoint
 			v, err := facts.Value(&facts.Facts{IMDS: &tt.imds})
 			if err != nil {

@@ -15,7 +15,7 @@ import (
 
 func loadDefault(tb testing.TB) *rules.Policy {
 	tb.Helper()
-	p, diags := rules.Parse([]rules.Source{{Name: rules.BuiltinName, Data: DefaultPolicy}}, remediate.Default())
+	p, diags := rules.Parse([]rules.Source{{Name: rules.BuiltinName, Data: DefaultPolicy}}, remediate.Builtin(remediate.Deps{}))
 	if len(diags) > 0 {
 		tb.Fatalf("the default policy has diagnostics:\n%s", diags.Error())
 	}
@@ -62,7 +62,7 @@ func TestDefaultPolicyTests(t *testing.T) {
 // BenchmarkLoadDefaultPolicy parses the default policy and checks every expression against
 // the facts schema, as every command does before it probes.
 func BenchmarkLoadDefaultPolicy(b *testing.B) {
-	kinds := remediate.Default()
+	kinds := remediate.Builtin(remediate.Deps{})
 	sources := []rules.Source{{Name: rules.BuiltinName, Data: DefaultPolicy}}
 	defer reportCPU(b)()
 	for b.Loop() {

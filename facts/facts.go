@@ -1,6 +1,10 @@
-// Package facts holds the read-only probes that gather what imdsmend knows about the
-// instance. Each probe fills one section of Facts; a probe that fails leaves its section nil,
-// which policy expressions see as null, so only the rules that need it become unknown.
+// Package facts is the hub of the read-only probes that gather what imdsmend knows about
+// the instance. Each source has a package of its own (facts/imds, facts/firewall,
+// facts/proxy, facts/route) holding its section's struct and the function that reads it;
+// this package assembles the sections into Facts, runs the probes (Gather), derives the
+// policy's schema from the structs and knows which probes need privileges. Each probe
+// fills one section of Facts; a probe that fails leaves its section nil, which policy
+// expressions see as null, so only the rules that need it become unknown.
 package facts
 
 import (
@@ -8,16 +12,23 @@ import (
 	"fmt"
 	"reflect"
 	"time"
+
+	"github.com/imdsmend/imdsmend/facts/firewall"
+	"github.com/imdsmend/imdsmend/facts/imds"
+	"github.com/imdsmend/imdsmend/facts/proxy"
+	"github.com/imdsmend/imdsmend/facts/route"
+	"github.com/imdsmend/imdsmend/internal/paths"
+	"github.com/imdsmend/imdsmend/internal/types"
 )
 
 // Facts is everything the probes found. Its shape is the `facts` variable of the policy;
 // the cty and doc tags drive the policy's type, `imdsmend facts` and docs/facts.md.
 type Facts struct {
-	IMDS     *IMDS     `cty:"imds" json:"imds" doc:"IMDS probe over IPv4 (or the endpoint AWS_EC2_METADATA_SERVICE_ENDPOINT names)."`
-	IMDSv6   *IMDS     `cty:"imds_ipv6" json:"imds_ipv6" doc:"IMDS probe over IPv6 ([fd00:ec2::254]); null unless settings.ipv6 is true."`
-	Firewall *Firewall `cty:"firewall" json:"firewall" doc:"iptables, ip6tables and nftables rules that output traffic to IMDS meets."`
-	Proxy    *Proxy    `cty:"proxy" json:"proxy" doc:"Proxy settings that could carry IMDS requests away from the instance."`
-	Route    *Route    `cty:"route" json:"route" doc:"The route the kernel uses to reach 169.254.169.254."`
+	IMDS     *types.IMDS        `cty:"imds" json:"imds" doc:"IMDS probe over IPv4 (or the endpoint AWS_EC2_METADATA_SERVICE_ENDPOINT names)."`
+	IMDSv6   *types.IMDS        `cty:"imds_ipv6" json:"imds_ipv6" doc:"IMDS probe over IPv6 ([fd00:ec2::254]); null unless settings.ipv6 is true."`
+	Firewall *firewall.Firewall `cty:"firewall" json:"firewall" doc:"iptables, ip6tables and nftables rules that output traffic to IMDS meets."`
+	Proxy    *proxy.Proxy       `cty:"proxy" json:"proxy" doc:"Proxy settings that could carry IMDS requests away from the instance."`
+	Route    *route.Route       `cty:"route" json:"route" doc:"The route the kernel uses to reach 169.254.169.254."`
 	// Probes says how each probe went; a failed probe's section is null.
 	Probes map[string]ProbeResult `cty:"probes" json:"probes" doc:"Per probe: whether it ran and why it failed."`
 }
@@ -31,29 +42,18 @@ type ProbeResult struct {
 
 // Config tells probes where and how to look.
 type Config struct {
-	// Root prefixes every file a probe reads ("/" in production).
-	Root string
-	// IMDSEndpoint is the IPv4 (or overridden) IMDS base URL.
-	IMDSEndpoint string
-	// IMDSv6Endpoint is the IPv6 IMDS base URL, probed only when IPv6 is set.
-	IMDSv6Endpoint string
-	IPv6           bool
-	// IMDS bounds the IMDS client.
-	IMDS IMDSTimeouts
+	// Paths locates every file a probe reads (Root is "/" in production).
+	Paths paths.Paths
+	// IMDS is where the metadata service is and how long to wait for it.
+	IMDS imds.Config
+	// IPv6 probes IMDS over IPv6 too and counts what blocks IPv6 IMDS traffic.
+	IPv6 bool
 	// Timeout bounds each probe as a whole.
 	Timeout time.Duration
 	// Missing are the privileges the process lacks (MissingPrivileges): their probes are
 	// not run.
 	Missing []Privilege
 }
-
-// Default IMDS endpoints, as the AWS SDKs use them.
-const (
-	DefaultIMDSEndpoint   = "http://169.254.169.254"
-	DefaultIMDSv6Endpoint = "http://[fd00:ec2::254]"
-	// EndpointEnv overrides the IMDS endpoint, as in the AWS SDKs.
-	EndpointEnv = "AWS_EC2_METADATA_SERVICE_ENDPOINT"
-)
 
 // Probe gathers one section of Facts. Gather must honour ctx (facts.Gather leaves a probe
 // that does not behind) and must only write its own section of f.

@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/imdsmend/imdsmend/facts/route"
+	"github.com/imdsmend/imdsmend/internal/types"
 )
 
 // funcProbe is a probe made of a function.
@@ -25,13 +28,13 @@ func TestGatherLeavesAStuckProbeBehind(t *testing.T) {
 	release, returned := make(chan struct{}), make(chan struct{})
 	probes := []Probe{
 		funcProbe{"imds", func(_ context.Context, f *Facts) error {
-			f.IMDS = &IMDS{Class: ClassOK}
+			f.IMDS = &types.IMDS{Class: types.ClassOK}
 			return nil
 		}},
 		funcProbe{"route", func(_ context.Context, f *Facts) error {
 			defer close(returned)
 			<-release
-			f.Route = &Route{Type: "unicast"}
+			f.Route = &route.Route{Type: "unicast"}
 			return nil
 		}},
 		funcProbe{"firewall", func(ctx context.Context, _ *Facts) error {

@@ -5,6 +5,9 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/imdsmend/imdsmend/facts/firewall"
+	"github.com/imdsmend/imdsmend/internal/types"
 )
 
 func TestMissingPrivileges(t *testing.T) {
@@ -35,12 +38,12 @@ func TestMissingPrivileges(t *testing.T) {
 func TestGatherSkipsUnprivilegedProbes(t *testing.T) {
 	probes := []Probe{
 		funcProbe{"imds", func(_ context.Context, f *Facts) error {
-			f.IMDS = &IMDS{Class: ClassOK}
+			f.IMDS = &types.IMDS{Class: types.ClassOK}
 			return nil
 		}},
 		funcProbe{"firewall", func(_ context.Context, f *Facts) error {
 			t.Error("the firewall probe ran without CAP_NET_ADMIN")
-			f.Firewall = &Firewall{}
+			f.Firewall = &firewall.Firewall{}
 			return nil
 		}},
 	}

@@ -1,7 +1,61 @@
 package facts
 
+import (
+	"context"
+
+	"github.com/imdsmend/imdsmend/facts/firewall"
+	"github.com/imdsmend/imdsmend/facts/imds"
+	"github.com/imdsmend/imdsmend/facts/proxy"
+	"github.com/imdsmend/imdsmend/facts/route"
+)
+
 // DefaultProbes are the probes every run gathers, in no particular order (they run
 // concurrently).
 func DefaultProbes() []Probe {
-	return []Probe{IMDSProbe{}, FirewallProbe{}, RouteProbe{}, ProxyProbe{}}
+	return []Probe{imdsProbe{}, firewallProbe{}, routeProbe{}, proxyProbe{}}
+}
+
+// The probes adapt each source package's reader to Probe: the source packages know
+// nothing of Facts or Config, so they import no hub and each other only for shared
+// lookups (firewall asks route which way IMDS traffic leaves).
+
+// imdsProbe fills facts.imds (and facts.imds_ipv6 when cfg.IPv6 is set).
+type imdsProbe struct{}
+
+func (imdsProbe) Name() string { return "imds" }
+
+func (imdsProbe) Gather(ctx context.Context, cfg Config, f *Facts) error {
+	v4, v6, err := imds.Gather(ctx, cfg.IMDS, cfg.IPv6)
+	f.IMDS, f.IMDSv6 = v4, v6
+	return err
+}
+
+// firewallProbe fills facts.firewall.
+type firewallProbe struct{}
+
+func (firewallProbe) Name() string { return "firewall" }
+
+func (firewallProbe) Gather(ctx context.Context, cfg Config, f *Facts) (err error) {
+	f.Firewall, err = firewall.Read(ctx, firewall.Config{Paths: cfg.Paths, IPv6: cfg.IPv6})
+	return err
+}
+
+// routeProbe fills facts.route.
+type routeProbe struct{}
+
+func (routeProbe) Name() string { return "route" }
+
+func (routeProbe) Gather(_ context.Context, _ Config, f *Facts) (err error) {
+	f.Route, err = route.Read()
+	return err
+}
+
+// proxyProbe fills facts.proxy.
+type proxyProbe struct{}
+
+func (proxyProbe) Name() string { return "proxy" }
+
+func (proxyProbe) Gather(ctx context.Context, cfg Config, f *Facts) (err error) {
+	f.Proxy, err = proxy.Gather(ctx, cfg.Paths, proxy.Hosts(cfg.IPv6))
+	return err
 }

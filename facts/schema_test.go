@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/imdsmend/imdsmend/facts/firewall"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -56,7 +57,7 @@ func TestFieldsMatchType(t *testing.T) {
 // TestValueNulls: a missing section is null (its rules become unknown); a nil list or map
 // inside a section is empty, so rules can iterate over it.
 func TestValueNulls(t *testing.T) {
-	v, err := Value(&Facts{Firewall: &Firewall{}})
+	v, err := Value(&Facts{Firewall: &firewall.Firewall{}})
 	if err != nil {
 		t.Fatal(err)
 	}

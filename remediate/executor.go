@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -29,23 +30,23 @@ type Executor struct {
 func (x *Executor) Plan(ctx context.Context, rule, kind string, args cty.Value) []*Change {
 	f, ok := x.Registry.Get(kind)
 	if !ok {
-		return []*Change{{Rule: rule, Kind: kind, Status: StatusFailed, Error: "unknown remediation kind " + kind}}
+		return []*Change{{Rule: rule, Kind: kind, Status: types.StatusFailed, Error: "unknown remediation kind " + kind}}
 	}
 	changes, err := f.Plan(ctx, x.Env, args)
 	if err != nil {
-		return []*Change{{ID: actionID(kind, rule), Rule: rule, Kind: kind, Status: StatusFailed, Error: fmt.Sprintf("plan: %v", err)}}
+		return []*Change{{ID: actionID(kind, rule), Rule: rule, Kind: kind, Status: types.StatusFailed, Error: fmt.Sprintf("plan: %v", err)}}
 	}
 	denied := x.denied(f)
 	for _, c := range changes {
 		c.Rule, c.Kind = rule, kind
 		c.ID = actionID(kind, c.Target)
 		switch {
-		case c.Status == StatusFailed || c.Status == StatusSkipped:
+		case c.Status == types.StatusFailed || c.Status == types.StatusSkipped:
 			// The fixer could not or would not plan this one (it says why); the others go ahead.
 		case denied != "":
-			c.Status, c.Error = StatusSkipped, denied
+			c.Status, c.Error = types.StatusSkipped, denied
 		default:
-			c.Status = StatusPlanned
+			c.Status = types.StatusPlanned
 		}
 	}
 	return changes
@@ -74,24 +75,24 @@ func actionID(kind, target string) string {
 // (a full disk) is reconciled by the next run (Reconcile).
 func (x *Executor) Apply(ctx context.Context, changes []*Change) {
 	for _, c := range changes {
-		if c.Status != StatusPlanned {
+		if c.Status != types.StatusPlanned {
 			continue
 		}
 		f, _ := x.Registry.Get(c.Kind)
 		if s, ok := f.(Snapshotter); ok {
 			if err := s.Snapshot(ctx, x.Env, c); err != nil {
-				c.Status, c.Error = StatusFailed, fmt.Sprintf("nothing was changed: %v", err)
+				c.Status, c.Error = types.StatusFailed, fmt.Sprintf("nothing was changed: %v", err)
 				continue
 			}
 		}
 		if err := x.record(PhaseIntent, c); err != nil {
-			c.Status, c.Error = StatusFailed, err.Error()
+			c.Status, c.Error = types.StatusFailed, err.Error()
 			continue
 		}
 		if err := f.Apply(ctx, x.Env, c); err != nil {
-			c.Status, c.Error = StatusFailed, err.Error()
-		} else if c.Status == StatusPlanned {
-			c.Status = StatusApplied
+			c.Status, c.Error = types.StatusFailed, err.Error()
+		} else if c.Status == types.StatusPlanned {
+			c.Status = types.StatusApplied
 		}
 		if x.crash != nil {
 			x.crash(c)
@@ -124,30 +125,30 @@ func (x *Executor) Reconcile(ctx context.Context) ([]*Change, error) {
 		out = append(out, &c)
 		f, ok := x.Registry.Get(c.Kind)
 		if !ok {
-			c.Status, c.Error = StatusFailed, "unknown remediation kind "+c.Kind
+			c.Status, c.Error = types.StatusFailed, "unknown remediation kind "+c.Kind
 			continue
 		}
 		applied, err := f.Observe(ctx, x.Env, &c)
 		if err != nil {
-			c.Status, c.Error = StatusFailed, fmt.Sprintf("run %s stopped before recording this change's outcome, and whether it was made can't be told: %v", e.RunID, err)
+			c.Status, c.Error = types.StatusFailed, fmt.Sprintf("run %s stopped before recording this change's outcome, and whether it was made can't be told: %v", e.RunID, err)
 			continue
 		}
 		phase := PhaseResult
 		c.Error = ""
 		switch {
 		case e.Phase == PhaseIntent && applied:
-			c.Status = StatusApplied
+			c.Status = types.StatusApplied
 		case e.Phase == PhaseIntent:
-			c.Status = StatusNotApplied
+			c.Status = types.StatusNotApplied
 		case applied:
 			phase = PhaseUndoResult
-			c.Status, c.Error = StatusFailed, fmt.Sprintf("run %s stopped while undoing this change, before it was reverted; it stays recorded: revert it with `imdsmend undo %s`", e.RunID, c.ID)
+			c.Status, c.Error = types.StatusFailed, fmt.Sprintf("run %s stopped while undoing this change, before it was reverted; it stays recorded: revert it with `imdsmend undo %s`", e.RunID, c.ID)
 		default:
 			phase = PhaseUndoResult
-			c.Status = StatusReverted
+			c.Status = types.StatusReverted
 		}
 		if err := x.Ledger.Append(Entry{Time: time.Now().UTC(), RunID: e.RunID, Phase: phase, Change: c, ReconciledBy: x.RunID}); err != nil {
-			c.Status, c.Error = StatusFailed, err.Error()
+			c.Status, c.Error = types.StatusFailed, err.Error()
 		}
 	}
 	return out, nil
@@ -199,10 +200,10 @@ func (x *Executor) Pending() ([]Pending, error) {
 	var out []Pending
 	for _, e := range entries {
 		switch {
-		case e.Phase == PhaseResult && e.Change.Status == StatusApplied:
+		case e.Phase == PhaseResult && e.Change.Status == types.StatusApplied:
 			c := e.Change
 			out = append(out, Pending{RunID: e.RunID, Change: &c})
-		case e.Phase == PhaseUndoResult && e.Change.Status == StatusReverted:
+		case e.Phase == PhaseUndoResult && e.Change.Status == types.StatusReverted:
 			// An undo reverts the change in whichever earlier run applied it.
 			out = slices.DeleteFunc(out, func(p Pending) bool { return p.Change.ID == e.Change.ID })
 		}
@@ -257,25 +258,25 @@ func (x *Executor) Undo(ctx context.Context, changes []*Change) {
 	for _, c := range changes {
 		f, ok := x.Registry.Get(c.Kind)
 		if !ok {
-			c.Status, c.Error = StatusFailed, "unknown remediation kind "+c.Kind
+			c.Status, c.Error = types.StatusFailed, "unknown remediation kind "+c.Kind
 			continue
 		}
 		if reason := x.denied(f); reason != "" {
-			c.Status, c.Error = StatusSkipped, reason
+			c.Status, c.Error = types.StatusSkipped, reason
 			continue
 		}
 		if err := x.record(PhaseUndoIntent, c); err != nil {
-			c.Status, c.Error = StatusFailed, err.Error()
+			c.Status, c.Error = types.StatusFailed, err.Error()
 			continue
 		}
 		// A change already reverted (by hand, or by an undo that stopped before recording
 		// it) is not reverted twice: that would put a deleted rule back twice.
 		if applied, err := f.Observe(ctx, x.Env, c); err == nil && !applied {
-			c.Status, c.Error, c.Detail = StatusReverted, "", "already reverted: nothing to do"
+			c.Status, c.Error, c.Detail = types.StatusReverted, "", "already reverted: nothing to do"
 		} else if err := f.Undo(ctx, x.Env, c); err != nil {
-			c.Status, c.Error = StatusFailed, fmt.Sprintf("undo: %v. The change stays recorded: once that is dealt with, run `imdsmend undo %s` again", err, c.ID)
+			c.Status, c.Error = types.StatusFailed, fmt.Sprintf("undo: %v. The change stays recorded: once that is dealt with, run `imdsmend undo %s` again", err, c.ID)
 		} else {
-			c.Status, c.Error = StatusReverted, ""
+			c.Status, c.Error = types.StatusReverted, ""
 		}
 		if x.crash != nil {
 			x.crash(c)

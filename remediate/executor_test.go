@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/hcl/v2/hcldec"
+	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -32,9 +33,9 @@ func newFake(t *testing.T, l *Ledger) *fakeFixer {
 	return &fakeFixer{t: t, fixed: map[string]bool{}, ledger: l, failApply: map[string]bool{}, noop: map[string]bool{}, failUndo: map[string]bool{}}
 }
 
-func (*fakeFixer) Kind() string       { return "fake" }
-func (*fakeFixer) Doc() string        { return "marks targets fixed" }
-func (*fakeFixer) Permission() string { return "files" }
+func (*fakeFixer) Kind() string                 { return "fake" }
+func (*fakeFixer) Doc() string                  { return "marks targets fixed" }
+func (*fakeFixer) Permission() types.Permission { return "files" }
 func (*fakeFixer) Spec() hcldec.Spec {
 	return &hcldec.ObjectSpec{"targets": &hcldec.AttrSpec{Name: "targets", Type: cty.List(cty.String), Required: true}}
 }
@@ -68,7 +69,7 @@ func (f *fakeFixer) Apply(_ context.Context, _ *Env, c *Change) error {
 	case f.failApply[c.Target]:
 		return errors.New("device busy")
 	case f.noop[c.Target]:
-		c.Status = StatusUnchanged
+		c.Status = types.StatusUnchanged
 		return nil
 	}
 	f.fixed[c.Target] = true
@@ -115,14 +116,14 @@ func newExecutor(t *testing.T, run string, allow bool) (*Executor, *fakeFixer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Executor{Registry: reg, Env: &Env{Allow: func(p string) bool { return allow && p == "files" }}, Ledger: l, RunID: run, Enforce: true}, f
+	return &Executor{Registry: reg, Env: &Env{Allow: func(p types.Permission) bool { return allow && p == "files" }}, Ledger: l, RunID: run, Enforce: true}, f
 }
 
 // summary is "target status error" per change.
 func summary(changes []*Change) []string {
 	var out []string
 	for _, c := range changes {
-		out = append(out, strings.TrimSpace(c.Target+" "+c.Status+" "+c.Error))
+		out = append(out, strings.TrimSpace(c.Target+" "+string(c.Status)+" "+c.Error))
 	}
 	return out
 }
@@ -142,12 +143,12 @@ func TestExecutorPlan(t *testing.T) {
 		t.Errorf("ID changed between plans: %s, %s", got[0].ID, again[0].ID)
 	}
 
-	x.Env.Allow = func(string) bool { return false }
+	x.Env.Allow = func(types.Permission) bool { return false }
 	want := `a skipped not allowed by the policy: set settings { allow { files = true } } to permit it`
 	if diff := cmp.Diff([]string{want}, summary(x.Plan(ctx, "rule", "fake", targets("a")))); diff != "" {
 		t.Errorf("not allowed (-want +got):\n%s", diff)
 	}
-	x.Env.Allow, x.Enforce = func(string) bool { return true }, false
+	x.Env.Allow, x.Enforce = func(types.Permission) bool { return true }, false
 	want = `a skipped settings.mode is "report": nothing is changed`
 	if diff := cmp.Diff([]string{want}, summary(x.Plan(ctx, "rule", "fake", targets("a")))); diff != "" {
 		t.Errorf("report mode (-want +got):\n%s", diff)
@@ -170,7 +171,7 @@ func TestExecutorApply(t *testing.T) {
 	x, f := newExecutor(t, "r1", true)
 	f.failApply["b"], f.noop["c"] = true, true
 	changes := x.Plan(ctx, "rule", "fake", targets("a", "b", "c"))
-	skipped := &Change{ID: "x", Kind: "fake", Target: "d", Status: StatusSkipped}
+	skipped := &Change{ID: "x", Kind: "fake", Target: "d", Status: types.StatusSkipped}
 	changes = append(changes, skipped)
 	x.Apply(ctx, changes)
 	want := []string{"a applied", "b failed device busy", "c unchanged", "d skipped"}
@@ -183,7 +184,7 @@ func TestExecutorApply(t *testing.T) {
 	}
 	var got []string
 	for _, e := range entries {
-		got = append(got, e.RunID+" "+e.Phase+" "+e.Change.Target+" "+e.Change.Status)
+		got = append(got, e.RunID+" "+e.Phase+" "+e.Change.Target+" "+string(e.Change.Status))
 	}
 	want = []string{"r1 intent a planned", "r1 result a applied", "r1 intent b planned", "r1 result b failed", "r1 intent c planned", "r1 result c unchanged"}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -204,7 +205,7 @@ func TestExecutorApplyWithoutLedger(t *testing.T) {
 	x.Ledger = NewLedger(filepath.Join(blocker, "ledger.jsonl"))
 	changes := x.Plan(ctx, "rule", "fake", targets("a"))
 	x.Apply(ctx, changes)
-	if changes[0].Status != StatusFailed || !strings.Contains(changes[0].Error, "create state directory") || len(f.applied) != 0 {
+	if changes[0].Status != types.StatusFailed || !strings.Contains(changes[0].Error, "create state directory") || len(f.applied) != 0 {
 		t.Errorf("change %+v, applied %v; an unrecorded change must not be made", changes[0], f.applied)
 	}
 }
@@ -282,13 +283,13 @@ func TestExecutorUndo(t *testing.T) {
 	f.failUndo["d"] = false
 	for _, deny := range []func(){
 		func() { x.Enforce = false },
-		func() { x.Env.Allow = func(string) bool { return false } },
+		func() { x.Env.Allow = func(types.Permission) bool { return false } },
 	} {
 		enforce, allow := x.Enforce, x.Env.Allow
 		deny()
 		cs, _ = x.Undoable(false, []string{actionID("fake", "d")})
 		x.Undo(ctx, cs)
-		if len(cs) != 1 || cs[0].Status != StatusSkipped || !f.fixed["d"] {
+		if len(cs) != 1 || cs[0].Status != types.StatusSkipped || !f.fixed["d"] {
 			t.Errorf("denied undo = %v, fixed %v; want skipped and still fixed", summary(cs), f.fixed)
 		}
 		x.Enforce, x.Env.Allow = enforce, allow
@@ -412,7 +413,7 @@ func TestExecutorFullDisk(t *testing.T) {
 	}
 	x.Apply(ctx, changes)
 	x.crash = nil
-	if changes[0].Status != StatusApplied || !strings.Contains(changes[0].Error, "the next run checks the system and records the outcome") {
+	if changes[0].Status != types.StatusApplied || !strings.Contains(changes[0].Error, "the next run checks the system and records the outcome") {
 		t.Errorf("change = %s %q; want applied, saying the next run records it", changes[0].Status, changes[0].Error)
 	}
 	if err := os.Remove(path); err != nil {
@@ -423,7 +424,7 @@ func TestExecutorFullDisk(t *testing.T) {
 	}
 	x.RunID = "r2"
 	settled, err := x.Reconcile(ctx)
-	if err != nil || len(settled) != 1 || settled[0].Status != StatusApplied {
+	if err != nil || len(settled) != 1 || settled[0].Status != types.StatusApplied {
 		t.Fatalf("Reconcile = %v, %v; want a applied", summary(settled), err)
 	}
 	if p, _ := x.Pending(); len(p) != 1 || p[0].RunID != "r1" {
@@ -435,14 +436,14 @@ func TestExecutorFullDisk(t *testing.T) {
 // change made twice in a run (and an undo) pairs up right.
 func TestOpenIntents(t *testing.T) {
 	entries := []Entry{
-		entry("r1", PhaseIntent, "a", StatusPlanned),
-		entry("r1", PhaseResult, "a", StatusApplied),
-		entry("r1", PhaseIntent, "a", StatusPlanned),
-		entry("r2", PhaseIntent, "a", StatusPlanned),
-		entry("r2", PhaseResult, "a", StatusApplied),
-		entry("u1", PhaseUndoIntent, "a", StatusApplied),
-		entry("u2", PhaseUndoIntent, "b", StatusApplied),
-		entry("u2", PhaseUndoResult, "b", StatusReverted),
+		entry("r1", PhaseIntent, "a", types.StatusPlanned),
+		entry("r1", PhaseResult, "a", types.StatusApplied),
+		entry("r1", PhaseIntent, "a", types.StatusPlanned),
+		entry("r2", PhaseIntent, "a", types.StatusPlanned),
+		entry("r2", PhaseResult, "a", types.StatusApplied),
+		entry("u1", PhaseUndoIntent, "a", types.StatusApplied),
+		entry("u2", PhaseUndoIntent, "b", types.StatusApplied),
+		entry("u2", PhaseUndoResult, "b", types.StatusReverted),
 	}
 	var got []string
 	for _, e := range openIntents(entries) {

@@ -14,9 +14,9 @@ import (
 
 	"github.com/coreos/go-iptables/iptables"
 	"github.com/hashicorp/hcl/v2/hcldec"
-	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/facts/firewall"
 	"github.com/imdsmend/imdsmend/internal/paths"
-	"github.com/imdsmend/imdsmend/rules"
+	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/gocty"
 )
@@ -36,7 +36,7 @@ func (FirewallDelete) Doc() string {
 }
 
 // Permission implements Fixer.
-func (FirewallDelete) Permission() string { return rules.PermFirewall }
+func (FirewallDelete) Permission() types.Permission { return types.PermFirewall }
 
 // firewallRuleKeys are the attributes a rule object must have; the others of
 // facts.firewall.rules may be left out, so a drop-in can name a rule by hand.
@@ -45,7 +45,7 @@ var firewallRuleKeys = []string{"backend", "family", "table", "chain", "spec"}
 // Spec implements Fixer: `rules` is a list of rule objects, typically a filtered
 // facts.firewall.rules.
 func (FirewallDelete) Spec() hcldec.Spec {
-	full, err := gocty.ImpliedType(facts.FirewallRule{})
+	full, err := gocty.ImpliedType(firewall.Rule{})
 	if err != nil {
 		panic(err)
 	}
@@ -171,17 +171,17 @@ func (d firewallDeleteData) describe() (target, detail string, err error) {
 		if !slices.Contains(iptablesTables, d.Table) {
 			return "", "", fmt.Errorf("unknown iptables table %q", d.Table)
 		}
-		words, err := facts.SplitWords(d.Spec)
+		words, err := firewall.SplitWords(d.Spec)
 		if err != nil || len(words) == 0 {
 			return "", "", fmt.Errorf("spec %q is not a rule: %v", d.Spec, err)
 		}
-		bin, err := facts.IptablesCommand(d.Backend, d.Family)
+		bin, err := firewall.IptablesCommand(d.Backend, d.Family)
 		if err != nil {
 			return "", "", err
 		}
 		target = fmt.Sprintf("%s/%s/%s/%s: %s", d.Backend, d.Family, d.Table, d.Chain, d.Spec)
 		cmd := append([]string{filepath.Base(bin), "-t", d.Table, "-D", d.Chain}, words...)
-		return target, facts.QuoteWords(cmd), nil
+		return target, firewall.QuoteWords(cmd), nil
 	case "nftables":
 		fam, table, ok := strings.Cut(d.Table, " ")
 		if !ok || d.Handle <= 0 {
@@ -192,7 +192,7 @@ func (d firewallDeleteData) describe() (target, detail string, err error) {
 		}
 		// One rule of an inet table shows up once per family: it is one change.
 		target = fmt.Sprintf("nftables/%s/%s/handle %d: %s", d.Table, d.Chain, d.Handle, d.Spec)
-		return target, facts.QuoteWords([]string{paths.Nft, "delete", "rule", fam, table, d.Chain, "handle", fmt.Sprint(d.Handle)}), nil
+		return target, firewall.QuoteWords([]string{paths.Nft, "delete", "rule", fam, table, d.Chain, "handle", fmt.Sprint(d.Handle)}), nil
 	}
 	return "", "", fmt.Errorf("backend must be \"nft\", \"legacy\" or \"nftables\", not %q", d.Backend)
 }
@@ -212,7 +212,7 @@ func (FirewallDelete) Apply(ctx context.Context, _ *Env, c *Change) error {
 	var skip *skipError
 	switch {
 	case errors.As(err, &skip):
-		c.Status, c.Error = StatusSkipped, skip.reason
+		c.Status, c.Error = types.StatusSkipped, skip.reason
 		return nil
 	case err != nil && len(d.Positions) > 0:
 		// Some copies went before the error: an applied change, so undo can put them back.
@@ -220,7 +220,7 @@ func (FirewallDelete) Apply(ctx context.Context, _ *Env, c *Change) error {
 	case err != nil:
 		return err
 	case len(d.Positions) == 0:
-		c.Status = StatusUnchanged
+		c.Status = types.StatusUnchanged
 	}
 	c.Data, err = json.Marshal(d)
 	return err
@@ -256,7 +256,7 @@ func (FirewallDelete) Undo(ctx context.Context, _ *Env, c *Change) error {
 }
 
 func (d *firewallDeleteData) iptables() (*iptables.IPTables, []string, error) {
-	bin, err := facts.IptablesCommand(d.Backend, d.Family)
+	bin, err := firewall.IptablesCommand(d.Backend, d.Family)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -264,11 +264,11 @@ func (d *firewallDeleteData) iptables() (*iptables.IPTables, []string, error) {
 	if d.Family == "ipv6" {
 		proto = iptables.ProtocolIPv6
 	}
-	ipt, err := iptables.New(iptables.Path(bin), iptables.IPFamily(proto), iptables.Timeout(int(facts.XtablesLockWait.Seconds())))
+	ipt, err := iptables.New(iptables.Path(bin), iptables.IPFamily(proto), iptables.Timeout(int(firewall.XtablesLockWait.Seconds())))
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", bin, err)
 	}
-	words, err := facts.SplitWords(d.Spec)
+	words, err := firewall.SplitWords(d.Spec)
 	if err != nil {
 		return nil, nil, fmt.Errorf("spec %q: %w", d.Spec, err)
 	}
@@ -289,7 +289,7 @@ func (d *firewallDeleteData) listIptables(ipt *iptables.IPTables) ([][]string, e
 	}
 	var rules [][]string
 	for _, line := range lines {
-		w, err := facts.SplitWords(line)
+		w, err := firewall.SplitWords(line)
 		if err != nil || len(w) < 2 || w[0] != "-A" {
 			continue
 		}
@@ -335,7 +335,7 @@ func (d *firewallDeleteData) deleteIptables() error {
 		}
 		var prev *string
 		if i > 0 {
-			spec := facts.QuoteWords(rules[i-1])
+			spec := firewall.QuoteWords(rules[i-1])
 			prev = &spec
 		}
 		d.Positions = append(d.Positions, i+1)
@@ -360,13 +360,13 @@ func (d *firewallDeleteData) restoreIptables() ([]string, error) {
 		return nil, err
 	}
 	missing := d.Remaining + len(d.Positions) - len(indexesOf(rules, words))
-	bin, _ := facts.IptablesCommand(d.Backend, d.Family)
+	bin, _ := firewall.IptablesCommand(d.Backend, d.Family)
 	var ran []string
 	for i := len(d.Positions) - 1; i >= 0 && missing > 0; i, missing = i-1, missing-1 {
 		pos := min(d.Positions[i], len(rules)+1)
 		if i < len(d.Previous) {
 			pos = 1 + besideNeighbour(d.Previous[i], func(prev string) []int {
-				words, err := facts.SplitWords(prev)
+				words, err := firewall.SplitWords(prev)
 				if err != nil {
 					return nil
 				}
@@ -376,7 +376,7 @@ func (d *firewallDeleteData) restoreIptables() ([]string, error) {
 		if err := ipt.Insert(d.Table, d.Chain, pos, words...); err != nil {
 			return ran, iptablesError("insert", d, err)
 		}
-		ran = append(ran, facts.QuoteWords(append([]string{filepath.Base(bin), "-t", d.Table, "-I", d.Chain, fmt.Sprint(pos)}, words...)))
+		ran = append(ran, firewall.QuoteWords(append([]string{filepath.Base(bin), "-t", d.Table, "-I", d.Chain, fmt.Sprint(pos)}, words...)))
 		rules = slices.Insert(rules, pos-1, words)
 	}
 	return ran, nil
@@ -406,7 +406,7 @@ func abs(n int) int { return max(n, -n) }
 // iptablesError says what failed; a held xtables lock is worth its own words.
 func iptablesError(op string, d *firewallDeleteData, err error) error {
 	if strings.Contains(err.Error(), "xtables lock") {
-		return fmt.Errorf("%s %s/%s/%s/%s: the xtables lock %s is held by another program; nothing was changed, run again: %w", op, d.Backend, d.Family, d.Table, d.Chain, facts.XtablesLockPath(), err)
+		return fmt.Errorf("%s %s/%s/%s/%s: the xtables lock %s is held by another program; nothing was changed, run again: %w", op, d.Backend, d.Family, d.Table, d.Chain, firewall.XtablesLockPath(), err)
 	}
 	return fmt.Errorf("%s %s/%s/%s/%s: %w", op, d.Backend, d.Family, d.Table, d.Chain, err)
 }
@@ -458,7 +458,7 @@ func (d *firewallDeleteData) deleteNft(ctx context.Context) error {
 	index := -1
 	for i, r := range chain {
 		if r.Handle == d.Handle {
-			if got := facts.NftRuleSpec(r.Expr, r.Comment); got != d.Spec {
+			if got := firewall.NftRuleSpec(r.Expr, r.Comment); got != d.Spec {
 				return &skipError{fmt.Sprintf("nftables %s %s handle %d now holds another rule (%s), not the one planned; nothing was deleted, run again to re-read the rules", d.Table, d.Chain, d.Handle, got)}
 			}
 			index = i
@@ -469,7 +469,7 @@ func (d *firewallDeleteData) deleteNft(ctx context.Context) error {
 		// exactly once, is still the one meant.
 		var same []int
 		for i, r := range chain {
-			if facts.NftRuleSpec(r.Expr, r.Comment) == d.Spec {
+			if firewall.NftRuleSpec(r.Expr, r.Comment) == d.Spec {
 				same = append(same, i)
 			}
 		}
@@ -490,7 +490,7 @@ func (d *firewallDeleteData) deleteNft(ctx context.Context) error {
 	d.Positions, d.Expr, d.Comment = []int{index}, chain[index].Expr, chain[index].Comment
 	d.Previous = []*string{nil}
 	if index > 0 {
-		spec := facts.NftRuleSpec(chain[index-1].Expr, chain[index-1].Comment)
+		spec := firewall.NftRuleSpec(chain[index-1].Expr, chain[index-1].Comment)
 		d.Previous[0] = &spec
 	}
 	return nil
@@ -508,7 +508,7 @@ func (d *firewallDeleteData) restoreNft(ctx context.Context) ([]string, error) {
 	}
 	specs := make([]string, len(chain))
 	for i, r := range chain {
-		if specs[i] = facts.NftRuleSpec(r.Expr, r.Comment); specs[i] == d.Spec {
+		if specs[i] = firewall.NftRuleSpec(r.Expr, r.Comment); specs[i] == d.Spec {
 			return nil, nil
 		}
 	}
@@ -540,7 +540,7 @@ func (d *firewallDeleteData) restoreNft(ctx context.Context) ([]string, error) {
 	if _, err = runNft(ctx, doc, "-j", "-f", "-"); err != nil {
 		return nil, err
 	}
-	return []string{"echo " + facts.QuoteWords([]string{string(doc)}) + " | " + facts.QuoteWords([]string{paths.Nft, "-j", "-f", "-"})}, nil
+	return []string{"echo " + firewall.QuoteWords([]string{string(doc)}) + " | " + firewall.QuoteWords([]string{paths.Nft, "-j", "-f", "-"})}, nil
 }
 
 // runNft runs nft with stdin and returns its output.

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/facts/firewall"
 )
 
 // firewallBefore is a firewall_delete change's snapshot, taken just before the intent is
@@ -33,14 +33,14 @@ func (FirewallDelete) Snapshot(ctx context.Context, _ *Env, c *Change) error {
 			return err
 		}
 		for i, r := range chain {
-			if facts.NftRuleSpec(r.Expr, r.Comment) != d.Spec {
+			if firewall.NftRuleSpec(r.Expr, r.Comment) != d.Spec {
 				continue
 			}
 			if b.Present++; b.Positions == nil || r.Handle == d.Handle {
 				b.Positions, b.Expr, b.Comment = []int{i}, r.Expr, r.Comment
 				b.Previous = []*string{nil}
 				if i > 0 {
-					spec := facts.NftRuleSpec(chain[i-1].Expr, chain[i-1].Comment)
+					spec := firewall.NftRuleSpec(chain[i-1].Expr, chain[i-1].Comment)
 					b.Previous[0] = &spec
 				}
 			}
@@ -62,7 +62,7 @@ func (FirewallDelete) Snapshot(ctx context.Context, _ *Env, c *Change) error {
 			i := indexesOf(rules, words)[0]
 			var prev *string
 			if i > 0 {
-				spec := facts.QuoteWords(rules[i-1])
+				spec := firewall.QuoteWords(rules[i-1])
 				prev = &spec
 			}
 			b.Positions = append(b.Positions, i+1)
@@ -107,7 +107,7 @@ func (FirewallDelete) Observe(ctx context.Context, _ *Env, c *Change) (bool, err
 			return false, err
 		}
 		for _, r := range chain {
-			if facts.NftRuleSpec(r.Expr, r.Comment) == d.Spec {
+			if firewall.NftRuleSpec(r.Expr, r.Comment) == d.Spec {
 				present++
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/imdsmend/imdsmend/internal/types"
 )
 
 // TestFirewallDeleteCrash: a run killed after deleting the rules but before recording the
@@ -23,16 +24,16 @@ func TestFirewallDeleteCrash(t *testing.T) {
 	for _, tt := range []struct {
 		name      string
 		failAfter int
-		status    string
+		status    types.Status
 		after     []string
 	}{
-		{"deleted, then killed", -1, StatusApplied, []string{other, other, drop}},
-		{"the deletion failed, then killed", 0, StatusNotApplied, all},
+		{"deleted, then killed", -1, types.StatusApplied, []string{other, other, drop}},
+		{"the deletion failed, then killed", 0, types.StatusNotApplied, all},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			chain, _ := fakeIptables(t, all, tt.failAfter)
 			ctx := context.Background()
-			x := &Executor{Registry: Default(), Env: &Env{Allow: func(string) bool { return true }},
+			x := &Executor{Registry: Builtin(Deps{}), Env: &Env{Allow: func(types.Permission) bool { return true }},
 				Ledger: NewLedger(filepath.Join(t.TempDir(), "ledger.jsonl")), RunID: "r1", Enforce: true}
 			changes := x.Plan(ctx, "firewall_blocks_imds", "firewall_delete", decodeArgs(t, FirewallDelete{}.Spec(), body))
 			runUntilCrash(t, x, func() { x.Apply(ctx, changes) })

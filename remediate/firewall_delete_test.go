@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hcldec"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -261,21 +262,22 @@ func TestFirewallDeleteApplyUndo(t *testing.T) {
 		{backend = "nft", family = "ipv4", table = "filter", chain = "OUTPUT", spec = "-d 169.254.169.254/32 -j DROP"},
 	]`
 	tests := []struct {
-		name          string
-		failAfter     int
-		status, error string
-		after         []string
-		positions     []int
+		name      string
+		failAfter int
+		status    types.Status
+		error     string
+		after     []string
+		positions []int
 	}{
-		{"both copies", -1, StatusApplied, "", []string{other, other}, []int{2, 3}},
-		{"the second deletion fails", 1, StatusApplied, "deleted 1 of 2 identical rules, then: ", []string{other, other, drop}, []int{2}},
-		{"the first deletion fails", 0, StatusFailed, "Resource temporarily unavailable", all, nil},
+		{"both copies", -1, types.StatusApplied, "", []string{other, other}, []int{2, 3}},
+		{"the second deletion fails", 1, types.StatusApplied, "deleted 1 of 2 identical rules, then: ", []string{other, other, drop}, []int{2}},
+		{"the first deletion fails", 0, types.StatusFailed, "Resource temporarily unavailable", all, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			chain, _ := fakeIptables(t, all, tt.failAfter)
 			ctx := context.Background()
-			x := &Executor{Registry: Default(), Env: &Env{Allow: func(string) bool { return true }},
+			x := &Executor{Registry: Builtin(Deps{}), Env: &Env{Allow: func(types.Permission) bool { return true }},
 				Ledger: NewLedger(filepath.Join(t.TempDir(), "ledger.jsonl")), RunID: "r1", Enforce: true}
 			changes := x.Plan(ctx, "firewall_blocks_imds", "firewall_delete", decodeArgs(t, FirewallDelete{}.Spec(), body))
 			x.Apply(ctx, changes)
@@ -297,7 +299,7 @@ func TestFirewallDeleteApplyUndo(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if (len(pending) == 1) != (tt.status == StatusApplied) {
+			if (len(pending) == 1) != (tt.status == types.StatusApplied) {
 				t.Fatalf("undoable = %v; want the change exactly when it is applied", summary(pending))
 			}
 			x.Undo(ctx, pending)
@@ -312,7 +314,7 @@ func TestFirewallDeleteApplyUndo(t *testing.T) {
 func applyOne(t *testing.T, body string) (*Executor, *Change) {
 	t.Helper()
 	ctx := context.Background()
-	x := &Executor{Registry: Default(), Env: &Env{Allow: func(string) bool { return true }},
+	x := &Executor{Registry: Builtin(Deps{}), Env: &Env{Allow: func(types.Permission) bool { return true }},
 		Ledger: NewLedger(filepath.Join(t.TempDir(), "ledger.jsonl")), RunID: "r1", Enforce: true}
 	changes := x.Plan(ctx, "firewall_blocks_imds", "firewall_delete", decodeArgs(t, FirewallDelete{}.Spec(), body))
 	if len(changes) != 1 {
@@ -403,7 +405,7 @@ func TestFirewallDeleteUndoPlacement(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			chain, set := fakeIptables(t, tt.before, -1)
 			x, ch := applyOne(t, tt.body)
-			if ch.Status != StatusApplied {
+			if ch.Status != types.StatusApplied {
 				t.Fatalf("apply: %s %s", ch.Status, ch.Error)
 			}
 			if diff := cmp.Diff(tt.afterApply, chain()); diff != "" {
@@ -413,7 +415,7 @@ func TestFirewallDeleteUndoPlacement(t *testing.T) {
 				set(tt.meanwhile(chain()))
 			}
 			u := undoLast(t, x)
-			if u.Status != StatusReverted || u.Detail != tt.undoDetail {
+			if u.Status != types.StatusReverted || u.Detail != tt.undoDetail {
 				t.Errorf("undo: status %s, detail %q, error %q; want reverted, %q", u.Status, u.Detail, u.Error, tt.undoDetail)
 			}
 			if diff := cmp.Diff(tt.afterUndo, chain()); diff != "" {
@@ -458,13 +460,14 @@ func TestFirewallDeleteNft(t *testing.T) {
 	otherDrop := `{"rule": {"family": "inet", "table": "t", "chain": "out", "handle": 7, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "10.0.0.1"}}, {"drop": null}]}}`
 	tests := []struct {
 		name, listing, onList string
-		status, error         string
+		status                types.Status
+		error                 string
 		deleted               bool
 	}{
-		{"the planned rule", `{"nftables": [` + imdsDrop + `]}`, "", StatusApplied, "", true},
-		{"the handle holds another rule", `{"nftables": [` + otherDrop + `]}`, "", StatusSkipped, "handle 7 now holds another rule (ip daddr 10.0.0.1 drop), not the one planned", false},
-		{"the chain is gone", "", `echo "Error: No such file or directory" >&2; exit 1`, StatusUnchanged, "", false},
-		{"nft does not run", "", `echo "nft: error while loading shared libraries: libnftables.so.1: cannot open shared object file: No such file or directory" >&2; exit 127`, StatusFailed, "exit status 127", false},
+		{"the planned rule", `{"nftables": [` + imdsDrop + `]}`, "", types.StatusApplied, "", true},
+		{"the handle holds another rule", `{"nftables": [` + otherDrop + `]}`, "", types.StatusSkipped, "handle 7 now holds another rule (ip daddr 10.0.0.1 drop), not the one planned", false},
+		{"the chain is gone", "", `echo "Error: No such file or directory" >&2; exit 1`, types.StatusUnchanged, "", false},
+		{"nft does not run", "", `echo "nft: error while loading shared libraries: libnftables.so.1: cannot open shared object file: No such file or directory" >&2; exit 127`, types.StatusFailed, "exit status 127", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

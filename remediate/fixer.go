@@ -10,19 +10,8 @@ import (
 	"github.com/hashicorp/hcl/v2/hcldec"
 	"github.com/imdsmend/imdsmend/facts"
 	"github.com/imdsmend/imdsmend/internal/paths"
+	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/zclconf/go-cty/cty"
-)
-
-// Statuses of a change, as in the report's actions[].status.
-const (
-	StatusPlanned   = "planned"
-	StatusApplied   = "applied"
-	StatusUnchanged = "unchanged"
-	StatusSkipped   = "skipped"
-	StatusFailed    = "failed"
-	StatusReverted  = "reverted"
-	// StatusNotApplied is an interrupted change found not made when the next run looked.
-	StatusNotApplied = "not_applied"
 )
 
 // Env is what fixers may touch: paths (under --root) and the facts of this run.
@@ -33,7 +22,7 @@ type Env struct {
 	IPv6 bool
 	// Allow reports whether the policy grants a permission (settings.allow); fixers that
 	// have optional side effects (restarting units) ask it.
-	Allow func(perm string) bool
+	Allow func(perm types.Permission) bool
 	// RestartUnits is settings.allow.restart_units given as a list of unit globs; nil
 	// when it is a bool (true: only units whose own unit file or drop-in sets the proxy).
 	RestartUnits []string
@@ -41,13 +30,13 @@ type Env struct {
 
 // Change is one concrete change a fixer plans, applies or undoes.
 type Change struct {
-	ID     string `json:"id"`
-	Rule   string `json:"rule"`
-	Kind   string `json:"kind"`
-	Target string `json:"target"`
-	Detail string `json:"detail"`
-	Status string `json:"status"`
-	Error  string `json:"error,omitempty"`
+	ID     string       `json:"id"`
+	Rule   string       `json:"rule"`
+	Kind   string       `json:"kind"`
+	Target string       `json:"target"`
+	Detail string       `json:"detail"`
+	Status types.Status `json:"status"`
+	Error  string       `json:"error,omitempty"`
 	// Data is the fixer's own record of what to do and how to undo it.
 	Data json.RawMessage `json:"data,omitempty"`
 	// Before is the fixer's record of the system just before the change (Snapshotter),
@@ -64,15 +53,15 @@ type Fixer interface {
 	Kind() string
 	// Doc is one line for --help and docs.
 	Doc() string
-	// Permission names the settings.allow switch this fixer needs (rules.Perm*).
-	Permission() string
+	// Permission names the settings.allow switch this fixer needs (types.Perm*).
+	Permission() types.Permission
 	// Spec is the schema of the remediate block's body.
 	Spec() hcldec.Spec
 	// Plan turns the evaluated block into the changes needed now. It reads, never writes,
 	// and returns no change for what is already in the desired state.
 	Plan(ctx context.Context, env *Env, args cty.Value) ([]*Change, error)
 	// Apply makes one planned change. If the system is already as wanted it sets
-	// StatusUnchanged; otherwise StatusApplied and records in Data what Undo needs. An
+	// types.StatusUnchanged; otherwise types.StatusApplied and records in Data what Undo needs. An
 	// error means nothing was changed; a change made in part returns nil with Error set,
 	// so the ledger records it as applied and undo can revert that part.
 	Apply(ctx context.Context, env *Env, c *Change) error

@@ -8,9 +8,10 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/imdsmend/imdsmend/internal/types"
 )
 
-func entry(run, phase, id, status string) Entry {
+func entry(run, phase, id string, status types.Status) Entry {
 	return Entry{Time: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC), RunID: run, Phase: phase,
 		Change: Change{ID: id, Kind: "fake", Target: id, Status: status}}
 }
@@ -20,7 +21,7 @@ func TestLedgerRoundTrip(t *testing.T) {
 	if got, err := l.Read(); err != nil || got != nil {
 		t.Fatalf("Read of a missing ledger = %v, %v; want nothing", got, err)
 	}
-	want := []Entry{entry("r1", PhaseIntent, "a", StatusPlanned), entry("r1", PhaseResult, "a", StatusApplied)}
+	want := []Entry{entry("r1", PhaseIntent, "a", types.StatusPlanned), entry("r1", PhaseResult, "a", types.StatusApplied)}
 	for _, e := range want {
 		if err := l.Append(e); err != nil {
 			t.Fatal(err)
@@ -75,7 +76,7 @@ func TestLedgerAppendAfterTornLine(t *testing.T) {
 	for _, torn := range []string{`{"time":"2026-11-27T12:00:00Z","run_id":"r1","pha`, strings.Repeat("x", 10000)} {
 		p := filepath.Join(t.TempDir(), "ledger.jsonl")
 		l := NewLedger(p)
-		first := entry("r1", PhaseIntent, "a", StatusPlanned)
+		first := entry("r1", PhaseIntent, "a", types.StatusPlanned)
 		if err := l.Append(first); err != nil {
 			t.Fatal(err)
 		}
@@ -87,7 +88,7 @@ func TestLedgerAppendAfterTornLine(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.Close()
-		next := entry("r2", PhaseIntent, "b", StatusPlanned)
+		next := entry("r2", PhaseIntent, "b", types.StatusPlanned)
 		if err := l.Append(next); err != nil {
 			t.Fatal(err)
 		}
@@ -105,7 +106,7 @@ func TestLedgerAppendAfterTornLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := NewLedger(p)
-	if err := l.Append(entry("r1", PhaseIntent, "a", StatusPlanned)); err != nil {
+	if err := l.Append(entry("r1", PhaseIntent, "a", types.StatusPlanned)); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := l.Read(); err != nil || len(got) != 1 {
@@ -119,7 +120,7 @@ func TestLedgerAppendFails(t *testing.T) {
 	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	err := NewLedger(filepath.Join(blocker, "ledger.jsonl")).Append(entry("r", PhaseIntent, "a", StatusPlanned))
+	err := NewLedger(filepath.Join(blocker, "ledger.jsonl")).Append(entry("r", PhaseIntent, "a", types.StatusPlanned))
 	if err == nil || !strings.Contains(err.Error(), "create state directory") {
 		t.Errorf("Append under a file = %v, want an error", err)
 	}
@@ -130,7 +131,7 @@ func TestLedgerAppendFails(t *testing.T) {
 func TestLedgerKeepsWholeLastLine(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "ledger.jsonl")
 	l := NewLedger(p)
-	want := []Entry{entry("r1", PhaseIntent, "a", StatusPlanned), entry("r1", PhaseResult, "a", StatusApplied), entry("r2", PhaseIntent, "b", StatusPlanned)}
+	want := []Entry{entry("r1", PhaseIntent, "a", types.StatusPlanned), entry("r1", PhaseResult, "a", types.StatusApplied), entry("r2", PhaseIntent, "b", types.StatusPlanned)}
 	for i, e := range want {
 		if i == 2 {
 			// The result lost its newline.

@@ -14,9 +14,9 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2/hcldec"
-	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/facts/proxy"
 	"github.com/imdsmend/imdsmend/internal/redact"
-	"github.com/imdsmend/imdsmend/rules"
+	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -39,7 +39,7 @@ func (NoProxy) Doc() string {
 }
 
 // Permission implements Fixer.
-func (NoProxy) Permission() string { return rules.PermFiles }
+func (NoProxy) Permission() types.Permission { return types.PermFiles }
 
 // Spec implements Fixer: `files` lists the files to fix, as on the system.
 func (NoProxy) Spec() hcldec.Spec {
@@ -71,8 +71,8 @@ func (NoProxy) Plan(_ context.Context, env *Env, args cty.Value) ([]*Change, err
 	if err != nil {
 		return nil, err
 	}
-	hosts := facts.ProxyHosts(env.IPv6)
-	conf := facts.LoadProxyConfig(env.Paths.Root)
+	hosts := proxy.Hosts(env.IPv6)
+	conf := proxy.LoadConfig(env.Paths)
 	conf.Evaluate(hosts)
 	var changes []*Change
 	for _, p := range files {
@@ -84,12 +84,12 @@ func (NoProxy) Plan(_ context.Context, env *Env, args cty.Value) ([]*Change, err
 					why = e
 				}
 			}
-			changes = append(changes, &Change{Target: p, Status: StatusFailed, Error: "cannot edit " + p + ": " + why})
+			changes = append(changes, &Change{Target: p, Status: types.StatusFailed, Error: "cannot edit " + p + ": " + why})
 			continue
 		}
 		ed, err := planNoProxy(f, hosts)
 		if err != nil {
-			changes = append(changes, &Change{Target: p, Status: StatusFailed, Error: err.Error()})
+			changes = append(changes, &Change{Target: p, Status: types.StatusFailed, Error: err.Error()})
 			continue
 		}
 		if len(ed.inserts) == 0 {
@@ -111,7 +111,7 @@ func (NoProxy) Apply(_ context.Context, env *Env, c *Change) error {
 	if err := json.Unmarshal(c.Data, &d); err != nil {
 		return fmt.Errorf("decode planned change: %w", err)
 	}
-	data, resolved, err := facts.ReadFileInRoot(env.Paths, d.Path, facts.MaxConfigFile)
+	data, resolved, err := proxy.ReadFileInRoot(env.Paths, d.Path, proxy.MaxConfigFile)
 	if err != nil {
 		return err
 	}
@@ -145,7 +145,7 @@ func (NoProxy) Undo(_ context.Context, env *Env, c *Change) error {
 	if err := json.Unmarshal(c.Data, &d); err != nil {
 		return fmt.Errorf("decode ledger record: %w", err)
 	}
-	current, resolved, err := facts.ReadFileInRoot(env.Paths, d.Path, facts.MaxConfigFile)
+	current, resolved, err := proxy.ReadFileInRoot(env.Paths, d.Path, proxy.MaxConfigFile)
 	if err != nil {
 		return err
 	}
@@ -179,7 +179,7 @@ func (NoProxy) Undo(_ context.Context, env *Env, c *Change) error {
 // and as they are again (+), secrets hidden.
 func undoDetail(env *Env, d noProxyData, orig []byte) string {
 	head := fmt.Sprintf("restored %s from its backup, as it was before imdsmend edited it", d.Path)
-	f := facts.LoadProxyConfig(env.Paths.Root).File(d.Path)
+	f := proxy.LoadConfig(env.Paths).File(d.Path)
 	if f == nil {
 		return redact.String(head)
 	}
@@ -244,7 +244,7 @@ type noProxyEdit struct {
 }
 
 // add records an insertion in the logical line of a.
-func (ed *noProxyEdit) add(a facts.EnvAssignment, offset int, text string) {
+func (ed *noProxyEdit) add(a proxy.EnvAssignment, offset int, text string) {
 	ed.addInLine([2]int{a.LineStart, a.LineEnd}, offset, text)
 }
 
@@ -255,10 +255,10 @@ func (ed *noProxyEdit) addInLine(line [2]int, offset int, text string) {
 
 // planNoProxy works out the insertions for f and checks, by parsing the result, that
 // every no_proxy list in it then excludes hosts for both clients.
-func planNoProxy(f *facts.ProxyFile, hosts []string) (*noProxyEdit, error) {
+func planNoProxy(f *proxy.File, hosts []string) (*noProxyEdit, error) {
 	ed := &noProxyEdit{}
 	var err error
-	if f.Format == facts.FormatDocker {
+	if f.Format == proxy.FormatDocker {
 		err = planDocker(ed, f, hosts)
 	} else {
 		err = planLines(ed, f, hosts)
@@ -278,16 +278,16 @@ func planNoProxy(f *facts.ProxyFile, hosts []string) (*noProxyEdit, error) {
 	}
 	spellings := map[string]bool{}
 	for _, a := range g.Assignments {
-		if !slices.Contains(facts.NoProxyVars, a.Name) {
+		if !slices.Contains(proxy.NoProxyVars, a.Name) {
 			continue
 		}
 		spellings[a.Name] = true
-		if !facts.NoProxyBypasses(a.Value, hosts) {
+		if !proxy.NoProxyBypasses(a.Value, hosts) {
 			return nil, fmt.Errorf("%s:%d: %s=%q would still not exclude %s for curl and Go (a blank ends curl's list); fix that line by hand",
 				f.Path, a.Line, a.Name, a.Value, strings.Join(hosts, ","))
 		}
 	}
-	if g.SetsProxy() && len(spellings) < len(facts.NoProxyVars) {
+	if g.SetsProxy() && len(spellings) < len(proxy.NoProxyVars) {
 		return nil, fmt.Errorf("%s: could not add both no_proxy and NO_PROXY; add them by hand", f.Path)
 	}
 	return ed, nil
@@ -297,7 +297,7 @@ func planNoProxy(f *facts.ProxyFile, hosts []string) (*noProxyEdit, error) {
 func missingHosts(value string, hosts []string) []string {
 	var out []string
 	for _, h := range hosts {
-		if !facts.NoProxyBypasses(value, []string{h}) {
+		if !proxy.NoProxyBypasses(value, []string{h}) {
 			out = append(out, h)
 		}
 	}
@@ -315,7 +315,7 @@ func appendText(written string, hosts []string) string {
 }
 
 // planLines handles environment files, shell scripts and systemd files.
-func planLines(ed *noProxyEdit, f *facts.ProxyFile, hosts []string) error {
+func planLines(ed *noProxyEdit, f *proxy.File, hosts []string) error {
 	// 1. Every assignment of either spelling gets the hosts it lacks.
 	added := map[int]string{} // assignment index → text appended to it
 	last := map[string]int{}  // spelling → index of its last assignment
@@ -324,7 +324,7 @@ func planLines(ed *noProxyEdit, f *facts.ProxyFile, hosts []string) error {
 			clear(last) // a systemd reset: what came before no longer counts
 			continue
 		}
-		if !slices.Contains(facts.NoProxyVars, a.Name) {
+		if !slices.Contains(proxy.NoProxyVars, a.Name) {
 			continue
 		}
 		last[a.Name] = i
@@ -349,17 +349,17 @@ func planLines(ed *noProxyEdit, f *facts.ProxyFile, hosts []string) error {
 		switch {
 		case a.Name == "":
 			anchor = -1 // a line before a systemd reset would be reset too
-		case slices.Contains(facts.ProxyVars, a.Name):
+		case slices.Contains(proxy.Vars, a.Name):
 			anchor = i
 		}
 	}
-	for _, name := range facts.NoProxyVars {
+	for _, name := range proxy.NoProxyVars {
 		if _, ok := last[name]; ok {
 			continue
 		}
-		other := facts.EnvNoProxyUC
-		if name == facts.EnvNoProxyUC {
-			other = facts.EnvNoProxy
+		other := proxy.EnvNoProxyUC
+		if name == proxy.EnvNoProxyUC {
+			other = proxy.EnvNoProxy
 		}
 		var line string
 		at := f.Assignments[anchor]
@@ -395,31 +395,31 @@ func firstSet(env map[string]string, names ...string) string {
 }
 
 // directivePrefix is what precedes an assignment word on a new line.
-func directivePrefix(f *facts.ProxyFile, a facts.EnvAssignment) string {
+func directivePrefix(f *proxy.File, a proxy.EnvAssignment) string {
 	switch f.Format {
-	case facts.FormatShell:
+	case proxy.FormatShell:
 		return "export "
-	case facts.FormatSystemd:
+	case proxy.FormatSystemd:
 		return a.Directive + "="
 	}
 	return ""
 }
 
 // copyWord is a's word with the name replaced and extra appended to the value.
-func copyWord(data []byte, a facts.EnvAssignment, name, extra string) string {
+func copyWord(data []byte, a proxy.EnvAssignment, name, extra string) string {
 	return string(data[a.WordStart:a.NameStart]) + name + string(data[a.NameStart+len(a.Name):a.ValueEnd]) + extra + string(data[a.ValueEnd:a.WordEnd])
 }
 
 // newAssignment renders name=value as a new line in f's format, quoted so the value
 // reads back unchanged. Values that would need more than simple quoting are refused.
-func newAssignment(f *facts.ProxyFile, at facts.EnvAssignment, name, value string) (string, error) {
+func newAssignment(f *proxy.File, at proxy.EnvAssignment, name, value string) (string, error) {
 	if strings.ContainsAny(value, "\"'\\`$#\n\r") || strings.ContainsFunc(value, func(r rune) bool { return r < ' ' }) {
 		return "", fmt.Errorf("%s: the no_proxy value %q can't be written safely; add %s=%s by hand", f.Path, value, name, value)
 	}
 	switch f.Format {
-	case facts.FormatShell:
+	case proxy.FormatShell:
 		return `export ` + name + `="` + value + `"`, nil
-	case facts.FormatSystemd:
+	case proxy.FormatSystemd:
 		if at.Directive == "Environment" {
 			value = strings.ReplaceAll(value, "%", "%%") // a specifier otherwise
 		}
@@ -447,10 +447,10 @@ func lineEnding(data []byte, offset int) string {
 
 // planDocker edits daemon.json's proxies object: the no-proxy member gets the hosts it
 // lacks, or is added after the last member.
-func planDocker(ed *noProxyEdit, f *facts.ProxyFile, hosts []string) error {
+func planDocker(ed *noProxyEdit, f *proxy.File, hosts []string) error {
 	dp := f.Docker
-	inherited := firstSet(f.Inherited, facts.EnvNoProxyUC, facts.EnvNoProxy)
-	var noProxy *facts.EnvAssignment
+	inherited := firstSet(f.Inherited, proxy.EnvNoProxyUC, proxy.EnvNoProxy)
+	var noProxy *proxy.EnvAssignment
 	for i, a := range f.Assignments {
 		if a.Directive == "no-proxy" {
 			noProxy = &f.Assignments[i]
@@ -488,10 +488,10 @@ func jsonStringBody(s string) string {
 
 // describe renders the plan: a diff of the lines that change, proxy passwords hidden,
 // and who picks the change up.
-func (ed *noProxyEdit) describe(f *facts.ProxyFile, hosts []string, env *Env) string {
+func (ed *noProxyEdit) describe(f *proxy.File, hosts []string, env *Env) string {
 	var b strings.Builder
 	lists := "no_proxy and NO_PROXY"
-	if f.Format == facts.FormatDocker {
+	if f.Format == proxy.FormatDocker {
 		lists = "proxies.no-proxy"
 	}
 	fmt.Fprintf(&b, "add %s to %s in %s", strings.Join(hosts, ","), lists, f.Path)
@@ -505,7 +505,7 @@ func (ed *noProxyEdit) describe(f *facts.ProxyFile, hosts []string, env *Env) st
 
 // writeDiff writes a diff of the logical lines of f that inserts change, each once:
 // original then edited, or with inverse (an undo) edited then original.
-func writeDiff(b *strings.Builder, f *facts.ProxyFile, lines [][2]int, inserts []insert, inverse bool) {
+func writeDiff(b *strings.Builder, f *proxy.File, lines [][2]int, inserts []insert, inverse bool) {
 	fmt.Fprintf(b, "\n--- %s\n+++ %s\n", f.Path, f.Path)
 	done := map[[2]int]bool{}
 	for _, ln := range lines {
@@ -529,16 +529,16 @@ func writeDiff(b *strings.Builder, f *facts.ProxyFile, lines [][2]int, inserts [
 
 // renderLine is the text of the logical line ln with the inserts that fall in it made and
 // every proxy value's user and password hidden.
-func renderLine(f *facts.ProxyFile, ln [2]int, inserts []insert) string {
+func renderLine(f *proxy.File, ln [2]int, inserts []insert) string {
 	type piece struct {
 		from, to int
 		text     string
 	}
 	var pieces []piece
 	for _, a := range f.Assignments {
-		if slices.Contains(facts.ProxyVars, a.Name) && !a.Irregular && a.ValueStart >= ln[0] && a.ValueEnd <= ln[1] {
+		if slices.Contains(proxy.Vars, a.Name) && !a.Irregular && a.ValueStart >= ln[0] && a.ValueEnd <= ln[1] {
 			v := string(f.Data[a.ValueStart:a.ValueEnd])
-			pieces = append(pieces, piece{a.ValueStart, a.ValueEnd, facts.RedactProxyURL(v)})
+			pieces = append(pieces, piece{a.ValueStart, a.ValueEnd, proxy.RedactURL(v)})
 		}
 	}
 	for _, in := range inserts {
@@ -574,15 +574,15 @@ func physicalLine(data []byte, offset int) [2]int {
 func lineNumber(data []byte, offset int) int { return bytes.Count(data[:offset], []byte("\n")) + 1 }
 
 // pickedUpBy says which programs see the change, and what running ones need.
-func pickedUpBy(f *facts.ProxyFile, env *Env) string {
+func pickedUpBy(f *proxy.File, env *Env) string {
 	restart := "allow restart_units in the policy to let imdsmend restart it, or run"
-	if env.Allow != nil && env.Allow(rules.PermRestartUnits) {
+	if env.Allow != nil && env.Allow(types.PermRestartUnits) {
 		restart = "imdsmend restarts it (restart_unit) if its processes still leak; otherwise run"
 	}
 	switch f.Kind {
-	case facts.ProxyKindEnvironment, facts.ProxyKindProfile:
+	case proxy.KindEnvironment, proxy.KindProfile:
 		return "new login sessions pick this up; running shells and their children keep their environment"
-	case facts.ProxyKindManager:
+	case proxy.KindManager:
 		return "services started after `systemctl daemon-reload` pick this up; running services keep their environment until they restart"
 	}
 	return fmt.Sprintf("%s keeps its environment until it restarts: %s `systemctl daemon-reload && systemctl try-restart %s`", f.Unit, restart, f.Unit)

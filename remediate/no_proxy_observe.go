@@ -8,7 +8,7 @@ import (
 	"io/fs"
 	"path"
 
-	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/facts/proxy"
 )
 
 // Observe implements Fixer: the edit is in effect while the file holds the edited bytes,
@@ -22,7 +22,7 @@ func (NoProxy) Observe(_ context.Context, env *Env, c *Change) (bool, error) {
 	if err := json.Unmarshal(c.Data, &d); err != nil {
 		return false, fmt.Errorf("decode ledger record: %w", err)
 	}
-	current, _, err := facts.ReadFileInRoot(env.Paths, d.Path, facts.MaxConfigFile)
+	current, _, err := proxy.ReadFileInRoot(env.Paths, d.Path, proxy.MaxConfigFile)
 	if err != nil {
 		return false, err
 	}

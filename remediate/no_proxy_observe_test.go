@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/imdsmend/imdsmend/tests/tree"
 )
 
@@ -16,9 +17,9 @@ func noProxyExecutor(t *testing.T) (*Executor, string, []*Change) {
 	root := t.TempDir()
 	tree.Write(t, root, map[string]string{"etc/environment": "http_proxy=http://p\n"})
 	env := testEnv(root, false)
-	x := &Executor{Registry: Default(), Env: env, Ledger: NewLedgerIn(env.Paths, "/var/lib/imdsmend/ledger.jsonl"), RunID: "r1", Enforce: true}
+	x := &Executor{Registry: Builtin(Deps{}), Env: env, Ledger: NewLedgerIn(env.Paths, "/var/lib/imdsmend/ledger.jsonl"), RunID: "r1", Enforce: true}
 	changes := x.Plan(context.Background(), "proxy_leak", KindNoProxy, filesArg("/etc/environment"))
-	if len(changes) != 1 || changes[0].Status != StatusPlanned {
+	if len(changes) != 1 || changes[0].Status != types.StatusPlanned {
 		t.Fatalf("plan = %v", summary(changes))
 	}
 	return x, root, changes
@@ -33,13 +34,13 @@ func TestNoProxyCrash(t *testing.T) {
 	runUntilCrash(t, x, func() { x.Apply(ctx, changes) })
 	x.RunID = "r2"
 	settled, err := x.Reconcile(ctx)
-	if err != nil || len(settled) != 1 || settled[0].Status != StatusApplied {
+	if err != nil || len(settled) != 1 || settled[0].Status != types.StatusApplied {
 		t.Fatalf("Reconcile = %v, %v; want applied", summary(settled), err)
 	}
 	pending, _ := x.Undoable(true, nil)
 	x.RunID = "u1"
 	x.Undo(ctx, pending)
-	if len(pending) != 1 || pending[0].Status != StatusReverted {
+	if len(pending) != 1 || pending[0].Status != types.StatusReverted {
 		t.Errorf("undo = %v", summary(pending))
 	}
 	if got, _ := os.ReadFile(filepath.Join(root, "etc/environment")); string(got) != "http_proxy=http://p\n" {
@@ -87,7 +88,7 @@ func TestNoProxyUndoRefuses(t *testing.T) {
 			pending, _ := x.Undoable(true, nil)
 			x.RunID = "u1"
 			x.Undo(ctx, pending)
-			if len(pending) != 1 || pending[0].Status != StatusFailed || !strings.Contains(pending[0].Error, tt.want) {
+			if len(pending) != 1 || pending[0].Status != types.StatusFailed || !strings.Contains(pending[0].Error, tt.want) {
 				t.Errorf("undo = %v; want failed, saying %q", summary(pending), tt.want)
 			}
 			if after, _ := os.ReadFile(filepath.Join(root, "etc/environment")); string(after) != string(before) {

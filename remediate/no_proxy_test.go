@@ -13,7 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/imdsmend/imdsmend/internal/paths"
-	"github.com/imdsmend/imdsmend/rules"
+	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/imdsmend/imdsmend/tests/tree"
 	"github.com/zclconf/go-cty/cty"
 )
@@ -21,7 +21,7 @@ import (
 // fixture reads a file captured for the proxy facts' tests.
 func fixture(t *testing.T, name string) string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "facts", "testdata", "proxy", name))
+	data, err := os.ReadFile(filepath.Join("..", "facts", "proxy", "testdata", "proxy", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ var userinfo = regexp.MustCompile(`://[^@/\s"]*@`)
 func testEnv(root string, ipv6 bool) *Env {
 	p := paths.New(root)
 	p.StateDir = "/var/lib/imdsmend"
-	return &Env{Paths: p, IPv6: ipv6, Allow: func(string) bool { return true }}
+	return &Env{Paths: p, IPv6: ipv6, Allow: func(types.Permission) bool { return true }}
 }
 
 func filesArg(files ...string) cty.Value {
@@ -183,7 +183,7 @@ func TestNoProxyPlanDetail(t *testing.T) {
 	root := t.TempDir()
 	tree.Write(t, root, map[string]string{"etc/systemd/system/docker.service.d/http-proxy.conf": fixture(t, "http-proxy.conf")})
 	env := testEnv(root, false)
-	env.Allow = func(p string) bool { return p == rules.PermFiles }
+	env.Allow = func(p types.Permission) bool { return p == types.PermFiles }
 	changes, err := NoProxy{}.Plan(context.Background(), env, filesArg("/etc/systemd/system/docker.service.d/http-proxy.conf"))
 	if err != nil || len(changes) != 1 {
 		t.Fatalf("Plan = %v, %v", changes, err)
@@ -286,7 +286,7 @@ func TestNoProxyRefuses(t *testing.T) {
 			root := t.TempDir()
 			tree.Write(t, root, tt.files)
 			changes, err := NoProxy{}.Plan(context.Background(), testEnv(root, false), filesArg(tt.fix))
-			if err != nil || len(changes) != 1 || changes[0].Status != StatusFailed || changes[0].Error != tt.err {
+			if err != nil || len(changes) != 1 || changes[0].Status != types.StatusFailed || changes[0].Error != tt.err {
 				t.Errorf("Plan = %+v, %v; want one failed change: %s", changes, err, tt.err)
 			}
 		})
@@ -370,7 +370,7 @@ func TestNoProxyReadOnlyFile(t *testing.T) {
 func FuzzNoProxy(f *testing.F) {
 	targets := []string{"/etc/environment", "/etc/profile.d/p.sh", "/etc/systemd/system/x.service.d/p.conf", "/etc/docker/daemon.json", "/etc/systemd/system.conf.d/p.conf"}
 	for i, name := range []string{"environment.ubuntu", "proxy.sh", "http-proxy.conf", "daemon.json", "proxy-defaults.conf"} {
-		data, err := os.ReadFile(filepath.Join("..", "facts", "testdata", "proxy", name))
+		data, err := os.ReadFile(filepath.Join("..", "facts", "proxy", "testdata", "proxy", name))
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -392,7 +392,7 @@ func FuzzNoProxy(f *testing.F) {
 		env := testEnv(root, which%2 == 0)
 		ctx := context.Background()
 		changes, err := NoProxy{}.Plan(ctx, env, filesArg(target))
-		if err != nil || len(changes) != 1 || changes[0].Status == StatusFailed {
+		if err != nil || len(changes) != 1 || changes[0].Status == types.StatusFailed {
 			return // nothing to do, or refused with a reason
 		}
 		var d noProxyData

@@ -24,15 +24,6 @@ func NewRegistry(fixers ...Fixer) (*Registry, error) {
 	return r, nil
 }
 
-// Default is the registry of the built-in fixers.
-func Default() *Registry {
-	r, err := NewRegistry(builtinFixers()...)
-	if err != nil {
-		panic(err)
-	}
-	return r
-}
-
 // Get returns the fixer for kind.
 func (r *Registry) Get(kind string) (Fixer, bool) {
 	f, ok := r.fixers[kind]

@@ -9,9 +9,9 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2/hcldec"
-	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/facts/proxy"
 	"github.com/imdsmend/imdsmend/internal/paths"
-	"github.com/imdsmend/imdsmend/rules"
+	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -41,7 +41,7 @@ func (RestartUnit) Doc() string {
 }
 
 // Permission implements Fixer.
-func (RestartUnit) Permission() string { return rules.PermRestartUnits }
+func (RestartUnit) Permission() types.Permission { return types.PermRestartUnits }
 
 // Spec implements Fixer: `units` lists the services to restart.
 func (RestartUnit) Spec() hcldec.Spec {
@@ -65,30 +65,30 @@ func (r RestartUnit) Plan(_ context.Context, env *Env, args cty.Value) ([]*Chang
 	}
 	self := r.Self
 	if self == nil {
-		self = facts.SelfUnit
+		self = proxy.SelfUnit
 	}
 	running := self()
-	var conf *facts.ProxyConfig // read once, when restart_units = true needs it
+	var conf *proxy.Config // read once, when restart_units = true needs it
 	var changes []*Change
 	for _, u := range units {
 		c := &Change{Target: u, Detail: fmt.Sprintf("systemctl daemon-reload && systemctl try-restart %s: its processes still send IMDS requests to a proxy; a restart gives them the fixed configuration", u)}
 		switch {
 		case !serviceName.MatchString(u) || strings.HasPrefix(u, "-"):
-			c.Status, c.Error = StatusFailed, fmt.Sprintf("%q is not a service name", u)
+			c.Status, c.Error = types.StatusFailed, fmt.Sprintf("%q is not a service name", u)
 		case u == running:
-			c.Status, c.Error = StatusSkipped, fmt.Sprintf("never restarted: %s runs this imdsmend; restart it by hand", u)
+			c.Status, c.Error = types.StatusSkipped, fmt.Sprintf("never restarted: %s runs this imdsmend; restart it by hand", u)
 		case matchAny(protectedUnits, u):
-			c.Status, c.Error = StatusSkipped, fmt.Sprintf("never restarted: imdsmend does not restart its own units, dbus, systemd-journald or sshd; restart %s by hand", u)
+			c.Status, c.Error = types.StatusSkipped, fmt.Sprintf("never restarted: imdsmend does not restart its own units, dbus, systemd-journald or sshd; restart %s by hand", u)
 		case env.RestartUnits != nil:
 			if !matchAny(env.RestartUnits, u) {
-				c.Status, c.Error = StatusSkipped, fmt.Sprintf("not restarted: %s matches none of settings.allow.restart_units %q; add it there to allow it", u, env.RestartUnits)
+				c.Status, c.Error = types.StatusSkipped, fmt.Sprintf("not restarted: %s matches none of settings.allow.restart_units %q; add it there to allow it", u, env.RestartUnits)
 			}
 		default:
 			if conf == nil {
-				conf = facts.LoadProxyConfig(env.Paths.Root)
+				conf = proxy.LoadConfig(env.Paths)
 			}
 			if !conf.UnitSetsProxy(u) {
-				c.Status, c.Error = StatusSkipped, fmt.Sprintf("not restarted: restart_units = true allows only units whose own drop-ins set the proxy, and %s gets it from elsewhere (DefaultEnvironment=?); name it in settings { allow { restart_units = [\"%s\"] } } to allow it", u, u)
+				c.Status, c.Error = types.StatusSkipped, fmt.Sprintf("not restarted: restart_units = true allows only units whose own drop-ins set the proxy, and %s gets it from elsewhere (DefaultEnvironment=?); name it in settings { allow { restart_units = [\"%s\"] } } to allow it", u, u)
 			}
 		}
 		changes = append(changes, c)
@@ -111,8 +111,8 @@ func matchAny(globs []string, unit string) bool {
 // run would restart it again.
 func (r RestartUnit) Apply(ctx context.Context, env *Env, c *Change) error {
 	unit := c.Target
-	conf := facts.LoadProxyConfig(env.Paths.Root)
-	if uses := facts.IMDSProxyUses(conf.UnitEnv(unit), facts.ProxyHosts(env.IPv6)); len(uses) > 0 {
+	conf := proxy.LoadConfig(env.Paths)
+	if uses := proxy.IMDSProxyUses(conf.UnitEnv(unit), proxy.Hosts(env.IPv6)); len(uses) > 0 {
 		return fmt.Errorf("not restarted: %s's configuration still sends IMDS requests to the proxy in %s; fix it first (no_proxy)", unit, uses[0].ProxyVar)
 	}
 	run := r.Systemctl

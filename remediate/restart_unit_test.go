@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/imdsmend/imdsmend/tests/tree"
 	"github.com/zclconf/go-cty/cty"
 )
@@ -39,7 +40,7 @@ func TestRestartUnit(t *testing.T) {
 	}
 	var got []string
 	for _, c := range changes {
-		got = append(got, c.Target+" "+c.Status+" "+c.Error)
+		got = append(got, c.Target+" "+string(c.Status)+" "+c.Error)
 	}
 	want := []string{"docker.service  ", `--now.service failed "--now.service" is not a service name`, `x.socket failed "x.socket" is not a service name`}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -128,9 +129,9 @@ func TestRestartUnitAllowList(t *testing.T) {
 			}
 			for i, c := range changes {
 				switch {
-				case tt.want[i] == "" && (c.Status != StatusPlanned || c.Error != ""):
+				case tt.want[i] == "" && (c.Status != types.StatusPlanned || c.Error != ""):
 					t.Errorf("%s: %s %q; want it planned", c.Target, c.Status, c.Error)
-				case tt.want[i] != "" && (c.Status != StatusSkipped || !strings.Contains(c.Error, tt.want[i])):
+				case tt.want[i] != "" && (c.Status != types.StatusSkipped || !strings.Contains(c.Error, tt.want[i])):
 					t.Errorf("%s: %s %q; want skipped: %s", c.Target, c.Status, c.Error, tt.want[i])
 				}
 			}

@@ -9,8 +9,8 @@ import (
 	"net/netip"
 
 	"github.com/hashicorp/hcl/v2/hcldec"
-	"github.com/imdsmend/imdsmend/facts"
-	"github.com/imdsmend/imdsmend/rules"
+	"github.com/imdsmend/imdsmend/facts/route"
+	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/vishvananda/netlink"
 	"github.com/zclconf/go-cty/cty"
 	"golang.org/x/sys/unix"
@@ -30,7 +30,7 @@ func (RouteRestore) Doc() string {
 }
 
 // Permission implements Fixer.
-func (RouteRestore) Permission() string { return rules.PermRoutes }
+func (RouteRestore) Permission() types.Permission { return types.PermRoutes }
 
 // Spec implements Fixer.
 func (RouteRestore) Spec() hcldec.Spec {
@@ -123,7 +123,7 @@ func (RouteRestore) Apply(_ context.Context, _ *Env, c *Change) error {
 		return err
 	}
 	if cur.routes(d.Want) {
-		c.Status = StatusUnchanged
+		c.Status = types.StatusUnchanged
 		return nil
 	}
 	want, err := d.Want.route()
@@ -196,8 +196,8 @@ func refuseSystemdIMDS() error {
 		return fmt.Errorf("list routing policy rules: %w", err)
 	}
 	for _, r := range rl {
-		if r.Mark == facts.SystemdIMDSMark {
-			return fmt.Errorf("systemd-imdsd routes IMDS (policy rule fwmark %#x): its prohibit route is intentional and is left alone", facts.SystemdIMDSMark)
+		if r.Mark == route.SystemdIMDSMark {
+			return fmt.Errorf("systemd-imdsd routes IMDS (policy rule fwmark %#x): its prohibit route is intentional and is left alone", route.SystemdIMDSMark)
 		}
 	}
 	return nil

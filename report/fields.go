@@ -1,6 +1,6 @@
 package report
 
-// Journal field names (DESIGN.md "journald"). The first seven are the public contract;
+// Journal field names (docs/contract.md, "journald"). The first seven are the public contract;
 // the others add context and may grow. Every name must pass validFieldName.
 const (
 	FieldRule     = "IMDSMEND_RULE"

@@ -16,8 +16,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/journal"
 	"github.com/imdsmend/imdsmend/internal/redact"
-	"github.com/imdsmend/imdsmend/remediate"
-	"github.com/imdsmend/imdsmend/rules"
+	"github.com/imdsmend/imdsmend/internal/types"
 )
 
 // Entry is one journal entry: an event with a fixed MESSAGE_ID and its fields.
@@ -30,11 +29,11 @@ type Entry struct {
 
 // Priorities of findings by severity; actions and summaries are in actionKinds and
 // summaryEntry. docs/operating.md lists them all.
-func findingPriority(severity string) journal.Priority {
+func findingPriority(severity types.Severity) journal.Priority {
 	switch severity {
-	case rules.SeverityCritical:
+	case types.SeverityCritical:
 		return journal.PriCrit
-	case rules.SeverityWarning:
+	case types.SeverityWarning:
 		return journal.PriWarning
 	}
 	return journal.PriInfo
@@ -42,18 +41,18 @@ func findingPriority(severity string) journal.Priority {
 
 // actionKinds gives each action status its MESSAGE_ID and PRIORITY: a failed fix is an
 // error, a change made or reverted is notable, the rest is information.
-var actionKinds = map[string]struct {
+var actionKinds = map[types.Status]struct {
 	id   string
 	prio journal.Priority
 }{
-	remediate.StatusPlanned:   {MessageActionPlanned, journal.PriInfo},
-	remediate.StatusApplied:   {MessageActionApplied, journal.PriNotice},
-	remediate.StatusUnchanged: {MessageActionUnchanged, journal.PriInfo},
-	remediate.StatusSkipped:   {MessageActionSkipped, journal.PriInfo},
-	remediate.StatusFailed:    {MessageActionFailed, journal.PriErr},
-	remediate.StatusReverted:  {MessageActionReverted, journal.PriNotice},
+	types.StatusPlanned:   {MessageActionPlanned, journal.PriInfo},
+	types.StatusApplied:   {MessageActionApplied, journal.PriNotice},
+	types.StatusUnchanged: {MessageActionUnchanged, journal.PriInfo},
+	types.StatusSkipped:   {MessageActionSkipped, journal.PriInfo},
+	types.StatusFailed:    {MessageActionFailed, journal.PriErr},
+	types.StatusReverted:  {MessageActionReverted, journal.PriNotice},
 	// An interrupted change found not made: nothing changed.
-	remediate.StatusNotApplied: {MessageActionUnchanged, journal.PriNotice},
+	types.StatusNotApplied: {MessageActionUnchanged, journal.PriNotice},
 }
 
 // RunEntries are the entries of a one-shot run: every open finding, every action, and the
@@ -73,7 +72,7 @@ func RunEntries(rep *Report) []Entry {
 func findingEntry(id, verb string, f Finding, base map[string]string) Entry {
 	fields := cloneFields(base)
 	fields[FieldRule] = f.Rule
-	fields[FieldSeverity] = f.Severity
+	fields[FieldSeverity] = string(f.Severity)
 	if f.Hint != "" {
 		fields[FieldHint] = f.Hint
 	}
@@ -95,14 +94,14 @@ func findingEntry(id, verb string, f Finding, base map[string]string) Entry {
 func actionEntry(a Action, base map[string]string) Entry {
 	k, ok := actionKinds[a.Status]
 	if !ok {
-		k = actionKinds[remediate.StatusFailed]
+		k = actionKinds[types.StatusFailed]
 	}
 	fields := cloneFields(base)
 	fields[FieldRule] = a.Rule
 	fields[FieldAction] = a.Kind
 	fields[FieldActionID] = a.ID
 	fields[FieldTarget] = a.Target
-	fields[FieldStatus] = a.Status
+	fields[FieldStatus] = string(a.Status)
 	if a.Detail != "" {
 		fields[FieldDetail] = a.Detail
 	}
@@ -140,8 +139,8 @@ func summaryEntry(rep *Report, base map[string]string) Entry {
 	}
 	imds := "IMDS not probed"
 	if rep.IMDS != nil {
-		fields[FieldIMDSClass] = rep.IMDS.Class
-		imds = "IMDS " + rep.IMDS.Class
+		fields[FieldIMDSClass] = string(rep.IMDS.Class)
+		imds = "IMDS " + string(rep.IMDS.Class)
 	}
 	verdict, prio := "healthy", journal.PriInfo
 	if !rep.Healthy {
@@ -191,7 +190,7 @@ func countActions(actions []Action) string {
 	if len(actions) == 0 {
 		return "0 actions"
 	}
-	by := map[string]int{}
+	by := map[types.Status]int{}
 	for _, a := range actions {
 		by[a.Status]++
 	}

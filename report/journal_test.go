@@ -11,13 +11,13 @@ import (
 
 	"github.com/coreos/go-systemd/v22/journal"
 	"github.com/google/go-cmp/cmp"
-	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/internal/types"
 )
 
 func sampleReport() *Report {
 	return &Report{
 		Schema: Schema, Command: "apply", RunID: "0011223344556677", Healthy: false,
-		IMDS: &facts.IMDS{Class: "timeout"},
+		IMDS: &types.IMDS{Class: "timeout"},
 		Findings: []Finding{{
 			Rule: "imds_unreachable", Severity: "critical", Summary: "IMDS at http://169.254.169.254 is unreachable: timeout",
 			Hint: "look for a firewall rule", Evidence: json.RawMessage(`{ "class": "timeout" }`),

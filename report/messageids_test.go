@@ -175,7 +175,7 @@ func TestFieldNamesValid(t *testing.T) {
 	}
 	for _, want := range []string{"IMDSMEND_RULE", "IMDSMEND_SEVERITY", "IMDSMEND_ACTION", "IMDSMEND_ACTION_ID", "IMDSMEND_TARGET", "IMDSMEND_STATUS", "IMDSMEND_RUN_ID"} {
 		if !slices.Contains(slices.Collect(maps.Values(fields)), want) {
-			t.Errorf("contract field %s (DESIGN.md) is not declared", want)
+			t.Errorf("contract field %s (docs/contract.md) is not declared", want)
 		}
 	}
 }

@@ -46,20 +46,20 @@ func Metrics(rep *Report, end time.Time) []byte {
 		add(b2f(rep.Healthy), rep.Command)
 	findings := newGauge(MetricFindingsOpen, "Findings open after the last run, by rule and severity.", "rule", "severity")
 	for _, f := range rep.Findings {
-		findings.add(1, f.Rule, f.Severity)
+		findings.add(1, f.Rule, string(f.Severity))
 	}
 	newGauge(MetricRulesUndecided, "Rules the last run could not decide (facts missing).").
 		add(float64(len(rep.Unknown)))
 	actions := newGauge(MetricActions, "Actions of the last run, by kind and status.", "kind", "status")
 	for _, a := range rep.Actions {
-		actions.add(1, a.Kind, a.Status)
+		actions.add(1, a.Kind, string(a.Status))
 	}
 	if rep.IMDS != nil {
 		newGauge(MetricIMDSUp, "1 when the IMDS probe got metadata.").add(b2f(rep.IMDS.Reachable))
 		newGauge(MetricIMDSLatency, "Wall time of the IMDS probe, retries included.").
 			add(rep.IMDS.LatencyMS / 1000)
 		newGauge(MetricIMDSClass, "1 for the class of the IMDS probe's outcome (ok, timeout, http_403, …).", "class").
-			add(1, rep.IMDS.Class)
+			add(1, string(rep.IMDS.Class))
 	}
 	newGauge(MetricLastRunTime, "When the last run ended, in seconds since the epoch.", "command").
 		add(float64(end.UnixNano())/1e9, rep.Command)

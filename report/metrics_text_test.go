@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/internal/types"
 )
 
 // TestMetricsText pins the textfile byte for byte: the exposition format written by hand
@@ -13,7 +13,7 @@ import (
 // values, escaped label values and help).
 func TestMetricsText(t *testing.T) {
 	odd := sampleReport()
-	odd.IMDS = &facts.IMDS{Reachable: true, Class: "a\"b\\c\nd", LatencyMS: 1.5}
+	odd.IMDS = &types.IMDS{Reachable: true, Class: "a\"b\\c\nd", LatencyMS: 1.5}
 	odd.Findings = append(odd.Findings,
 		Finding{Rule: "proxy_leak", Severity: "warning"},
 		Finding{Rule: "imds_unreachable", Severity: "critical"},

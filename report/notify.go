@@ -7,7 +7,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/imdsmend/imdsmend/internal/redact"
-	"github.com/imdsmend/imdsmend/remediate"
+	"github.com/imdsmend/imdsmend/internal/types"
 )
 
 // Notifier speaks sd_notify to the service manager named by NOTIFY_SOCKET. Without it
@@ -105,7 +105,7 @@ func WatchStatusLine(rep *Report, lastFix, now time.Time) string {
 func Applied(rep *Report) int {
 	n := 0
 	for _, a := range rep.Actions {
-		if a.Status == remediate.StatusApplied {
+		if a.Status == types.StatusApplied {
 			n++
 		}
 	}

@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/internal/types"
 )
 
-// Schema is the JSON report's schema identifier (DESIGN.md).
+// Schema is the JSON report's schema identifier (docs/contract.md).
 const Schema = "imdsmend.report/v1"
 
 // Report is the one value every renderer works from. Its JSON form is a public contract:
@@ -20,7 +20,7 @@ type Report struct {
 	Command    string      `json:"command"`
 	RunID      string      `json:"run_id"`
 	Healthy    bool        `json:"healthy"`
-	IMDS       *facts.IMDS `json:"imds"`
+	IMDS       *types.IMDS `json:"imds"`
 	Findings   []Finding   `json:"findings"`
 	Actions    []Action    `json:"actions"`
 	Unknown    []Unknown   `json:"unknown"`
@@ -30,7 +30,7 @@ type Report struct {
 // Finding is an open finding.
 type Finding struct {
 	Rule     string          `json:"rule"`
-	Severity string          `json:"severity"`
+	Severity types.Severity  `json:"severity"`
 	Summary  string          `json:"summary"`
 	Hint     string          `json:"hint,omitempty"`
 	Evidence json.RawMessage `json:"evidence"`
@@ -38,13 +38,13 @@ type Finding struct {
 
 // Action is a change that was, or would be, made.
 type Action struct {
-	ID     string `json:"id"`
-	Rule   string `json:"rule"`
-	Kind   string `json:"kind"`
-	Target string `json:"target"`
-	Status string `json:"status"`
-	Detail string `json:"detail"`
-	Error  string `json:"error,omitempty"`
+	ID     string       `json:"id"`
+	Rule   string       `json:"rule"`
+	Kind   string       `json:"kind"`
+	Target string       `json:"target"`
+	Status types.Status `json:"status"`
+	Detail string       `json:"detail"`
+	Error  string       `json:"error,omitempty"`
 	// InterruptedRun is the run that stopped (killed, disk full) between this change and
 	// its result record; this run looked at the system and recorded what is true.
 	InterruptedRun string `json:"interrupted_run,omitempty"`
@@ -56,7 +56,7 @@ type Unknown struct {
 	Reason string `json:"reason"`
 }
 
-// Exit codes (DESIGN.md).
+// Exit codes (docs/contract.md).
 const (
 	ExitHealthy  = 0
 	ExitError    = 1
@@ -67,18 +67,18 @@ const (
 // undo exits 0 when it reverted everything asked for and 1 when it could not, whatever the
 // health after it (the report shows that).
 func (r *Report) ExitCode() int {
-	if r.Command == "undo" {
+	if r.Command == string(types.CommandUndo) {
 		for _, a := range r.Actions {
 			// Changes of an interrupted run settled on the way were not asked for.
-			if a.InterruptedRun == "" && a.Status != "reverted" {
+			if a.InterruptedRun == "" && a.Status != types.StatusReverted {
 				return ExitError
 			}
 		}
 		return ExitHealthy
 	}
-	if r.Command == "plan" {
+	if r.Command == string(types.CommandPlan) {
 		for _, a := range r.Actions {
-			if a.Status == "planned" {
+			if a.Status == types.StatusPlanned {
 				return ExitFindings
 			}
 		}

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/internal/types"
 )
 
 func TestExitCode(t *testing.T) {
@@ -38,11 +38,11 @@ func TestExitCode(t *testing.T) {
 	}
 }
 
-// TestWriteJSONContract checks the fields DESIGN.md promises, with lists never null.
+// TestWriteJSONContract checks the fields docs/contract.md promises, with lists never null.
 func TestWriteJSONContract(t *testing.T) {
 	rep := &Report{
 		Schema: Schema, Command: "check", RunID: "r1", Healthy: false,
-		IMDS:     &facts.IMDS{Endpoint: "http://169.254.169.254", Class: "timeout", LatencyMS: 2000},
+		IMDS:     &types.IMDS{Endpoint: "http://169.254.169.254", Class: "timeout", LatencyMS: 2000},
 		Findings: []Finding{{Rule: "imds_unreachable", Severity: "critical", Summary: "IMDS <unreachable>"}},
 	}
 	var buf bytes.Buffer
@@ -78,7 +78,7 @@ func TestWriteJSONContract(t *testing.T) {
 func TestWriteText(t *testing.T) {
 	rep := &Report{
 		Command: "apply", Healthy: true,
-		IMDS:     &facts.IMDS{Endpoint: "http://169.254.169.254", Reachable: true, Version: "v2", Class: "ok", Status: 200},
+		IMDS:     &types.IMDS{Endpoint: "http://169.254.169.254", Reachable: true, Version: "v2", Class: "ok", Status: 200},
 		Findings: []Finding{{Rule: "firewall_restricts_imds", Severity: "info", Summary: "kept", Hint: "nothing to do"}},
 		Actions:  []Action{{ID: "firewall_delete-1", Rule: "firewall_blocks_imds", Kind: "firewall_delete", Target: "filter/OUTPUT", Status: "applied"}},
 	}

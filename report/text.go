@@ -22,7 +22,7 @@ func WriteText(w io.Writer, r *Report) error {
 		fmt.Fprintf(&b, ", %.1f ms\n", r.IMDS.LatencyMS)
 	}
 	for _, f := range r.Findings {
-		fmt.Fprintf(&b, "%-8s %s: %s\n", strings.ToUpper(f.Severity), f.Rule, f.Summary)
+		fmt.Fprintf(&b, "%-8s %s: %s\n", strings.ToUpper(string(f.Severity)), f.Rule, f.Summary)
 		if f.Hint != "" {
 			fmt.Fprintf(&b, "         next: %s\n", f.Hint)
 		}
@@ -31,7 +31,7 @@ func WriteText(w io.Writer, r *Report) error {
 		fmt.Fprintf(&b, "UNKNOWN  %s: %s\n", u.Rule, u.Reason)
 	}
 	for _, a := range r.Actions {
-		fmt.Fprintf(&b, "%-9s %s %s (%s) [%s]", strings.ToUpper(a.Status), a.Kind, a.Target, a.Rule, a.ID)
+		fmt.Fprintf(&b, "%-9s %s %s (%s) [%s]", strings.ToUpper(string(a.Status)), a.Kind, a.Target, a.Rule, a.ID)
 		if a.Detail != "" {
 			fmt.Fprintf(&b, ": %s", a.Detail)
 		}

@@ -4,7 +4,7 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/imdsmend/imdsmend/remediate"
+	"github.com/imdsmend/imdsmend/internal/types"
 )
 
 // Tracker turns the reports of successive watch passes into the journal entries worth
@@ -15,15 +15,15 @@ import (
 type Tracker struct {
 	started bool
 	healthy bool
-	open    map[string]Finding // by rule
-	actions map[string]string  // action ID → status in the previous pass
+	open    map[string]Finding      // by rule
+	actions map[string]types.Status // action ID → status in the previous pass
 }
 
 // alwaysLogged are action statuses written every time: something changed or failed.
-var alwaysLogged = map[string]bool{
-	remediate.StatusApplied:  true,
-	remediate.StatusFailed:   true,
-	remediate.StatusReverted: true,
+var alwaysLogged = map[types.Status]bool{
+	types.StatusApplied:  true,
+	types.StatusFailed:   true,
+	types.StatusReverted: true,
 }
 
 // Entries compares a pass with the previous one; trigger says what started the pass.
@@ -48,7 +48,7 @@ func (t *Tracker) Entries(rep *Report, trigger string) []Entry {
 		}
 	}
 
-	statuses := make(map[string]string, len(rep.Actions))
+	statuses := make(map[string]types.Status, len(rep.Actions))
 	for _, a := range rep.Actions {
 		statuses[a.ID] = a.Status
 		if alwaysLogged[a.Status] || t.actions[a.ID] != a.Status {

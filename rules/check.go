@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hcldec"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 )
@@ -246,7 +247,7 @@ func (c *checker) decodeRule(block *hcl.Block) (*ruleDecl, hcl.Diagnostics) {
 			r.When = a.Expr
 			diags = append(diags, c.checkWhen(a.Expr)...)
 		case "severity":
-			diags = append(diags, decodeEnum(a, &r.Severity, SeverityInfo, SeverityWarning, SeverityCritical)...)
+			diags = append(diags, decodeEnum(a, &r.Severity, types.SeverityInfo, types.SeverityWarning, types.SeverityCritical)...)
 		case "summary":
 			r.Summary = a.Expr
 			diags = append(diags, c.checkString(a)...)

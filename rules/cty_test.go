@@ -1,9 +1,8 @@
 package rules
 
 import (
-	ctyjson "github.com/zclconf/go-cty/cty/json"
-
 	"github.com/zclconf/go-cty/cty"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
 )
 
 // ctyJSON marshals a cty value as JSON, for comparing values as text in tests.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hcldec"
+	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
@@ -16,7 +17,7 @@ import (
 // Finding is a rule whose `when` held.
 type Finding struct {
 	Rule     string
-	Severity string
+	Severity types.Severity
 	Summary  string
 	Hint     string
 	Evidence json.RawMessage

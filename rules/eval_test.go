@@ -6,6 +6,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/facts/firewall"
+	"github.com/imdsmend/imdsmend/facts/route"
+	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -71,7 +74,7 @@ func view(t *testing.T, r Result) resultView {
 	t.Helper()
 	var v resultView
 	for _, f := range r.Findings {
-		v.Findings = append(v.Findings, findingView{f.Rule, f.Severity, f.Summary, f.Hint, string(f.Evidence)})
+		v.Findings = append(v.Findings, findingView{f.Rule, string(f.Severity), f.Summary, f.Hint, string(f.Evidence)})
 	}
 	for _, q := range r.Requests {
 		args, err := json.Marshal(ctyJSON{q.Args})
@@ -86,8 +89,8 @@ func view(t *testing.T, r Result) resultView {
 
 func TestEvaluate(t *testing.T) {
 	p := mustParse(t, "policy.hcl", evalPolicy)
-	down := &facts.IMDS{Endpoint: "http://169.254.169.254", Class: "timeout", Attempts: 3}
-	blockers := &facts.Firewall{Rules: []facts.FirewallRule{
+	down := &types.IMDS{Endpoint: "http://169.254.169.254", Class: "timeout", Attempts: 3}
+	blockers := &firewall.Firewall{Rules: []firewall.Rule{
 		{ID: "fw-1", Blocks: true}, {ID: "fw-2", Blocks: false}, {ID: "fw-3", Blocks: true},
 	}}
 	tests := []struct {
@@ -98,11 +101,11 @@ func TestEvaluate(t *testing.T) {
 	}{
 		{
 			name:  "healthy",
-			facts: &facts.Facts{IMDS: &facts.IMDS{Class: "ok"}, Firewall: &facts.Firewall{}, Route: &facts.Route{Type: "unicast", OK: true}},
+			facts: &facts.Facts{IMDS: &types.IMDS{Class: "ok"}, Firewall: &firewall.Firewall{}, Route: &route.Route{Type: "unicast", OK: true}},
 		},
 		{
 			name:  "findings with interpolated text, evidence and remediation arguments",
-			facts: &facts.Facts{IMDS: down, Firewall: blockers, Route: &facts.Route{Type: "blackhole"}},
+			facts: &facts.Facts{IMDS: down, Firewall: blockers, Route: &route.Route{Type: "blackhole"}},
 			want: resultView{
 				Findings: []findingView{
 					{"imds_down", "critical", "IMDS at http://169.254.169.254 is down: timeout", "look at the firewall", `{"attempts":3,"class":"timeout"}`},
@@ -115,7 +118,7 @@ func TestEvaluate(t *testing.T) {
 		},
 		{
 			name: "a failed probe makes only the rules that read its section unknown",
-			facts: &facts.Facts{IMDS: down, Route: &facts.Route{Type: "unicast", OK: true},
+			facts: &facts.Facts{IMDS: down, Route: &route.Route{Type: "unicast", OK: true},
 				Probes: map[string]facts.ProbeResult{"firewall": {Error: "iptables: permission denied"}}},
 			want: resultView{
 				Findings: []findingView{
@@ -129,7 +132,7 @@ func TestEvaluate(t *testing.T) {
 		},
 		{
 			name:  "a section nobody filled",
-			facts: &facts.Facts{IMDS: &facts.IMDS{Class: "ok"}, Firewall: &facts.Firewall{}},
+			facts: &facts.Facts{IMDS: &types.IMDS{Class: "ok"}, Firewall: &firewall.Firewall{}},
 			only:  []string{"route_bad"},
 			want: resultView{Unknown: []Unknown{
 				{"route_bad", `facts.route is null (no probe filled it)`},
@@ -137,7 +140,7 @@ func TestEvaluate(t *testing.T) {
 		},
 		{
 			name:  "only runs the named rules",
-			facts: &facts.Facts{IMDS: down, Firewall: blockers, Route: &facts.Route{Type: "blackhole"}},
+			facts: &facts.Facts{IMDS: down, Firewall: blockers, Route: &route.Route{Type: "blackhole"}},
 			only:  []string{"route_bad", "off"},
 			want:  resultView{Findings: []findingView{{"route_bad", "warning", "route is blackhole", "", ""}}},
 		},

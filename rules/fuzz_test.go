@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/internal/types"
 )
 
 // seedPolicies adds the default policy and both corpora to a fuzz target's seeds.
@@ -45,7 +46,7 @@ func FuzzLoad(f *testing.F) {
 				t.Fatalf("valid policy has rule %q without when or summary", r.Name)
 			}
 			switch r.Severity {
-			case SeverityInfo, SeverityWarning, SeverityCritical:
+			case types.SeverityInfo, types.SeverityWarning, types.SeverityCritical:
 			default:
 				t.Fatalf("valid policy has rule %q with severity %q", r.Name, r.Severity)
 			}

@@ -41,7 +41,7 @@ type ruleView struct {
 func viewRules(p *Policy) []ruleView {
 	var out []ruleView
 	for _, r := range p.Rules {
-		out = append(out, ruleView{r.Name, r.Severity, r.DeclRange.Filename, r.Enabled})
+		out = append(out, ruleView{r.Name, string(r.Severity), r.DeclRange.Filename, r.Enabled})
 	}
 	return out
 }

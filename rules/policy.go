@@ -11,14 +11,8 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hcldec"
-	"github.com/imdsmend/imdsmend/facts"
-)
-
-// Severities a rule may have.
-const (
-	SeverityInfo     = "info"
-	SeverityWarning  = "warning"
-	SeverityCritical = "critical"
+	"github.com/imdsmend/imdsmend/facts/imds"
+	"github.com/imdsmend/imdsmend/internal/types"
 )
 
 // Modes of settings.mode.
@@ -82,7 +76,7 @@ type Settings struct {
 	// IMDS holds the finer bounds of the IMDS client from `settings { imds { … } }`;
 	// Total is left zero: probe_timeout bounds the whole probe. Zero fields take the
 	// client's defaults.
-	IMDS  facts.IMDSTimeouts
+	IMDS  imds.Timeouts
 	Allow Allow
 }
 
@@ -98,38 +92,25 @@ type Allow struct {
 	RestartUnitGlobs []string
 }
 
-// Permission names used by fixers to say which allow switch they need. They are also the
-// attribute names of `settings { allow { … } }`.
-const (
-	PermFirewall     = "firewall"
-	PermFiles        = "files"
-	PermEC2API       = "ec2_api"
-	PermRoutes       = "routes"
-	PermRestartUnits = "restart_units"
-)
-
-// Perms lists every permission, in the order docs show them.
-var Perms = []string{PermFirewall, PermFiles, PermEC2API, PermRoutes, PermRestartUnits}
-
 // field returns the switch of perm, or nil for an unknown permission.
-func (a *Allow) field(perm string) *bool {
+func (a *Allow) field(perm types.Permission) *bool {
 	switch perm {
-	case PermFirewall:
+	case types.PermFirewall:
 		return &a.Firewall
-	case PermFiles:
+	case types.PermFiles:
 		return &a.Files
-	case PermEC2API:
+	case types.PermEC2API:
 		return &a.EC2API
-	case PermRoutes:
+	case types.PermRoutes:
 		return &a.Routes
-	case PermRestartUnits:
+	case types.PermRestartUnits:
 		return &a.RestartUnits
 	}
 	return nil
 }
 
 // Permits reports whether the permission is granted; unknown permissions are denied.
-func (a Allow) Permits(perm string) bool {
+func (a Allow) Permits(perm types.Permission) bool {
 	if f := a.field(perm); f != nil {
 		return *f
 	}
@@ -140,7 +121,7 @@ func (a Allow) Permits(perm string) bool {
 type Rule struct {
 	Name         string
 	When         hcl.Expression
-	Severity     string
+	Severity     types.Severity
 	Summary      hcl.Expression
 	Hint         hcl.Expression // optional: what to do next
 	Evidence     hcl.Expression // optional: object shown with the finding

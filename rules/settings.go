@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/gocty"
@@ -28,8 +29,8 @@ var settingsSchema = &hcl.BodySchema{
 
 var allowSchema = func() *hcl.BodySchema {
 	s := &hcl.BodySchema{}
-	for _, p := range Perms {
-		s.Attributes = append(s.Attributes, hcl.AttributeSchema{Name: p})
+	for _, p := range types.Permissions() {
+		s.Attributes = append(s.Attributes, hcl.AttributeSchema{Name: string(p)})
 	}
 	return s
 }()
@@ -97,14 +98,14 @@ func (m *settingsMerger) merge(block *hcl.Block) hcl.Diagnostics {
 
 func (m *settingsMerger) mergeAllow(block *hcl.Block) hcl.Diagnostics {
 	c, diags := content(block.Body, allowSchema)
-	for _, perm := range Perms {
-		if a, ok := c.Attributes[perm]; ok {
-			if perm == PermRestartUnits {
+	for _, perm := range types.Permissions() {
+		if a, ok := c.Attributes[string(perm)]; ok {
+			if perm == types.PermRestartUnits {
 				diags = append(diags, decodeRestartUnits(a, &m.s.Allow)...)
 			} else {
 				diags = append(diags, decodeBool(a, m.s.Allow.field(perm))...)
 			}
-			m.set["allow."+perm] = a.Expr.Range()
+			m.set["allow."+string(perm)] = a.Expr.Range()
 		}
 	}
 	return diags
@@ -256,7 +257,7 @@ func decodeAttempts(a *hcl.Attribute, dst *int) hcl.Diagnostics {
 }
 
 // decodeEnum decodes a constant string that must be one of allowed.
-func decodeEnum(a *hcl.Attribute, dst *string, allowed ...string) hcl.Diagnostics {
+func decodeEnum[T ~string](a *hcl.Attribute, dst *T, allowed ...T) hcl.Diagnostics {
 	if diags := constant(a); diags.HasErrors() {
 		return diags
 	}
@@ -265,8 +266,8 @@ func decodeEnum(a *hcl.Attribute, dst *string, allowed ...string) hcl.Diagnostic
 		return diags
 	}
 	for _, v := range allowed {
-		if s == v {
-			*dst = s
+		if s == string(v) {
+			*dst = v
 			return nil
 		}
 	}

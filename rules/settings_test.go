@@ -5,7 +5,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/facts/imds"
+	"github.com/imdsmend/imdsmend/internal/types"
 )
 
 func TestSettings(t *testing.T) {
@@ -43,7 +44,7 @@ func TestSettings(t *testing.T) {
 }`},
 			want: Settings{
 				Mode: ModeEnforce, Interval: time.Minute, ProbeTimeout: 3 * time.Second, IPv6: true,
-				IMDS:  facts.IMDSTimeouts{Connect: 500 * time.Millisecond, Header: time.Second, MaxAttempts: 4},
+				IMDS:  imds.Timeouts{Connect: 500 * time.Millisecond, Header: time.Second, MaxAttempts: 4},
 				Allow: Allow{Firewall: true, Files: true, EC2API: true, Routes: true, RestartUnits: true},
 			},
 		},
@@ -65,7 +66,7 @@ func TestSettings(t *testing.T) {
 			},
 			want: Settings{
 				Mode: ModeReport, Interval: time.Minute, ProbeTimeout: defaults.ProbeTimeout,
-				IMDS:  facts.IMDSTimeouts{MaxAttempts: 2},
+				IMDS:  imds.Timeouts{MaxAttempts: 2},
 				Allow: Allow{Firewall: true},
 			},
 		},
@@ -110,11 +111,11 @@ func TestSettings(t *testing.T) {
 
 func TestPermits(t *testing.T) {
 	a := Allow{Firewall: true, EC2API: true}
-	got := map[string]bool{}
-	for _, perm := range append(Perms, "reboot") {
+	got := map[types.Permission]bool{}
+	for _, perm := range append(types.Permissions(), "reboot") {
 		got[perm] = a.Permits(perm)
 	}
-	want := map[string]bool{PermFirewall: true, PermFiles: false, PermEC2API: true, PermRoutes: false, PermRestartUnits: false, "reboot": false}
+	want := map[types.Permission]bool{types.PermFirewall: true, types.PermFiles: false, types.PermEC2API: true, types.PermRoutes: false, types.PermRestartUnits: false, "reboot": false}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Permits (-want +got):\n%s", diff)
 	}

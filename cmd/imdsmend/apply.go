@@ -1,7 +1,7 @@
 package main
 
 import (
-	"github.com/imdsmend/imdsmend/internal/engine"
+	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/spf13/cobra"
 )
 
@@ -10,6 +10,6 @@ func newApplyCommand(g *globalFlags) *cobra.Command {
 		Use:   "apply",
 		Short: "Detect, fix what the policy allows, re-probe to verify",
 		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return runPass(cmd, g, engine.CommandApply) },
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runPass(cmd, g, types.CommandApply) },
 	}
 }

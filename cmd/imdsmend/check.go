@@ -1,7 +1,7 @@
 package main
 
 import (
-	"github.com/imdsmend/imdsmend/internal/engine"
+	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/spf13/cobra"
 )
 
@@ -10,12 +10,12 @@ func newCheckCommand(g *globalFlags) *cobra.Command {
 		Use:   "check",
 		Short: "Detect only; never changes anything",
 		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return runPass(cmd, g, engine.CommandCheck) },
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runPass(cmd, g, types.CommandCheck) },
 	}
 }
 
 // runPass runs one check, plan or apply pass and emits its report.
-func runPass(cmd *cobra.Command, g *globalFlags, command string) error {
+func runPass(cmd *cobra.Command, g *globalFlags, command types.Command) error {
 	e, err := g.loadEngine(cmd)
 	if err != nil {
 		return err

@@ -1,5 +1,5 @@
 // Command imdsmend keeps the EC2 Instance Metadata Service reachable: it finds what blocks
-// IMDS on this instance and mends it. See DESIGN.md for the command-line contract.
+// IMDS on this instance and mends it. docs/contract.md is the command-line contract.
 package main
 
 import (
@@ -27,7 +27,7 @@ import (
 // Set at link time.
 var version = "dev"
 
-// globalFlags are the common flags of DESIGN.md.
+// globalFlags are the flags every command takes (docs/contract.md).
 type globalFlags struct {
 	policy   string
 	format   string
@@ -75,7 +75,7 @@ func newRootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "imdsmend",
 		Short:         "Find and mend what blocks the EC2 Instance Metadata Service",
-		Long:          "Find and mend what blocks the EC2 Instance Metadata Service.\n\n" + kindsHelp(remediate.Default()),
+		Long:          "Find and mend what blocks the EC2 Instance Metadata Service.\n\n" + kindsHelp(remediate.Builtin(remediate.Deps{})),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

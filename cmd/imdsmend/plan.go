@@ -1,7 +1,7 @@
 package main
 
 import (
-	"github.com/imdsmend/imdsmend/internal/engine"
+	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/spf13/cobra"
 )
 
@@ -10,6 +10,6 @@ func newPlanCommand(g *globalFlags) *cobra.Command {
 		Use:   "plan",
 		Short: "Detect and list the actions apply would take",
 		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return runPass(cmd, g, engine.CommandPlan) },
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runPass(cmd, g, types.CommandPlan) },
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/imdsmend/imdsmend/internal/engine"
+	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/imdsmend/imdsmend/report"
 	"github.com/imdsmend/imdsmend/rules"
 	"github.com/spf13/cobra"
@@ -53,9 +54,9 @@ func describePolicy(p *rules.Policy) string {
 		}
 	}
 	var allowed []string
-	for _, perm := range rules.Perms {
+	for _, perm := range types.Permissions() {
 		if p.Settings.Allow.Permits(perm) {
-			allowed = append(allowed, perm)
+			allowed = append(allowed, string(perm))
 		}
 	}
 	allows := "allows no changes"

@@ -12,19 +12,12 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/facts/imds"
 	"github.com/imdsmend/imdsmend/internal/paths"
+	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/imdsmend/imdsmend/remediate"
 	"github.com/imdsmend/imdsmend/report"
 	"github.com/imdsmend/imdsmend/rules"
-)
-
-// Commands that produce a report.
-const (
-	CommandCheck = "check"
-	CommandPlan  = "plan"
-	CommandApply = "apply"
-	CommandUndo  = "undo"
-	CommandWatch = "watch"
 )
 
 // Options come from the command line.
@@ -36,6 +29,9 @@ type Options struct {
 	Root          string
 	StateDir      string
 	Only          []string
+	// Fixers is what the built-in fixers take from outside; the zero value is the real
+	// system.
+	Fixers remediate.Deps
 }
 
 // UnknownOnly is the summary of the diagnostic New returns when --only names a rule the
@@ -57,7 +53,7 @@ func New(opts Options) (*Engine, hcl.Diagnostics) {
 	if opts.StateDir != "" {
 		p.StateDir = opts.StateDir
 	}
-	reg := remediate.Default()
+	reg := remediate.Builtin(opts.Fixers)
 	pol, diags := rules.Load(rules.LoadOptions{
 		MainFile: p.File(opts.PolicyFile),
 		Builtin:  opts.BuiltinPolicy,
@@ -85,18 +81,20 @@ func New(opts Options) (*Engine, hcl.Diagnostics) {
 // FactsConfig derives the probes' configuration from the policy and the environment.
 func (e *Engine) FactsConfig() facts.Config {
 	s := e.Policy.Settings
-	endpoint := facts.DefaultIMDSEndpoint
-	if v := os.Getenv(facts.EndpointEnv); v != "" {
+	endpoint := imds.DefaultEndpoint
+	if v := os.Getenv(imds.EndpointEnv); v != "" {
 		endpoint = v
 	}
 	return facts.Config{
-		Root:           e.Paths.Root,
-		IMDSEndpoint:   endpoint,
-		IMDSv6Endpoint: facts.DefaultIMDSv6Endpoint,
-		IPv6:           s.IPv6,
-		IMDS:           facts.IMDSTimeouts{Connect: s.IMDS.Connect, Header: s.IMDS.Header, MaxAttempts: s.IMDS.MaxAttempts, Total: s.ProbeTimeout},
-		Timeout:        s.ProbeTimeout + time.Second,
-		Missing:        facts.MissingPrivileges(e.Paths.Root),
+		Paths: e.Paths,
+		IMDS: imds.Config{
+			Endpoint:   endpoint,
+			V6Endpoint: imds.DefaultV6Endpoint,
+			Timeouts:   imds.Timeouts{Connect: s.IMDS.Connect, Header: s.IMDS.Header, MaxAttempts: s.IMDS.MaxAttempts, Total: s.ProbeTimeout},
+		},
+		IPv6:    s.IPv6,
+		Timeout: s.ProbeTimeout + time.Second,
+		Missing: facts.MissingPrivileges(e.Paths.Root),
 	}
 }
 
@@ -106,10 +104,10 @@ func (e *Engine) Gather(ctx context.Context) *facts.Facts {
 }
 
 // Run is one pass of check, plan or apply.
-func (e *Engine) Run(ctx context.Context, command string) (*report.Report, error) {
+func (e *Engine) Run(ctx context.Context, command types.Command) (*report.Report, error) {
 	start := time.Now()
-	rep := &report.Report{Schema: report.Schema, Command: command, RunID: NewRunID()}
-	if command == CommandApply {
+	rep := &report.Report{Schema: report.Schema, Command: string(command), RunID: NewRunID()}
+	if command == types.CommandApply {
 		// Facts, plan and changes all under the lock: facts gathered while another apply
 		// was still changing the system would plan what it has already done.
 		unlock, err := Lock(ctx, e.Paths.Lock())
@@ -119,7 +117,7 @@ func (e *Engine) Run(ctx context.Context, command string) (*report.Report, error
 		defer unlock()
 	}
 	var settled []*remediate.Change
-	if command == CommandApply {
+	if command == types.CommandApply {
 		// Before the facts: a change an interrupted run made is part of the system now.
 		var err error
 		if settled, err = e.executor(rep.RunID, nil).Reconcile(ctx); err != nil {
@@ -131,13 +129,13 @@ func (e *Engine) Run(ctx context.Context, command string) (*report.Report, error
 	if err != nil {
 		return nil, err
 	}
-	if command == CommandPlan || command == CommandApply {
+	if command == types.CommandPlan || command == types.CommandApply {
 		x := e.executor(rep.RunID, f)
 		var changes []*remediate.Change
 		for _, req := range res.Requests {
 			changes = append(changes, x.Plan(ctx, req.Rule, req.Kind, req.Args)...)
 		}
-		if command == CommandApply {
+		if command == types.CommandApply {
 			x.Apply(ctx, changes)
 			if changed(changes) {
 				// Verify: the report says what is true after the fixes, not before.
@@ -157,7 +155,7 @@ func (e *Engine) Run(ctx context.Context, command string) (*report.Report, error
 // Undo reverts recorded changes (the last run's, or those named) and re-probes.
 func (e *Engine) Undo(ctx context.Context, last bool, ids []string) (*report.Report, error) {
 	start := time.Now()
-	rep := &report.Report{Schema: report.Schema, Command: CommandUndo, RunID: NewRunID()}
+	rep := &report.Report{Schema: report.Schema, Command: string(types.CommandUndo), RunID: NewRunID()}
 	unlock, err := Lock(ctx, e.Paths.Lock())
 	if err != nil {
 		return nil, err
@@ -215,7 +213,7 @@ func (e *Engine) evaluate(f *facts.Facts) (rules.Result, error) {
 
 func changed(changes []*remediate.Change) bool {
 	for _, c := range changes {
-		if c.Status == remediate.StatusApplied {
+		if c.Status == types.StatusApplied {
 			return true
 		}
 	}
@@ -237,7 +235,7 @@ func fill(rep *report.Report, f *facts.Facts, res rules.Result) {
 	rep.Healthy = true
 	for _, fd := range res.Findings {
 		rep.Findings = append(rep.Findings, report.Finding{Rule: fd.Rule, Severity: fd.Severity, Summary: fd.Summary, Hint: fd.Hint, Evidence: fd.Evidence})
-		if fd.Severity != rules.SeverityInfo {
+		if fd.Severity != types.SeverityInfo {
 			rep.Healthy = false
 		}
 	}

@@ -15,7 +15,9 @@ import (
 	"github.com/hashicorp/hcl/v2/hcldec"
 	"github.com/imdsmend/imdsmend"
 	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/facts/proxy"
 	"github.com/imdsmend/imdsmend/internal/paths"
+	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/imdsmend/imdsmend/remediate"
 	"github.com/imdsmend/imdsmend/report"
 	"github.com/imdsmend/imdsmend/rules"
@@ -57,22 +59,22 @@ func (p markerProbe) Gather(_ context.Context, _ facts.Config, f *facts.Facts) e
 	if err != nil {
 		return err
 	}
-	f.Proxy = &facts.Proxy{}
+	f.Proxy = &proxy.Proxy{}
 	for _, e := range entries {
 		data, err := os.ReadFile(filepath.Join(p.root, "markers", e.Name()))
 		if err != nil {
 			return err
 		}
-		f.Proxy.Sources = append(f.Proxy.Sources, facts.ProxySource{Path: "/markers/" + e.Name(), Leaks: string(data) == "leak"})
+		f.Proxy.Sources = append(f.Proxy.Sources, proxy.Source{Path: "/markers/" + e.Name(), Leaks: string(data) == "leak"})
 	}
 	return nil
 }
 
 type markFixer struct{}
 
-func (markFixer) Kind() string       { return "mark" }
-func (markFixer) Doc() string        { return "flips markers" }
-func (markFixer) Permission() string { return rules.PermFiles }
+func (markFixer) Kind() string                 { return "mark" }
+func (markFixer) Doc() string                  { return "flips markers" }
+func (markFixer) Permission() types.Permission { return types.PermFiles }
 func (markFixer) Spec() hcldec.Spec {
 	return &hcldec.ObjectSpec{"files": &hcldec.AttrSpec{Name: "files", Type: cty.List(cty.String), Required: true}}
 }
@@ -127,7 +129,7 @@ func newFlow(t *testing.T, markers map[string]string) (*Engine, string) {
 func actionSummary(rep *report.Report) []string {
 	var out []string
 	for _, a := range rep.Actions {
-		out = append(out, a.Kind+" "+a.Target+" "+a.Status)
+		out = append(out, a.Kind+" "+a.Target+" "+string(a.Status))
 	}
 	sort.Strings(out)
 	return out
@@ -141,7 +143,7 @@ func ledgerLines(t *testing.T, e *Engine) []string {
 	}
 	var out []string
 	for _, en := range entries {
-		out = append(out, en.Phase+" "+en.Change.Target+" "+en.Change.Status)
+		out = append(out, en.Phase+" "+en.Change.Target+" "+string(en.Change.Status))
 	}
 	return out
 }
@@ -150,7 +152,7 @@ func TestPlanApplyApplyUndo(t *testing.T) {
 	ctx := context.Background()
 	e, root := newFlow(t, map[string]string{"a": "leak", "b": "leak", "c": "fixed"})
 
-	rep, err := e.Run(ctx, CommandPlan)
+	rep, err := e.Run(ctx, types.CommandPlan)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +166,7 @@ func TestPlanApplyApplyUndo(t *testing.T) {
 		t.Errorf("plan changed a marker")
 	}
 
-	rep, err = e.Run(ctx, CommandApply)
+	rep, err = e.Run(ctx, types.CommandApply)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +184,7 @@ func TestPlanApplyApplyUndo(t *testing.T) {
 	}
 
 	// A second apply changes nothing and records nothing.
-	rep, err = e.Run(ctx, CommandApply)
+	rep, err = e.Run(ctx, types.CommandApply)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +203,7 @@ func TestPlanApplyApplyUndo(t *testing.T) {
 	if diff := cmp.Diff([]string{"mark /markers/b reverted", "mark /markers/a reverted"}, func() []string {
 		var out []string
 		for _, a := range rep.Actions {
-			out = append(out, a.Kind+" "+a.Target+" "+a.Status)
+			out = append(out, a.Kind+" "+a.Target+" "+string(a.Status))
 		}
 		return out
 	}()); diff != "" {
@@ -222,7 +224,7 @@ func TestPlanApplyApplyUndo(t *testing.T) {
 func TestReportModeChangesNothing(t *testing.T) {
 	e, root := newFlow(t, map[string]string{"a": "leak"})
 	e.Policy.Settings.Mode = rules.ModeReport
-	rep, err := e.Run(context.Background(), CommandApply)
+	rep, err := e.Run(context.Background(), types.CommandApply)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +248,7 @@ func TestApplyTakesTheLock(t *testing.T) {
 	// Within its timeout, a second apply gives up without touching anything.
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	_, err = e.Run(ctx, CommandApply)
+	_, err = e.Run(ctx, types.CommandApply)
 	if err == nil || !strings.Contains(err.Error(), "another imdsmend run holds "+e.Paths.Lock()) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("apply under a held lock = %v", err)
 	}
@@ -254,7 +256,7 @@ func TestApplyTakesTheLock(t *testing.T) {
 	// With time to spare it waits, and does its work only once the lock is free.
 	done := make(chan error, 1)
 	go func() {
-		_, err := e.Run(context.Background(), CommandApply)
+		_, err := e.Run(context.Background(), types.CommandApply)
 		done <- err
 	}()
 	released.Store(true)

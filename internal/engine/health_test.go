@@ -5,6 +5,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/imdsmend/imdsmend/report"
 	"github.com/imdsmend/imdsmend/rules"
 )
@@ -13,9 +14,9 @@ import (
 // undecided; whatever the order, one warning, critical or undecided rule makes it not
 // healthy. The report carries every finding and undecided rule either way.
 func TestHealth(t *testing.T) {
-	info := rules.Finding{Rule: "restricted", Severity: rules.SeverityInfo, Summary: "kept on purpose"}
-	warning := rules.Finding{Rule: "throttled", Severity: rules.SeverityWarning, Summary: "429"}
-	critical := rules.Finding{Rule: "blocked", Severity: rules.SeverityCritical, Summary: "REJECT"}
+	info := rules.Finding{Rule: "restricted", Severity: types.SeverityInfo, Summary: "kept on purpose"}
+	warning := rules.Finding{Rule: "throttled", Severity: types.SeverityWarning, Summary: "429"}
+	critical := rules.Finding{Rule: "blocked", Severity: types.SeverityCritical, Summary: "REJECT"}
 	unknown := rules.Unknown{Rule: "firewall", Reason: "facts.firewall is null"}
 	tests := []struct {
 		name     string
@@ -32,7 +33,7 @@ func TestHealth(t *testing.T) {
 		{name: "an undecided rule alone", unknown: []rules.Unknown{unknown}},
 		{name: "info and an undecided rule", findings: []rules.Finding{info}, unknown: []rules.Unknown{unknown}},
 	}
-	imds := &facts.IMDS{Class: facts.ClassOK, Reachable: true}
+	imds := &types.IMDS{Class: types.ClassOK, Reachable: true}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rep := &report.Report{}
@@ -42,11 +43,11 @@ func TestHealth(t *testing.T) {
 			}
 			var findings []string
 			for _, f := range rep.Findings {
-				findings = append(findings, f.Severity+" "+f.Rule)
+				findings = append(findings, string(f.Severity)+" "+f.Rule)
 			}
 			var want []string
 			for _, f := range tt.findings {
-				want = append(want, f.Severity+" "+f.Rule)
+				want = append(want, string(f.Severity)+" "+f.Rule)
 			}
 			if diff := cmp.Diff(want, findings); diff != "" {
 				t.Errorf("findings (-want +got):\n%s", diff)

@@ -8,17 +8,18 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/imdsmend/imdsmend/report"
 )
 
 // Trigger asks the watch loop for a pass. The timer is one source of triggers; event
-// sources (netlink, nftables, inotify: ROADMAP item 4) are others, each running on its
-// own and sending on Watch.Triggers. Triggers that arrive while a pass runs coalesce
-// into one pass after it, so a burst of events costs one pass, not one each.
+// sources (route changes over netlink, nftables ruleset changes, file changes over
+// inotify) are others, each running on its own and sending on Watch.Triggers. Triggers
+// that arrive while a pass runs coalesce into one pass after it, so a burst of events
+// costs one pass, not one each.
 //
-// Event sources will want a pass to re-gather only the facts their source feeds (ROADMAP
-// item 4); that is a field here (the fact sections) and a Gather that takes it, leaving
-// the loop as it is.
+// An event source will want a pass to re-gather only the facts its source feeds; that is
+// a field here (the fact sections) and a Gather that takes it, leaving the loop as it is.
 type Trigger struct {
 	// Source names what asked for the pass; it is logged as IMDSMEND_TRIGGER.
 	Source string
@@ -89,98 +90,120 @@ type passResult struct {
 // Run runs the loop until ctx ends. It returns nil on a clean stop, an error when the
 // running pass did not end within StopTimeout.
 func (w *Watch) Run(ctx context.Context) error {
-	delay := w.Delay
-	if delay == nil {
-		delay = Jitter
+	l := &watchLoop{Watch: w, engine: w.Engine, delay: w.Delay, timer: time.NewTimer(0)}
+	if l.delay == nil {
+		l.delay = Jitter
 	}
-	e := w.Engine
-	timer := time.NewTimer(0)
-	timer.Stop()
-	defer timer.Stop()
+	l.timer.Stop()
+	defer l.timer.Stop()
 	var watchdog <-chan time.Time
 	if w.WatchdogInterval > 0 {
 		t := time.NewTicker(w.WatchdogInterval)
 		defer t.Stop()
 		watchdog = t.C
 	}
-
-	var (
-		done     chan passResult // non-nil while a pass runs
-		cancel   context.CancelFunc
-		deadline time.Time
-		pending  *Trigger // asked for while a pass ran
-	)
-	start := func(t Trigger) {
-		timer.Stop()
-		var pctx context.Context
-		pctx, cancel = context.WithTimeout(context.Background(), w.PassTimeout)
-		deadline = time.Now().Add(w.PassTimeout)
-		done = make(chan passResult, 1)
-		go func(e *Engine, done chan<- passResult) {
-			rep, err := e.Run(pctx, CommandApply)
-			if rep != nil {
-				rep.Command = CommandWatch
-			}
-			done <- passResult{rep, err, t}
-		}(e, done)
-	}
-	ask := func(t Trigger) {
-		if done == nil {
-			start(t)
-		} else if pending == nil {
-			pending = &t
-		}
-	}
-
-	start(Trigger{Source: TriggerStart})
+	l.start(Trigger{Source: TriggerStart})
 	for {
 		select {
 		case <-ctx.Done():
-			w.Observer.Stopping()
-			if done == nil {
-				return nil
-			}
-			cancel()
-			select {
-			case <-done:
-				return nil
-			case <-time.After(w.StopTimeout):
-				return fmt.Errorf("the running pass did not end within %s of being cancelled", w.StopTimeout)
-			}
-		case r := <-done:
-			cancel()
-			done = nil
-			w.Observer.Pass(r.rep, r.trigger, r.err)
-			if pending != nil {
-				t := *pending
-				pending = nil
-				start(t)
-			} else {
-				timer.Reset(delay(e.Policy.Settings.Interval))
-			}
-		case <-timer.C:
-			ask(Trigger{Source: TriggerTimer})
+			return l.stop()
+		case r := <-l.done:
+			l.finished(r)
+		case <-l.timer.C:
+			l.ask(Trigger{Source: TriggerTimer})
 		case t := <-w.Triggers:
-			ask(t)
+			l.ask(t)
 		case <-w.Reload:
-			w.Observer.Reloading()
-			ne, diags := w.Load()
-			if diags.HasErrors() {
-				var files map[string]*hcl.File
-				if ne != nil && ne.Policy != nil {
-					files = ne.Policy.Files
-				}
-				w.Observer.ReloadRejected(files, diags)
-				continue
-			}
-			e = ne
-			w.Observer.Reloaded(e, diags)
-			ask(Trigger{Source: TriggerReload})
+			l.reload()
 		case <-watchdog:
 			// A pass that ignores its deadline is hung: let the manager restart us.
-			if done == nil || time.Now().Before(deadline.Add(w.StopTimeout)) {
+			if l.done == nil || time.Now().Before(l.deadline.Add(w.StopTimeout)) {
 				w.Observer.Watchdog()
 			}
 		}
+	}
+}
+
+// watchLoop is the state of one Run: the engine in force and the pass under way.
+type watchLoop struct {
+	*Watch
+	engine   *Engine
+	delay    func(time.Duration) time.Duration
+	timer    *time.Timer     // the next timed pass
+	done     chan passResult // non-nil while a pass runs
+	cancel   context.CancelFunc
+	deadline time.Time
+	pending  *Trigger // asked for while a pass ran
+}
+
+// start runs an apply pass for t in the background; its result arrives on l.done.
+func (l *watchLoop) start(t Trigger) {
+	l.timer.Stop()
+	var pctx context.Context
+	pctx, l.cancel = context.WithTimeout(context.Background(), l.PassTimeout)
+	l.deadline = time.Now().Add(l.PassTimeout)
+	l.done = make(chan passResult, 1)
+	go func(e *Engine, done chan<- passResult) {
+		rep, err := e.Run(pctx, types.CommandApply)
+		if rep != nil {
+			rep.Command = string(types.CommandWatch)
+		}
+		done <- passResult{rep, err, t}
+	}(l.engine, l.done)
+}
+
+// ask starts a pass for t, or keeps it for after the running one (one at most: triggers
+// during a pass coalesce).
+func (l *watchLoop) ask(t Trigger) {
+	if l.done == nil {
+		l.start(t)
+	} else if l.pending == nil {
+		l.pending = &t
+	}
+}
+
+// finished reports a pass, then starts the one asked for meanwhile or waits for the timer.
+func (l *watchLoop) finished(r passResult) {
+	l.cancel()
+	l.done = nil
+	l.Observer.Pass(r.rep, r.trigger, r.err)
+	if l.pending != nil {
+		t := *l.pending
+		l.pending = nil
+		l.start(t)
+		return
+	}
+	l.timer.Reset(l.delay(l.engine.Policy.Settings.Interval))
+}
+
+// reload loads the policy again; a policy with errors leaves the old one in force.
+func (l *watchLoop) reload() {
+	l.Observer.Reloading()
+	ne, diags := l.Load()
+	if diags.HasErrors() {
+		var files map[string]*hcl.File
+		if ne != nil && ne.Policy != nil {
+			files = ne.Policy.Files
+		}
+		l.Observer.ReloadRejected(files, diags)
+		return
+	}
+	l.engine = ne
+	l.Observer.Reloaded(ne, diags)
+	l.ask(Trigger{Source: TriggerReload})
+}
+
+// stop cancels the running pass and waits at most StopTimeout for it to end.
+func (l *watchLoop) stop() error {
+	l.Observer.Stopping()
+	if l.done == nil {
+		return nil
+	}
+	l.cancel()
+	select {
+	case <-l.done:
+		return nil
+	case <-time.After(l.StopTimeout):
+		return fmt.Errorf("the running pass did not end within %s of being cancelled", l.StopTimeout)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hcldec"
 	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/imdsmend/imdsmend/remediate"
 	"github.com/imdsmend/imdsmend/report"
 	"github.com/imdsmend/imdsmend/rules"
@@ -37,7 +38,7 @@ rule "imds_unreachable" {
 // the end of its context.
 type fakeIMDS struct {
 	mu      sync.Mutex
-	class   string
+	class   types.IMDSClass
 	gate    chan struct{}
 	started chan struct{}
 }
@@ -58,11 +59,11 @@ func (p *fakeIMDS) Gather(ctx context.Context, _ facts.Config, f *facts.Facts) e
 			return ctx.Err()
 		}
 	}
-	f.IMDS = &facts.IMDS{Class: class, Reachable: class == "ok"}
+	f.IMDS = &types.IMDS{Class: class, Reachable: class == "ok"}
 	return nil
 }
 
-func (p *fakeIMDS) set(class string) {
+func (p *fakeIMDS) set(class types.IMDSClass) {
 	p.mu.Lock()
 	p.class = class
 	p.mu.Unlock()
@@ -159,10 +160,10 @@ func newBed(t *testing.T, interval string) *bed {
 // leaves a stuck probe behind, so a fixer is where a pass can still hang.
 type stallFixer struct{ gate, started chan struct{} }
 
-func (stallFixer) Kind() string       { return "stall" }
-func (stallFixer) Doc() string        { return "hangs" }
-func (stallFixer) Permission() string { return rules.PermFiles }
-func (stallFixer) Spec() hcldec.Spec  { return &hcldec.ObjectSpec{} }
+func (stallFixer) Kind() string                 { return "stall" }
+func (stallFixer) Doc() string                  { return "hangs" }
+func (stallFixer) Permission() types.Permission { return types.PermFiles }
+func (stallFixer) Spec() hcldec.Spec            { return &hcldec.ObjectSpec{} }
 func (stallFixer) Plan(context.Context, *remediate.Env, cty.Value) ([]*remediate.Change, error) {
 	return []*remediate.Change{{Target: "x", Detail: "hang"}}, nil
 }
@@ -255,8 +256,8 @@ func expectPass(t *testing.T, ev event, trigger string) *report.Report {
 	if ev.err != nil {
 		t.Fatalf("pass failed: %v", ev.err)
 	}
-	if ev.rep.Command != CommandWatch {
-		t.Errorf("report command %q, want %q", ev.rep.Command, CommandWatch)
+	if ev.rep.Command != string(types.CommandWatch) {
+		t.Errorf("report command %q, want %q", ev.rep.Command, types.CommandWatch)
 	}
 	return ev.rep
 }

@@ -25,7 +25,7 @@ var (
 	Nft             = "nft"
 	Systemctl       = "systemctl"
 
-	// The iptables backends (facts/firewall*.go, remediate/firewall_delete.go): the nf_tables
+	// The iptables backends (facts/firewall, remediate/firewall_delete.go): the nf_tables
 	// and legacy variants, their -save readers, plain names for old legacy-only distros,
 	// and the xtables lock legacy iptables takes (XTABLES_LOCKFILE overrides it, as in
 	// iptables itself; it is the kernel-wide lock, so --root does not move it).
@@ -39,7 +39,7 @@ var (
 	Ip6tablesSave       = "ip6tables-save"
 	XtablesLock         = "/run/xtables.lock"
 
-	// Where proxy variables are set (facts/proxy.go), and the process table.
+	// Where proxy variables are set (facts/proxy), and the process table.
 	EnvironmentFile    = "/etc/environment"
 	ProfileDir         = "/etc/profile.d"
 	SystemdSystemConf  = "/etc/systemd/system.conf"

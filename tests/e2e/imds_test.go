@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/facts/imds"
+	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/imdsmend/imdsmend/report"
 	"github.com/imdsmend/imdsmend/tests/harness"
 	"github.com/imdsmend/imdsmend/tests/imdssim/sim"
@@ -57,40 +59,40 @@ func TestCheckIMDS(t *testing.T) {
 		name    string
 		setup   func(context.Context, testing.TB, *harness.Namespace)
 		timeout time.Duration // --timeout; when set, the run (duration_ms) must end within it
-		want    facts.IMDS    // Class, Version, Stage, Status, Reachable
+		want    types.IMDS    // Class, Version, Stage, Status, Reachable
 		rules   []string      // findings that must be open
 		exit    int
 	}{
 		{"healthy v2 (ec2-metadata-mock)", serveAEMM, 0,
-			facts.IMDS{Reachable: true, Version: "v2", Class: "ok", Stage: "get", Status: 200}, nil, report.ExitHealthy},
+			types.IMDS{Reachable: true, Version: "v2", Class: "ok", Stage: "get", Status: 200}, nil, report.ExitHealthy},
 		{"healthy v2 (imdssim)", serveSim(sim.FaultOK), 0,
-			facts.IMDS{Reachable: true, Version: "v2", Class: "ok", Stage: "get", Status: 200}, nil, report.ExitHealthy},
+			types.IMDS{Reachable: true, Version: "v2", Class: "ok", Stage: "get", Status: 200}, nil, report.ExitHealthy},
 		{"v1 only", serveSim(sim.FaultV1Only), 0,
-			facts.IMDS{Reachable: true, Version: "v1", Class: "ok", Stage: "get", Status: 200}, nil, report.ExitHealthy},
+			types.IMDS{Reachable: true, Version: "v1", Class: "ok", Stage: "get", Status: 200}, nil, report.ExitHealthy},
 		{"slow but within bounds", serveSim(sim.FaultSlow, "--delay", "300ms"), 0,
-			facts.IMDS{Reachable: true, Version: "v2", Class: "ok", Stage: "get", Status: 200}, nil, report.ExitHealthy},
+			types.IMDS{Reachable: true, Version: "v2", Class: "ok", Stage: "get", Status: 200}, nil, report.ExitHealthy},
 		{"X-Forwarded-For refused, never sent", serveSim(sim.FaultXFF), 0,
-			facts.IMDS{Reachable: true, Version: "v2", Class: "ok", Stage: "get", Status: 200}, nil, report.ExitHealthy},
+			types.IMDS{Reachable: true, Version: "v2", Class: "ok", Stage: "get", Status: 200}, nil, report.ExitHealthy},
 		{"no listener", func(context.Context, testing.TB, *harness.Namespace) {}, 0,
-			facts.IMDS{Class: "connection_refused", Stage: "token"}, []string{"imds_unreachable"}, report.ExitFindings},
+			types.IMDS{Class: "connection_refused", Stage: "token"}, []string{"imds_unreachable"}, report.ExitFindings},
 		{"iptables REJECT", blocked(serveSim(sim.FaultOK), harness.RejectIMDS), 0,
-			facts.IMDS{Class: "connection_refused", Stage: "token"}, []string{"imds_unreachable"}, report.ExitFindings},
+			types.IMDS{Class: "connection_refused", Stage: "token"}, []string{"imds_unreachable"}, report.ExitFindings},
 		{"iptables DROP", blocked(serveSim(sim.FaultOK), harness.DropIMDS), bound,
-			facts.IMDS{Class: "timeout", Stage: "token"}, []string{"imds_unreachable"}, report.ExitFindings},
+			types.IMDS{Class: "timeout", Stage: "token"}, []string{"imds_unreachable"}, report.ExitFindings},
 		{"no route", blocked(nil, harness.UnrouteIMDS), 0,
-			facts.IMDS{Class: "no_route", Stage: "token"}, []string{"imds_unreachable"}, report.ExitFindings},
+			types.IMDS{Class: "no_route", Stage: "token"}, []string{"imds_unreachable"}, report.ExitFindings},
 		{"endpoint disabled (403)", serveSim(sim.FaultDisabled), 0,
-			facts.IMDS{Class: "http_403", Stage: "token", Status: 403}, []string{"imds_endpoint_disabled"}, report.ExitFindings},
+			types.IMDS{Class: "http_403", Stage: "token", Status: 403}, []string{"imds_endpoint_disabled"}, report.ExitFindings},
 		{"throttled (429)", serveSim(sim.FaultThrottle), 0,
-			facts.IMDS{Class: "http_429", Stage: "token", Status: 429}, []string{"imds_throttled"}, report.ExitFindings},
+			types.IMDS{Class: "http_429", Stage: "token", Status: 429}, []string{"imds_throttled"}, report.ExitFindings},
 		{"server error (500)", serveSim(sim.Fault500), 0,
-			facts.IMDS{Class: "http_5xx", Stage: "token", Status: 500}, []string{"imds_http_error"}, report.ExitFindings},
+			types.IMDS{Class: "http_5xx", Stage: "token", Status: 500}, []string{"imds_http_error"}, report.ExitFindings},
 		{"hang", serveSim(sim.FaultHang), bound,
-			facts.IMDS{Class: "timeout", Stage: "token"}, []string{"imds_unreachable"}, report.ExitFindings},
+			types.IMDS{Class: "timeout", Stage: "token"}, []string{"imds_unreachable"}, report.ExitFindings},
 		{"garbage body", serveSim(sim.FaultGarbage), 0,
-			facts.IMDS{Class: "bad_response", Stage: "get", Status: 200}, []string{"imds_http_error"}, report.ExitFindings},
+			types.IMDS{Class: "bad_response", Stage: "get", Status: 200}, []string{"imds_http_error"}, report.ExitFindings},
 		{"oversized body", serveSim(sim.FaultOversized), 0,
-			facts.IMDS{Class: "bad_response", Stage: "get", Status: 200}, []string{"imds_http_error"}, report.ExitFindings},
+			types.IMDS{Class: "bad_response", Stage: "get", Status: 200}, []string{"imds_http_error"}, report.ExitFindings},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -105,7 +107,7 @@ func TestCheckIMDS(t *testing.T) {
 			if rep.IMDS == nil {
 				t.Fatalf("report has no imds object\n%s", res.Stdout)
 			}
-			got := facts.IMDS{Reachable: rep.IMDS.Reachable, Version: rep.IMDS.Version, Class: rep.IMDS.Class, Stage: rep.IMDS.Stage, Status: rep.IMDS.Status}
+			got := types.IMDS{Reachable: rep.IMDS.Reachable, Version: rep.IMDS.Version, Class: rep.IMDS.Class, Stage: rep.IMDS.Stage, Status: rep.IMDS.Status}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("imds (-want +got):\n%s\nerror: %s", diff, rep.IMDS.Error)
 			}
@@ -189,8 +191,8 @@ func TestFactsIMDSIPv6(t *testing.T) {
 	if err := json.Unmarshal([]byte(res.Stdout), &f); err != nil {
 		t.Fatalf("facts: exit %d, no JSON: %v\n%s\n%s", res.ExitCode, err, res.Stdout, res.Stderr)
 	}
-	if f.IMDSv6 == nil || f.IMDSv6.Class != "ok" || f.IMDSv6.Endpoint != facts.DefaultIMDSv6Endpoint {
-		t.Errorf("imds_ipv6 = %+v, want class ok at %s", f.IMDSv6, facts.DefaultIMDSv6Endpoint)
+	if f.IMDSv6 == nil || f.IMDSv6.Class != "ok" || f.IMDSv6.Endpoint != imds.DefaultV6Endpoint {
+		t.Errorf("imds_ipv6 = %+v, want class ok at %s", f.IMDSv6, imds.DefaultV6Endpoint)
 	}
 	if f.IMDS == nil || f.IMDS.Class != "ok" {
 		t.Errorf("imds = %+v, want class ok", f.IMDS)

@@ -379,8 +379,8 @@ func TestJournalAuditTrail(t *testing.T) {
 			t.Errorf("action %s (%s %s) has no journal entry", a.ID, a.Kind, a.Status)
 			continue
 		}
-		for k, want := range map[string]string{"MESSAGE_ID": statusIDs[a.Status], report.FieldAction: a.Kind,
-			report.FieldStatus: a.Status, report.FieldRule: a.Rule, report.FieldTarget: a.Target, report.FieldCommand: "apply"} {
+		for k, want := range map[string]string{"MESSAGE_ID": statusIDs[string(a.Status)], report.FieldAction: a.Kind,
+			report.FieldStatus: string(a.Status), report.FieldRule: a.Rule, report.FieldTarget: a.Target, report.FieldCommand: "apply"} {
 			if e[k] != want {
 				t.Errorf("action %s entry %s = %q, want %q", a.ID, k, e[k], want)
 			}

@@ -29,7 +29,7 @@ import (
 // proxyFixture is a file captured for the proxy facts' tests.
 func proxyFixture(t *testing.T, name string) string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "facts", "testdata", "proxy", name))
+	data, err := os.ReadFile(filepath.Join("..", "..", "facts", "proxy", "testdata", "proxy", name))
 	if err != nil {
 		t.Fatal(err)
 	}
