@@ -205,6 +205,9 @@ func TestIptablesRuleConditions(t *testing.T) {
 	}{
 		{"-d 169.254.169.254/32 -j DROP", all, all, all},
 		{"-d 169.254.169.254/255.255.255.255 -j DROP", all, all, all},
+		{"--dst 169.254.169.254/32 -j DROP", all, all, all},
+		{"--destination 10.0.0.0/8 -j DROP", none, none, none},
+		{"--src 169.254.169.254/32 -j DROP", none, none, unknown},
 		{"! -d 169.254.169.254/32 -j DROP", none, none, none},
 		{"-d 169.254.0.0/16 -p udp -j DROP", none, none, none},
 		{"-p tcp -m tcp --dport 1:1024 -j DROP", all, all, all},

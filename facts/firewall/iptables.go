@@ -183,7 +183,7 @@ func unknownCond(*packet) outcome { return unknown }
 // (--dst-range, --src-range). narrows says the destination is IMDS's own network or
 // narrower; a nil cond means the address could not be read.
 func addressCond(tok, val string, v6 bool) (c cond, narrows bool) {
-	dst := tok[1] == 'd' || tok == "--destination" || tok == "--dst-range"
+	dst := tok == "-d" || tok == "--destination" || tok == "--dst" || tok == "--dst-range"
 	in := srcIn
 	if dst {
 		in = dstIn

@@ -30,7 +30,7 @@ import (
 
 // defaultFiles are the safety-critical files: firewall facts and evaluation, the fixers
 // and the ledger, redaction, and the policy checks.
-const defaultFiles = "facts/firewall*.go,remediate/*.go,internal/redact/*.go,rules/check.go,rules/load.go,rules/settings.go"
+const defaultFiles = "facts/firewall/*.go,remediate/*.go,internal/redact/*.go,rules/check.go,rules/load.go,rules/settings.go"
 
 func main() {
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
