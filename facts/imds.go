@@ -29,6 +29,8 @@ type IMDS struct {
 	Attempts    int     `cty:"attempts" json:"attempts" doc:"HTTP requests sent, retries included."`
 	Error       string  `cty:"error" json:"error,omitempty" doc:"The last error in words; never contains a token."`
 	InstanceID  string  `cty:"instance_id" json:"instance_id,omitempty" doc:"The instance ID IMDS returned; empty when unreachable."`
+	MediatedBy  string  `cty:"mediated_by" json:"mediated_by" doc:"\"systemd-imdsd\" when a prohibit route stops direct requests on purpose and systemd-imdsd's fwmark 0x7FFF0815 policy rule routes the daemon's own (its \"locked\" mode); the other fields then describe the daemon's path when marked is true. Empty otherwise."`
+	Marked      bool    `cty:"marked" json:"marked" doc:"The requests carried systemd-imdsd's fwmark (SO_MARK, which needs CAP_NET_ADMIN), so they took the daemon's own path to IMDS. False when IMDS is not mediated, or when this process may not mark its sockets and the daemon's path went untested."`
 }
 
 // IMDS error classes (DESIGN.md, imds.class).
@@ -136,7 +138,7 @@ func (IMDSProbe) Gather(ctx context.Context, cfg Config, f *Facts) error {
 		return err
 	}
 	if !cfg.IPv6 {
-		f.IMDS = v4.probe(ctx)
+		f.IMDS = v4.probeMediated(ctx)
 		return nil
 	}
 	v6, err := newIMDSClient(cfg.IMDSv6Endpoint, t)
@@ -144,8 +146,8 @@ func (IMDSProbe) Gather(ctx context.Context, cfg Config, f *Facts) error {
 		return err
 	}
 	var wg sync.WaitGroup
-	wg.Go(func() { f.IMDSv6 = v6.probe(ctx) })
-	f.IMDS = v4.probe(ctx)
+	wg.Go(func() { f.IMDSv6 = v6.probeMediated(ctx) })
+	f.IMDS = v4.probeMediated(ctx)
 	wg.Wait()
 	return nil
 }

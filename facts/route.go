@@ -57,14 +57,12 @@ func ReadRoute() (*Route, error) {
 	if r.PrimaryInterface, r.PrimaryGateway, err = primaryInterface(); err != nil {
 		return nil, err
 	}
-	rules, err := netlink.RuleList(netlink.FAMILY_V4)
+	ruled, err := systemdIMDSRuled(netlink.FAMILY_V4)
 	if err != nil {
-		return nil, fmt.Errorf("list routing policy rules: %w", err)
+		return nil, err
 	}
-	for _, rule := range rules {
-		if rule.Mark == SystemdIMDSMark {
-			r.ManagedBy = "systemd-imdsd"
-		}
+	if ruled {
+		r.ManagedBy = MediatorSystemdIMDS
 	}
 	r.OK, r.Reason = judgeRoute(r)
 	return r, nil
