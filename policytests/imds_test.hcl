@@ -93,3 +93,24 @@ test "IPv6 on and reachable" {
   }
   expect = []
 }
+
+test "systemd-imdsd mediates IMDS and its path works" {
+  facts = {
+    imds = { reachable = true, version = "v2", class = "ok", status = 200, stage = "get", mediated_by = "systemd-imdsd", marked = true }
+  }
+  expect = []
+}
+
+test "systemd-imdsd mediates IMDS and its path fails" {
+  facts = {
+    imds = { class = "connection_refused", stage = "token", mediated_by = "systemd-imdsd", marked = true }
+  }
+  expect = ["imds_unreachable"]
+}
+
+test "systemd-imdsd mediates IMDS, its path untested without CAP_NET_ADMIN" {
+  facts = {
+    imds = { class = "no_route", stage = "token", mediated_by = "systemd-imdsd", marked = false }
+  }
+  expect = ["imds_mediated_unverified"]
+}
