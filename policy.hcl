@@ -61,8 +61,9 @@ rule "imds_http_error" {
 
 rule "imds_ipv6_unreachable" {
   # Only with settings { ipv6 = true }: facts.imds_ipv6 is null otherwise, and try() keeps
-  # this rule quiet instead of undecided.
-  when     = try(!facts.imds_ipv6.reachable, false)
+  # this rule quiet instead of undecided. Under systemd-imdsd only its path counts, as for
+  # imds_unreachable.
+  when     = try(!facts.imds_ipv6.reachable && (facts.imds_ipv6.mediated_by == "" || facts.imds_ipv6.marked), false)
   severity = "warning"
   summary  = "IMDS over IPv6 at ${facts.imds_ipv6.endpoint} fails: ${facts.imds_ipv6.class}"
   hint     = "the IPv6 endpoint needs HttpProtocolIpv6=enabled, a Nitro instance and an IPv6 subnet; local causes show in the other findings"
