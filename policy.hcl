@@ -35,10 +35,21 @@ rule "imds_throttled" {
 }
 
 rule "imds_unreachable" {
-  when     = contains(["connection_refused", "timeout", "no_route", "proxy"], facts.imds.class)
+  # Under systemd-imdsd (facts.imds.mediated_by) the probe takes the daemon's own path
+  # (facts.imds.marked); when it may not, imds_mediated_unverified says so instead.
+  when     = contains(["connection_refused", "timeout", "no_route", "proxy"], facts.imds.class) && (facts.imds.mediated_by == "" || facts.imds.marked)
   severity = "critical"
-  summary  = "IMDS at ${facts.imds.endpoint} is unreachable: ${facts.imds.class}"
-  hint     = "look for a firewall rule, route or proxy that stops traffic to ${facts.imds.endpoint} (imdsmend plan)"
+  summary  = "IMDS at ${facts.imds.endpoint} is unreachable${facts.imds.marked ? " along ${facts.imds.mediated_by}'s path (fwmark 0x7FFF0815)" : ""}: ${facts.imds.class}"
+  hint     = facts.imds.marked ? "${facts.imds.mediated_by} owns the path to IMDS: check its route (ip route show table 0x7FFF0815), its firewall marks and systemctl status 'systemd-imdsd@*'" : "look for a firewall rule, route or proxy that stops traffic to ${facts.imds.endpoint} (imdsmend plan)"
+}
+
+rule "imds_mediated_unverified" {
+  # systemd-imdsd's "locked" mode prohibits direct access on purpose; only a process that
+  # may mark its sockets (CAP_NET_ADMIN) can take the daemon's path to check IMDS.
+  when     = facts.imds.mediated_by != "" && !facts.imds.marked
+  severity = "info"
+  summary  = "IMDS is mediated by ${facts.imds.mediated_by}: direct requests are prohibited on purpose, and this process may not take the daemon's path to check it"
+  hint     = "run imdsmend as root (CAP_NET_ADMIN) to probe along the daemon's path; programs read IMDS through it (systemd-imds, Varlink at /run/systemd/io.systemd.InstanceMetadata)"
 }
 
 rule "imds_http_error" {
@@ -50,8 +61,9 @@ rule "imds_http_error" {
 
 rule "imds_ipv6_unreachable" {
   # Only with settings { ipv6 = true }: facts.imds_ipv6 is null otherwise, and try() keeps
-  # this rule quiet instead of undecided.
-  when     = try(!facts.imds_ipv6.reachable, false)
+  # this rule quiet instead of undecided. Under systemd-imdsd only its path counts, as for
+  # imds_unreachable.
+  when     = try(!facts.imds_ipv6.reachable && (facts.imds_ipv6.mediated_by == "" || facts.imds_ipv6.marked), false)
   severity = "warning"
   summary  = "IMDS over IPv6 at ${facts.imds_ipv6.endpoint} fails: ${facts.imds_ipv6.class}"
   hint     = "the IPv6 endpoint needs HttpProtocolIpv6=enabled, a Nitro instance and an IPv6 subnet; local causes show in the other findings"

@@ -75,7 +75,7 @@ test "garbage answer" {
 test "a failed IMDS probe decides none of the IMDS rules" {
   facts   = { probes = { imds = { ok = false, error = "probe panicked" } } }
   expect  = []
-  unknown = ["imds_endpoint_disabled", "imds_http_error", "imds_throttled", "imds_unreachable"]
+  unknown = ["imds_endpoint_disabled", "imds_http_error", "imds_mediated_unverified", "imds_throttled", "imds_unreachable"]
 }
 
 test "IPv6 on and its endpoint unreachable while IPv4 works" {
@@ -92,4 +92,41 @@ test "IPv6 on and reachable" {
     imds_ipv6 = { endpoint = "http://[fd00:ec2::254]", reachable = true, version = "v2", class = "ok", status = 200, stage = "get" }
   }
   expect = []
+}
+
+test "systemd-imdsd mediates IMDS and its path works" {
+  facts = {
+    imds = { reachable = true, version = "v2", class = "ok", status = 200, stage = "get", mediated_by = "systemd-imdsd", marked = true }
+  }
+  expect = []
+}
+
+test "systemd-imdsd mediates IMDS and its path fails" {
+  facts = {
+    imds = { class = "connection_refused", stage = "token", mediated_by = "systemd-imdsd", marked = true }
+  }
+  expect = ["imds_unreachable"]
+}
+
+test "systemd-imdsd mediates IMDS, its path untested without CAP_NET_ADMIN" {
+  facts = {
+    imds = { class = "no_route", stage = "token", mediated_by = "systemd-imdsd", marked = false }
+  }
+  expect = ["imds_mediated_unverified"]
+}
+
+test "IPv6 mediated by systemd-imdsd: only its path counts" {
+  facts = {
+    imds      = { reachable = true, version = "v2", class = "ok", status = 200, stage = "get", mediated_by = "systemd-imdsd", marked = true }
+    imds_ipv6 = { endpoint = "http://[fd00:ec2::254]", class = "no_route", stage = "token", mediated_by = "systemd-imdsd", marked = false }
+  }
+  expect = []
+}
+
+test "IPv6 failing along systemd-imdsd's path" {
+  facts = {
+    imds      = { reachable = true, version = "v2", class = "ok", status = 200, stage = "get", mediated_by = "systemd-imdsd", marked = true }
+    imds_ipv6 = { endpoint = "http://[fd00:ec2::254]", class = "timeout", stage = "token", mediated_by = "systemd-imdsd", marked = true }
+  }
+  expect = ["imds_ipv6_unreachable"]
 }

@@ -15,6 +15,9 @@ func WriteText(w io.Writer, r *Report) error {
 		if r.IMDS.Reachable {
 			state = "reachable (" + r.IMDS.Version + ")"
 		}
+		if r.IMDS.Marked {
+			state += " along " + r.IMDS.MediatedBy + "'s path"
+		}
 		fmt.Fprintf(&b, "IMDS %s: %s, class %s", r.IMDS.Endpoint, state, r.IMDS.Class)
 		if r.IMDS.Status != 0 {
 			fmt.Fprintf(&b, ", HTTP %d", r.IMDS.Status)

@@ -98,15 +98,15 @@ func Gather(ctx context.Context, cfg Config, ipv6 bool) (v4, v6 *types.IMDS, err
 		return nil, nil, err
 	}
 	if !ipv6 {
-		return c4.probe(ctx), nil, nil
+		return c4.probeMediated(ctx), nil, nil
 	}
 	c6, err := newIMDSClient(cfg.V6Endpoint, t)
 	if err != nil {
 		return nil, nil, err
 	}
 	var wg sync.WaitGroup
-	wg.Go(func() { v6 = c6.probe(ctx) })
-	v4 = c4.probe(ctx)
+	wg.Go(func() { v6 = c6.probeMediated(ctx) })
+	v4 = c4.probeMediated(ctx)
 	wg.Wait()
 	return v4, v6, nil
 }

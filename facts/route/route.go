@@ -55,14 +55,12 @@ func Read() (*Route, error) {
 	if r.PrimaryInterface, r.PrimaryGateway, err = primaryInterface(); err != nil {
 		return nil, err
 	}
-	rules, err := netlink.RuleList(netlink.FAMILY_V4)
+	ruled, err := SystemdIMDSRuled(netlink.FAMILY_V4)
 	if err != nil {
-		return nil, fmt.Errorf("list routing policy rules: %w", err)
+		return nil, err
 	}
-	for _, rule := range rules {
-		if rule.Mark == SystemdIMDSMark {
-			r.ManagedBy = "systemd-imdsd"
-		}
+	if ruled {
+		r.ManagedBy = MediatorSystemdIMDS
 	}
 	r.OK, r.Reason = judgeRoute(r)
 	return r, nil
@@ -239,4 +237,22 @@ func addrString(a netip.Addr) string {
 		return ""
 	}
 	return a.String()
+}
+
+// MediatorSystemdIMDS is the managed_by (and imds.mediated_by) value when systemd-imdsd owns
+// the path to IMDS.
+const MediatorSystemdIMDS = "systemd-imdsd"
+
+// SystemdIMDSRuled reports whether a policy rule of family routes systemd-imdsd's fwmark.
+func SystemdIMDSRuled(family int) (bool, error) {
+	rules, err := netlink.RuleList(family)
+	if err != nil {
+		return false, fmt.Errorf("list routing policy rules: %w", err)
+	}
+	for _, rule := range rules {
+		if rule.Mark == SystemdIMDSMark {
+			return true, nil
+		}
+	}
+	return false, nil
 }

@@ -75,6 +75,8 @@ type IMDS struct {
 	Attempts    int       `cty:"attempts" json:"attempts" doc:"HTTP requests sent, retries included."`
 	Error       string    `cty:"error" json:"error,omitempty" doc:"The last error in words; never contains a token."`
 	InstanceID  string    `cty:"instance_id" json:"instance_id,omitempty" doc:"The instance ID IMDS returned; empty when unreachable."`
+	MediatedBy  string    `cty:"mediated_by" json:"mediated_by" doc:"\"systemd-imdsd\" when a prohibit route stops direct requests on purpose and systemd-imdsd's fwmark 0x7FFF0815 policy rule routes the daemon's own (its \"locked\" mode); the other fields then describe the daemon's path when marked is true. Empty otherwise."`
+	Marked      bool      `cty:"marked" json:"marked" doc:"The requests carried systemd-imdsd's fwmark (SO_MARK, which needs CAP_NET_ADMIN), so they took the daemon's own path to IMDS. False when IMDS is not mediated, or when this process may not mark its sockets and the daemon's path went untested."`
 }
 
 // IMDSClass is how a probe of the metadata service ended (facts.imds.class).
