@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 BIN     := bin
 
-.PHONY: all deps build lint unit e2e test demo bench bench-startup fuzz docs clean
+.PHONY: all deps build lint unit e2e test demo bench bench-startup fuzz docs clean package
 
 all: build
 
@@ -73,5 +73,19 @@ mutate:
 docs:
 	$(GO) run ./cmd/imdsmend facts --schema > docs/facts.md
 
+# .deb and .rpm in $(DIST) (docs/install.md), built by nfpm (a Go tool in go.mod). Package
+# versions must rise with every build for upgrades: a tag vX.Y.Z gives X.Y.Z, otherwise the
+# commit count does (0.0.N).
+DIST       ?= dist
+PKG_VERSION ?= $(shell t=$$(git describe --tags --abbrev=0 --match 'v[0-9]*' 2>/dev/null) && echo $${t\#v} || echo 0.0.$$(git rev-list --count HEAD 2>/dev/null || echo 0))
+package: build
+	rm -rf $(BIN)/man
+	$(GO) test -count=1 -run '^TestManPages$$' ./cmd/imdsmend -args -man $(CURDIR)/$(BIN)/man
+	mkdir -p $(DIST)
+	for p in deb rpm; do \
+	  PKG_VERSION=$(PKG_VERSION) GOARCH=$$($(GO) env GOARCH) \
+	    $(GO) tool nfpm package --config packaging/nfpm.yaml --packager $$p --target $(DIST)/ || exit 1; \
+	done
+
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) $(DIST)
