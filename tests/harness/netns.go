@@ -192,6 +192,9 @@ func (p *Proc) Stop() {
 	<-p.done
 }
 
+// Pid is the process's ID (nsenter and /proc find what it started).
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
 // Output is what the process wrote so far (stdout and stderr).
 func (p *Proc) Output() string {
 	outMu.Lock()

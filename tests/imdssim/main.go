@@ -45,6 +45,7 @@ func run(args []string) error {
 	fault := fs.String("fault", string(sim.FaultOK), "fault to inject: "+strings.Join(names, ", "))
 	rate := fs.String("rate", "", "throttle: requests per second let through before 429 (default 0: throttle all)")
 	delay := fs.String("delay", "", "slow: wait this long before each answer (default "+sim.DefaultDelay.String()+")")
+	userData := fs.String("user-data", "", "file whose content /latest/user-data serves (default: none, 404)")
 	admin := fs.String("admin", "", "admin listener (stats, reset, fault changes): HOST:PORT or unix:PATH")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -58,6 +59,13 @@ func run(args []string) error {
 	cfg, err := sim.ParseConfig(*fault, *rate, *delay)
 	if err != nil {
 		return err
+	}
+	if *userData != "" {
+		data, err := os.ReadFile(*userData)
+		if err != nil {
+			return fmt.Errorf("user data: %w", err)
+		}
+		cfg.UserData = string(data)
 	}
 	srv := sim.New(cfg)
 

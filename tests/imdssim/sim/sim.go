@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,11 +34,14 @@ const (
 	FaultV1Only    Fault = "v1only"    // token PUT refused with 403, tokenless GET works
 	FaultXFF       Fault = "xff"       // any request carrying X-Forwarded-For gets 403
 	FaultSlow      Fault = "slow"      // healthy, but every answer waits Delay first
+	// HttpTokens=optional: tokens are issued and honoured, and tokenless GETs work too
+	// (cloud-init off EC2 does not ask for a token).
+	FaultOptional Fault = "optional"
 )
 
 // Faults lists every fault in sorted order, for --help and validation.
 func Faults() []Fault {
-	all := []Fault{FaultOK, FaultDisabled, FaultThrottle, FaultHang, Fault500, FaultOversized, FaultGarbage, FaultV1Only, FaultXFF, FaultSlow}
+	all := []Fault{FaultOK, FaultDisabled, FaultThrottle, FaultHang, Fault500, FaultOversized, FaultGarbage, FaultV1Only, FaultXFF, FaultSlow, FaultOptional}
 	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
 	return all
 }
@@ -63,6 +67,9 @@ type Config struct {
 	Rate float64 `json:"rate"`
 	// Delay is how long the slow fault waits before each answer.
 	Delay time.Duration `json:"delay"`
+	// UserData is what /latest/user-data returns; empty answers 404, as for an instance
+	// launched without user data.
+	UserData string `json:"user_data,omitempty"`
 }
 
 // DefaultDelay is the slow fault's delay when none is given.
@@ -100,6 +107,7 @@ var metadata = map[string]string{
 	"/latest/meta-data/placement/":                                              "availability-zone\nregion",
 	"/latest/meta-data/placement/availability-zone":                             "us-east-1a",
 	"/latest/meta-data/placement/region":                                        "us-east-1",
+	"/latest/dynamic/instance-identity/":                                        "document",
 	"/latest/dynamic/instance-identity/document":                                `{"instanceId":"` + InstanceID + `","region":"us-east-1","availabilityZone":"us-east-1a"}`,
 	"/latest/meta-data/services/domain":                                         "amazonaws.com",
 	"/latest/meta-data/services/partition":                                      "aws",
@@ -325,17 +333,28 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, cfg Config) {
 	plain(w, http.StatusOK, tok)
 }
 
+var datedPath = regexp.MustCompile(`^/[0-9]{4}-[0-9]{2}-[0-9]{2}/(.*)$`)
+
 func (s *Server) metadata(w http.ResponseWriter, r *http.Request, cfg Config) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		plain(w, http.StatusMethodNotAllowed, "")
 		return
 	}
-	if cfg.Fault != FaultV1Only && !s.validToken(r.Header.Get(TokenHeader)) {
+	if cfg.Fault != FaultV1Only && cfg.Fault != FaultOptional && !s.validToken(r.Header.Get(TokenHeader)) {
 		plain(w, http.StatusUnauthorized, "")
 		return
 	}
-	body, ok := metadata[r.URL.Path]
+	path := r.URL.Path
+	// cloud-init asks for dated API versions (/2009-04-04/…, /2021-03-23/…); IMDS serves
+	// the same tree under each.
+	if m := datedPath.FindStringSubmatch(path); m != nil {
+		path = "/latest/" + m[1]
+	}
+	body, ok := metadata[path]
+	if path == "/latest/user-data" {
+		body, ok = cfg.UserData, cfg.UserData != ""
+	}
 	if !ok {
 		plain(w, http.StatusNotFound, "")
 		return

@@ -79,6 +79,8 @@ func TestProtocol(t *testing.T) {
 		{"PUT through a proxy", "PUT", TokenPath, []string{TTLHeader, "60", "X-Forwarded-For", "10.0.0.1"}, answer{403, "", "", "EC2ws"}},
 		{"PUT with a trailing slash", "PUT", TokenPath + "/", []string{TTLHeader, "60"}, answer{403, "", "", "EC2ws"}},
 		{"GET on the token path", "GET", TokenPath, nil, answer{405, "", "", "EC2ws"}},
+		{"GET a dated path", "GET", "/2009-04-04/meta-data/instance-id", []string{TokenHeader, tok.Body}, answer{200, InstanceID, "", "EC2ws"}},
+		{"GET user data without any", "GET", "/2021-03-23/user-data", []string{TokenHeader, tok.Body}, answer{404, "", "", "EC2ws"}},
 	}
 	for _, tt := range tests {
 		got := call(t, c, tt.method, base+tt.path, tt.hdr...)
@@ -102,6 +104,7 @@ func TestFaults(t *testing.T) {
 		{Config{Fault: FaultGarbage}, 200, 200, func(b string) bool { return len(b) > 0 && b != InstanceID }},
 		{Config{Fault: FaultSlow, Delay: time.Millisecond}, 200, 200, func(b string) bool { return b == InstanceID }},
 		{Config{Fault: FaultXFF}, 200, 200, func(b string) bool { return b == InstanceID }},
+		{Config{Fault: FaultOptional}, 200, 200, func(b string) bool { return b == InstanceID }},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.cfg.Fault), func(t *testing.T) {
@@ -116,6 +119,18 @@ func TestFaults(t *testing.T) {
 				t.Errorf("GET body of %d bytes is not what %s serves", len(get.Body), tt.cfg.Fault)
 			}
 		})
+	}
+}
+
+// TestOptionalTokensAndUserData: with HttpTokens=optional a tokenless GET works, as
+// cloud-init off EC2 sends them, and user data is served under a dated path too.
+func TestOptionalTokensAndUserData(t *testing.T) {
+	_, base := serve(t, Config{Fault: FaultOptional, UserData: "#cloud-config\n"})
+	c := &http.Client{}
+	for _, path := range []string{"/latest/user-data", "/2009-04-04/user-data"} {
+		if got := call(t, c, http.MethodGet, base+path); got.Status != 200 || got.Body != "#cloud-config\n" {
+			t.Errorf("tokenless GET %s = %+v, want the user data", path, got)
+		}
 	}
 }
 

@@ -1,0 +1,326 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/imdsmend/imdsmend/tests/harness"
+	"github.com/imdsmend/imdsmend/tests/imdssim/sim"
+	"github.com/imdsmend/imdsmend/tests/tree"
+)
+
+// The Debian image the boot test starts: debootstrap's minimal base and what a cloud
+// instance runs at boot (python3-cffi-backend: debootstrap cannot resolve a virtual
+// dependency of cloud-init without it). Built once, then kept in bootCacheDir (a CI
+// cache keeps it between runs); the name changes with the list.
+var bootPackages = []string{"systemd", "systemd-sysv", "dbus", "iptables", "cloud-init", "curl", "python3-cffi-backend"}
+
+const bootCacheDir = "/var/cache/imdsmend-test"
+
+// The blocker baked into the image: the firewall rule of the article, added before the
+// network comes up and before imdsmend's boot pass.
+const blockerUnit = `[Unit]
+DefaultDependencies=no
+After=local-fs.target
+Before=network-pre.target imdsmend-boot.service cloud-init-local.service
+Wants=network-pre.target
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/sbin/iptables -A OUTPUT -p tcp -d 169.254.169.254 -j REJECT
+[Install]
+WantedBy=sysinit.target
+`
+
+// cloud-init for the Ec2 datasource on a machine that is not EC2: strict_id off, a short
+// wait, the network left as the namespace has it, and no locale (its module fails in a
+// minimal image).
+const cloudCfg = `datasource_list: [ Ec2, None ]
+datasource:
+  Ec2:
+    strict_id: false
+    metadata_urls: [ "http://169.254.169.254" ]
+    timeout: 2
+    max_wait: 10
+network: {config: disabled}
+locale: false
+`
+
+const userData = `#cloud-config
+runcmd:
+  - [touch, /var/lib/user-data-ran]
+`
+
+// TestBootBeforeCloudInit boots a Debian image under systemd-nspawn whose firewall
+// rejects IMDS before the network comes up, in a namespace where the simulator serves
+// 169.254.169.254 (dated API paths and user data, as cloud-init asks for them). Without
+// imdsmend cloud-init falls back to DataSourceNone and the user data never runs; with the
+// package installed the boot pass removes the rule first: cloud-init finds DataSourceEc2
+// and runs the user data's runcmd. It also checks the units under a real systemd.
+func TestBootBeforeCloudInit(t *testing.T) {
+	for _, tool := range []string{"debootstrap", "systemd-nspawn", "nsenter", "unshare", "make", "dpkg"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed (apt-get install debootstrap systemd-container util-linux make)", tool)
+		}
+	}
+	rootfs := bootRootfs(t)
+	pkgDir := t.TempDir()
+	if out, err := exec.Command("make", "--no-print-directory", "-C", moduleRoot(t), "package", "DIST="+pkgDir).CombinedOutput(); err != nil {
+		t.Fatalf("make package: %v\n%s", err, out)
+	}
+	debs, _ := filepath.Glob(filepath.Join(pkgDir, "*.deb"))
+	if len(debs) != 1 {
+		t.Fatalf("make package built %v", debs)
+	}
+
+	t.Run("without imdsmend", func(t *testing.T) {
+		c := bootImage(t, rootfs, "")
+		if ds := c.datasource(t); ds != "DataSourceNone" {
+			t.Errorf("cloud-init datasource = %q, want DataSourceNone (the blocker should have kept IMDS out of reach)", ds)
+		}
+		if c.exists("/var/lib/user-data-ran") {
+			t.Error("the user data ran although IMDS was blocked")
+		}
+	})
+
+	t.Run("with imdsmend", func(t *testing.T) {
+		c := bootImage(t, rootfs, debs[0])
+		if ds := c.datasource(t); ds != "DataSourceEc2" {
+			t.Errorf("cloud-init datasource = %q, want DataSourceEc2\n%s", ds, c.sh(t, "journalctl -b -t imdsmend --no-pager; grep -i 'DataSourceEc2\\|169.254\\|Searching\\|Looking for\\|platform' /var/log/cloud-init.log | head -40"))
+		}
+		if !c.exists("/var/lib/user-data-ran") {
+			t.Error("the user data's runcmd did not run")
+		}
+		// The boot pass ended before cloud-init's first stage started.
+		bootDone := c.monotonic(t, "imdsmend-boot.service", "ActiveEnterTimestampMonotonic")
+		cloudStart := c.monotonic(t, "cloud-init-local.service", "InactiveExitTimestampMonotonic")
+		if bootDone == 0 || cloudStart == 0 || bootDone > cloudStart {
+			t.Errorf("imdsmend-boot.service active at %dµs, cloud-init-local.service started at %dµs", bootDone, cloudStart)
+		}
+		t.Logf("systemd-analyze critical-chain cloud-init.service:\n%s", c.sh(t, "systemd-analyze critical-chain cloud-init.service imdsmend-boot.service"))
+		if state := strings.TrimSpace(c.sh(t, "systemctl is-active imdsmend.timer")); state != "active" {
+			t.Errorf("imdsmend.timer is %q, want active", state)
+		}
+		if next := c.sh(t, "systemctl show -P NextElapseUSecMonotonic imdsmend.timer"); strings.TrimSpace(next) == "" || strings.TrimSpace(next) == "0" {
+			t.Errorf("imdsmend.timer has no next elapse: %q", next)
+		}
+		if out := c.sh(t, "journalctl -b -x -t imdsmend --no-pager"); !strings.Contains(out, "Defined-By: imdsmend") {
+			t.Errorf("journalctl -x -t imdsmend shows no catalog text:\n%s", out)
+		}
+		if out := c.sh(t, "systemd-analyze verify /usr/lib/systemd/system/imdsmend*.service /usr/lib/systemd/system/imdsmend.timer 2>&1"); strings.TrimSpace(out) != "" {
+			t.Errorf("systemd-analyze verify inside the image:\n%s", out)
+		}
+		// watch under systemd, hardened: it reaches active (READY=1) and states its status;
+		// starting it stops the timer.
+		c.sh(t, "systemctl start imdsmend-watch.service")
+		if state := strings.TrimSpace(c.sh(t, "systemctl is-active imdsmend-watch.service")); state != "active" {
+			t.Errorf("imdsmend-watch.service is %q\n%s", state, c.sh(t, "systemctl status imdsmend-watch.service --no-pager"))
+		}
+		if status := c.sh(t, "systemctl show -P StatusText imdsmend-watch.service"); strings.TrimSpace(status) == "" {
+			t.Error("imdsmend-watch.service has no StatusText")
+		}
+		if state := strings.TrimSpace(c.sh(t, "systemctl is-active imdsmend.timer")); state == "active" {
+			t.Error("imdsmend.timer still active with imdsmend-watch.service running")
+		}
+	})
+}
+
+// bootRootfs is the cached image, built with debootstrap when missing.
+func bootRootfs(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(bootCacheDir, "bookworm-"+strings.Join(bootPackages, "_"))
+	if _, err := os.Stat(filepath.Join(dir, "usr/bin/cloud-init")); err == nil {
+		return dir
+	}
+	if err := os.MkdirAll(bootCacheDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmp := dir + ".tmp"
+	_ = os.RemoveAll(tmp)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "debootstrap", "--variant=minbase", "--include="+strings.Join(bootPackages, ","),
+		"bookworm", tmp, "http://deb.debian.org/debian")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		_ = os.RemoveAll(tmp)
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		t.Skipf("cannot build the Debian image with debootstrap (no access to deb.debian.org?): %v: %s", err, lines[len(lines)-1])
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// container is a booted image.
+type container struct {
+	root string // the image's tree, as the host sees it
+	pid  int    // its systemd, as the host sees it
+}
+
+// bootImage boots rootfs (overlaid: the cache stays clean) with the blocker, cloud-init's
+// configuration and, when deb is set, imdsmend installed; it returns once systemd says
+// the boot is done, and powers it off when t ends.
+func bootImage(t *testing.T, rootfs, deb string) *container {
+	t.Helper()
+	work := t.TempDir()
+	merged := filepath.Join(work, "merged")
+	for _, d := range []string{"upper", "work", "merged"} {
+		if err := os.Mkdir(filepath.Join(work, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := "lowerdir=" + rootfs + ",upperdir=" + filepath.Join(work, "upper") + ",workdir=" + filepath.Join(work, "work")
+	if out, err := exec.Command("mount", "-t", "overlay", "overlay", "-o", opts, merged).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount an overlay on the image: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", merged).Run() })
+
+	tree.Write(t, merged, map[string]string{
+		"etc/systemd/system/imds-blocker.service":                      blockerUnit,
+		"etc/systemd/system/sysinit.target.wants/imds-blocker.service": "->/etc/systemd/system/imds-blocker.service",
+		"etc/cloud/cloud.cfg.d/99-imdsmend-test.cfg":                   cloudCfg,
+		// Not an EC2 machine: ds-identify would turn cloud-init off.
+		"etc/cloud/ds-identify.cfg": "policy: enabled\n",
+		"etc/hostname":              "imdsmend-boot-test\n",
+	})
+	if deb != "" {
+		cmd := exec.Command("dpkg", "--root="+merged, "--force-script-chrootless", "--log=/dev/null", "-i", deb)
+		cmd.Env = append(os.Environ(), "DPKG_ROOT="+merged, "DEBIAN_FRONTEND=noninteractive")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("dpkg -i: %v\n%s", err, out)
+		}
+	}
+
+	ns := newNamespace(t)
+	udFile := filepath.Join(work, "user-data")
+	if err := os.WriteFile(udFile, []byte(userData), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if _, err := harness.StartSim(ctx, ns, bins.Imdssim, sim.FaultOptional, "--user-data", udFile); err != nil {
+		t.Fatal(err)
+	}
+	// A private mount namespace: a cgroup2 hierarchy for nspawn whatever the host mounts,
+	// and /run/systemd hidden so nspawn does not look for a host systemd to register with.
+	script := `set -e
+mount --make-rprivate /
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+mkdir -p /run/systemd && mount -t tmpfs tmpfs /run/systemd
+exec systemd-nspawn -q -D "$1" -b --register=no --keep-unit --resolv-conf=off --timezone=off --link-journal=no \
+  --capability=CAP_NET_ADMIN --console=passive`
+	proc, err := ns.Start("unshare", "-m", "sh", "-c", script, "sh", merged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &container{root: merged}
+	t.Cleanup(func() {
+		if c.pid != 0 {
+			// A clean shutdown first, bounded; then whatever is left is killed.
+			_ = exec.Command("nsenter", "-t", strconv.Itoa(c.pid), "-a", "systemctl", "poweroff").Run()
+			for i := 0; i < 300 && syscall.Kill(c.pid, 0) == nil; i++ {
+				time.Sleep(100 * time.Millisecond) // polling for the container's end
+			}
+		}
+		proc.Stop()
+	})
+	for c.pid == 0 {
+		if ctx.Err() != nil {
+			t.Fatalf("the container's systemd did not start:\n%s", proc.Output())
+		}
+		if syscall.Kill(proc.Pid(), 0) != nil {
+			t.Skipf("systemd-nspawn cannot boot a container on this machine:\n%s", proc.Output())
+		}
+		c.pid = findInit(proc)
+		if c.pid == 0 {
+			time.Sleep(100 * time.Millisecond) // polling /proc for the container's init; nothing to wait on
+		}
+	}
+	// is-system-running --wait fails at once while systemd's socket is not there yet.
+	var out []byte
+	for {
+		wait := exec.CommandContext(ctx, "nsenter", "-t", strconv.Itoa(c.pid), "-a", "systemctl", "is-system-running", "--wait")
+		out, _ = wait.CombinedOutput()
+		if ctx.Err() != nil {
+			t.Fatalf("the boot did not finish: %s\n%s", out, proc.Output())
+		}
+		if !strings.Contains(string(out), "Failed to connect to bus") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // until systemd listens; nothing to wait on from outside
+	}
+	t.Logf("boot finished: %s%s", out, c.sh(t, "systemctl --failed --no-legend"))
+	return c
+}
+
+// findInit is the container's systemd: a descendant of nspawn named systemd.
+func findInit(p *harness.Proc) int {
+	pid := p.Pid()
+	for depth := 0; depth < 4 && pid != 0; depth++ {
+		kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+		next := 0
+		for _, f := range strings.Fields(string(kids)) {
+			k, _ := strconv.Atoi(f)
+			if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", k)); strings.TrimSpace(string(comm)) == "systemd" {
+				return k
+			}
+			next = k
+		}
+		pid = next
+	}
+	return 0
+}
+
+// sh runs a shell command inside the container and returns its output.
+func (c *container) sh(t *testing.T, command string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "nsenter", "-t", strconv.Itoa(c.pid), "-a", "sh", "-c", command).CombinedOutput()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatalf("nsenter: %v", err)
+	}
+	return string(out)
+}
+
+func (c *container) exists(path string) bool {
+	_, err := os.Lstat(filepath.Join(c.root, path))
+	return err == nil
+}
+
+// datasource is the one cloud-init settled on in this boot (/run/cloud-init/result.json),
+// once cloud-init is done.
+func (c *container) datasource(t *testing.T) string {
+	t.Helper()
+	t.Logf("cloud-init status: %s", c.sh(t, "cloud-init status --wait --long"))
+	out := c.sh(t, "cat /run/cloud-init/result.json")
+	var result struct {
+		V1 struct {
+			Datasource string   `json:"datasource"`
+			Errors     []string `json:"errors"`
+		} `json:"v1"`
+	}
+	if err := json.Unmarshal([]byte(out), &result); err != nil {
+		t.Fatalf("result.json: %v\n%s", err, out)
+	}
+	ds, _, _ := strings.Cut(result.V1.Datasource, " ")
+	return ds
+}
+
+func (c *container) monotonic(t *testing.T, unit, prop string) int64 {
+	t.Helper()
+	v, _ := strconv.ParseInt(strings.TrimSpace(c.sh(t, "systemctl show -P "+prop+" "+unit)), 10, 64)
+	return v
+}
