@@ -13,9 +13,8 @@ all: build
 
 # The Debian packages the demo and the tests run (iptables, nft, ip, journalctl, …):
 # installed when missing, silent when present. .ci/run calls it too.
-# debootstrap and systemd-nspawn (systemd-container) for the boot test (tests/e2e/boot_test.go).
 deps:
-	@.ci/deps debootstrap systemd-container
+	@.ci/deps
 
 # imdsmend is static (no cgo): it resolves no host names, and a static binary starts without
 # the dynamic loader and runs on every distribution the packages target.
