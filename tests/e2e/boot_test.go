@@ -68,23 +68,10 @@ runcmd:
 // package installed the boot pass removes the rule first: cloud-init finds DataSourceEc2
 // and runs the user data's runcmd. It also checks the units under a real systemd.
 func TestBootBeforeCloudInit(t *testing.T) {
-	for _, tool := range []string{"debootstrap", "systemd-nspawn", "nsenter", "unshare", "make", "dpkg"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed (apt-get install debootstrap systemd-container util-linux make)", tool)
-		}
-	}
-	rootfs := bootRootfs(t)
-	pkgDir := t.TempDir()
-	if out, err := exec.Command("make", "--no-print-directory", "-C", moduleRoot(t), "package", "DIST="+pkgDir).CombinedOutput(); err != nil {
-		t.Fatalf("make package: %v\n%s", err, out)
-	}
-	debs, _ := filepath.Glob(filepath.Join(pkgDir, "*.deb"))
-	if len(debs) != 1 {
-		t.Fatalf("make package built %v", debs)
-	}
+	rootfs, deb := bootSetup(t)
 
 	t.Run("without imdsmend", func(t *testing.T) {
-		c := bootImage(t, rootfs, "")
+		c := bootImage(t, rootfs, "", nil)
 		if ds := c.datasource(t); ds != "DataSourceNone" {
 			t.Errorf("cloud-init datasource = %q, want DataSourceNone (the blocker should have kept IMDS out of reach)", ds)
 		}
@@ -94,7 +81,7 @@ func TestBootBeforeCloudInit(t *testing.T) {
 	})
 
 	t.Run("with imdsmend", func(t *testing.T) {
-		c := bootImage(t, rootfs, debs[0])
+		c := bootImage(t, rootfs, deb, nil)
 		if ds := c.datasource(t); ds != "DataSourceEc2" {
 			t.Errorf("cloud-init datasource = %q, want DataSourceEc2\n%s", ds, c.sh(t, "journalctl -b -t imdsmend --no-pager; grep -i 'DataSourceEc2\\|169.254\\|Searching\\|Looking for\\|platform' /var/log/cloud-init.log | head -40"))
 		}
@@ -135,6 +122,51 @@ func TestBootBeforeCloudInit(t *testing.T) {
 	})
 }
 
+// TestBootWithoutIptablesOrIMDS: an image without iptables or nft, where nothing answers
+// on 169.254.169.254. The boot pass finds no firewall to read and IMDS unreachable; it
+// ends within its bound, counts as done (exit 2), says so in the journal, and the boot
+// goes on to cloud-init.
+func TestBootWithoutIptablesOrIMDS(t *testing.T) {
+	rootfs, deb := bootSetup(t)
+	c := bootImage(t, rootfs, deb, []string{"usr/sbin/iptables*", "usr/sbin/ip6tables*", "usr/sbin/xtables*", "usr/sbin/nft"})
+	show := c.sh(t, "systemctl show -p ActiveState -p Result -p ExecMainStatus imdsmend-boot.service")
+	for _, want := range []string{"ActiveState=active", "Result=success", "ExecMainStatus=2"} {
+		if !strings.Contains(show, want+"\n") {
+			t.Errorf("imdsmend-boot.service: %q, want %s", show, want)
+		}
+	}
+	journal := c.sh(t, "journalctl -b -t imdsmend --no-pager")
+	for _, want := range []string{"finding imds_unreachable", "NOT healthy", "IMDS connection_refused"} {
+		if !strings.Contains(journal, want) {
+			t.Errorf("the boot pass's journal does not say %q:\n%s", want, journal)
+		}
+	}
+	if state := strings.TrimSpace(c.sh(t, "systemctl show -P ActiveState cloud-init.service")); state != "active" {
+		t.Errorf("cloud-init.service is %q after the boot pass, want active", state)
+	}
+}
+
+// bootSetup skips when the machine lacks the tools, and returns the cached image and a
+// .deb built from this tree.
+func bootSetup(t *testing.T) (rootfs, deb string) {
+	t.Helper()
+	for _, tool := range []string{"debootstrap", "systemd-nspawn", "nsenter", "unshare", "make", "dpkg"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed (apt-get install debootstrap systemd-container util-linux make)", tool)
+		}
+	}
+	rootfs = bootRootfs(t)
+	pkgDir := t.TempDir()
+	if out, err := exec.Command("make", "--no-print-directory", "-C", moduleRoot(t), "package", "DIST="+pkgDir).CombinedOutput(); err != nil {
+		t.Fatalf("make package: %v\n%s", err, out)
+	}
+	debs, _ := filepath.Glob(filepath.Join(pkgDir, "*.deb"))
+	if len(debs) != 1 {
+		t.Fatalf("make package built %v", debs)
+	}
+	return rootfs, debs[0]
+}
+
 // bootRootfs is the cached image, built with debootstrap when missing.
 func bootRootfs(t *testing.T) string {
 	t.Helper()
@@ -169,9 +201,11 @@ type container struct {
 }
 
 // bootImage boots rootfs (overlaid: the cache stays clean) with the blocker, cloud-init's
-// configuration and, when deb is set, imdsmend installed; it returns once systemd says
-// the boot is done, and powers it off when t ends.
-func bootImage(t *testing.T, rootfs, deb string) *container {
+// configuration and, when deb is set, imdsmend installed; without is a list of the
+// image's files to delete first, and nil also serves IMDS (any other value leaves
+// 169.254.169.254 without a server). It returns once systemd says the boot is done, and
+// powers the image off when t ends.
+func bootImage(t *testing.T, rootfs, deb string, without []string) *container {
 	t.Helper()
 	work := t.TempDir()
 	merged := filepath.Join(work, "merged")
@@ -194,6 +228,14 @@ func bootImage(t *testing.T, rootfs, deb string) *container {
 		"etc/cloud/ds-identify.cfg": "policy: enabled\n",
 		"etc/hostname":              "imdsmend-boot-test\n",
 	})
+	for _, pattern := range without {
+		matches, _ := filepath.Glob(filepath.Join(merged, pattern))
+		for _, m := range matches {
+			if err := os.Remove(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	if deb != "" {
 		cmd := exec.Command("dpkg", "--root="+merged, "--force-script-chrootless", "--log=/dev/null", "-i", deb)
 		cmd.Env = append(os.Environ(), "DPKG_ROOT="+merged, "DEBIAN_FRONTEND=noninteractive")
@@ -209,8 +251,10 @@ func bootImage(t *testing.T, rootfs, deb string) *container {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if _, err := harness.StartSim(ctx, ns, bins.Imdssim, sim.FaultOptional, "--user-data", udFile); err != nil {
-		t.Fatal(err)
+	if without == nil {
+		if _, err := harness.StartSim(ctx, ns, bins.Imdssim, sim.FaultOptional, "--user-data", udFile); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// A private mount namespace: a cgroup2 hierarchy for nspawn whatever the host mounts,
 	// and /run/systemd hidden so nspawn does not look for a host systemd to register with.
