@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/imdsmend/imdsmend/facts/callers"
 	"github.com/imdsmend/imdsmend/facts/firewall"
 	"github.com/imdsmend/imdsmend/facts/imds"
 	"github.com/imdsmend/imdsmend/facts/nic"
@@ -14,7 +15,7 @@ import (
 // DefaultProbes are the probes every run gathers, in no particular order (they run
 // concurrently).
 func DefaultProbes() []Probe {
-	return []Probe{imdsProbe{}, firewallProbe{}, routeProbe{}, proxyProbe{}, nicProbe{}}
+	return []Probe{imdsProbe{}, firewallProbe{}, routeProbe{}, proxyProbe{}, nicProbe{}, callersProbe{}}
 }
 
 // The probes adapt each source package's reader to Probe: the source packages know
@@ -69,5 +70,15 @@ func (nicProbe) Name() string { return "nic" }
 
 func (nicProbe) Gather(ctx context.Context, cfg Config, f *Facts) (err error) {
 	f.NIC, err = nic.Read(ctx, nic.Config{Paths: cfg.Paths, Now: time.Now()})
+	return err
+}
+
+// callersProbe fills facts.callers.
+type callersProbe struct{}
+
+func (callersProbe) Name() string { return "callers" }
+
+func (callersProbe) Gather(ctx context.Context, cfg Config, f *Facts) (err error) {
+	f.Callers, err = callers.Gather(ctx, callers.DefaultConfig(cfg.Paths))
 	return err
 }
