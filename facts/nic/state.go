@@ -125,7 +125,7 @@ func saveState(cfg Config, file string, doc map[string]json.RawMessage, cur samp
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", file, err)
 	}
-	if err := cfg.Paths.MkdirAll(cfg.Paths.StateDir, 0o755); err != nil {
+	if err := cfg.Paths.MkdirAll(cfg.Paths.StateDir, 0o700); err != nil {
 		return fmt.Errorf("create the state directory for %s: %w", file, err)
 	}
 	if err := cfg.Paths.WriteFile(file, append(data, '\n'), 0o644); err != nil {
