@@ -116,3 +116,82 @@ func finding(rep *report.Report, rule string) *report.Finding {
 	}
 	return nil
 }
+
+// capNobody opts in to rate_limit_caller for the user nobody: one new connection to IMDS
+// a minute, so a second one in the test is over the cap whatever the machine's speed.
+const capNobody = `rule "cap_imds_caller" {
+  when     = facts.imds.reachable
+  severity = "info"
+  summary  = "nobody's connections to IMDS are capped"
+  remediate "rate_limit_caller" {
+    user  = "nobody"
+    rate  = "1/minute"
+    burst = 1
+  }
+}
+`
+
+// TestRateLimitCaller: apply inserts the hashlimit rule with real iptables in a
+// namespace; nobody's second connection within the minute is reset while root's pass; a
+// second apply changes nothing; undo deletes the rule and nobody connects again.
+func TestRateLimitCaller(t *testing.T) {
+	ctx := testContext(t)
+	ns := newNamespace(t)
+	serveSim(sim.FaultOK)(ctx, t, ns)
+	r := newRun(t, ns)
+	r.dropIn("60-cap.hcl", capNobody)
+
+	rep, res := r.report(ctx, "apply")
+	acts := actionsOf(rep, "rate_limit_caller")
+	if len(acts) != 1 || acts[0].Status != "applied" || !strings.Contains(acts[0].Detail, "iptables -t filter -I OUTPUT 1 -d 169.254.169.254/32") ||
+		!strings.Contains(acts[0].Detail, "--uid-owner 65534 -m hashlimit --hashlimit-above 1/minute --hashlimit-burst 1") {
+		t.Fatalf("apply: exit %d, actions %+v\n%s", res.ExitCode, rep.Actions, res.Stderr)
+	}
+	if !strings.Contains(iptablesOutput(ctx, t, ns), "imdsmend:rate_limit_caller uid 65534") {
+		t.Errorf("no rate limit rule in OUTPUT:\n%s", iptablesOutput(ctx, t, ns))
+	}
+	if first, second := connectAs(ctx, t, ns, "65534"), connectAs(ctx, t, ns, "65534"); first != 0 || second != 7 {
+		t.Errorf("nobody's connections: curl exits %d then %d; want 0 (connected) then 7 (reset)", first, second)
+	}
+	if code := connectAs(ctx, t, ns, "0"); code != 0 {
+		t.Errorf("root's connection: curl exits %d; want it untouched", code)
+	}
+
+	rep, _ = r.report(ctx, "apply")
+	if acts := actionsOf(rep, "rate_limit_caller"); len(acts) != 0 {
+		t.Errorf("a second apply: actions %+v; want none", acts)
+	}
+
+	rep, res = r.report(ctx, "undo", "--last")
+	if res.ExitCode != 0 || len(rep.Actions) != 1 || rep.Actions[0].Status != "reverted" ||
+		!strings.HasPrefix(rep.Actions[0].Detail, "iptables -t filter -D OUTPUT -d 169.254.169.254/32") {
+		t.Fatalf("undo: exit %d, actions %+v\n%s", res.ExitCode, rep.Actions, res.Stderr)
+	}
+	if out := iptablesOutput(ctx, t, ns); strings.Contains(out, "hashlimit") {
+		t.Errorf("after undo OUTPUT holds:\n%s", out)
+	}
+	if code := connectAs(ctx, t, ns, "65534"); code != 0 {
+		t.Errorf("nobody after undo: curl exits %d; want 0", code)
+	}
+}
+
+func iptablesOutput(ctx context.Context, t *testing.T, ns *harness.Namespace) string {
+	t.Helper()
+	res, err := ns.Exec(ctx, nil, "iptables", "-w", "-S", "OUTPUT")
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("iptables -S OUTPUT: %v %+v", err, res)
+	}
+	return res.Stdout
+}
+
+// connectAs opens one connection to IMDS as uid and returns curl's exit code: 0 when it
+// connected (whatever the HTTP status), 7 when the connection was refused or reset.
+func connectAs(ctx context.Context, t *testing.T, ns *harness.Namespace, uid string) int {
+	t.Helper()
+	res, err := ns.Exec(ctx, nil, "setpriv", "--reuid="+uid, "--regid="+uid, "--clear-groups",
+		"curl", "-s", "-o", "/dev/null", "-m", "5", "http://"+harness.IMDSAddr+"/latest/meta-data/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.ExitCode
+}
