@@ -195,3 +195,45 @@ func connectAs(ctx context.Context, t *testing.T, ns *harness.Namespace, uid str
 	}
 	return res.ExitCode
 }
+
+// TestOwnRequests counts, with the simulator's counters, the requests each command costs
+// IMDS, healthy and throttled (docs/operating.md): a healthy run is one token PUT and one
+// GET over one connection; under throttling the PUT is tried MaxAttempts (3) times, and a
+// 429 there ends the probe. Apply with nothing to change does not probe again.
+func TestOwnRequests(t *testing.T) {
+	tests := []struct {
+		command string
+		fault   sim.Fault
+		max     int64 // requests
+		conns   int64 // at most, TCP connections
+	}{
+		{"check", sim.FaultOK, 2, 1},
+		{"plan", sim.FaultOK, 2, 1},
+		{"apply", sim.FaultOK, 2, 1},
+		{"check", sim.FaultThrottle, 3, 1},
+		{"apply", sim.FaultThrottle, 3, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.command+" "+string(tt.fault), func(t *testing.T) {
+			ctx := testContext(t)
+			ns := newNamespace(t)
+			s, err := harness.StartSim(ctx, ns, bins.Imdssim, tt.fault)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := newRun(t, ns)
+			if _, res := r.report(ctx, tt.command); res.ExitCode > report.ExitFindings {
+				t.Fatalf("%s: exit %d\n%s", tt.command, res.ExitCode, res.Stderr)
+			}
+			st, err := s.Admin.Stats(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s against %s: %d requests over %d connections", tt.command, tt.fault, st.Requests, st.Connections)
+			if st.Requests == 0 || st.Requests > tt.max || st.Connections > tt.conns {
+				t.Errorf("%s against %s cost %d requests over %d connections; want 1 to %d over at most %d",
+					tt.command, tt.fault, st.Requests, st.Connections, tt.max, tt.conns)
+			}
+		})
+	}
+}
