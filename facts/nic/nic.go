@@ -170,29 +170,48 @@ func Read(ctx context.Context, cfg Config) (*NIC, error) {
 		return nil, fmt.Errorf("open an ethtool socket: %w", err)
 	}
 	defer et.Close()
-	var ins []Interface
+	var names []string
 	for _, i := range ifs {
+		if i.Flags&net.FlagLoopback == 0 {
+			names = append(names, i.Name)
+		}
+	}
+	ins, err := readInterfaces(ctx, et, names)
+	if err != nil {
+		return nil, err
+	}
+	return track(cfg, ins), nil
+}
+
+// driver is what Read asks of ethtool (an interface so tests can make one vanish).
+type driver interface {
+	DriverInfo(name string) (ethtool.DrvInfo, error)
+	Stats(name string) (map[string]uint64, error)
+}
+
+// readInterfaces reads each interface, sorted by name. One that vanished since the
+// listing is left out; one that fails otherwise is listed, unavailable, with the error.
+func readInterfaces(ctx context.Context, et driver, names []string) ([]Interface, error) {
+	var ins []Interface
+	for _, name := range names {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("read interface counters: %w", err)
 		}
-		if i.Flags&net.FlagLoopback != 0 {
-			continue
-		}
-		in, err := readInterface(et, i.Name)
+		in, err := readInterface(et, name)
 		if errors.Is(err, unix.ENODEV) {
 			continue // gone since the listing
 		}
 		if err != nil {
-			in = Interface{Name: i.Name, Reason: err.Error()}
+			in = Interface{Name: name, Reason: err.Error()}
 		}
 		ins = append(ins, in)
 	}
 	slices.SortFunc(ins, func(a, b Interface) int { return strings.Compare(a.Name, b.Name) })
-	return track(cfg, ins), nil
+	return ins, nil
 }
 
 // readInterface asks the driver (ethtool -i, then -S on ENA).
-func readInterface(et *ethtool.Ethtool, name string) (Interface, error) {
+func readInterface(et driver, name string) (Interface, error) {
 	info, err := et.DriverInfo(name)
 	if err != nil {
 		return Interface{}, fmt.Errorf("ethtool -i %s: %w", name, err)

@@ -3,6 +3,7 @@ package nic
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -12,8 +13,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/imdsmend/imdsmend/internal/paths"
+	"github.com/safchain/ethtool"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 func fixture(t *testing.T, name string) map[string]uint64 {
@@ -273,5 +276,61 @@ func TestReadVeth(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(p.Root); len(entries) != 0 {
 		t.Errorf("the root holds %v; want nothing written without ENA", entries)
+	}
+}
+
+// fakeDriver answers for the interfaces it knows; the others are gone (ENODEV).
+type fakeDriver map[string]struct {
+	info  ethtool.DrvInfo
+	stats map[string]uint64
+	err   error // from Stats
+}
+
+func (f fakeDriver) DriverInfo(name string) (ethtool.DrvInfo, error) {
+	d, ok := f[name]
+	if !ok {
+		return ethtool.DrvInfo{}, unix.ENODEV
+	}
+	return d.info, nil
+}
+
+func (f fakeDriver) Stats(name string) (map[string]uint64, error) {
+	d, ok := f[name]
+	if !ok {
+		return nil, unix.ENODEV
+	}
+	return d.stats, d.err
+}
+
+// TestReadInterfaces: an interface that vanishes between listing and reading (at either
+// ioctl) is left out; one whose statistics fail otherwise is listed with the error.
+func TestReadInterfaces(t *testing.T) {
+	stats := fixture(t, "ena-2.8.1g.txt")
+	et := fakeDriver{
+		"ens5":  {info: ethtool.DrvInfo{Driver: "ena", Version: "2.8.1g"}, stats: stats},
+		"ens6":  {info: ethtool.DrvInfo{Driver: "ena", Version: "2.8.1g"}, err: unix.EOPNOTSUPP},
+		"ens7":  {info: ethtool.DrvInfo{Driver: "ena", Version: "2.8.1g"}, err: unix.ENODEV},
+		"veth0": {info: ethtool.DrvInfo{Driver: "veth", Version: "1.0"}},
+	}
+	ins, err := readInterfaces(context.Background(), et, []string{"veth0", "ens6", "gone", "ens5", "ens7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, in := range ins {
+		got = append(got, fmt.Sprintf("%s available=%v %s", in.Name, in.Available, in.Reason))
+	}
+	want := []string{
+		"ens5 available=true ",
+		"ens6 available=false ethtool -S ens6: operation not supported",
+		`veth0 available=false driver "veth" is not ena: the allowance counters exist only on ENA interfaces`,
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("interfaces (-want +got):\n%s", d)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := readInterfaces(ctx, et, []string{"ens5"}); err == nil {
+		t.Error("a cancelled context: no error")
 	}
 }
