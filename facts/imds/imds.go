@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/imdsmend/imdsmend/internal/types"
 )
 
@@ -70,6 +72,19 @@ const (
 	imdsBackoffCap  = time.Second
 )
 
+// Budget is the one limiter every IMDS request of this process waits on, first tries and
+// retries alike, across probes, runs and watch passes: a token bucket of BudgetBurst
+// requests, refilled at one request every BudgetEvery. It covers the worst single run
+// (apply with IPv6: two probes of two endpoints, six requests each) and holds a watch loop
+// whose triggers keep coming to 30 requests a minute; a healthy check takes 2.
+var Budget = rate.NewLimiter(rate.Every(BudgetEvery), BudgetBurst)
+
+// The budget's size (docs/operating.md derives the worst case per mode from it).
+const (
+	BudgetBurst = 24
+	BudgetEvery = 2 * time.Second
+)
+
 // Default endpoints, as the AWS SDKs use them.
 const (
 	DefaultEndpoint   = "http://169.254.169.254"
@@ -85,6 +100,8 @@ type Config struct {
 	// V6Endpoint is the IPv6 base URL, probed only when Gather is asked for IPv6.
 	V6Endpoint string
 	Timeouts   Timeouts
+	// Budget limits the requests; nil takes the process's Budget.
+	Budget *rate.Limiter
 }
 
 // Gather probes the metadata service over IPv4 and, when ipv6 is set, over IPv6 at the
@@ -93,14 +110,18 @@ type Config struct {
 // error; only a malformed endpoint fails. v6 is nil unless ipv6 is set.
 func Gather(ctx context.Context, cfg Config, ipv6 bool) (v4, v6 *types.IMDS, err error) {
 	t := cfg.Timeouts.withDefaults()
-	c4, err := newIMDSClient(cfg.Endpoint, t)
+	budget := cfg.Budget
+	if budget == nil {
+		budget = Budget
+	}
+	c4, err := newIMDSClient(cfg.Endpoint, t, budget)
 	if err != nil {
 		return nil, nil, err
 	}
 	if !ipv6 {
 		return c4.probeMediated(ctx), nil, nil
 	}
-	c6, err := newIMDSClient(cfg.V6Endpoint, t)
+	c6, err := newIMDSClient(cfg.V6Endpoint, t, budget)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -118,9 +139,10 @@ type imdsClient struct {
 	t      Timeouts
 	tr     *http.Transport
 	client *http.Client
+	budget *rate.Limiter
 }
 
-func newIMDSClient(endpoint string, t Timeouts) (*imdsClient, error) {
+func newIMDSClient(endpoint string, t Timeouts, budget *rate.Limiter) (*imdsClient, error) {
 	u, err := url.Parse(endpoint)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
 		shown := endpoint
@@ -146,6 +168,7 @@ func newIMDSClient(endpoint string, t Timeouts) (*imdsClient, error) {
 		t:      t,
 		tr:     tr,
 		client: &http.Client{Transport: tr, CheckRedirect: imdsNoRedirects},
+		budget: budget,
 	}, nil
 }
 
@@ -263,6 +286,11 @@ func (c *imdsClient) once(ctx context.Context, method, path string, hdr http.Hea
 	o := imdsOutcome{method: method, path: path}
 	if ctx.Err() != nil {
 		o.class, o.err = types.ClassTimeout, errors.New("no time left for another attempt")
+		return o
+	}
+	// Wait returns at once when no token comes before ctx's deadline.
+	if err := c.budget.Wait(ctx); err != nil {
+		o.class, o.err = types.ClassTimeout, fmt.Errorf("not sent: imdsmend's own budget of IMDS requests (%d at once, then one every %s) is spent: %w", c.budget.Burst(), BudgetEvery, err)
 		return o
 	}
 	actx, cancel := context.WithTimeout(ctx, c.t.Connect+c.t.Header)

@@ -81,7 +81,7 @@ func (c *imdsClient) probeMediated(ctx context.Context) *types.IMDS {
 // probe's, with the direct probe's time and requests added.
 func (c *imdsClient) probeMarked(ctx context.Context, direct *types.IMDS) *types.IMDS {
 	start := time.Now()
-	m, err := newIMDSClient(c.base, c.t)
+	m, err := newIMDSClient(c.base, c.t, c.budget)
 	if err != nil {
 		direct.Error += "; " + err.Error()
 		return direct

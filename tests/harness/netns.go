@@ -192,6 +192,9 @@ func (p *Proc) Stop() {
 	<-p.done
 }
 
+// PID is the process's ID (`ip netns exec` execs the command, so it is the command's).
+func (p *Proc) PID() int { return p.cmd.Process.Pid }
+
 // Output is what the process wrote so far (stdout and stderr).
 func (p *Proc) Output() string {
 	outMu.Lock()
