@@ -55,11 +55,15 @@ type Config struct {
 // nothing is read. Rules that exist but can't be read (no tool, a held lock) fail it, so
 // the policy sees them as unknown rather than absent.
 func Read(ctx context.Context, cfg Config) (*Firewall, error) {
+	users, packets := newUserDB(cfg.Paths), routePackets()
+	if fw, ok := readChains(ctx, users, packets); ok {
+		return fw, nil
+	}
 	src, err := readSources(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return evaluateFirewall(src, cfg, newUserDB(cfg.Paths), routePackets())
+	return evaluateFirewall(src, cfg, users, packets)
 }
 
 // sourceText is the raw output of the tools, kept apart from parsing so tests can feed
@@ -307,21 +311,7 @@ func evaluateFirewall(src *sourceText, cfg Config, users *userDB, packets map[st
 		tables = append(tables, nt...)
 	}
 	ev := newEvaluator()
-	for _, t := range tables {
-		for _, c := range t.order {
-			if c.hook == "" {
-				continue
-			}
-			for cl := range numClasses {
-				if !hookCarries(c.hook, cl) {
-					continue
-				}
-				p := packets[t.family]
-				p.class = cl
-				ev.evalBase(t, c, &p)
-			}
-		}
-	}
+	ev.walkBases(tables, packets)
 	if ev.truncated {
 		return nil, fmt.Errorf("the firewall rules jump deeper than %d chains or through more than %d rules; imdsmend can't tell which reach IMDS", maxDepth, maxSteps)
 	}
