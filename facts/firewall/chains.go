@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 
@@ -27,18 +28,34 @@ import (
 // that full pass decides it exactly as it always has. The walk visits the same chains in
 // both passes, so an empty answer here is the full pass's answer.
 
+// tableBases are the built-in chains of each iptables table on IMDS's path (INPUT is
+// not: nothing IMDS's requests take passes it).
+var tableBases = map[string][]string{
+	"raw":      {"PREROUTING", "OUTPUT"},
+	"mangle":   {"PREROUTING", "FORWARD", "OUTPUT", "POSTROUTING"},
+	"nat":      {"PREROUTING", "OUTPUT", "POSTROUTING"},
+	"filter":   {"FORWARD", "OUTPUT"},
+	"security": {"FORWARD", "OUTPUT"},
+}
+
 // readChains walks the iptables-nft chains on IMDS's path, reading them one at a time.
-// ok is false when it can't answer alone; the caller then reads the whole ruleset.
+// ok is false when it can't answer alone; the caller then reads the whole ruleset. Each
+// table is walked on its own, in parallel, while the chains are listed.
 func readChains(ctx context.Context, users *userDB, packets map[string]packet) (fw *Firewall, ok bool) {
 	present, native, nlErr := presentTables()
 	if nlErr != nil || native || present["legacy/ipv4"] || present["legacy/ipv6"] {
 		return nil, false
 	}
-	chains, err := nftChains()
+	tables, err := nftTables()
 	if err != nil {
 		return nil, false
 	}
 	fw = &Firewall{Rules: []Rule{}, Sources: []string{}}
+	type lazyTable struct {
+		t              *fwTable
+		nftFamily, bin string
+	}
+	var lazy []lazyTable
 	for _, fam := range []struct{ family, nft, bin string }{{"ipv4", "ip", paths.IptablesNft}, {"ipv6", "ip6", paths.Ip6tablesNft}} {
 		if !present["nft/"+fam.family] {
 			continue
@@ -47,78 +64,81 @@ func readChains(ctx context.Context, users *userDB, packets map[string]packet) (
 		if err != nil {
 			return nil, false
 		}
-		tables, ok := lazyTables(ctx, chains, fam.nft, fam.family, bin, users)
-		if !ok || !walkQuiet(tables, packets) {
-			return nil, false
-		}
 		fw.Sources = append(fw.Sources, "nft/"+fam.family)
+		for _, id := range tables {
+			if id.family == fam.nft && xtablesTables[id.name] {
+				t := &fwTable{backend: "nft", family: fam.family, name: id.name, chains: map[string]*fwChain{}}
+				lazy = append(lazy, lazyTable{t, fam.nft, bin})
+			}
+		}
+	}
+	list := &chainList{done: make(chan struct{})}
+	go func() {
+		list.ids, list.err = nftChains()
+		close(list.done)
+	}()
+	quiet := make([]bool, len(lazy))
+	var wg sync.WaitGroup
+	for i, l := range lazy {
+		wg.Go(func() {
+			quiet[i] = readBases(ctx, l.t, l.bin, users) && list.lazy(ctx, l.t, l.nftFamily, l.bin, users) && walkQuiet([]*fwTable{l.t}, packets)
+		})
+	}
+	wg.Wait()
+	<-list.done
+	if slices.Contains(quiet, false) {
+		return nil, false
 	}
 	return fw, true
 }
 
-// lazyTables builds family's iptables-nft tables with their base chains on IMDS's path
-// read (in parallel) and the others to be read on first use. ok is false when a base
-// chain has a name iptables does not give (native nft rules in an iptables table) or
-// can't be read.
-func lazyTables(ctx context.Context, chains []nftChainID, nftFamily, family, bin string, users *userDB) ([]*fwTable, bool) {
-	byTable := map[string]*fwTable{}
-	var tables []*fwTable
-	type base struct {
-		t    *fwTable
-		name string
+// chainList is the nftables chains, listed once for all tables.
+type chainList struct {
+	done chan struct{}
+	ids  []nftChainID
+	err  error
+}
+
+// lazy makes t read its user chains on first use, once the chains are listed. It is false
+// when t has a base chain iptables did not make (native nft rules in an iptables table)
+// or the chains could not be listed.
+func (l *chainList) lazy(ctx context.Context, t *fwTable, nftFamily, bin string, users *userDB) bool {
+	<-l.done
+	if l.err != nil {
+		return false
 	}
-	var bases []base
-	for _, id := range chains {
-		if id.table.family != nftFamily || !xtablesTables[id.table.name] {
-			continue
-		}
-		t := byTable[id.table.name]
-		if t == nil {
-			t = &fwTable{backend: "nft", family: family, name: id.table.name, chains: map[string]*fwChain{}}
-			byTable[id.table.name] = t
-			tables = append(tables, t)
-		}
-		hook, known := iptablesHooks[id.name]
+	exists := map[string]bool{}
+	for _, id := range l.ids {
 		switch {
+		case id.table != nftTableID{nftFamily, t.name}:
 		case !id.base:
-			t.chains[id.name] = nil // exists, read on first use
-		case !known:
-			return nil, false
-		case hookCarries(hook, classRoot) || hookCarries(hook, classForwarded):
-			bases = append(bases, base{t, id.name})
+			exists[id.name] = true
+		case id.name != "INPUT" && !slices.Contains(tableBases[t.name], id.name):
+			return false
 		}
 	}
-	read := make([]*fwChain, len(bases))
-	failed := make([]bool, len(bases))
+	t.load = lazyLoader(ctx, t, exists, bin, t.family, users)
+	return true
+}
+
+// readBases reads t's built-in chains on IMDS's path, in parallel. iptables-nft prints a
+// built-in chain that was never created as an empty one with an ACCEPT policy.
+func readBases(ctx context.Context, t *fwTable, bin string, users *userDB) bool {
+	names := tableBases[t.name]
+	read := make([]*fwChain, len(names))
 	var wg sync.WaitGroup
-	for i, b := range bases {
-		wg.Go(func() {
-			var err error
-			read[i], err = readChain(ctx, bin, b.t.name, b.name, family, users)
-			failed[i] = err != nil
-		})
+	for i, name := range names {
+		wg.Go(func() { read[i], _ = readChain(ctx, bin, t.name, name, t.family, users) })
 	}
 	wg.Wait()
-	for i, b := range bases {
-		if failed[i] {
-			return nil, false
+	for i, c := range read {
+		if c == nil {
+			return false
 		}
-		b.t.chains[b.name] = read[i]
-		b.t.order = append(b.t.order, read[i])
+		t.chains[names[i]] = c
+		t.order = append(t.order, c)
 	}
-	for _, t := range tables {
-		// Names listed over netlink but not read yet are placeholders: drop them so that
-		// chain() reads them; a name not listed is no chain and stays nil.
-		exists := map[string]bool{}
-		for name, c := range t.chains {
-			if c == nil {
-				exists[name] = true
-				delete(t.chains, name)
-			}
-		}
-		t.load = lazyLoader(ctx, t, exists, bin, family, users)
-	}
-	return tables, true
+	return true
 }
 
 // lazyLoader reads user chains of t on first use. A chain that can't be read is noted in

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/imdsmend/imdsmend/facts/route"
 	"github.com/vishvananda/netlink/nl"
@@ -37,9 +38,11 @@ var nftFamilies = map[uint8]string{
 // nftTables lists the nftables tables of this network namespace over netlink.
 func nftTables() ([]nftTableID, error) {
 	var ids []nftTableID
-	err := nftDump(unix.NFT_MSG_GETTABLE, func(family string, attrs map[uint16][]byte) {
-		if name, ok := attrs[unix.NFTA_TABLE_NAME]; ok {
-			ids = append(ids, nftTableID{family: family, name: nlString(name)})
+	err := nftDump(unix.NFT_MSG_GETTABLE, func(family string, attrs []syscall.NetlinkRouteAttr) {
+		for _, a := range attrs {
+			if a.Attr.Type == unix.NFTA_TABLE_NAME {
+				ids = append(ids, nftTableID{family: family, name: nlString(a.Value)})
+			}
 		}
 	})
 	if err != nil {
@@ -59,9 +62,19 @@ type nftChainID struct {
 // no rules, so it costs little even with thousands of chains.
 func nftChains() ([]nftChainID, error) {
 	var ids []nftChainID
-	err := nftDump(unix.NFT_MSG_GETCHAIN, func(family string, attrs map[uint16][]byte) {
-		_, base := attrs[unix.NFTA_CHAIN_HOOK]
-		ids = append(ids, nftChainID{nftTableID{family, nlString(attrs[unix.NFTA_CHAIN_TABLE])}, nlString(attrs[unix.NFTA_CHAIN_NAME]), base})
+	err := nftDump(unix.NFT_MSG_GETCHAIN, func(family string, attrs []syscall.NetlinkRouteAttr) {
+		id := nftChainID{table: nftTableID{family: family}}
+		for _, a := range attrs {
+			switch a.Attr.Type &^ unix.NLA_F_NESTED {
+			case unix.NFTA_CHAIN_TABLE:
+				id.table.name = nlString(a.Value)
+			case unix.NFTA_CHAIN_NAME:
+				id.name = nlString(a.Value)
+			case unix.NFTA_CHAIN_HOOK:
+				id.base = true
+			}
+		}
+		ids = append(ids, id)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list nftables chains: %w", err)
@@ -71,7 +84,7 @@ func nftChains() ([]nftChainID, error) {
 
 // nftDump dumps one kind of nftables object of every family and hands each object's
 // family and top-level attributes to f.
-func nftDump(msgType int, f func(family string, attrs map[uint16][]byte)) error {
+func nftDump(msgType int, f func(family string, attrs []syscall.NetlinkRouteAttr)) error {
 	req := nl.NewNetlinkRequest(unix.NFNL_SUBSYS_NFTABLES<<8|msgType, unix.NLM_F_DUMP)
 	req.AddData(&nl.Nfgenmsg{NfgenFamily: unix.AF_UNSPEC, Version: unix.NFNETLINK_V0})
 	msgs, err := req.Execute(unix.NETLINK_NETFILTER, 0)
@@ -86,11 +99,7 @@ func nftDump(msgType int, f func(family string, attrs map[uint16][]byte)) error 
 		if err != nil {
 			return err
 		}
-		byType := map[uint16][]byte{}
-		for _, a := range attrs {
-			byType[a.Attr.Type&^unix.NLA_F_NESTED] = a.Value
-		}
-		f(nftFamilies[m[0]], byType)
+		f(nftFamilies[m[0]], attrs)
 	}
 	return nil
 }
