@@ -39,11 +39,12 @@ var tableBases = map[string][]string{
 }
 
 // readChains walks the iptables-nft chains on IMDS's path, reading them one at a time.
-// ok is false when it can't answer alone; the caller then reads the whole ruleset. Each
-// table is walked on its own, in parallel, while the chains are listed.
+// ok is false when it can't answer alone, or there is nothing to read: the caller then
+// reads the whole ruleset (or sees there is none) as before. Each table is walked on its
+// own, in parallel, while the chains are listed.
 func readChains(ctx context.Context, users *userDB, packets map[string]packet) (fw *Firewall, ok bool) {
 	present, native, nlErr := presentTables()
-	if nlErr != nil || native || present["legacy/ipv4"] || present["legacy/ipv6"] {
+	if nlErr != nil || native || present["legacy/ipv4"] || present["legacy/ipv6"] || !present["nft/ipv4"] && !present["nft/ipv6"] {
 		return nil, false
 	}
 	tables, err := nftTables()
