@@ -96,7 +96,8 @@ var saveCommands = []struct {
 // exec at all. Each reader is one exec per backend and family for all tables, rather than
 // one `iptables -S` per chain (go-iptables' List): an iptables exec costs 1-2 ms before it
 // reads a rule, and iptables-nft-save of 1,000 rules about as much as `iptables -S` of one
-// table (docs/bench.md). Readers run in parallel.
+// table (docs/bench.md). Readers run in parallel. This is the full read; on a host with
+// only iptables-nft rules, readChains walks IMDS's path chain by chain first.
 func readSources(ctx context.Context) (*sourceText, error) {
 	present, native, nlErr := presentTables()
 	saves, nftInstead, err := readSaves(ctx, present)
