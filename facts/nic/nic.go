@@ -161,6 +161,16 @@ const StateFile = "state.json"
 // the deltas since the counters kept in state.json, then keeps these for the next run.
 // An interface that vanishes between listing and reading is left out.
 func Read(ctx context.Context, cfg Config) (*NIC, error) {
+	ins, err := Sample(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return track(cfg, ins), nil
+}
+
+// Sample reads every non-loopback interface's allowance counters, as Read does, without
+// deltas and without touching state.json (the watch loop samples between passes).
+func Sample(ctx context.Context) ([]Interface, error) {
 	ifs, err := net.Interfaces()
 	if err != nil {
 		return nil, fmt.Errorf("list network interfaces: %w", err)
@@ -176,11 +186,7 @@ func Read(ctx context.Context, cfg Config) (*NIC, error) {
 			names = append(names, i.Name)
 		}
 	}
-	ins, err := readInterfaces(ctx, et, names)
-	if err != nil {
-		return nil, err
-	}
-	return track(cfg, ins), nil
+	return readInterfaces(ctx, et, names)
 }
 
 // driver is what Read asks of ethtool (an interface so tests can make one vanish).

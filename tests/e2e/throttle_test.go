@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -236,4 +237,63 @@ func TestOwnRequests(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOwnRequestsOneToken: the probes of one process share one IMDSv2 token and one
+// keep-alive connection: an apply that changes something and probes again sends one token
+// PUT over one connection, and so does a watch whose passes come within the token's TTL.
+func TestOwnRequestsOneToken(t *testing.T) {
+	simRun := func(t *testing.T) (context.Context, *harness.Namespace, *harness.Sim, *run) {
+		ctx := testContext(t)
+		ns := newNamespace(t)
+		s, err := harness.StartSim(ctx, ns, bins.Imdssim, sim.FaultOK)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ctx, ns, s, newRun(t, ns)
+	}
+	t.Run("apply", func(t *testing.T) {
+		ctx, _, s, r := simRun(t)
+		r.dropIn("60-cap.hcl", capNobody)
+		rep, res := r.report(ctx, "apply")
+		if acts := actionsOf(rep, "rate_limit_caller"); len(acts) != 1 || acts[0].Status != "applied" {
+			t.Fatalf("apply: exit %d, actions %+v; want rate_limit_caller applied\n%s", res.ExitCode, rep.Actions, res.Stderr)
+		}
+		st, err := s.Admin.Stats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.TokenPuts != 1 || st.Gets != 2 || st.Connections != 1 {
+			t.Errorf("apply with a re-probe: %d token PUTs, %d GETs over %d connections; want 1, 2, 1", st.TokenPuts, st.Gets, st.Connections)
+		}
+	})
+	t.Run("watch", func(t *testing.T) {
+		ctx, ns, s, r := simRun(t)
+		n := listenNotify(t)
+		name, args := hermetic("sh", watchArgs(r)...)
+		cmd := ns.Command(context.Background(), name, args...)
+		cmd.Env = harness.Environ("NOTIFY_SOCKET=" + n.path)
+		w := startWatch(t, cmd)
+		n.expect(t, 20*time.Second, "READY=1")
+		// Each reload asks for a pass; its STATUS says it ended.
+		const reloads = 3
+		for range reloads {
+			w.signal(syscall.SIGHUP)
+			n.expect(t, 10*time.Second, "RELOADING=1")
+			n.expect(t, 10*time.Second, "READY=1")
+			n.expect(t, 20*time.Second, "STATUS=healthy")
+		}
+		st, err := s.Admin.Stats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.TokenPuts != 1 || st.Gets != reloads+1 {
+			t.Errorf("%d watch passes: %d token PUTs and %d GETs over %d connections; want 1 PUT and %d GETs",
+				reloads+1, st.TokenPuts, st.Gets, st.Connections, reloads+1)
+		}
+		w.signal(syscall.SIGTERM)
+		if code := w.wait(10 * time.Second); code != 0 {
+			t.Errorf("watch exit %d after SIGTERM\n%s", code, w.stderr.String())
+		}
+	})
 }
