@@ -28,10 +28,21 @@ rule "imds_endpoint_disabled" {
 }
 
 rule "imds_throttled" {
-  when     = facts.imds.class == "http_429"
+  # Two signs: IMDS answers 429 to a caller over its request rate, and the ENA driver
+  # counts the packets to IMDS (and DNS, NTP) it dropped over the link-local allowance,
+  # 1024 packets per second per ENI. The callers probe names who holds connections to IMDS.
+  # Only reported: the fix is in the caller (docs/throttling.md); the opt-in
+  # rate_limit_caller fixer caps one user's connection rate.
+  when     = facts.imds.class == "http_429" || try(facts.nic.linklocal_allowance_exceeded_delta > 0, false)
   severity = "warning"
-  summary  = "IMDS throttles this instance (HTTP 429 after ${facts.imds.attempts} attempts)"
-  hint     = "find the process that polls IMDS too often; clients must cache credentials and back off"
+  summary  = "IMDS throttles this instance: ${join("; ", concat(facts.imds.class == "http_429" ? ["HTTP 429 after ${facts.imds.attempts} attempts"] : [], try(facts.nic.linklocal_allowance_exceeded_delta > 0, false) ? ["linklocal_allowance_exceeded rose by ${facts.nic.linklocal_allowance_exceeded_delta} in ${floor(facts.nic.window_seconds)} s"] : []))}${try(length(facts.callers.top) > 0, false) ? "; top callers: ${join(", ", [for i, c in facts.callers.top : "${c.command} (PID ${c.pid}${c.unit != "" ? ", ${c.unit}" : ""}, ${c.connections} connections)" if i < 3])}" : ""}"
+  hint     = "make the callers cache what they read (credentials until shortly before they expire) and back off on 429; docs/throttling.md says what each ENA counter means"
+  evidence = {
+    imds_class                         = facts.imds.class
+    linklocal_allowance_exceeded_delta = try(facts.nic.linklocal_allowance_exceeded_delta, null)
+    window_seconds                     = try(facts.nic.window_seconds, null)
+    top_callers                        = try(facts.callers.top, [])
+  }
 }
 
 rule "imds_unreachable" {

@@ -13,8 +13,10 @@ import (
 	"reflect"
 	"time"
 
+	"github.com/imdsmend/imdsmend/facts/callers"
 	"github.com/imdsmend/imdsmend/facts/firewall"
 	"github.com/imdsmend/imdsmend/facts/imds"
+	"github.com/imdsmend/imdsmend/facts/nic"
 	"github.com/imdsmend/imdsmend/facts/proxy"
 	"github.com/imdsmend/imdsmend/facts/route"
 	"github.com/imdsmend/imdsmend/internal/paths"
@@ -29,6 +31,8 @@ type Facts struct {
 	Firewall *firewall.Firewall `cty:"firewall" json:"firewall" doc:"iptables, ip6tables and nftables rules that output traffic to IMDS meets."`
 	Proxy    *proxy.Proxy       `cty:"proxy" json:"proxy" doc:"Proxy settings that could carry IMDS requests away from the instance."`
 	Route    *route.Route       `cty:"route" json:"route" doc:"The route the kernel uses to reach 169.254.169.254."`
+	NIC      *nic.NIC           `cty:"nic" json:"nic" doc:"The ENA driver's allowance counters (ethtool -S) and how much they rose since the previous run."`
+	Callers  *callers.Callers   `cty:"callers" json:"callers" doc:"The processes holding TCP connections to IMDS, sampled from /proc a few times over a short window."`
 	// Probes says how each probe went; a failed probe's section is null.
 	Probes map[string]ProbeResult `cty:"probes" json:"probes" doc:"Per probe: whether it ran and why it failed."`
 }

@@ -2,9 +2,12 @@ package facts
 
 import (
 	"context"
+	"time"
 
+	"github.com/imdsmend/imdsmend/facts/callers"
 	"github.com/imdsmend/imdsmend/facts/firewall"
 	"github.com/imdsmend/imdsmend/facts/imds"
+	"github.com/imdsmend/imdsmend/facts/nic"
 	"github.com/imdsmend/imdsmend/facts/proxy"
 	"github.com/imdsmend/imdsmend/facts/route"
 )
@@ -12,7 +15,7 @@ import (
 // DefaultProbes are the probes every run gathers, in no particular order (they run
 // concurrently).
 func DefaultProbes() []Probe {
-	return []Probe{imdsProbe{}, firewallProbe{}, routeProbe{}, proxyProbe{}}
+	return []Probe{imdsProbe{}, firewallProbe{}, routeProbe{}, proxyProbe{}, nicProbe{}, callersProbe{}}
 }
 
 // The probes adapt each source package's reader to Probe: the source packages know
@@ -57,5 +60,25 @@ func (proxyProbe) Name() string { return "proxy" }
 
 func (proxyProbe) Gather(ctx context.Context, cfg Config, f *Facts) (err error) {
 	f.Proxy, err = proxy.Gather(ctx, cfg.Paths, proxy.Hosts(cfg.IPv6))
+	return err
+}
+
+// nicProbe fills facts.nic.
+type nicProbe struct{}
+
+func (nicProbe) Name() string { return "nic" }
+
+func (nicProbe) Gather(ctx context.Context, cfg Config, f *Facts) (err error) {
+	f.NIC, err = nic.Read(ctx, nic.Config{Paths: cfg.Paths, Now: time.Now()})
+	return err
+}
+
+// callersProbe fills facts.callers.
+type callersProbe struct{}
+
+func (callersProbe) Name() string { return "callers" }
+
+func (callersProbe) Gather(ctx context.Context, cfg Config, f *Facts) (err error) {
+	f.Callers, err = callers.Gather(ctx, callers.DefaultConfig(cfg.Paths))
 	return err
 }

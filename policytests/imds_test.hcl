@@ -130,3 +130,34 @@ test "IPv6 failing along systemd-imdsd's path" {
   }
   expect = ["imds_ipv6_unreachable"]
 }
+
+test "throttled: linklocal_allowance_exceeded rose, IMDS answered" {
+  facts = {
+    imds    = { reachable = true, version = "v2", class = "ok", status = 200, token_status = 200, stage = "get" }
+    nic     = { linklocal_allowance_exceeded_delta = 1873, window_seconds = 300 }
+    callers = { top = [{ pid = 4242, command = "poller", uid = 1000, unit = "poller.service", connections = 37 }] }
+  }
+  expect = ["imds_throttled"]
+}
+
+test "throttled: 429 with the callers named" {
+  facts = {
+    imds    = { reachable = false, class = "http_429", status = 429, stage = "get", attempts = 3 }
+    nic     = { linklocal_allowance_exceeded_delta = 0, window_seconds = 300 }
+    callers = { top = [{ pid = 4242, command = "poller", uid = 1000, unit = "", connections = 37 }] }
+  }
+  expect = ["imds_throttled"]
+}
+
+test "counters unchanged: not throttled" {
+  facts = {
+    imds = { reachable = true, version = "v2", class = "ok", status = 200, token_status = 200, stage = "get" }
+    nic  = { linklocal_allowance_exceeded_delta = 0, window_seconds = 300 }
+  }
+  expect = []
+}
+
+test "a failed nic probe leaves the 429 sign" {
+  facts  = { imds = { reachable = true, version = "v2", class = "ok", status = 200, token_status = 200, stage = "get" } }
+  expect = []
+}

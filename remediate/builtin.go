@@ -23,6 +23,7 @@ func Builtin(deps Deps) *Registry {
 		RouteRestore{},
 		NoProxy{},
 		RestartUnit{Systemctl: deps.Systemctl, Self: deps.SelfUnit},
+		RateLimitCaller{},
 	)
 	if err != nil {
 		panic(err)

@@ -73,6 +73,8 @@ type Settings struct {
 	Interval     time.Duration
 	ProbeTimeout time.Duration
 	IPv6         bool
+	// NICInterval is how often `imdsmend watch` samples the ENA counters between passes.
+	NICInterval time.Duration
 	// IMDS holds the finer bounds of the IMDS client from `settings { imds { … } }`;
 	// Total is left zero: probe_timeout bounds the whole probe. Zero fields take the
 	// client's defaults.

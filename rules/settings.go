@@ -16,14 +16,14 @@ import (
 // defaultSettings apply where the policy is silent: enforce mode, but every change denied
 // until allowed.
 func defaultSettings() Settings {
-	return Settings{Mode: ModeEnforce, Interval: 5 * time.Minute, ProbeTimeout: 2 * time.Second}
+	return Settings{Mode: ModeEnforce, Interval: 5 * time.Minute, ProbeTimeout: 2 * time.Second, NICInterval: time.Minute}
 }
 
 // maxIMDSAttempts bounds settings.imds.attempts: imdsmend must not hammer a throttled IMDS.
 const maxIMDSAttempts = 10
 
 var settingsSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "mode"}, {Name: "interval"}, {Name: "probe_timeout"}, {Name: "ipv6"}},
+	Attributes: []hcl.AttributeSchema{{Name: "mode"}, {Name: "interval"}, {Name: "probe_timeout"}, {Name: "ipv6"}, {Name: "nic_interval"}},
 	Blocks:     []hcl.BlockHeaderSchema{{Type: "allow"}, {Type: "imds"}},
 }
 
@@ -75,6 +75,8 @@ func (m *settingsMerger) merge(block *hcl.Block) hcl.Diagnostics {
 			diags = append(diags, decodeDuration(a, &m.s.ProbeTimeout)...)
 		case "ipv6":
 			diags = append(diags, decodeBool(a, &m.s.IPv6)...)
+		case "nic_interval":
+			diags = append(diags, decodeDuration(a, &m.s.NICInterval)...)
 		}
 		m.set[as.Name] = a.Expr.Range()
 	}

@@ -20,7 +20,7 @@ func TestSettings(t *testing.T) {
 		{
 			name:  "report mode",
 			files: []string{"policy.hcl", `settings { mode = "report" }`},
-			want:  Settings{Mode: ModeReport, Interval: defaults.Interval, ProbeTimeout: defaults.ProbeTimeout},
+			want:  Settings{Mode: ModeReport, Interval: defaults.Interval, ProbeTimeout: defaults.ProbeTimeout, NICInterval: defaults.NICInterval},
 		},
 		{
 			name: "every setting",
@@ -29,6 +29,7 @@ func TestSettings(t *testing.T) {
   interval      = "1m"
   probe_timeout = "3s"
   ipv6          = true
+  nic_interval  = "30s"
   imds {
     connect_timeout = "500ms"
     header_timeout  = "1s"
@@ -43,7 +44,7 @@ func TestSettings(t *testing.T) {
   }
 }`},
 			want: Settings{
-				Mode: ModeEnforce, Interval: time.Minute, ProbeTimeout: 3 * time.Second, IPv6: true,
+				Mode: ModeEnforce, Interval: time.Minute, ProbeTimeout: 3 * time.Second, IPv6: true, NICInterval: 30 * time.Second,
 				IMDS:  imds.Timeouts{Connect: 500 * time.Millisecond, Header: time.Second, MaxAttempts: 4},
 				Allow: Allow{Firewall: true, Files: true, EC2API: true, Routes: true, RestartUnits: true},
 			},
@@ -65,7 +66,7 @@ func TestSettings(t *testing.T) {
 }`,
 			},
 			want: Settings{
-				Mode: ModeReport, Interval: time.Minute, ProbeTimeout: defaults.ProbeTimeout,
+				Mode: ModeReport, Interval: time.Minute, ProbeTimeout: defaults.ProbeTimeout, NICInterval: defaults.NICInterval,
 				IMDS:  imds.Timeouts{MaxAttempts: 2},
 				Allow: Allow{Firewall: true},
 			},
@@ -75,7 +76,7 @@ func TestSettings(t *testing.T) {
 			files: []string{"policy.hcl", `settings {
   allow { restart_units = ["docker.service", "*-agent.service"] }
 }`},
-			want: Settings{Mode: ModeEnforce, Interval: defaults.Interval, ProbeTimeout: defaults.ProbeTimeout,
+			want: Settings{Mode: ModeEnforce, Interval: defaults.Interval, ProbeTimeout: defaults.ProbeTimeout, NICInterval: defaults.NICInterval,
 				Allow: Allow{RestartUnits: true, RestartUnitGlobs: []string{"docker.service", "*-agent.service"}}},
 		},
 		{
@@ -85,7 +86,7 @@ func TestSettings(t *testing.T) {
 }`, "policy.d/10-none.hcl", `settings {
   allow { restart_units = [] }
 }`},
-			want: Settings{Mode: ModeEnforce, Interval: defaults.Interval, ProbeTimeout: defaults.ProbeTimeout,
+			want: Settings{Mode: ModeEnforce, Interval: defaults.Interval, ProbeTimeout: defaults.ProbeTimeout, NICInterval: defaults.NICInterval,
 				Allow: Allow{RestartUnitGlobs: []string{}}},
 		},
 		{
@@ -95,7 +96,7 @@ func TestSettings(t *testing.T) {
 }`, "policy.d/10-true.hcl", `settings {
   allow { restart_units = true }
 }`},
-			want: Settings{Mode: ModeEnforce, Interval: defaults.Interval, ProbeTimeout: defaults.ProbeTimeout,
+			want: Settings{Mode: ModeEnforce, Interval: defaults.Interval, ProbeTimeout: defaults.ProbeTimeout, NICInterval: defaults.NICInterval,
 				Allow: Allow{RestartUnits: true}},
 		},
 	}

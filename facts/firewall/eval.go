@@ -123,6 +123,26 @@ type fwTable struct {
 	// referrers lists, per chain name, the rules that jump or go to it; built on first
 	// use.
 	referrers map[string][]*fwRule
+	// load, when set, reads a chain missing from chains on first use (readChains); it
+	// returns nil for a name that is no chain.
+	load func(name string) *fwChain
+	// loadFailed: load could not read a chain, so a walk of this table is incomplete.
+	loadFailed bool
+}
+
+// chain is the chain named name, nil if there is none; a table that reads chains lazily
+// reads it now.
+func (t *fwTable) chain(name string) *fwChain {
+	c, ok := t.chains[name]
+	if ok || t.load == nil {
+		return c
+	}
+	c = t.load(name)
+	t.chains[name] = c
+	if c != nil {
+		t.order = append(t.order, c)
+	}
+	return c
 }
 
 // hookCarries says which traffic classes pass a hook: local output passes output and
@@ -259,6 +279,26 @@ const maxDepth = 32
 // maxSteps bounds the work of one evaluation (a real ruleset needs a few thousand).
 const maxSteps = 1_000_000
 
+// walkBases walks every base chain of tables for each traffic class its hook carries.
+// Chains a lazy table reads during the walk are user chains, appended after the bases.
+func (ev *evaluator) walkBases(tables []*fwTable, packets map[string]packet) {
+	for _, t := range tables {
+		for _, c := range t.order {
+			if c.hook == "" {
+				continue
+			}
+			for cl := range numClasses {
+				if !hookCarries(c.hook, cl) {
+					continue
+				}
+				p := packets[t.family]
+				p.class = cl
+				ev.evalBase(t, c, &p)
+			}
+		}
+	}
+}
+
 // evalBase walks a base chain for one packet. Blocking rules are recorded and do not stop
 // the walk: every rule that would block if the ones before it were gone is a blocker,
 // so one apply can clear them all. Accepts and returns do stop the part of the traffic
@@ -318,7 +358,7 @@ func (ev *evaluator) walk(t *fwTable, c *fwChain, p *packet, entry outcome, pt t
 			returned = max(returned, eff)
 			remaining = afterLeave(remaining, leaving(own, own, eff))
 		case vJump, vGoto:
-			sub := t.chains[r.target]
+			sub := t.chain(r.target)
 			if sub == nil {
 				continue
 			}

@@ -55,11 +55,15 @@ type Config struct {
 // nothing is read. Rules that exist but can't be read (no tool, a held lock) fail it, so
 // the policy sees them as unknown rather than absent.
 func Read(ctx context.Context, cfg Config) (*Firewall, error) {
+	users, packets := newUserDB(cfg.Paths), routePackets()
+	if fw, ok := readChains(ctx, users, packets); ok {
+		return fw, nil
+	}
 	src, err := readSources(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return evaluateFirewall(src, cfg, newUserDB(cfg.Paths), routePackets())
+	return evaluateFirewall(src, cfg, users, packets)
 }
 
 // sourceText is the raw output of the tools, kept apart from parsing so tests can feed
@@ -92,7 +96,8 @@ var saveCommands = []struct {
 // exec at all. Each reader is one exec per backend and family for all tables, rather than
 // one `iptables -S` per chain (go-iptables' List): an iptables exec costs 1-2 ms before it
 // reads a rule, and iptables-nft-save of 1,000 rules about as much as `iptables -S` of one
-// table (docs/bench.md). Readers run in parallel.
+// table (docs/bench.md). Readers run in parallel. This is the full read; on a host with
+// only iptables-nft rules, readChains walks IMDS's path chain by chain first.
 func readSources(ctx context.Context) (*sourceText, error) {
 	present, native, nlErr := presentTables()
 	saves, nftInstead, err := readSaves(ctx, present)
@@ -307,21 +312,7 @@ func evaluateFirewall(src *sourceText, cfg Config, users *userDB, packets map[st
 		tables = append(tables, nt...)
 	}
 	ev := newEvaluator()
-	for _, t := range tables {
-		for _, c := range t.order {
-			if c.hook == "" {
-				continue
-			}
-			for cl := range numClasses {
-				if !hookCarries(c.hook, cl) {
-					continue
-				}
-				p := packets[t.family]
-				p.class = cl
-				ev.evalBase(t, c, &p)
-			}
-		}
-	}
+	ev.walkBases(tables, packets)
 	if ev.truncated {
 		return nil, fmt.Errorf("the firewall rules jump deeper than %d chains or through more than %d rules; imdsmend can't tell which reach IMDS", maxDepth, maxSteps)
 	}

@@ -70,22 +70,9 @@ func parseSave(out, backend, family string, users *userDB) (*savedTables, error)
 			t.chains[c.name] = c
 			t.order = append(t.order, c)
 		case strings.HasPrefix(line, "-A "):
-			words, err := SplitWords(line)
-			if err != nil {
+			if err := addRule(line, t.chains, family, users); err != nil {
 				return nil, fmt.Errorf("line %d: %w", n, err)
 			}
-			if len(words) < 2 {
-				return nil, fmt.Errorf("line %d: rule without a chain", n)
-			}
-			c := t.chains[words[1]]
-			if c == nil {
-				return nil, fmt.Errorf("line %d: rule in undeclared chain %s", n, words[1])
-			}
-			r := parseIptablesRule(words[2:], family == "ipv6", users)
-			r.chain = c
-			r.pos = len(c.rules) + 1
-			r.spec = ruleSpec(line, words[1])
-			c.rules = append(c.rules, r)
 		default:
 			return nil, fmt.Errorf("line %d: unexpected %q", n, line)
 		}
@@ -97,6 +84,28 @@ func parseSave(out, backend, family string, users *userDB) (*savedTables, error)
 		return nil, fmt.Errorf("table %s has no COMMIT", t.name)
 	}
 	return st, nil
+}
+
+// addRule parses an "-A CHAIN ..." line and appends the rule to its chain, which must be
+// one of chains.
+func addRule(line string, chains map[string]*fwChain, family string, users *userDB) error {
+	words, err := SplitWords(line)
+	if err != nil {
+		return err
+	}
+	if len(words) < 2 {
+		return fmt.Errorf("rule without a chain")
+	}
+	c := chains[words[1]]
+	if c == nil {
+		return fmt.Errorf("rule in undeclared chain %s", words[1])
+	}
+	r := parseIptablesRule(words[2:], family == "ipv6", users)
+	r.chain = c
+	r.pos = len(c.rules) + 1
+	r.spec = ruleSpec(line, words[1])
+	c.rules = append(c.rules, r)
+	return nil
 }
 
 func incompatibleTable(line string) (string, bool) {

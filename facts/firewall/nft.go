@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/imdsmend/imdsmend/facts/route"
 	"github.com/vishvananda/netlink/nl"
@@ -36,29 +37,74 @@ var nftFamilies = map[uint8]string{
 
 // nftTables lists the nftables tables of this network namespace over netlink.
 func nftTables() ([]nftTableID, error) {
-	req := nl.NewNetlinkRequest(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETTABLE, unix.NLM_F_DUMP)
-	req.AddData(&nl.Nfgenmsg{NfgenFamily: unix.AF_UNSPEC, Version: unix.NFNETLINK_V0})
-	msgs, err := req.Execute(unix.NETLINK_NETFILTER, 0)
+	var ids []nftTableID
+	err := nftDump(unix.NFT_MSG_GETTABLE, func(family string, attrs []syscall.NetlinkRouteAttr) {
+		for _, a := range attrs {
+			if a.Attr.Type == unix.NFTA_TABLE_NAME {
+				ids = append(ids, nftTableID{family: family, name: nlString(a.Value)})
+			}
+		}
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list nftables tables: %w", err)
 	}
-	var ids []nftTableID
+	return ids, nil
+}
+
+// nftChainID names an nft chain; base says it has a hook.
+type nftChainID struct {
+	table nftTableID
+	name  string
+	base  bool
+}
+
+// nftChains lists the nftables chains of this network namespace over netlink: names only,
+// no rules, so it costs little even with thousands of chains.
+func nftChains() ([]nftChainID, error) {
+	var ids []nftChainID
+	err := nftDump(unix.NFT_MSG_GETCHAIN, func(family string, attrs []syscall.NetlinkRouteAttr) {
+		id := nftChainID{table: nftTableID{family: family}}
+		for _, a := range attrs {
+			switch a.Attr.Type &^ unix.NLA_F_NESTED {
+			case unix.NFTA_CHAIN_TABLE:
+				id.table.name = nlString(a.Value)
+			case unix.NFTA_CHAIN_NAME:
+				id.name = nlString(a.Value)
+			case unix.NFTA_CHAIN_HOOK:
+				id.base = true
+			}
+		}
+		ids = append(ids, id)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list nftables chains: %w", err)
+	}
+	return ids, nil
+}
+
+// nftDump dumps one kind of nftables object of every family and hands each object's
+// family and top-level attributes to f.
+func nftDump(msgType int, f func(family string, attrs []syscall.NetlinkRouteAttr)) error {
+	req := nl.NewNetlinkRequest(unix.NFNL_SUBSYS_NFTABLES<<8|msgType, unix.NLM_F_DUMP)
+	req.AddData(&nl.Nfgenmsg{NfgenFamily: unix.AF_UNSPEC, Version: unix.NFNETLINK_V0})
+	msgs, err := req.Execute(unix.NETLINK_NETFILTER, 0)
+	if err != nil {
+		return err
+	}
 	for _, m := range msgs {
 		if len(m) < nl.SizeofNfgenmsg {
 			continue
 		}
 		attrs, err := nl.ParseRouteAttr(m[nl.SizeofNfgenmsg:])
 		if err != nil {
-			return nil, fmt.Errorf("list nftables tables: %w", err)
+			return err
 		}
-		for _, a := range attrs {
-			if a.Attr.Type == unix.NFTA_TABLE_NAME {
-				ids = append(ids, nftTableID{family: nftFamilies[m[0]], name: string(bytes.TrimRight(a.Value, "\x00"))})
-			}
-		}
+		f(nftFamilies[m[0]], attrs)
 	}
-	return ids, nil
+	return nil
 }
+
+func nlString(b []byte) string { return string(bytes.TrimRight(b, "\x00")) }
 
 // nftObject is one element of the "nftables" array: exactly one of these is set.
 type nftObject struct {

@@ -79,3 +79,9 @@ func (db *userDB) id(s string, uid bool) (uint32, bool) {
 	n, ok := names[s]
 	return n, ok
 }
+
+// UserID resolves a user name or numeric uid as an owner match would, from /etc/passwd
+// under p's root.
+func UserID(p paths.Paths, user string) (uint32, bool) {
+	return newUserDB(p).id(user, true)
+}

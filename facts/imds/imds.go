@@ -9,10 +9,13 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/imdsmend/imdsmend/internal/types"
 )
@@ -56,8 +59,14 @@ const (
 	imdsGetPath     = "/latest/meta-data/instance-id"
 	imdsTTLHeader   = "X-aws-ec2-metadata-token-ttl-seconds"
 	imdsTokenHeader = "X-aws-ec2-metadata-token"
-	// The token only has to outlive this probe.
-	imdsTokenTTL = "60"
+	// The token's life, as the AWS SDKs ask for it: the probes of one process (apply's
+	// re-probe, watch passes) reuse it until imdsTokenRenew before it expires.
+	imdsTokenTTL   = "21600"
+	imdsTokenRenew = time.Minute
+	// An idle keep-alive connection is kept this long for the next probe: long enough for
+	// apply's re-probe and a burst of watch triggers, short enough that a firewall rule
+	// matching only new connections is met on a fresh one within a pass or two.
+	imdsIdleConn = 30 * time.Second
 	// Replies are read to at most this many bytes; IMDS's own answers are tiny.
 	imdsMaxBody = 64 << 10
 	// Longer than any token IMDS hands out (about 56 bytes), short enough for a header.
@@ -68,6 +77,20 @@ const (
 	// Backoff before retry n is uniform in [0, min(cap, base·2^(n-1))) ("full jitter").
 	imdsBackoffBase = 100 * time.Millisecond
 	imdsBackoffCap  = time.Second
+)
+
+// Budget is the one limiter every IMDS request of this process waits on, first tries and
+// retries alike, across probes, runs and watch passes: a token bucket of BudgetBurst
+// requests, refilled at one request every BudgetEvery. It covers the worst single run
+// (apply with IPv6: two probes of two endpoints, six requests each) and holds a watch loop
+// whose triggers keep coming to 30 requests a minute; a healthy check takes 2, a later
+// probe of the same process 1 (the token is reused).
+var Budget = rate.NewLimiter(rate.Every(BudgetEvery), BudgetBurst)
+
+// The budget's size (docs/operating.md derives the worst case per mode from it).
+const (
+	BudgetBurst = 24
+	BudgetEvery = 2 * time.Second
 )
 
 // Default endpoints, as the AWS SDKs use them.
@@ -85,6 +108,8 @@ type Config struct {
 	// V6Endpoint is the IPv6 base URL, probed only when Gather is asked for IPv6.
 	V6Endpoint string
 	Timeouts   Timeouts
+	// Budget limits the requests; nil takes the process's Budget.
+	Budget *rate.Limiter
 }
 
 // Gather probes the metadata service over IPv4 and, when ipv6 is set, over IPv6 at the
@@ -93,14 +118,18 @@ type Config struct {
 // error; only a malformed endpoint fails. v6 is nil unless ipv6 is set.
 func Gather(ctx context.Context, cfg Config, ipv6 bool) (v4, v6 *types.IMDS, err error) {
 	t := cfg.Timeouts.withDefaults()
-	c4, err := newIMDSClient(cfg.Endpoint, t)
+	budget := cfg.Budget
+	if budget == nil {
+		budget = Budget
+	}
+	c4, err := sharedClient(cfg.Endpoint, 0, t, budget)
 	if err != nil {
 		return nil, nil, err
 	}
 	if !ipv6 {
 		return c4.probeMediated(ctx), nil, nil
 	}
-	c6, err := newIMDSClient(cfg.V6Endpoint, t)
+	c6, err := sharedClient(cfg.V6Endpoint, 0, t, budget)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -112,15 +141,61 @@ func Gather(ctx context.Context, cfg Config, ipv6 bool) (v4, v6 *types.IMDS, err
 }
 
 // imdsClient probes one endpoint. Its transport holds at most one idle connection, so the
-// GET reuses the PUT's connection.
+// GET reuses the PUT's connection, and the next probe reuses it too while it is idle for
+// less than imdsIdleConn.
 type imdsClient struct {
 	base   string
 	t      Timeouts
 	tr     *http.Transport
 	client *http.Client
+	budget *rate.Limiter
+
+	// The IMDSv2 token this client last got, kept only here (never in facts, reports or
+	// the ledger), with the status of the PUT that got it and when to stop using it.
+	mu          sync.Mutex
+	token       string
+	tokenStatus int
+	tokenUntil  time.Time
 }
 
-func newIMDSClient(endpoint string, t Timeouts) (*imdsClient, error) {
+// clients are the process's IMDS clients, one per endpoint and socket mark, so every
+// probe of the process shares one token and one keep-alive connection per endpoint.
+var clients = struct {
+	sync.Mutex
+	m map[clientKey]*imdsClient
+}{m: map[clientKey]*imdsClient{}}
+
+type clientKey struct {
+	endpoint string
+	mark     int // SO_MARK of the client's sockets, 0 for none
+}
+
+// sharedClient is the process's client for endpoint and mark; one with other timeouts or
+// another budget (a reloaded policy) replaces it.
+func sharedClient(endpoint string, mark int, t Timeouts, budget *rate.Limiter) (*imdsClient, error) {
+	clients.Lock()
+	defer clients.Unlock()
+	k := clientKey{endpoint, mark}
+	old := clients.m[k]
+	if old != nil && old.t == t && old.budget == budget {
+		return old, nil
+	}
+	c, err := newIMDSClient(endpoint, t, budget)
+	if err != nil {
+		return nil, err
+	}
+	if mark != 0 {
+		dialer := &net.Dialer{Timeout: t.Connect, Control: markControl(mark)}
+		c.tr.DialContext = dialer.DialContext
+	}
+	if old != nil {
+		old.tr.CloseIdleConnections()
+	}
+	clients.m[k] = c
+	return c, nil
+}
+
+func newIMDSClient(endpoint string, t Timeouts, budget *rate.Limiter) (*imdsClient, error) {
 	u, err := url.Parse(endpoint)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
 		shown := endpoint
@@ -138,6 +213,7 @@ func newIMDSClient(endpoint string, t Timeouts) (*imdsClient, error) {
 		TLSHandshakeTimeout:    t.Header,
 		ResponseHeaderTimeout:  t.Header,
 		MaxIdleConnsPerHost:    1,
+		IdleConnTimeout:        imdsIdleConn,
 		MaxResponseHeaderBytes: imdsMaxBody,
 		DisableCompression:     true,
 	}
@@ -146,6 +222,7 @@ func newIMDSClient(endpoint string, t Timeouts) (*imdsClient, error) {
 		t:      t,
 		tr:     tr,
 		client: &http.Client{Transport: tr, CheckRedirect: imdsNoRedirects},
+		budget: budget,
 	}, nil
 }
 
@@ -153,21 +230,40 @@ func newIMDSClient(endpoint string, t Timeouts) (*imdsClient, error) {
 func imdsNoRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // probe runs the token PUT and the metadata GET, falling back to a tokenless GET (IMDSv1)
-// when the PUT is refused the way v1-only services refuse it.
+// when the PUT is refused the way v1-only services refuse it. A token kept from an earlier
+// probe saves the PUT; a GET it does not open except for throttling or a timeout (a 401
+// after the token expired or IMDS restarted, or any refusal a fresh probe may tell apart
+// at the token step) drops it, and the probe starts again once with a fresh one.
 func (c *imdsClient) probe(ctx context.Context) *types.IMDS {
 	start := time.Now()
 	// Gather has already shortened ctx to leave the run room to report.
 	ctx, cancel := context.WithTimeout(ctx, c.t.Total)
 	defer cancel()
-	defer c.tr.CloseIdleConnections()
 
 	res := &types.IMDS{Endpoint: c.base}
+	if tok, status, ok := c.keptToken(); ok {
+		get := c.do(ctx, res, http.MethodGet, imdsGetPath, http.Header{imdsTokenHeader: {tok}}, imdsCheckInstanceID)
+		if get.class == types.ClassOK || imdsRetryable(get.class) {
+			res.TokenStatus = status
+			finish(res, types.StageGet, get, types.VersionV2)
+			res.LatencyMS = float64(time.Since(start).Microseconds()) / 1000
+			return res
+		}
+		c.dropToken()
+		// The new answer replaces the failed one; the GET still counts as sent.
+		*res = types.IMDS{Endpoint: c.base, Attempts: res.Attempts}
+	}
+	sent := time.Now()
 	put := c.do(ctx, res, http.MethodPut, imdsTokenPath, http.Header{imdsTTLHeader: {imdsTokenTTL}}, imdsCheckToken)
 	res.TokenStatus = put.status
 	switch {
 	case put.class == types.ClassOK:
-		get := c.do(ctx, res, http.MethodGet, imdsGetPath, http.Header{imdsTokenHeader: {string(put.body)}}, imdsCheckInstanceID)
+		tok := string(put.body)
+		get := c.do(ctx, res, http.MethodGet, imdsGetPath, http.Header{imdsTokenHeader: {tok}}, imdsCheckInstanceID)
 		finish(res, types.StageGet, get, types.VersionV2)
+		if get.class == types.ClassOK {
+			c.keepToken(tok, put, sent)
+		}
 	case put.refusesTokens():
 		get := c.do(ctx, res, http.MethodGet, imdsGetPath, nil, imdsCheckInstanceID)
 		if get.class == types.ClassOK {
@@ -185,11 +281,43 @@ func (c *imdsClient) probe(ctx context.Context) *types.IMDS {
 	return res
 }
 
+// keptToken is the token to reuse, with the status of the PUT that got it; false when
+// there is none or it expires within imdsTokenRenew.
+func (c *imdsClient) keptToken() (string, int, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.token == "" || !time.Now().Before(c.tokenUntil) {
+		c.token = ""
+		return "", 0, false
+	}
+	return c.token, c.tokenStatus, true
+}
+
+// keepToken keeps tok, got by put sent at sent, until imdsTokenRenew before the expiry its
+// TTL echo gives; a token whose echo is no number of seconds is used once only.
+func (c *imdsClient) keepToken(tok string, put imdsOutcome, sent time.Time) {
+	ttl, err := strconv.Atoi(put.ttl)
+	if err != nil || time.Duration(ttl)*time.Second <= imdsTokenRenew {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.token, c.tokenStatus = tok, put.status
+	c.tokenUntil = sent.Add(time.Duration(ttl)*time.Second - imdsTokenRenew)
+}
+
+func (c *imdsClient) dropToken() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.token = ""
+}
+
 // imdsOutcome is how one request (with its retries) ended.
 type imdsOutcome struct {
 	method, path string
 	status       int
 	body         []byte
+	ttl          string          // the token reply's TTL echo, in seconds
 	class        types.IMDSClass // types.ClassOK when the reply is usable
 	err          error           // why not, in words; never holds a token
 	attempts     int
@@ -265,6 +393,11 @@ func (c *imdsClient) once(ctx context.Context, method, path string, hdr http.Hea
 		o.class, o.err = types.ClassTimeout, errors.New("no time left for another attempt")
 		return o
 	}
+	// Wait returns at once when no token comes before ctx's deadline.
+	if err := c.budget.Wait(ctx); err != nil {
+		o.class, o.err = types.ClassTimeout, fmt.Errorf("not sent: imdsmend's own budget of IMDS requests (%d at once, then one every %s) is spent: %w", c.budget.Burst(), BudgetEvery, err)
+		return o
+	}
 	actx, cancel := context.WithTimeout(ctx, c.t.Connect+c.t.Header)
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, method, c.base+path, nil)
@@ -293,7 +426,7 @@ func (c *imdsClient) once(ctx context.Context, method, path string, hdr http.Hea
 	}
 	o.class, o.err = imdsClassifyReply(method, resp.StatusCode, resp.Header, body, oversized, check)
 	if o.class == types.ClassOK {
-		o.body = body
+		o.body, o.ttl = body, resp.Header.Get(imdsTTLHeader)
 	}
 	return o
 }

@@ -435,7 +435,7 @@ func TestIMDSProbeBadEndpoint(t *testing.T) {
 
 func TestIMDSClientNeverUsesAProxy(t *testing.T) {
 	t.Setenv("HTTP_PROXY", "http://proxy.invalid:3128")
-	c, err := newIMDSClient(DefaultEndpoint, Timeouts{}.withDefaults())
+	c, err := newIMDSClient(DefaultEndpoint, Timeouts{}.withDefaults(), Budget)
 	if err != nil {
 		t.Fatal(err)
 	}

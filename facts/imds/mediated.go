@@ -81,13 +81,11 @@ func (c *imdsClient) probeMediated(ctx context.Context) *types.IMDS {
 // probe's, with the direct probe's time and requests added.
 func (c *imdsClient) probeMarked(ctx context.Context, direct *types.IMDS) *types.IMDS {
 	start := time.Now()
-	m, err := newIMDSClient(c.base, c.t)
+	m, err := sharedClient(c.base, route.SystemdIMDSMark, c.t, c.budget)
 	if err != nil {
 		direct.Error += "; " + err.Error()
 		return direct
 	}
-	dialer := &net.Dialer{Timeout: c.t.Connect, Control: markControl(route.SystemdIMDSMark)}
-	m.tr.DialContext = dialer.DialContext
 	res := m.probe(ctx)
 	res.MediatedBy, res.Marked = route.MediatorSystemdIMDS, true
 	res.Attempts += direct.Attempts

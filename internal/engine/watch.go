@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/imdsmend/imdsmend/facts/nic"
 	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/imdsmend/imdsmend/report"
 )
@@ -30,6 +31,8 @@ const (
 	TriggerStart  = "start"
 	TriggerTimer  = "timer"
 	TriggerReload = "reload"
+	// TriggerNIC: linklocal_allowance_exceeded rose since the previous NIC sample.
+	TriggerNIC = "nic"
 )
 
 // WatchObserver is told what the loop does; the command wires it to journald, sd_notify
@@ -70,6 +73,16 @@ type Watch struct {
 	// Delay turns the policy's interval into the wait before the next pass; nil for
 	// Jitter.
 	Delay func(interval time.Duration) time.Duration
+	// NICTicker ticks every settings.nic_interval for the NIC samples; nil for a
+	// time.Ticker. It returns the ticks and how to stop them.
+	NICTicker func(d time.Duration) (<-chan time.Time, func())
+	// SampleNIC reads the ENA counters between passes; nil for nic.Sample.
+	SampleNIC func(ctx context.Context) ([]nic.Interface, error)
+}
+
+func newTicker(d time.Duration) (<-chan time.Time, func()) {
+	t := time.NewTicker(d)
+	return t.C, t.Stop
 }
 
 // Jitter spreads passes of a fleet's instances: a random wait within ±10% of interval.
@@ -94,8 +107,16 @@ func (w *Watch) Run(ctx context.Context) error {
 	if l.delay == nil {
 		l.delay = Jitter
 	}
+	if l.NICTicker == nil {
+		l.NICTicker = newTicker
+	}
+	if l.SampleNIC == nil {
+		l.SampleNIC = nic.Sample
+	}
 	l.timer.Stop()
 	defer l.timer.Stop()
+	l.tickNIC()
+	defer func() { l.nicStop() }()
 	var watchdog <-chan time.Time
 	if w.WatchdogInterval > 0 {
 		t := time.NewTicker(w.WatchdogInterval)
@@ -111,6 +132,10 @@ func (w *Watch) Run(ctx context.Context) error {
 			l.finished(r)
 		case <-l.timer.C:
 			l.ask(Trigger{Source: TriggerTimer})
+		case <-l.nicC:
+			if l.sampleNIC(ctx) {
+				l.ask(Trigger{Source: TriggerNIC})
+			}
 		case t := <-w.Triggers:
 			l.ask(t)
 		case <-w.Reload:
@@ -134,6 +159,62 @@ type watchLoop struct {
 	cancel   context.CancelFunc
 	deadline time.Time
 	pending  *Trigger // asked for while a pass ran
+
+	// The NIC samples' ticker, at nicEvery, and the last sample's linklocal counters.
+	nicC     <-chan time.Time
+	nicStop  func()
+	nicEvery time.Duration
+	nicLast  map[string]linkLocal
+}
+
+// linkLocal is one interface's linklocal_allowance_exceeded in a NIC sample.
+type linkLocal struct {
+	driver string
+	count  int64
+}
+
+// tickNIC (re)starts the NIC ticker when settings.nic_interval is new.
+func (l *watchLoop) tickNIC() {
+	every := l.engine.Policy.Settings.NICInterval
+	if l.nicStop != nil && every == l.nicEvery {
+		return
+	}
+	if l.nicStop != nil {
+		l.nicStop()
+	}
+	l.nicEvery = every
+	l.nicC, l.nicStop = nil, func() {}
+	if every > 0 { // zero, from Settings built without the defaults: no samples
+		l.nicC, l.nicStop = l.NICTicker(every)
+	}
+}
+
+// sampleNIC reads the ENA counters and reports whether linklocal_allowance_exceeded rose
+// on an interface since the previous sample (a driver reload or a counter that went back
+// restarted it: any count since is a rise). The first sample is the baseline; the pass
+// then reports the delta since the previous pass from state.json, which this leaves alone.
+// A failed sample is skipped: the next pass reports why the counters cannot be read.
+func (l *watchLoop) sampleNIC(ctx context.Context) bool {
+	ins, err := l.SampleNIC(ctx)
+	if err != nil {
+		return false
+	}
+	cur := make(map[string]linkLocal, len(ins))
+	rose := false
+	for _, in := range ins {
+		v, ok := in.Counters[nic.LinkLocalExceeded]
+		if !in.Available || !ok {
+			continue
+		}
+		cur[in.Name] = linkLocal{in.DriverVersion, v}
+		was, seen := l.nicLast[in.Name]
+		restarted := was.driver != in.DriverVersion || v < was.count
+		if seen && (v > was.count || restarted && v > 0) {
+			rose = true
+		}
+	}
+	l.nicLast = cur
+	return rose
 }
 
 // start runs an apply pass for t in the background; its result arrives on l.done.
@@ -189,6 +270,7 @@ func (l *watchLoop) reload() {
 		return
 	}
 	l.engine = ne
+	l.tickNIC()
 	l.Observer.Reloaded(ne, diags)
 	l.ask(Trigger{Source: TriggerReload})
 }

@@ -69,7 +69,7 @@ type IMDS struct {
 	Version     string    `cty:"version" json:"version" doc:"\"v2\" (token PUT worked), \"v1\" (token refused with 403/404/405, tokenless GET worked) or \"\" when unreachable."`
 	Class       IMDSClass `cty:"class" json:"class" doc:"ok, connection_refused, timeout, no_route, http_400, http_401, http_403, http_404, http_429, http_5xx, proxy or bad_response."`
 	Status      int       `cty:"status" json:"status" doc:"HTTP status of the last response at the stage that decided the class, 0 when none arrived."`
-	TokenStatus int       `cty:"token_status" json:"token_status" doc:"HTTP status of the token PUT, 0 when none arrived."`
+	TokenStatus int       `cty:"token_status" json:"token_status" doc:"HTTP status of the token PUT, 0 when none arrived; when the probe reused the token an earlier probe of the process got, that PUT's status."`
 	Stage       string    `cty:"stage" json:"stage" doc:"Where the probe stopped: \"token\" (the PUT) or \"get\" (the metadata GET)."`
 	LatencyMS   float64   `cty:"latency_ms" json:"latency_ms" doc:"Wall time of the whole probe in milliseconds, retries included."`
 	Attempts    int       `cty:"attempts" json:"attempts" doc:"HTTP requests sent, retries included."`

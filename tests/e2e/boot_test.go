@@ -283,7 +283,7 @@ exec systemd-nspawn -q -D "$1" -b --register=no --keep-unit --resolv-conf=off --
 		if ctx.Err() != nil {
 			t.Fatalf("the container's systemd did not start:\n%s", proc.Output())
 		}
-		if syscall.Kill(proc.Pid(), 0) != nil {
+		if syscall.Kill(proc.PID(), 0) != nil {
 			t.Skipf("systemd-nspawn cannot boot a container on this machine:\n%s", proc.Output())
 		}
 		c.pid = findInit(proc)
@@ -310,7 +310,7 @@ exec systemd-nspawn -q -D "$1" -b --register=no --keep-unit --resolv-conf=off --
 
 // findInit is the container's systemd: a descendant of nspawn named systemd.
 func findInit(p *harness.Proc) int {
-	pid := p.Pid()
+	pid := p.PID()
 	for depth := 0; depth < 4 && pid != 0; depth++ {
 		kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
 		next := 0

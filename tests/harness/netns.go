@@ -192,8 +192,8 @@ func (p *Proc) Stop() {
 	<-p.done
 }
 
-// Pid is the process's ID (nsenter and /proc find what it started).
-func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+// PID is the process's ID (`ip netns exec` execs the command, so it is the command's).
+func (p *Proc) PID() int { return p.cmd.Process.Pid }
 
 // Output is what the process wrote so far (stdout and stderr).
 func (p *Proc) Output() string {
