@@ -93,8 +93,9 @@ func TestNftRulesetBoundaries(t *testing.T) {
 			[]string{"nftables/ipv4/inet t/out#1 drop everyone blocks certain | ip daddr 169.0.0.0/8 drop"}},
 		{"ip daddr 168.0.0.0/7 is broad", `[{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": {"prefix": {"addr": "168.0.0.0", "len": 7}}}}, {"drop": null}]`,
 			[]string{"nftables/ipv4/inet t/out#1 drop everyone blocks certain broad | ip daddr 168.0.0.0/7 drop"}},
-		{"meta skuid makes a drop deliberate", `[{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "169.254.169.254"}}, {"match": {"op": "!=", "left": {"meta": {"key": "skuid"}}, "right": 0}}, {"drop": null}]`,
-			[]string{"nftables/ipv4/inet t/out#1 drop non_root certain deliberate | ip daddr 169.254.169.254 meta skuid != 0 drop"}},
+		// Every uid: the scope is everyone, so only the owner match makes it deliberate.
+		{"meta skuid makes a drop deliberate", `[{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "169.254.169.254"}}, {"match": {"op": "==", "left": {"meta": {"key": "skuid"}}, "right": {"range": [0, 4294967294]}}}, {"drop": null}]`,
+			[]string{"nftables/ipv4/inet t/out#1 drop everyone blocks certain deliberate | ip daddr 169.254.169.254 meta skuid 0-4294967294 drop"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -134,7 +135,9 @@ func TestNftConditionBoundaries(t *testing.T) {
 		{"ip protocol 7 is not", `[{"match":{"op":"==","left":{"payload":{"protocol":"ip","field":"protocol"}},"right":7}},{"drop":null}]`, none, none, none},
 		{"ip dscp is not modelled", `[{"match":{"op":"==","left":{"payload":{"protocol":"ip","field":"dscp"}},"right":"cs0"}},{"drop":null}]`, unknown, unknown, unknown},
 		{"a statement of two keys is not modelled", `[{"counter":null,"log":null},{"drop":null}]`, unknown, unknown, unknown},
+		{"a range from a name is not a range from 0", `[{"match":{"op":"==","left":{"payload":{"protocol":"tcp","field":"sport"}},"right":{"range":["x",65535]}}},{"drop":null}]`, unknown, unknown, unknown},
 		{"tcp dport < 0 is nothing", `[{"match":{"op":"<","left":{"payload":{"protocol":"tcp","field":"dport"}},"right":0}},{"drop":null}]`, none, none, none},
+		{"tcp dport < 81 holds 80", `[{"match":{"op":"<","left":{"payload":{"protocol":"tcp","field":"dport"}},"right":81}},{"drop":null}]`, all, all, all},
 		{"tcp dport > 80 misses 80", `[{"match":{"op":">","left":{"payload":{"protocol":"tcp","field":"dport"}},"right":80}},{"drop":null}]`, none, none, none},
 		{"tcp dport a negative number is not port 0", `[{"match":{"op":"==","left":{"payload":{"protocol":"tcp","field":"dport"}},"right":{"set":[-80,"http"]}}},{"drop":null}]`, none, none, none},
 		{"a range above IMDS misses it", `[{"match":{"op":"==","left":{"payload":{"protocol":"ip","field":"daddr"}},"right":{"range":["169.254.169.255","169.254.170.0"]}}},{"drop":null}]`, none, none, none},

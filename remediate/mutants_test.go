@@ -14,8 +14,10 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/zclconf/go-cty/cty"
 
 	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/tests/tree"
 )
 
 // nftRuleJSON is one rule of chain "inet t out" as `nft -j list chain` prints it.
@@ -204,8 +206,8 @@ func TestFirewallDeleteSnapshotReloaded(t *testing.T) {
 	if err := json.Unmarshal(c.Before, &b); err != nil {
 		t.Fatal(err)
 	}
-	if b.Present != 1 || !cmp.Equal(b.Positions, []int{1}) {
-		t.Errorf("snapshot %+v, want one rule at index 1", b)
+	if b.Present != 1 || !cmp.Equal(b.Positions, []int{1}) || len(b.Previous) != 1 || b.Previous[0] == nil || *b.Previous[0] != "ip daddr 10.0.0.1 drop" {
+		t.Errorf("snapshot %+v, want one rule at index 1 after ip daddr 10.0.0.1 drop", b)
 	}
 }
 
@@ -244,5 +246,133 @@ func TestRouteRecordRoute(t *testing.T) {
 	}
 	if _, err := (routeRecord{Interface: "nope0"}).route(); err == nil {
 		t.Error("a route through a missing interface was built")
+	}
+}
+
+// TestRouteRecordText: the route as `ip route` reads it, the metric only when set.
+func TestRouteRecordText(t *testing.T) {
+	for _, tt := range []struct {
+		r    routeRecord
+		want string
+	}{
+		{routeRecord{Type: 1, Interface: "eth0", Gateway: "10.0.0.1"}, "unicast 169.254.169.254/32 via 10.0.0.1 dev eth0"},
+		{routeRecord{Type: 1, Interface: "eth0", Metric: 100}, "unicast 169.254.169.254/32 dev eth0 metric 100"},
+	} {
+		if got := tt.r.command(); got != tt.want {
+			t.Errorf("command() = %q, want %q", got, tt.want)
+		}
+	}
+}
+
+// TestRouteRecordRoutes: the current route already serves when type, interface and
+// gateway are the wanted ones; none does not.
+func TestRouteRecordRoutes(t *testing.T) {
+	want := routeRecord{Type: 1, Interface: "eth0", Gateway: "10.0.0.1", Metric: 5}
+	for _, tt := range []struct {
+		cur  *routeRecord
+		want bool
+	}{
+		{nil, false},
+		{&routeRecord{Type: 1, Interface: "eth0", Gateway: "10.0.0.1"}, true},
+		{&routeRecord{Type: 7, Interface: "eth0", Gateway: "10.0.0.1"}, false},
+		{&routeRecord{Type: 1, Interface: "eth1", Gateway: "10.0.0.1"}, false},
+		{&routeRecord{Type: 1, Interface: "eth0", Gateway: "10.0.0.2"}, false},
+	} {
+		if got := tt.cur.routes(want); got != tt.want {
+			t.Errorf("%+v routes %+v = %v, want %v", tt.cur, want, got, tt.want)
+		}
+	}
+}
+
+// TestRouteRestorePlanChecks: a gateway that is not IPv4 is refused; a plan through lo
+// without a gateway (where no route to IMDS exists yet) adds it with no metric. Plan only
+// reads routes and links.
+func TestRouteRestorePlanChecks(t *testing.T) {
+	args := func(iface, gw string) cty.Value {
+		g := cty.NullVal(cty.String)
+		if gw != "" {
+			g = cty.StringVal(gw)
+		}
+		return cty.ObjectVal(map[string]cty.Value{"interface": cty.StringVal(iface), "gateway": g})
+	}
+	ctx := context.Background()
+	for _, gw := range []string{"fd00::1", "bogus"} {
+		if _, err := (RouteRestore{}).Plan(ctx, &Env{}, args("lo", gw)); err == nil || !strings.Contains(err.Error(), "is not an IPv4 address") {
+			t.Errorf("gateway %s: %v, want a refusal", gw, err)
+		}
+	}
+	if cur, err := currentIMDSRoute(); err != nil || cur != nil {
+		t.Skipf("this host routes IMDS already (%v, %v)", cur, err)
+	}
+	changes, err := (RouteRestore{}).Plan(ctx, &Env{}, args("lo", ""))
+	if err != nil || len(changes) != 1 {
+		t.Fatalf("Plan = %v, %v", changes, err)
+	}
+	if changes[0].Detail != "ip route add 169.254.169.254/32 dev lo" {
+		t.Errorf("detail %q", changes[0].Detail)
+	}
+}
+
+// A rule iptables -S prints without any match or target ("-A OUTPUT") still holds its
+// place: positions count it.
+func TestFirewallDeleteCountsEmptyRules(t *testing.T) {
+	const drop = "-A OUTPUT -d 169.254.169.254/32 -j DROP"
+	fakeIptables(t, []string{"-A OUTPUT", drop}, -1)
+	_, c := applyOne(t, `rules = [{backend = "nft", family = "ipv4", table = "filter", chain = "OUTPUT", spec = "-d 169.254.169.254/32 -j DROP"}]`)
+	var d firewallDeleteData
+	if err := json.Unmarshal(c.Data, &d); err != nil {
+		t.Fatal(err)
+	}
+	if c.Status != StatusApplied || !cmp.Equal(d.Positions, []int{2}) {
+		t.Errorf("status %s %s, positions %v; want applied at 2", c.Status, c.Error, d.Positions)
+	}
+}
+
+func TestPhysicalLine(t *testing.T) {
+	data := []byte("ab\ncd\nef")
+	for _, tt := range []struct {
+		offset int
+		want   [2]int
+	}{{0, [2]int{0, 2}}, {1, [2]int{0, 2}}, {4, [2]int{3, 5}}, {7, [2]int{6, 8}}} {
+		if got := physicalLine(data, tt.offset); got != tt.want {
+			t.Errorf("physicalLine(%d) = %v, want %v", tt.offset, got, tt.want)
+		}
+	}
+}
+
+// TestNoProxyRecordChecks: a record whose insertions do not fit the file fails Apply
+// rather than reporting a change it did not make; a file changed since the edit is not
+// in effect (and says why).
+func TestNoProxyRecordChecks(t *testing.T) {
+	const file = "/etc/environment"
+	root := t.TempDir()
+	tree.Write(t, root, map[string]string{file[1:]: "http_proxy=http://proxy.corp:3128\n"})
+	env := testEnv(root, false)
+	ctx := context.Background()
+	plan := func() *Change {
+		changes, err := NoProxy{}.Plan(ctx, env, filesArg(file))
+		if err != nil || len(changes) != 1 {
+			t.Fatalf("Plan = %v, %v", changes, err)
+		}
+		return changes[0]
+	}
+	c := plan()
+	var d noProxyData
+	if err := json.Unmarshal(c.Data, &d); err != nil {
+		t.Fatal(err)
+	}
+	d.Inserts[0].Offset = 1 << 20
+	c.Data, _ = json.Marshal(d)
+	if err := (NoProxy{}).Apply(ctx, env, c); err == nil || !strings.Contains(err.Error(), "does not fit the file") {
+		t.Errorf("Apply of a record that does not fit = %v", err)
+	}
+
+	c = plan()
+	if err := (NoProxy{}).Apply(ctx, env, c); err != nil {
+		t.Fatal(err)
+	}
+	tree.Write(t, root, map[string]string{file[1:]: "http_proxy=http://other:3128\n"})
+	if ok, err := (NoProxy{}).Observe(ctx, env, c); ok || err == nil || !strings.Contains(err.Error(), "changed since imdsmend planned its edit") {
+		t.Errorf("Observe of a changed file = %v, %v; want false and why", ok, err)
 	}
 }

@@ -36,8 +36,11 @@ func TestLimitBoundaries(t *testing.T) {
 	}{
 		{"nesting exactly maxNesting deep", nested(maxNesting), ""},
 		{"nesting one level more", nested(maxNesting + 1), "Nested too deeply"},
-		{"one more level, no other brackets", oneRule + "x = " + strings.Repeat("[", maxNesting+1) + strings.Repeat("]", maxNesting+1) + "\n", "Nested too deeply"},
+		{"one more level, no other brackets", "x = " + strings.Repeat("[", maxNesting+1) + strings.Repeat("]", maxNesting+1) + "\n", "Nested too deeply"},
 		{"a few operators in a file that is lexed", nested(maxNesting) + "y = !true\nz = -1\nw = true ? 1 : 2\n", ""},
+		// A '-' in a comment is no operator but makes the file lexed.
+		{"exactly maxOperators operators", "x = " + strings.Repeat("!", maxOperators) + "true # -\n", ""},
+		{"one operator more", "x = " + strings.Repeat("!", maxOperators+1) + "true\n", "Too many operators"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -146,6 +149,16 @@ func TestCheckErrorsInsideCanAndTry(t *testing.T) {
 		if got := diagLines(diags); !diags.HasErrors() || !strings.Contains(got, `"reachabel"`) || len(diags) != 1 {
 			t.Errorf("%s: diagnostics %q, want one naming the misspelt fact", fn, got)
 		}
+	}
+}
+
+// The checker looks inside an object key that is an expression, as anywhere else: a
+// misspelt fact in a template key's conditional branch is an error.
+func TestCheckObjectKeyExpressions(t *testing.T) {
+	src := strings.Replace(oneRule, `summary  = "r"`, "summary  = \"r\"\n  evidence = { \"${facts.imds.reachable ? facts.imds.clas : \"x\"}\" = 1 }", 1)
+	_, diags := parse(t, "policy.hcl", src)
+	if got := diagLines(diags); !diags.HasErrors() || !strings.Contains(got, `"clas"`) {
+		t.Errorf("diagnostics %q, want one naming the misspelt fact", got)
 	}
 }
 

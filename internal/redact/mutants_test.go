@@ -64,3 +64,25 @@ func TestCharClassBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestStringEdges: separators at the very start or end of the text, keys split at a 'Z'
+// before a new word, and the last words that name a property of a secret, not a secret.
+func TestStringEdges(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"password=", "password="},
+		{"password:  ", "password:  "},
+		{"=secret", "=secret"},
+		{`"=token`, `"=token`},
+		{"apiZToken=abc123", "apiZToken=" + Mask},
+		{"token_ttl: 21600", "token_ttl: 21600"},
+		{"session_expiration=2026-12-01T05:00:00Z", "session_expiration=2026-12-01T05:00:00Z"},
+		{"token_expires=3600", "token_expires=3600"},
+		{"token_status=401", "token_status=401"},
+		{"token_seconds=60", "token_seconds=60"},
+	}
+	for _, tt := range tests {
+		if got := String(tt.in); got != tt.want {
+			t.Errorf("String(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
