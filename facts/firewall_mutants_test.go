@@ -136,6 +136,7 @@ func TestNftConditionBoundaries(t *testing.T) {
 		{"ip dscp is not modelled", `[{"match":{"op":"==","left":{"payload":{"protocol":"ip","field":"dscp"}},"right":"cs0"}},{"drop":null}]`, unknown, unknown, unknown},
 		{"a statement of two keys is not modelled", `[{"counter":null,"log":null},{"drop":null}]`, unknown, unknown, unknown},
 		{"a range from a name is not a range from 0", `[{"match":{"op":"==","left":{"payload":{"protocol":"tcp","field":"sport"}},"right":{"range":["x",65535]}}},{"drop":null}]`, unknown, unknown, unknown},
+		{"ip daddr < 0.0.0.0 is nothing", `[{"match":{"op":"<","left":{"payload":{"protocol":"ip","field":"daddr"}},"right":"0.0.0.0"}},{"drop":null}]`, none, none, none},
 		{"tcp dport < 0 is nothing", `[{"match":{"op":"<","left":{"payload":{"protocol":"tcp","field":"dport"}},"right":0}},{"drop":null}]`, none, none, none},
 		{"tcp dport < 81 holds 80", `[{"match":{"op":"<","left":{"payload":{"protocol":"tcp","field":"dport"}},"right":81}},{"drop":null}]`, all, all, all},
 		{"tcp dport > 80 misses 80", `[{"match":{"op":">","left":{"payload":{"protocol":"tcp","field":"dport"}},"right":80}},{"drop":null}]`, none, none, none},

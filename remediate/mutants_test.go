@@ -17,6 +17,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/rules"
 	"github.com/imdsmend/imdsmend/tests/tree"
 )
 
@@ -374,5 +375,22 @@ func TestNoProxyRecordChecks(t *testing.T) {
 	tree.Write(t, root, map[string]string{file[1:]: "http_proxy=http://other:3128\n"})
 	if ok, err := (NoProxy{}).Observe(ctx, env, c); ok || err == nil || !strings.Contains(err.Error(), "changed since imdsmend planned its edit") {
 		t.Errorf("Observe of a changed file = %v, %v; want false and why", ok, err)
+	}
+}
+
+// The restart hint says imdsmend restarts the unit only when restart_units is allowed.
+func TestPickedUpByRestartHint(t *testing.T) {
+	f := &facts.ProxyFile{Kind: facts.ProxyKindUnit, Unit: "docker.service"}
+	for _, tt := range []struct {
+		allow func(string) bool
+		want  string
+	}{
+		{nil, "allow restart_units in the policy"},
+		{func(string) bool { return false }, "allow restart_units in the policy"},
+		{func(p string) bool { return p == rules.PermRestartUnits }, "imdsmend restarts it (restart_unit)"},
+	} {
+		if got := pickedUpBy(f, &Env{Allow: tt.allow}); !strings.Contains(got, tt.want) {
+			t.Errorf("pickedUpBy = %q, want %q in it", got, tt.want)
+		}
 	}
 }

@@ -178,3 +178,12 @@ func TestCheckSomeRuleNoSources(t *testing.T) {
 		t.Errorf("diagnostics %q", diagLines(diags))
 	}
 }
+
+// A file whose loops fail the check is not decoded: evaluating it might not end.
+func TestLoopCheckStopsDecoding(t *testing.T) {
+	src := strings.Replace(oneRule, "facts.imds.reachable == false", "length([for x in [1, 2] : x]) > 0", 1)
+	p, diags := parse(t, "policy.hcl", src)
+	if !strings.Contains(diagLines(diags), "Invalid for expression") || len(p.Rules) != 0 {
+		t.Errorf("rules %d, diagnostics %q; want no rule decoded and the loop refused", len(p.Rules), diagLines(diags))
+	}
+}
