@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/imdsmend/imdsmend/internal/paths"
+	"github.com/imdsmend/imdsmend/internal/redact"
 )
 
 // Ledger phases: the intent is written before a change is made, the result after.
@@ -54,6 +55,9 @@ func (l *Ledger) Append(e Entry) error {
 	if err := l.paths.MkdirAll(filepath.Dir(l.abs), 0o700); err != nil {
 		return fmt.Errorf("create state directory: %w", err)
 	}
+	// Detail and Error are for people and may quote a file's secrets; Data keeps what undo
+	// needs and must hold none (the exact bytes stay in the 0600 backup).
+	e.Change.Detail, e.Change.Error = redact.String(e.Change.Detail), redact.String(e.Change.Error)
 	line, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("encode ledger entry: %w", err)

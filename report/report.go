@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/imdsmend/imdsmend/internal/redact"
 	"github.com/imdsmend/imdsmend/internal/types"
 )
 
@@ -96,8 +97,10 @@ func WriteJSON(w io.Writer, r *Report) error {
 	if out.Findings == nil {
 		out.Findings = []Finding{}
 	}
-	if out.Actions == nil {
-		out.Actions = []Action{}
+	// A copy (never nil): the caller's actions keep their text; what is written is redacted.
+	out.Actions = append([]Action{}, out.Actions...)
+	for i := range out.Actions {
+		out.Actions[i].Detail, out.Actions[i].Error = redact.String(out.Actions[i].Detail), redact.String(out.Actions[i].Error)
 	}
 	if out.Unknown == nil {
 		out.Unknown = []Unknown{}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/imdsmend/imdsmend/internal/redact"
 )
 
 // WriteText writes the report for people: the IMDS state, one line per finding with what
@@ -36,10 +38,10 @@ func WriteText(w io.Writer, r *Report) error {
 	for _, a := range r.Actions {
 		fmt.Fprintf(&b, "%-9s %s %s (%s) [%s]", strings.ToUpper(string(a.Status)), a.Kind, a.Target, a.Rule, a.ID)
 		if a.Detail != "" {
-			fmt.Fprintf(&b, ": %s", a.Detail)
+			fmt.Fprintf(&b, ": %s", redact.String(a.Detail))
 		}
 		if a.Error != "" {
-			fmt.Fprintf(&b, " (%s)", a.Error)
+			fmt.Fprintf(&b, " (%s)", redact.String(a.Error))
 		}
 		if a.InterruptedRun != "" {
 			fmt.Fprintf(&b, " [found after interrupted run %s]", a.InterruptedRun)
