@@ -105,7 +105,7 @@ func TestLoadErrors(t *testing.T) {
 
 // The defaults as docs/policy.md states them, not as defaultSettings computes them.
 func TestSettingsDefaultsPinned(t *testing.T) {
-	want := Settings{Mode: ModeEnforce, Interval: 5 * time.Minute, ProbeTimeout: 2 * time.Second}
+	want := Settings{Mode: ModeEnforce, Interval: 5 * time.Minute, ProbeTimeout: 2 * time.Second, NICInterval: time.Minute}
 	if diff := cmp.Diff(want, defaultSettings()); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
 	}
