@@ -142,3 +142,19 @@ rule "proxy_leak" {
     units = [for s in facts.proxy.sources : s.unit if s.leaks && s.restart_fixes]
   }
 }
+
+rule "cloud_init_missed_metadata" {
+  # cloud-init falls back to DataSourceNone when IMDS is blocked at boot and still reports
+  # "done": user-data never ran, and nothing else says so. Only this boot's result counts
+  # (facts.cloud_init.ran); a host without cloud-init has installed = false.
+  when     = facts.cloud_init.ran && facts.cloud_init.finished && facts.cloud_init.datasource_name == "None" && facts.cloud_init.ec2_configured
+  severity = "critical"
+  summary  = "cloud-init finished this boot on ${facts.cloud_init.datasource} although the Ec2 datasource is configured: it got no metadata, so user-data did not run"
+  hint     = "once IMDS is healthy (no other finding), rerun it from scratch: cloud-init clean --logs --reboot (settings { allow { reboot = true } } lets imdsmend apply do that)"
+  evidence = {
+    datasource      = facts.cloud_init.datasource
+    datasource_list = facts.cloud_init.datasource_list
+    errors          = facts.cloud_init.errors
+    boot_id         = facts.cloud_init.boot_id
+  }
+}
