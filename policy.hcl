@@ -16,6 +16,8 @@ settings {
     # Services keep a fixed proxy environment until they restart; imdsmend restarts
     # them only when this is true.
     restart_units = false
+    # cloud_init_rerun reboots the instance to rerun cloud-init that missed its metadata.
+    reboot = false
   }
 }
 
@@ -157,4 +159,8 @@ rule "cloud_init_missed_metadata" {
     errors          = facts.cloud_init.errors
     boot_id         = facts.cloud_init.boot_id
   }
+
+  # Reboots the instance: only with settings { allow { reboot = true } }, only while IMDS
+  # answers in this run, and once (docs/policy.md).
+  remediate "cloud_init_rerun" {}
 }
