@@ -191,7 +191,9 @@ func ParseResult(data []byte, c *CloudInit) error {
 
 func (c *CloudInit) setDatasource(ds string) {
 	c.Datasource = ds
-	name := strings.TrimPrefix(strings.Fields(ds + " ")[0], "DataSource")
+	// "DataSourceEc2Local", or with details after a space in other versions.
+	name, _, _ := strings.Cut(strings.TrimSpace(ds), " ")
+	name = strings.TrimPrefix(name, "DataSource")
 	if name != "Local" {
 		name = strings.TrimSuffix(name, "Local")
 	}
