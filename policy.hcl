@@ -16,6 +16,8 @@ settings {
     # Services keep a fixed proxy environment until they restart; imdsmend restarts
     # them only when this is true.
     restart_units = false
+    # cloud_init_rerun reboots the instance to rerun cloud-init that missed its metadata.
+    reboot = false
   }
 }
 
@@ -141,4 +143,24 @@ rule "proxy_leak" {
   remediate "restart_unit" {
     units = [for s in facts.proxy.sources : s.unit if s.leaks && s.restart_fixes]
   }
+}
+
+rule "cloud_init_missed_metadata" {
+  # cloud-init falls back to DataSourceNone when IMDS is blocked at boot and still reports
+  # "done": user-data never ran, and nothing else says so. Only this boot's result counts
+  # (facts.cloud_init.ran); a host without cloud-init has installed = false.
+  when     = facts.cloud_init.ran && facts.cloud_init.finished && facts.cloud_init.datasource_name == "None" && facts.cloud_init.ec2_configured
+  severity = "critical"
+  summary  = "cloud-init finished this boot on ${facts.cloud_init.datasource} although the Ec2 datasource is configured: it got no metadata, so user-data did not run"
+  hint     = "once IMDS is healthy (no other finding), rerun it from scratch: cloud-init clean --logs --reboot (settings { allow { reboot = true } } lets imdsmend apply do that)"
+  evidence = {
+    datasource      = facts.cloud_init.datasource
+    datasource_list = facts.cloud_init.datasource_list
+    errors          = facts.cloud_init.errors
+    boot_id         = facts.cloud_init.boot_id
+  }
+
+  # Reboots the instance: only with settings { allow { reboot = true } }, only while IMDS
+  # answers in this run, and once (docs/policy.md).
+  remediate "cloud_init_rerun" {}
 }

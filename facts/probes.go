@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/imdsmend/imdsmend/facts/callers"
+	"github.com/imdsmend/imdsmend/facts/cloudinit"
 	"github.com/imdsmend/imdsmend/facts/firewall"
 	"github.com/imdsmend/imdsmend/facts/imds"
 	"github.com/imdsmend/imdsmend/facts/nic"
@@ -15,7 +16,7 @@ import (
 // DefaultProbes are the probes every run gathers, in no particular order (they run
 // concurrently).
 func DefaultProbes() []Probe {
-	return []Probe{imdsProbe{}, firewallProbe{}, routeProbe{}, proxyProbe{}, nicProbe{}, callersProbe{}}
+	return []Probe{imdsProbe{}, firewallProbe{}, routeProbe{}, proxyProbe{}, nicProbe{}, callersProbe{}, cloudInitProbe{}}
 }
 
 // The probes adapt each source package's reader to Probe: the source packages know
@@ -80,5 +81,15 @@ func (callersProbe) Name() string { return "callers" }
 
 func (callersProbe) Gather(ctx context.Context, cfg Config, f *Facts) (err error) {
 	f.Callers, err = callers.Gather(ctx, callers.DefaultConfig(cfg.Paths))
+	return err
+}
+
+// cloudInitProbe fills facts.cloud_init.
+type cloudInitProbe struct{}
+
+func (cloudInitProbe) Name() string { return "cloud_init" }
+
+func (cloudInitProbe) Gather(_ context.Context, cfg Config, f *Facts) (err error) {
+	f.CloudInit, err = cloudinit.Read(cfg.Paths)
 	return err
 }

@@ -13,6 +13,9 @@ type Deps struct {
 	// SelfUnit is the unit that runs this imdsmend, which restart_units never restarts;
 	// nil reads it from /proc/self/cgroup.
 	SelfUnit func() string
+	// CloudInit runs cloud-init with args (cloud_init_rerun). Nil runs paths.CloudInit, and
+	// only when --root is "/".
+	CloudInit func(ctx context.Context, args ...string) error
 }
 
 // Builtin is the registry of every fixer shipped with imdsmend, built with deps.
@@ -24,6 +27,7 @@ func Builtin(deps Deps) *Registry {
 		NoProxy{},
 		RestartUnit{Systemctl: deps.Systemctl, Self: deps.SelfUnit},
 		RateLimitCaller{},
+		CloudInitRerun{Run: deps.CloudInit},
 	)
 	if err != nil {
 		panic(err)

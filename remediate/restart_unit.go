@@ -142,9 +142,14 @@ func (RestartUnit) Undo(_ context.Context, _ *Env, c *Change) error {
 func (RestartUnit) Observe(context.Context, *Env, *Change) (bool, error) { return true, nil }
 
 func runSystemctl(ctx context.Context, args ...string) error {
-	out, err := exec.CommandContext(ctx, paths.Systemctl, args...).CombinedOutput()
+	return runTool(ctx, paths.Systemctl, args...)
+}
+
+// runTool runs name with args; its output goes into the error.
+func runTool(ctx context.Context, name string, args ...string) error {
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("%s %s: %w: %s", paths.Systemctl, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }

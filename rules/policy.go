@@ -89,6 +89,7 @@ type Allow struct {
 	EC2API       bool // call EC2 APIs that change the instance
 	Routes       bool // restore routes
 	RestartUnits bool // restart systemd units
+	Reboot       bool // reboot the instance (cloud_init_rerun)
 	// RestartUnitGlobs is restart_units given as a list: the units (shell globs) that may be
 	// restarted. Nil with RestartUnits means `true`: units whose own files set the proxy.
 	RestartUnitGlobs []string
@@ -107,6 +108,8 @@ func (a *Allow) field(perm types.Permission) *bool {
 		return &a.Routes
 	case types.PermRestartUnits:
 		return &a.RestartUnits
+	case types.PermReboot:
+		return &a.Reboot
 	}
 	return nil
 }

@@ -24,6 +24,7 @@ var (
 	Ip6tablesLegacy = "ip6tables-legacy"
 	Nft             = "nft"
 	Systemctl       = "systemctl"
+	CloudInit       = "cloud-init"
 
 	// The iptables backends (facts/firewall, remediate/firewall_delete.go): the nf_tables
 	// and legacy variants, their -save readers, plain names for old legacy-only distros,

@@ -53,11 +53,12 @@ const (
 	PermEC2API       Permission = "ec2_api"
 	PermRoutes       Permission = "routes"
 	PermRestartUnits Permission = "restart_units"
+	PermReboot       Permission = "reboot"
 )
 
 // Permissions lists every permission, in the order docs show them.
 func Permissions() []Permission {
-	return []Permission{PermFirewall, PermFiles, PermEC2API, PermRoutes, PermRestartUnits}
+	return []Permission{PermFirewall, PermFiles, PermEC2API, PermRoutes, PermRestartUnits, PermReboot}
 }
 
 // IMDS is what one probe of the metadata service found (facts/imds fills it): the policy's

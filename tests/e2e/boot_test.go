@@ -80,6 +80,18 @@ func TestBootBeforeCloudInit(t *testing.T) {
 		}
 	})
 
+	// The package installed but its boot pass masked: cloud-init misses the metadata as
+	// without imdsmend, and imdsmend check says so afterwards.
+	t.Run("with the boot pass masked", func(t *testing.T) {
+		c := bootImage(t, rootfs, deb, nil, "imdsmend-boot.service")
+		if ds := c.datasource(t); ds != "DataSourceNone" {
+			t.Errorf("cloud-init datasource = %q, want DataSourceNone", ds)
+		}
+		if out := c.sh(t, "imdsmend check --only cloud_init_missed_metadata; echo exit=$?"); !strings.Contains(out, "CRITICAL cloud_init_missed_metadata") || !strings.Contains(out, "exit=2") {
+			t.Errorf("imdsmend check after a boot that missed the metadata:\n%s", out)
+		}
+	})
+
 	t.Run("with imdsmend", func(t *testing.T) {
 		c := bootImage(t, rootfs, deb, nil)
 		if ds := c.datasource(t); ds != "DataSourceEc2" {
@@ -87,6 +99,9 @@ func TestBootBeforeCloudInit(t *testing.T) {
 		}
 		if !c.exists("/var/lib/user-data-ran") {
 			t.Error("the user data's runcmd did not run")
+		}
+		if out := c.sh(t, "imdsmend check --only cloud_init_missed_metadata; echo exit=$?"); !strings.Contains(out, "exit=0") {
+			t.Errorf("imdsmend check after a boot that found the metadata:\n%s", out)
 		}
 		// The boot pass ended before cloud-init's first stage started.
 		bootDone := c.monotonic(t, "imdsmend-boot.service", "ActiveEnterTimestampMonotonic")
@@ -205,7 +220,7 @@ type container struct {
 // image's files to delete first, and nil also serves IMDS (any other value leaves
 // 169.254.169.254 without a server). It returns once systemd says the boot is done, and
 // powers the image off when t ends.
-func bootImage(t *testing.T, rootfs, deb string, without []string) *container {
+func bootImage(t *testing.T, rootfs, deb string, without []string, mask ...string) *container {
 	t.Helper()
 	work := t.TempDir()
 	merged := filepath.Join(work, "merged")
@@ -242,6 +257,9 @@ func bootImage(t *testing.T, rootfs, deb string, without []string) *container {
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("dpkg -i: %v\n%s", err, out)
 		}
+	}
+	for _, unit := range mask {
+		tree.Write(t, merged, map[string]string{"etc/systemd/system/" + unit: "->/dev/null"})
 	}
 
 	ns := newNamespace(t)

@@ -1,5 +1,5 @@
 settings {
   allow {
-    firewal = true # ERROR: Valid arguments here: ec2_api, files, firewall, restart_units, routes.
+    firewal = true # ERROR: Valid arguments here: ec2_api, files, firewall, reboot, restart_units, routes.
   }
 }
