@@ -44,7 +44,7 @@ var tableBases = map[string][]string{
 // own, in parallel, while the chains are listed.
 func readChains(ctx context.Context, users *userDB, packets map[string]packet) (fw *Firewall, ok bool) {
 	present, native, nlErr := presentTables()
-	if nlErr != nil || native || present["legacy/ipv4"] || present["legacy/ipv6"] || !present["nft/ipv4"] && !present["nft/ipv6"] {
+	if needsFullRead(present, native, nlErr) {
 		return nil, false
 	}
 	tables, err := nftTables()
@@ -91,6 +91,12 @@ func readChains(ctx context.Context, users *userDB, packets map[string]packet) (
 		return nil, false
 	}
 	return fw, true
+}
+
+// needsFullRead says the chain walk can't answer alone: netlink could not list the tables,
+// or legacy or native nft tables exist, or there are no iptables-nft tables to walk.
+func needsFullRead(present map[string]bool, native bool, nlErr error) bool {
+	return nlErr != nil || native || present["legacy/ipv4"] || present["legacy/ipv6"] || !present["nft/ipv4"] && !present["nft/ipv6"]
 }
 
 // chainList is the nftables chains, listed once for all tables.
