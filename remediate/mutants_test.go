@@ -199,15 +199,7 @@ func TestFirewallDeleteObserveEdges(t *testing.T) {
 // The snapshot of an nft rule found under another handle (a reload) records where it is.
 func TestFirewallDeleteSnapshotReloaded(t *testing.T) {
 	fakeNft(t, `{"nftables": [`+nftRuleJSON(3, "10.0.0.1")+`, `+nftRuleJSON(9, "169.254.169.254")+`]}`, "")
-	data, _ := json.Marshal(firewallDeleteData{Backend: "nftables", Family: "ipv4", Table: "inet t", Chain: "out", Spec: "ip daddr 169.254.169.254 drop", Handle: 7})
-	c := &Change{Data: data}
-	if err := (FirewallDelete{}).Snapshot(context.Background(), &Env{}, c); err != nil {
-		t.Fatal(err)
-	}
-	var b firewallBefore
-	if err := json.Unmarshal(c.Before, &b); err != nil {
-		t.Fatal(err)
-	}
+	b := snapshotOf(t, firewallDeleteData{Backend: "nftables", Family: "ipv4", Table: "inet t", Chain: "out", Spec: "ip daddr 169.254.169.254 drop", Handle: 7})
 	if b.Present != 1 || !cmp.Equal(b.Positions, []int{1}) || len(b.Previous) != 1 || b.Previous[0] == nil || *b.Previous[0] != "ip daddr 10.0.0.1 drop" {
 		t.Errorf("snapshot %+v, want one rule at index 1 after ip daddr 10.0.0.1 drop", b)
 	}
