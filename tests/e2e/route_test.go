@@ -145,3 +145,28 @@ func routeActions(rep *report.Report) []report.Action { return actionsOf(rep, "r
 func routeState(ctx context.Context, t *testing.T, ns *harness.Namespace) string {
 	return mustState(t)(ns.RouteState(ctx))
 }
+
+// TestRouteReplacesTheRouteInUse: with several main-table routes to 169.254.169.254/32 the
+// kernel uses the one with the lowest metric, and that is the route the plan names as
+// replaced (and undo would put back), not another one beside it.
+func TestRouteReplacesTheRouteInUse(t *testing.T) {
+	ctx := testContext(t)
+	ns := instanceBed(ctx, t)
+	r := newRun(t, ns)
+	r.dropIn("50-fast.hcl", fastDrop)
+	for _, args := range [][]string{
+		{"link", "add", "eth1", "type", "veth", "peer", "name", "eth1p"},
+		{"link", "set", "eth1", "up"},
+		{"route", "add", "unicast", harness.IMDSAddr + "/32", "dev", "eth1", "metric", "100"},
+		{"route", "add", "prohibit", harness.IMDSAddr + "/32", "metric", "10"},
+	} {
+		if res, err := ns.Exec(ctx, nil, "ip", args...); err != nil || res.ExitCode != 0 {
+			t.Fatalf("ip %v: %v %s", args, err, res.Stderr)
+		}
+	}
+	rep, _ := r.report(ctx, "plan")
+	acts := routeActions(rep)
+	if len(acts) != 1 || !strings.Contains(acts[0].Detail, "(replacing prohibit 169.254.169.254/32") {
+		t.Fatalf("plan: route actions %+v; want one replacing the metric-10 prohibit route", acts)
+	}
+}
