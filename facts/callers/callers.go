@@ -51,8 +51,8 @@ type Caller struct {
 // Config bounds the sampling.
 type Config struct {
 	Paths paths.Paths
-	// Samples after the first, Interval apart, are taken only when the first saw a
-	// connection to IMDS: a quiet instance costs one scan.
+	// Samples after the first, Interval apart, are taken only when there is a caller to
+	// rank (see Gather): a quiet instance costs one scan.
 	Samples  int
 	Interval time.Duration
 	// Self is left out of the count (imdsmend's own probe); 0 leaves none out.
@@ -102,6 +102,10 @@ type conn struct {
 	inode uint64
 }
 
+// churnHint is how many connections to IMDS held by no process (closing, TIME_WAIT) make
+// Gather sample again though no process holds one.
+const churnHint = 8
+
 // Gather samples the sockets and ranks their processes.
 func Gather(ctx context.Context, cfg Config) (*Callers, error) {
 	seen := map[conn]bool{}
@@ -112,7 +116,11 @@ func Gather(ctx context.Context, cfg Config) (*Callers, error) {
 	start := time.Now()
 	for i := range max(cfg.Samples, 1) {
 		if i > 0 {
-			if len(seen) == 0 {
+			// Sample again only when there is a caller to rank: a process held a
+			// connection, or enough closed ones show a caller that connects per request.
+			// A few closed sockets of an earlier client alone would cost every check the
+			// whole window.
+			if len(held) == 0 && len(seen)-len(attributed) < churnHint {
 				break
 			}
 			t := time.NewTimer(cfg.Interval)

@@ -45,6 +45,14 @@ func (t *tree) socket(remote string, state string, inode uint64) {
 	t.lines++
 }
 
+// closedSocket adds a connection to IMDS that no process holds any more (TIME_WAIT), from
+// local port port.
+func (t *tree) closedSocket(port int) {
+	fmt.Fprintf(t.tcp["tcp"], "%4d: 0100007F:%04X %s %s 00000000:00000000 00:00000000 00000000     0        0 0 1 0000000000000000 20 4 30 10 -1\n",
+		t.lines, port, ProcAddr(netip.MustParseAddrPort("169.254.169.254:80")), timeWait)
+	t.lines++
+}
+
 // process adds /proc/PID with fds linking to the given targets.
 func (t *tree) process(pid int, comm, cgroup string, uid int, fds ...string) {
 	dir := filepath.Join(t.root, "proc", strconv.Itoa(pid))
@@ -150,6 +158,41 @@ func TestGatherQuiet(t *testing.T) {
 	}
 	if c.Samples != 1 || c.Connections != 0 || len(c.Top) != 0 {
 		t.Errorf("quiet: %+v; want one sample, nothing seen", c)
+	}
+}
+
+// TestGatherSamplesAgain: the window is sampled again only when there is a caller to rank:
+// a process holding a connection, or a churn of closed ones; a few closed sockets of an
+// earlier client alone take one sample.
+func TestGatherSamplesAgain(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		closed  int
+		held    bool
+		samples int
+	}{
+		{"one closed socket", 1, false, 1},
+		{"closed sockets below the hint", churnHint - 1, false, 1},
+		{"a churn of closed sockets", churnHint, false, 3},
+		{"a process holds one", 0, true, 3},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := newTree(t)
+			for i := range tt.closed {
+				tr.closedSocket(0x9C41 + i)
+			}
+			if tt.held {
+				tr.socket("169.254.169.254:80", established, 201)
+				tr.process(10, "poller", "", 0, sock(201))
+			}
+			c, err := Gather(context.Background(), Config{Paths: tr.paths(), Samples: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Samples != tt.samples {
+				t.Errorf("samples %d, want %d", c.Samples, tt.samples)
+			}
+		})
 	}
 }
 
