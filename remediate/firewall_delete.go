@@ -298,6 +298,36 @@ func (d *firewallDeleteData) listIptables(ipt *iptables.IPTables) ([][]string, e
 	return rules, nil
 }
 
+// chainNow reads the rule's chain as it is now: the iptables handle, the rule's words and
+// the words of every rule of the chain.
+func (d *firewallDeleteData) chainNow() (*iptables.IPTables, []string, [][]string, error) {
+	ipt, words, err := d.iptables()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rules, err := d.listIptables(ipt)
+	return ipt, words, rules, err
+}
+
+// removals says where the first n copies of words go as `iptables -D` takes them, front to
+// back: each one's 1-based position and the spec of the rule before it, taken just before
+// it goes. Undo puts each copy back there. n is at most the copies rules holds.
+func removals(rules [][]string, words []string, n int) (positions []int, previous []*string) {
+	rules = slices.Clone(rules)
+	for range n {
+		i := indexesOf(rules, words)[0]
+		var prev *string
+		if i > 0 {
+			spec := firewall.QuoteWords(rules[i-1])
+			prev = &spec
+		}
+		positions = append(positions, i+1)
+		previous = append(previous, prev)
+		rules = slices.Delete(rules, i, i+1)
+	}
+	return positions, previous
+}
+
 // indexesOf lists where words sits in rules (0-based).
 func indexesOf(rules [][]string, words []string) []int {
 	var found []int
@@ -313,35 +343,22 @@ func indexesOf(rules [][]string, words []string) []int {
 // first: the rule is recognised by its exact spec wherever a reload has moved it, and
 // one that is gone already is left gone.
 func (d *firewallDeleteData) deleteIptables() error {
-	ipt, words, err := d.iptables()
+	ipt, words, rules, err := d.chainNow()
 	if err != nil {
 		return err
 	}
-	rules, err := d.listIptables(ipt)
-	if err != nil {
-		return err
-	}
-	d.Positions, d.Previous = nil, nil
 	found := indexesOf(rules, words)
-	n := min(len(found), max(d.Copies, 1))
-	d.Remaining = len(found)
-	// iptables -D removes the first rule with this spec, so the copies go front to back;
-	// each one's position and neighbour, taken just before it goes, are where undo puts
-	// it back.
-	for range n {
-		i := indexesOf(rules, words)[0]
+	positions, previous := removals(rules, words, min(len(found), max(d.Copies, 1)))
+	d.Positions, d.Previous, d.Remaining = nil, nil, len(found)
+	// Only the copies actually deleted are recorded, so a failure part way leaves a
+	// record undo can trust.
+	for k := range positions {
 		if err := ipt.Delete(d.Table, d.Chain, words...); err != nil {
 			return iptablesError("delete", d, err)
 		}
-		var prev *string
-		if i > 0 {
-			spec := firewall.QuoteWords(rules[i-1])
-			prev = &spec
-		}
-		d.Positions = append(d.Positions, i+1)
-		d.Previous = append(d.Previous, prev)
+		d.Positions = append(d.Positions, positions[k])
+		d.Previous = append(d.Previous, previous[k])
 		d.Remaining--
-		rules = slices.Delete(rules, i, i+1)
 	}
 	return nil
 }
@@ -351,11 +368,7 @@ func (d *firewallDeleteData) deleteIptables() error {
 // at its old position when that neighbour is gone too. Copies already back (after a crash
 // between the undo and its record) are not inserted again.
 func (d *firewallDeleteData) restoreIptables() ([]string, error) {
-	ipt, words, err := d.iptables()
-	if err != nil {
-		return nil, err
-	}
-	rules, err := d.listIptables(ipt)
+	ipt, words, rules, err := d.chainNow()
 	if err != nil {
 		return nil, err
 	}

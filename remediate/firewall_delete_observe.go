@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/imdsmend/imdsmend/facts/firewall"
 )
@@ -46,29 +45,13 @@ func (FirewallDelete) Snapshot(ctx context.Context, _ *Env, c *Change) error {
 			}
 		}
 	} else {
-		ipt, words, err := d.iptables()
-		if err != nil {
-			return err
-		}
-		rules, err := d.listIptables(ipt)
+		_, words, rules, err := d.chainNow()
 		if err != nil {
 			return err
 		}
 		found := indexesOf(rules, words)
 		b.Present = len(found)
-		// As deleteIptables records them: front to back, each position and neighbour
-		// taken just before the copy goes.
-		for range min(len(found), max(d.Copies, 1)) {
-			i := indexesOf(rules, words)[0]
-			var prev *string
-			if i > 0 {
-				spec := firewall.QuoteWords(rules[i-1])
-				prev = &spec
-			}
-			b.Positions = append(b.Positions, i+1)
-			b.Previous = append(b.Previous, prev)
-			rules = slices.Delete(rules, i, i+1)
-		}
+		b.Positions, b.Previous = removals(rules, words, min(len(found), max(d.Copies, 1)))
 	}
 	c.Before, err = json.Marshal(b)
 	return err
@@ -133,11 +116,7 @@ func (FirewallDelete) Observe(ctx context.Context, _ *Env, c *Change) (bool, err
 
 // iptablesFound lists where the rule sits in its chain now (0-based).
 func (d *firewallDeleteData) iptablesFound() ([]int, error) {
-	ipt, words, err := d.iptables()
-	if err != nil {
-		return nil, err
-	}
-	rules, err := d.listIptables(ipt)
+	_, words, rules, err := d.chainNow()
 	if err != nil {
 		return nil, err
 	}

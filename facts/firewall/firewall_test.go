@@ -253,6 +253,10 @@ func TestIptablesRuleConditions(t *testing.T) {
 		{`-m comment --comment "x y" -j DROP`, all, all, all},
 		{"-p 6 -j DROP", all, all, all},
 		{"! -p tcp -j DROP", none, none, none},
+		{"-d 169.254.169.254/255.0.255.0 -j DROP", unknown, unknown, unknown},
+		{"-m iprange --dst-range 169.254.169.250-169.254.169.254 -j DROP", all, all, all},
+		{"-m iprange --dst-range 169.254.169.254-169.254.169.255 -j DROP", all, all, all},
+		{"-m iprange --dst-range 169.254.169.255-169.254.170.0 -j DROP", none, none, none},
 	}
 	for _, tt := range tests {
 		t.Run(tt.spec, func(t *testing.T) {

@@ -180,23 +180,6 @@ func TestNftOrderedRangeEnds(t *testing.T) {
 	}
 }
 
-func TestIptablesConditionBoundaries(t *testing.T) {
-	tests := []struct {
-		spec                  string
-		root, user, forwarded outcome
-	}{
-		{"-d 169.254.169.254/255.0.255.0 -j DROP", unknown, unknown, unknown},
-		{"-m iprange --dst-range 169.254.169.250-169.254.169.254 -j DROP", all, all, all},
-		{"-m iprange --dst-range 169.254.169.254-169.254.169.255 -j DROP", all, all, all},
-		{"-m iprange --dst-range 169.254.169.255-169.254.170.0 -j DROP", none, none, none},
-	}
-	for _, tt := range tests {
-		t.Run(tt.spec, func(t *testing.T) {
-			checkOutcomes(t, parseSpec(t, tt.spec), "ipv4", tt.root, tt.user, tt.forwarded)
-		})
-	}
-}
-
 // A saved line longer than bufio's default 64 KiB (a long comment) is read.
 func TestParseSaveLongLine(t *testing.T) {
 	comment := strings.Repeat("x", 100*1024)
