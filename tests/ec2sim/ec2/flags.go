@@ -2,6 +2,7 @@ package ec2
 
 import (
 	"flag"
+	"fmt"
 	"strings"
 )
 
@@ -11,6 +12,7 @@ import (
 type ConfigFlags struct {
 	fault, actions, times, delay, applyAfter, applyDelay, throttle *string
 	fleet                                                          FleetSpec
+	keys                                                           map[string]string
 }
 
 // RegisterConfigFlags adds the flags to fs, each name prefixed with prefix.
@@ -28,6 +30,15 @@ func RegisterConfigFlags(fs *flag.FlagSet, prefix string) *ConfigFlags {
 		applyDelay: fs.String(prefix+"apply-delay", "", "apply a change this long after it was made instead of counting Describes"),
 		throttle:   fs.String(prefix+"throttle", "", "request token buckets per account and region: off, default (EC2's: 50/5,100/20), or MUTBURST/RATE,BURST/RATE"),
 	}
+	c.keys = map[string]string{}
+	fs.Func(prefix+"access-key", "KEY=ACCOUNT: requests signed with access key KEY belong to ACCOUNT (repeatable; any other key is account "+DefaultAccount+")", func(v string) error {
+		key, account, ok := strings.Cut(v, "=")
+		if !ok || key == "" || len(account) != 12 {
+			return fmt.Errorf("access key %q: want KEY=ACCOUNT with a 12-digit account", v)
+		}
+		c.keys[key] = account
+		return nil
+	})
 	fs.IntVar(&c.fleet.Instances, prefix+"instances", 0, "generate a fleet of this many instances (default: the one instance the IMDS simulator describes)")
 	fs.IntVar(&c.fleet.Regions, prefix+"regions", 1, "generated fleet: spread over this many regions")
 	fs.IntVar(&c.fleet.Accounts, prefix+"accounts", 1, "generated fleet: spread over this many accounts (each offers "+RoleARN("ACCOUNT")+" to AssumeRole)")
@@ -47,12 +58,17 @@ func (c *ConfigFlags) Server() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	var s *Server
 	if c.fleet.Instances == 0 {
-		return NewDefault(cfg), nil
+		s = NewDefault(cfg)
+	} else {
+		s = New(cfg)
+		if err := s.Generate(c.fleet); err != nil {
+			return nil, err
+		}
 	}
-	s := New(cfg)
-	if err := s.Generate(c.fleet); err != nil {
-		return nil, err
+	for key, account := range c.keys {
+		s.AddAccessKey(key, account)
 	}
 	return s, nil
 }

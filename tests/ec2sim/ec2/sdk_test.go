@@ -3,6 +3,8 @@ package ec2
 import (
 	"context"
 	"errors"
+	"flag"
+	"io"
 	"net"
 	"net/http"
 	"testing"
@@ -35,11 +37,16 @@ func serve(t *testing.T, s *Server) string {
 // client is the real SDK's EC2 client pointed at the simulator, without retries so every
 // error reaches the test.
 func client(url, region, key string) *awsec2.Client {
+	return clientWith(url, region, credentials.NewStaticCredentialsProvider(key, "secret", ""))
+}
+
+func clientWith(url, region string, creds aws.CredentialsProvider) *awsec2.Client {
 	return awsec2.New(awsec2.Options{
 		Region:       region,
 		BaseEndpoint: aws.String(url),
-		Credentials:  credentials.NewStaticCredentialsProvider(key, "secret", ""),
+		Credentials:  creds,
 		Retryer:      aws.NopRetryer{},
+		HTTPClient:   BufferingClient{},
 	})
 }
 
@@ -537,7 +544,7 @@ func TestAssumeRoleAccounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	url := serve(t, s)
-	stsc := sts.New(sts.Options{Region: "us-east-1", BaseEndpoint: aws.String(url), Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""), Retryer: aws.NopRetryer{}})
+	stsc := sts.New(sts.Options{Region: "us-east-1", BaseEndpoint: aws.String(url), Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""), Retryer: aws.NopRetryer{}, HTTPClient: BufferingClient{}})
 	out, err := stsc.AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String(RoleARN(FleetAccount(2))), RoleSessionName: aws.String("imdsmend")})
 	if err != nil {
 		t.Fatal(err)
@@ -546,8 +553,7 @@ func TestAssumeRoleAccounts(t *testing.T) {
 	if *out.AssumedRoleUser.Arn != "arn:aws:sts::200000000002:assumed-role/imdsmend-fleet/imdsmend" || cr.Expiration == nil || *cr.SessionToken == "" {
 		t.Errorf("assumed role %s, expiration %v", *out.AssumedRoleUser.Arn, cr.Expiration)
 	}
-	c := awsec2.New(awsec2.Options{Region: "us-east-1", BaseEndpoint: aws.String(url), Retryer: aws.NopRetryer{},
-		Credentials: credentials.NewStaticCredentialsProvider(*cr.AccessKeyId, *cr.SecretAccessKey, *cr.SessionToken)})
+	c := clientWith(url, "us-east-1", credentials.NewStaticCredentialsProvider(*cr.AccessKeyId, *cr.SecretAccessKey, *cr.SessionToken))
 	d, err := c.DescribeInstances(ctx, &awsec2.DescribeInstancesInput{})
 	if err != nil {
 		t.Fatal(err)
@@ -561,7 +567,7 @@ func TestAssumeRoleAccounts(t *testing.T) {
 	if len(d.Reservations) != want || want == 0 || *d.Reservations[0].OwnerId != "200000000002" {
 		t.Errorf("%d reservations, want %d of account 200000000002", len(d.Reservations), want)
 	}
-	id, err := sts.New(sts.Options{Region: "us-east-1", BaseEndpoint: aws.String(url), Retryer: aws.NopRetryer{},
+	id, err := sts.New(sts.Options{Region: "us-east-1", BaseEndpoint: aws.String(url), Retryer: aws.NopRetryer{}, HTTPClient: BufferingClient{},
 		Credentials: credentials.NewStaticCredentialsProvider(*cr.AccessKeyId, *cr.SecretAccessKey, *cr.SessionToken)}).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil || *id.Account != "200000000002" {
 		t.Errorf("caller identity %v, %v", id, err)
@@ -649,5 +655,42 @@ func TestAdmin(t *testing.T) {
 	}
 	if err := admin.SetOptions(ctx, DefaultInstanceID, Options{HopLimit: 65}); err == nil {
 		t.Error("hop limit 65 was accepted")
+	}
+}
+
+// TestFlags: the standalone flags build the fleet, the fault and the access keys.
+func TestFlags(t *testing.T) {
+	fs := flag.NewFlagSet("ec2sim", flag.ContinueOnError)
+	c := RegisterConfigFlags(fs, "")
+	err := fs.Parse([]string{"--instances", "100", "--regions", "2", "--accounts", "2", "--seed", "9", "--fault", "unauthorized", "--fault-actions", "ModifyInstanceMetadataOptions",
+		"--apply-after", "3", "--throttle", "default", "--access-key", "AKIDSECOND=" + FleetAccount(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Server()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := s.Config(); cfg.Fault != FaultUnauthorized || cfg.ApplyAfter != 3 || cfg.Throttle != DefaultRates || len(cfg.Actions) != 1 {
+		t.Errorf("config %+v", cfg)
+	}
+	c2 := client(serve(t, s), "eu-central-1", "AKIDSECOND")
+	out, err := c2.DescribeInstances(ctx, &awsec2.DescribeInstancesInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Reservations) != 25 || *out.Reservations[0].OwnerId != FleetAccount(1) {
+		t.Errorf("%d reservations for the second account in eu-central-1, want 25", len(out.Reservations))
+	}
+	for _, bad := range [][]string{{"--access-key", "AKID=1"}, {"--fault", "nope"}, {"--throttle", "lots"}} {
+		fs := flag.NewFlagSet("ec2sim", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		c := RegisterConfigFlags(fs, "")
+		if err := fs.Parse(bad); err == nil {
+			_, err = c.Server()
+			if err == nil {
+				t.Errorf("%v accepted", bad)
+			}
+		}
 	}
 }
