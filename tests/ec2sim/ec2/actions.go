@@ -51,7 +51,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, rid, errThrottled())
 		return
 	}
-	if !s.admit(account, req.Region, req.Action) {
+	if !s.admit(account, req.Region, req) {
 		s.writeError(w, rid, errThrottled())
 		return
 	}

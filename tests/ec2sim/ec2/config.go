@@ -55,19 +55,27 @@ func ParseFault(name string) (Fault, error) {
 // DeclarativeMessage is the exception message the simulated declarative policy carries.
 const DeclarativeMessage = "IMDS settings are managed by your organization's declarative policy; contact your cloud platform team"
 
-// Rates are EC2's request token buckets for one account and region: each request takes a
-// token from its kind's bucket, which refills at Rate tokens per second up to Burst. An
-// empty bucket answers RequestLimitExceeded. Zero Burst turns that kind's throttling off.
-type Rates struct {
-	MutatingBurst    int     `json:"mutating_burst"`
-	MutatingRate     float64 `json:"mutating_rate"`
-	NonMutatingBurst int     `json:"non_mutating_burst"`
-	NonMutatingRate  float64 `json:"non_mutating_rate"`
+// Bucket is one kind of EC2 request token bucket: Burst tokens at most, refilled at Rate
+// tokens per second. Zero Burst does not throttle that kind.
+type Bucket struct {
+	Burst int     `json:"burst"`
+	Rate  float64 `json:"rate"`
 }
 
-// DefaultRates are the bucket sizes and refill rates EC2 documents for its request
-// throttling (mutating: 50, 5/s; non-mutating: 100, 20/s).
-var DefaultRates = Rates{MutatingBurst: 50, MutatingRate: 5, NonMutatingBurst: 100, NonMutatingRate: 20}
+// Rates are EC2's request rate limits: every action has a bucket of its own per account
+// and region, sized by its kind; a request takes a token, and an empty bucket answers
+// RequestLimitExceeded.
+type Rates struct {
+	Mutating    Bucket `json:"mutating"`
+	NonMutating Bucket `json:"non_mutating"`
+	// Unpaginated is for non-mutating calls with neither a filter, nor IDs, nor a page size.
+	Unpaginated Bucket `json:"unpaginated"`
+}
+
+// DefaultRates are the bucket sizes and refill rates EC2 documents for request rate
+// limiting: mutating 200 and 5/s, non-mutating 100 and 20/s, unfiltered and unpaginated
+// non-mutating 50 and 10/s.
+var DefaultRates = Rates{Mutating: Bucket{200, 5}, NonMutating: Bucket{100, 20}, Unpaginated: Bucket{50, 10}}
 
 // Config is the server's behaviour; it can be changed while the server runs.
 type Config struct {
@@ -166,7 +174,8 @@ func ParseConfig(fault, actions, times, delay, applyAfter, applyDelay, throttle 
 }
 
 // ParseRates reads "off" or "", "default" (EC2's documented rates), or
-// "MUTBURST/MUTRATE,BURST/RATE" such as "50/5,100/20".
+// "MUTATING,NON_MUTATING[,UNPAGINATED]" buckets as BURST/RATE, such as "200/5,100/20,50/10"
+// (without the third, unpaginated calls share the non-mutating sizes).
 func ParseRates(v string) (Rates, error) {
 	switch v {
 	case "", "off":
@@ -174,36 +183,26 @@ func ParseRates(v string) (Rates, error) {
 	case "default":
 		return DefaultRates, nil
 	}
-	bad := fmt.Errorf("throttle %q: want off, default, or MUTATING_BURST/RATE,NON_MUTATING_BURST/RATE such as 50/5,100/20", v)
-	mut, non, ok := strings.Cut(v, ",")
-	if !ok {
+	bad := fmt.Errorf("throttle %q: want off, default, or MUTATING,NON_MUTATING[,UNPAGINATED] buckets as BURST/RATE such as 200/5,100/20,50/10", v)
+	parts := strings.Split(v, ",")
+	if len(parts) < 2 || len(parts) > 3 {
 		return Rates{}, bad
 	}
-	var r Rates
-	var err1, err2 error
-	if r.MutatingBurst, r.MutatingRate, err1 = parseBucket(mut); err1 != nil {
-		return Rates{}, bad
+	var buckets []Bucket
+	for _, p := range parts {
+		b, r, ok := strings.Cut(p, "/")
+		burst, err1 := strconv.Atoi(b)
+		rate, err2 := strconv.ParseFloat(r, 64)
+		if !ok || err1 != nil || err2 != nil || burst < 0 || rate < 0 {
+			return Rates{}, bad
+		}
+		buckets = append(buckets, Bucket{burst, rate})
 	}
-	if r.NonMutatingBurst, r.NonMutatingRate, err2 = parseBucket(non); err2 != nil {
-		return Rates{}, bad
+	r := Rates{Mutating: buckets[0], NonMutating: buckets[1], Unpaginated: buckets[1]}
+	if len(buckets) == 3 {
+		r.Unpaginated = buckets[2]
 	}
 	return r, nil
-}
-
-func parseBucket(v string) (int, float64, error) {
-	b, r, ok := strings.Cut(v, "/")
-	if !ok {
-		return 0, 0, fmt.Errorf("no /")
-	}
-	burst, err := strconv.Atoi(b)
-	if err != nil || burst < 0 {
-		return 0, 0, fmt.Errorf("burst %q", b)
-	}
-	rate, err := strconv.ParseFloat(r, 64)
-	if err != nil || rate < 0 {
-		return 0, 0, fmt.Errorf("rate %q", r)
-	}
-	return burst, rate, nil
 }
 
 // String is the form ParseRates reads.
@@ -211,8 +210,8 @@ func (r Rates) String() string {
 	if r == (Rates{}) {
 		return "off"
 	}
-	f := func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
-	return fmt.Sprintf("%d/%s,%d/%s", r.MutatingBurst, f(r.MutatingRate), r.NonMutatingBurst, f(r.NonMutatingRate))
+	f := func(b Bucket) string { return strconv.Itoa(b.Burst) + "/" + strconv.FormatFloat(b.Rate, 'g', -1, 64) }
+	return f(r.Mutating) + "," + f(r.NonMutating) + "," + f(r.Unpaginated)
 }
 
 // faultFor says whether the configured fault spoils this answer, and counts it.
@@ -243,33 +242,36 @@ type bucket struct {
 	last   time.Time
 }
 
-// mutating lists the actions that take from the mutating bucket.
+// mutating lists the actions that take from mutating buckets.
 var mutating = map[string]bool{"ModifyInstanceMetadataOptions": true}
 
-// admit takes a token for the request from its account's and region's bucket.
-func (s *Server) admit(account, region, action string) bool {
+// admit takes a token for the request from its action's bucket in its account and region.
+func (s *Server) admit(account, region string, req *request) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.cfg.Throttle
-	burst, rate, kind := r.NonMutatingBurst, r.NonMutatingRate, "non-mutating"
-	if mutating[action] {
-		burst, rate, kind = r.MutatingBurst, r.MutatingRate, "mutating"
+	b, kind := r.NonMutating, "non-mutating"
+	switch {
+	case mutating[req.Action]:
+		b, kind = r.Mutating, "mutating"
+	case len(req.filters()) == 0 && len(req.list("InstanceId")) == 0 && req.Params.Get("MaxResults") == "":
+		b, kind = r.Unpaginated, "unpaginated"
 	}
-	if burst == 0 {
+	if b.Burst == 0 {
 		return true
 	}
 	now := s.now()
-	key := account + "/" + region + "/" + kind
-	b, ok := s.buckets[key]
+	key := account + "/" + region + "/" + req.Action + "/" + kind
+	tb, ok := s.buckets[key]
 	if !ok {
-		b = &bucket{tokens: float64(burst), last: now}
-		s.buckets[key] = b
+		tb = &bucket{tokens: float64(b.Burst), last: now}
+		s.buckets[key] = tb
 	}
-	b.tokens = min(float64(burst), b.tokens+now.Sub(b.last).Seconds()*rate)
-	b.last = now
-	if b.tokens < 1 {
+	tb.tokens = min(float64(b.Burst), tb.tokens+now.Sub(tb.last).Seconds()*b.Rate)
+	tb.last = now
+	if tb.tokens < 1 {
 		return false
 	}
-	b.tokens--
+	tb.tokens--
 	return true
 }

@@ -28,7 +28,7 @@ func RegisterConfigFlags(fs *flag.FlagSet, prefix string) *ConfigFlags {
 		delay:      fs.String(prefix+"delay", "", "slow: wait this long before each answer (default "+DefaultDelay.String()+")"),
 		applyAfter: fs.String(prefix+"apply-after", "", "DescribeInstances answers that show a change pending before it is applied (default 1)"),
 		applyDelay: fs.String(prefix+"apply-delay", "", "apply a change this long after it was made instead of counting Describes"),
-		throttle:   fs.String(prefix+"throttle", "", "request token buckets per account and region: off, default (EC2's: 50/5,100/20), or MUTBURST/RATE,BURST/RATE"),
+		throttle:   fs.String(prefix+"throttle", "", "request rate limits, a bucket per action, account and region: off, default (EC2's: mutating 200/5, non-mutating 100/20, unpaginated 50/10), or MUT,NONMUT[,UNPAGINATED] as BURST/RATE"),
 	}
 	c.keys = map[string]string{}
 	fs.Func(prefix+"access-key", "KEY=ACCOUNT: requests signed with access key KEY belong to ACCOUNT (repeatable; any other key is account "+DefaultAccount+")", func(v string) error {

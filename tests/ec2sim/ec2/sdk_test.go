@@ -578,32 +578,43 @@ func TestAssumeRoleAccounts(t *testing.T) {
 	}
 }
 
-// TestThrottleBuckets: each account and region has a mutating and a non-mutating bucket;
-// an empty one answers RequestLimitExceeded until it refills.
+// TestThrottleBuckets: each action has its own bucket per account and region, sized by
+// kind (mutating, non-mutating, unfiltered and unpaginated); an empty one answers
+// RequestLimitExceeded until it refills.
 func TestThrottleBuckets(t *testing.T) {
-	s := NewDefault(Config{Throttle: Rates{MutatingBurst: 2, MutatingRate: 1, NonMutatingBurst: 3, NonMutatingRate: 1}})
+	s := NewDefault(Config{Throttle: Rates{Mutating: Bucket{2, 1}, NonMutating: Bucket{3, 1}, Unpaginated: Bucket{1, 1}}})
 	clock := simkit.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	s.SetClock(clock.Now)
 	url := serve(t, s)
 	c := client(url, DefaultRegion, "AKIDEXAMPLE")
 	other := client(url, "eu-west-1", "AKIDEXAMPLE")
-	describe := func(c *awsec2.Client) string {
+	code := func(err error) string { return errOf(t, err).Code }
+	unpaginated := func(c *awsec2.Client) string {
 		_, err := c.DescribeInstances(ctx, &awsec2.DescribeInstancesInput{})
-		return errOf(t, err).Code
+		return code(err)
+	}
+	paged := func() string {
+		_, err := c.DescribeInstances(ctx, &awsec2.DescribeInstancesInput{MaxResults: aws.Int32(5)})
+		return code(err)
 	}
 	modify := func() string {
 		_, err := c.ModifyInstanceMetadataOptions(ctx, &awsec2.ModifyInstanceMetadataOptionsInput{InstanceId: aws.String(DefaultInstanceID), HttpEndpoint: "enabled"})
-		return errOf(t, err).Code
+		return code(err)
 	}
-	got := []string{describe(c), describe(c), describe(c), describe(c), modify(), modify(), modify(), describe(other)}
+	regions := func() string {
+		_, err := c.DescribeRegions(ctx, &awsec2.DescribeRegionsInput{RegionNames: []string{"us-east-1"}})
+		return code(err)
+	}
+	got := []string{unpaginated(c), unpaginated(c), paged(), paged(), paged(), paged(), regions(), modify(), modify(), modify(), unpaginated(other)}
 	clock.Advance(time.Second)
-	got = append(got, describe(c), describe(c), modify(), modify())
-	want := []string{"", "", "", "RequestLimitExceeded", "", "", "RequestLimitExceeded", "", "", "RequestLimitExceeded", "", "RequestLimitExceeded"}
+	got = append(got, unpaginated(c), unpaginated(c), paged(), modify(), modify())
+	const rle = "RequestLimitExceeded"
+	want := []string{"", rle, "", "", "", rle, "", "", "", rle, "", "", rle, "", "", rle}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("codes (-want +got):\n%s", diff)
 	}
 	st := s.Stats()
-	if st.Throttled != 4 || st.ByAction["DescribeInstances"] != 7 || st.ByAction["ModifyInstanceMetadataOptions"] != 5 || st.Modified != 3 {
+	if st.Throttled != 5 || st.ByAction["DescribeInstances"] != 10 || st.ByAction["ModifyInstanceMetadataOptions"] != 5 || st.Modified != 3 {
 		t.Errorf("stats %+v", st)
 	}
 }
@@ -690,6 +701,35 @@ func TestFlags(t *testing.T) {
 			_, err = c.Server()
 			if err == nil {
 				t.Errorf("%v accepted", bad)
+			}
+		}
+	}
+}
+
+func TestParseRates(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Rates
+		ok   bool
+	}{
+		{"", Rates{}, true},
+		{"off", Rates{}, true},
+		{"default", DefaultRates, true},
+		{"200/5,100/20,50/10", DefaultRates, true},
+		{"10/1,20/2", Rates{Bucket{10, 1}, Bucket{20, 2}, Bucket{20, 2}}, true},
+		{"10/1", Rates{}, false},
+		{"10/1,x/2", Rates{}, false},
+		{"10/1,20/-2", Rates{}, false},
+		{"1/1,2/2,3/3,4/4", Rates{}, false},
+	}
+	for _, tt := range tests {
+		got, err := ParseRates(tt.in)
+		if (err == nil) != tt.ok || got != tt.want {
+			t.Errorf("ParseRates(%q) = %+v, %v; want %+v, ok %v", tt.in, got, err, tt.want, tt.ok)
+		}
+		if tt.ok {
+			if back, _ := ParseRates(got.String()); back != got {
+				t.Errorf("%q: String %q reads back as %+v", tt.in, got.String(), back)
 			}
 		}
 	}
