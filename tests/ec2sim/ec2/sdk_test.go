@@ -23,7 +23,7 @@ import (
 )
 
 // serve runs s on a loopback port for the test.
-func serve(t *testing.T, s *Server) string {
+func serve(t testing.TB, s *Server) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
