@@ -29,13 +29,15 @@ const (
 	FaultNeverApplied Fault = "never-applied"
 	// 200 with a truncated XML document.
 	FaultMalformed Fault = "malformed"
+	// The connection closes without an answer, as an endpoint that cannot be reached.
+	FaultReset Fault = "reset"
 	// Every answer waits Delay first.
 	FaultSlow Fault = "slow"
 )
 
 // Faults lists every fault in sorted order, for --help and validation.
 func Faults() []Fault {
-	all := []Fault{FaultOK, FaultUnauthorized, FaultThrottled, FaultUnsupported, FaultDeclarative, FaultNeverApplied, FaultMalformed, FaultSlow}
+	all := []Fault{FaultOK, FaultUnauthorized, FaultThrottled, FaultUnsupported, FaultDeclarative, FaultNeverApplied, FaultMalformed, FaultReset, FaultSlow}
 	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
 	return all
 }
@@ -83,6 +85,8 @@ type Config struct {
 	// Actions limits the fault to these actions (e.g. ModifyInstanceMetadataOptions);
 	// empty means every action.
 	Actions []string `json:"actions,omitempty"`
+	// Regions limits the fault to requests scoped to these regions; empty means all.
+	Regions []string `json:"regions,omitempty"`
 	// Times is how many answers the fault spoils before the server is healthy again;
 	// 0 is every answer.
 	Times int `json:"times,omitempty"`
@@ -131,46 +135,58 @@ func (s *Server) setConfigLocked(cfg Config) {
 	s.buckets = map[string]*bucket{}
 }
 
-// ParseConfig builds a Config from its textual form (flags or the admin form); empty
-// strings take the defaults.
-func ParseConfig(fault, actions, times, delay, applyAfter, applyDelay, throttle string) (Config, error) {
+// The fields of a Config's textual form: the admin form's names, and (with - for _) the
+// flags'.
+var configFields = []string{"fault", "actions", "regions", "times", "delay", "apply_after", "apply_delay", "throttle"}
+
+// ParseConfig builds a Config from its textual form, field by field (see configFields);
+// empty fields take the defaults.
+func ParseConfig(field func(name string) string) (Config, error) {
 	cfg := Config{ApplyAfter: DefaultApplyAfter}
 	var err error
+	fault := field("fault")
 	if fault == "" {
 		fault = string(FaultOK)
 	}
 	if cfg.Fault, err = ParseFault(fault); err != nil {
 		return Config{}, err
 	}
-	for _, a := range strings.Split(actions, ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			cfg.Actions = append(cfg.Actions, a)
-		}
-	}
-	if times != "" {
+	cfg.Actions, cfg.Regions = splitList(field("actions")), splitList(field("regions"))
+	if times := field("times"); times != "" {
 		if cfg.Times, err = strconv.Atoi(times); err != nil || cfg.Times < 0 {
 			return Config{}, fmt.Errorf("times %q: want a count, at least 0", times)
 		}
 	}
-	if delay != "" {
+	if delay := field("delay"); delay != "" {
 		if cfg.Delay, err = time.ParseDuration(delay); err != nil || cfg.Delay < 0 {
 			return Config{}, fmt.Errorf("delay %q: want a duration such as 300ms", delay)
 		}
 	}
-	if applyAfter != "" {
+	if applyAfter := field("apply_after"); applyAfter != "" {
 		if cfg.ApplyAfter, err = strconv.Atoi(applyAfter); err != nil || cfg.ApplyAfter < 0 {
 			return Config{}, fmt.Errorf("apply-after %q: want a count of DescribeInstances answers, at least 0", applyAfter)
 		}
 	}
-	if applyDelay != "" {
+	if applyDelay := field("apply_delay"); applyDelay != "" {
 		if cfg.ApplyDelay, err = time.ParseDuration(applyDelay); err != nil || cfg.ApplyDelay < 0 {
 			return Config{}, fmt.Errorf("apply-delay %q: want a duration such as 2s", applyDelay)
 		}
 	}
+	throttle := field("throttle")
 	if cfg.Throttle, err = ParseRates(throttle); err != nil {
 		return Config{}, err
 	}
 	return cfg, nil
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, a := range strings.Split(v, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // ParseRates reads "off" or "", "default" (EC2's documented rates), or
@@ -215,11 +231,12 @@ func (r Rates) String() string {
 }
 
 // faultFor says whether the configured fault spoils this answer, and counts it.
-func (s *Server) faultFor(action string) Fault {
+func (s *Server) faultFor(action, region string) Fault {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cfg := s.cfg
-	if cfg.Fault == FaultOK || (len(cfg.Actions) > 0 && !containsString(cfg.Actions, action)) {
+	if cfg.Fault == FaultOK || (len(cfg.Actions) > 0 && !containsString(cfg.Actions, action)) ||
+		(len(cfg.Regions) > 0 && !containsString(cfg.Regions, region)) {
 		return FaultOK
 	}
 	switch cfg.Fault {

@@ -661,6 +661,13 @@ func TestAdmin(t *testing.T) {
 	if st.Requests != 2 || st.Errors["UnauthorizedOperation"] != 1 {
 		t.Errorf("stats %+v", st)
 	}
+	if err := admin.RemoveInstance(ctx, DefaultInstanceID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.DescribeInstances(ctx, &awsec2.DescribeInstancesInput{InstanceIds: []string{DefaultInstanceID}})
+	if got := errOf(t, err); got.Code != "InvalidInstanceID.NotFound" {
+		t.Errorf("describe a removed instance: %+v", got)
+	}
 	if err := admin.SetConfig(ctx, Config{Fault: "bogus"}); err == nil {
 		t.Error("a bogus fault was accepted")
 	}
@@ -673,7 +680,7 @@ func TestAdmin(t *testing.T) {
 func TestFlags(t *testing.T) {
 	fs := flag.NewFlagSet("ec2sim", flag.ContinueOnError)
 	c := RegisterConfigFlags(fs, "")
-	err := fs.Parse([]string{"--instances", "100", "--regions", "2", "--accounts", "2", "--seed", "9", "--fault", "unauthorized", "--fault-actions", "ModifyInstanceMetadataOptions",
+	err := fs.Parse([]string{"--instances", "100", "--regions", "2", "--accounts", "2", "--seed", "9", "--fault", "unauthorized", "--fault-actions", "ModifyInstanceMetadataOptions", "--fault-regions", "us-east-1",
 		"--apply-after", "3", "--throttle", "default", "--access-key", "AKIDSECOND=" + FleetAccount(1)})
 	if err != nil {
 		t.Fatal(err)
@@ -682,7 +689,7 @@ func TestFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg := s.Config(); cfg.Fault != FaultUnauthorized || cfg.ApplyAfter != 3 || cfg.Throttle != DefaultRates || len(cfg.Actions) != 1 {
+	if cfg := s.Config(); cfg.Fault != FaultUnauthorized || cfg.ApplyAfter != 3 || cfg.Throttle != DefaultRates || len(cfg.Actions) != 1 || len(cfg.Regions) != 1 {
 		t.Errorf("config %+v", cfg)
 	}
 	c2 := client(serve(t, s), "eu-central-1", "AKIDSECOND")
@@ -732,5 +739,24 @@ func TestParseRates(t *testing.T) {
 				t.Errorf("%q: String %q reads back as %+v", tt.in, got.String(), back)
 			}
 		}
+	}
+}
+
+// TestFaultScope: a fault limited to a region and an action spoils only those answers; the
+// reset fault closes the connection without an answer.
+func TestFaultScope(t *testing.T) {
+	s := NewDefault(Config{Fault: FaultReset, Regions: []string{"eu-west-1"}, Actions: []string{"DescribeInstances"}})
+	url := serve(t, s)
+	eu, us := client(url, "eu-west-1", "AKIDEXAMPLE"), client(url, DefaultRegion, "AKIDEXAMPLE")
+	if _, err := us.DescribeInstances(ctx, &awsec2.DescribeInstancesInput{}); err != nil {
+		t.Errorf("us-east-1: %v", err)
+	}
+	if _, err := eu.DescribeRegions(ctx, &awsec2.DescribeRegionsInput{}); err != nil {
+		t.Errorf("eu-west-1 DescribeRegions: %v", err)
+	}
+	_, err := eu.DescribeInstances(ctx, &awsec2.DescribeInstancesInput{})
+	var ae smithy.APIError
+	if err == nil || errors.As(err, &ae) {
+		t.Errorf("eu-west-1 DescribeInstances: %v, want a transport error", err)
 	}
 }
