@@ -155,6 +155,15 @@ func NewAdminClient(addr string) *AdminClient {
 	return &AdminClient{simkit.NewAdminClient("ec2sim", addr)}
 }
 
+// IMDSSimMount is where imdssim --ec2 serves this admin API on its own admin listener.
+const IMDSSimMount = "/ec2"
+
+// NewIMDSSimAdminClient returns a client for the EC2 simulator inside an imdssim --ec2,
+// through imdssim's admin socket at path.
+func NewIMDSSimAdminClient(path string) *AdminClient {
+	return &AdminClient{simkit.NewAdminClient("ec2sim", "unix:"+path).Under(IMDSSimMount)}
+}
+
 // Stats reads the counters.
 func (c *AdminClient) Stats(ctx context.Context) (Stats, error) {
 	var st Stats
