@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -186,6 +187,14 @@ func TestErrors(t *testing.T) {
 			_, err := client(*c.Options().BaseEndpoint, "us-nowhere-1", "AKIDEXAMPLE").DescribeInstances(ctx, &awsec2.DescribeInstancesInput{})
 			return err
 		}, apiErr{"AuthFailure", 401, true}},
+		{"the instance asked for in another region", func() error {
+			_, err := client(*c.Options().BaseEndpoint, "eu-west-1", "AKIDEXAMPLE").DescribeInstances(ctx, &awsec2.DescribeInstancesInput{InstanceIds: []string{DefaultInstanceID}})
+			return err
+		}, apiErr{"InvalidInstanceID.NotFound", 400, true}},
+		{"an unknown region name", func() error {
+			_, err := c.DescribeRegions(ctx, &awsec2.DescribeRegionsInput{AllRegions: aws.Bool(true), Filters: []types.Filter{{Name: aws.String("region-name"), Values: []string{"x"}}}, RegionNames: []string{"nowhere-1"}})
+			return err
+		}, apiErr{"InvalidParameterValue", 400, true}},
 		{"an action the simulator lacks", func() error {
 			_, err := c.DescribeVpcs(ctx, &awsec2.DescribeVpcsInput{})
 			return err
@@ -758,5 +767,20 @@ func TestFaultScope(t *testing.T) {
 	var ae smithy.APIError
 	if err == nil || errors.As(err, &ae) {
 		t.Errorf("eu-west-1 DescribeInstances: %v, want a transport error", err)
+	}
+}
+
+// TestUnknownParameter: a parameter the action does not take is refused, as the service
+// does (the SDK never sends one, so this goes by hand).
+func TestUnknownParameter(t *testing.T) {
+	url := serve(t, NewDefault(Config{}))
+	resp, err := http.PostForm(url, map[string][]string{"Action": {"DescribeInstances"}, "Version": {APIVersion}, "InstanceIds.1": {DefaultInstanceID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 400 || !strings.Contains(string(body), "<Code>UnknownParameter</Code>") {
+		t.Errorf("%d %s", resp.StatusCode, body)
 	}
 }
