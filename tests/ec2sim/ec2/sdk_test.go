@@ -784,3 +784,39 @@ func TestUnknownParameter(t *testing.T) {
 		t.Errorf("%d %s", resp.StatusCode, body)
 	}
 }
+
+// TestAssumeRoleWithWebIdentity: the SDK's web identity exchange (unsigned) gets credentials
+// of the role's account; a token that is not a JWT and an unknown role are refused.
+func TestAssumeRoleWithWebIdentity(t *testing.T) {
+	s := NewDefault(Config{})
+	role := RoleARN("210987654321")
+	s.AddRole(role)
+	url := serve(t, s)
+	stsc := sts.New(sts.Options{Region: "us-east-1", BaseEndpoint: aws.String(url), Retryer: aws.NopRetryer{}, HTTPClient: BufferingClient{}})
+	jwt := "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJpbWRzbWVuZCJ9.c2ln"
+	out, err := stsc.AssumeRoleWithWebIdentity(ctx, &sts.AssumeRoleWithWebIdentityInput{RoleArn: aws.String(role), RoleSessionName: aws.String("pod"), WebIdentityToken: aws.String(jwt)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *out.AssumedRoleUser.Arn != "arn:aws:sts::210987654321:assumed-role/imdsmend-fleet/pod" || *out.Credentials.AccessKeyId == "" || *out.Provider == "" {
+		t.Errorf("assumed %s with key %q, provider %v", *out.AssumedRoleUser.Arn, *out.Credentials.AccessKeyId, out.Provider)
+	}
+	cr := out.Credentials
+	id, err := sts.New(sts.Options{Region: "us-east-1", BaseEndpoint: aws.String(url), Retryer: aws.NopRetryer{}, HTTPClient: BufferingClient{},
+		Credentials: credentials.NewStaticCredentialsProvider(*cr.AccessKeyId, *cr.SecretAccessKey, *cr.SessionToken)}).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil || *id.Account != "210987654321" {
+		t.Errorf("caller identity %v, %v", id, err)
+	}
+	for _, tt := range []struct {
+		role, token string
+		want        apiErr
+	}{
+		{role, "not-a-jwt", apiErr{"InvalidIdentityToken", 400, true}},
+		{RoleARN("999999999999"), jwt, apiErr{"AccessDenied", 403, true}},
+	} {
+		_, err := stsc.AssumeRoleWithWebIdentity(ctx, &sts.AssumeRoleWithWebIdentityInput{RoleArn: aws.String(tt.role), RoleSessionName: aws.String("pod"), WebIdentityToken: aws.String(tt.token)})
+		if got := errOf(t, err); got != tt.want {
+			t.Errorf("%s, %q: %+v, want %+v", tt.role, tt.token, got, tt.want)
+		}
+	}
+}
