@@ -13,6 +13,7 @@ type ConfigFlags struct {
 	fields map[string]*string // by configFields name
 	fleet  FleetSpec
 	keys   map[string]string
+	roles  []string
 }
 
 // RegisterConfigFlags adds the flags to fs, each name prefixed with prefix.
@@ -48,6 +49,13 @@ func RegisterConfigFlags(fs *flag.FlagSet, prefix string) *ConfigFlags {
 		c.keys[key] = account
 		return nil
 	})
+	fs.Func(prefix+"role", "a role ARN (arn:aws:iam::ACCOUNT:role/NAME) that AssumeRole and AssumeRoleWithWebIdentity accept (repeatable)", func(v string) error {
+		if account, _ := parseRoleARN(v); account == "" {
+			return fmt.Errorf("role %q: want arn:aws:iam::ACCOUNT:role/NAME", v)
+		}
+		c.roles = append(c.roles, v)
+		return nil
+	})
 	fs.IntVar(&c.fleet.Instances, prefix+"instances", 0, "generate a fleet of this many instances (default: the one instance the IMDS simulator describes)")
 	fs.IntVar(&c.fleet.Regions, prefix+"regions", 1, "generated fleet: spread over this many regions")
 	fs.IntVar(&c.fleet.Accounts, prefix+"accounts", 1, "generated fleet: spread over this many accounts (each offers "+RoleARN("ACCOUNT")+" to AssumeRole)")
@@ -78,6 +86,9 @@ func (c *ConfigFlags) Server() (*Server, error) {
 	}
 	for key, account := range c.keys {
 		s.AddAccessKey(key, account)
+	}
+	for _, role := range c.roles {
+		s.AddRole(role)
 	}
 	return s, nil
 }

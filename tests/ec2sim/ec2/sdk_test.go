@@ -690,7 +690,7 @@ func TestFlags(t *testing.T) {
 	fs := flag.NewFlagSet("ec2sim", flag.ContinueOnError)
 	c := RegisterConfigFlags(fs, "")
 	err := fs.Parse([]string{"--instances", "100", "--regions", "2", "--accounts", "2", "--seed", "9", "--fault", "unauthorized", "--fault-actions", "ModifyInstanceMetadataOptions", "--fault-regions", "us-east-1",
-		"--apply-after", "3", "--throttle", "default", "--access-key", "AKIDSECOND=" + FleetAccount(1)})
+		"--apply-after", "3", "--throttle", "default", "--access-key", "AKIDSECOND=" + FleetAccount(1), "--role", "arn:aws:iam::111122223333:role/ops"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -709,7 +709,10 @@ func TestFlags(t *testing.T) {
 	if len(out.Reservations) != 25 || *out.Reservations[0].OwnerId != FleetAccount(1) {
 		t.Errorf("%d reservations for the second account in eu-central-1, want 25", len(out.Reservations))
 	}
-	for _, bad := range [][]string{{"--access-key", "AKID=1"}, {"--fault", "nope"}, {"--throttle", "lots"}} {
+	if !s.roles["arn:aws:iam::111122223333:role/ops"] {
+		t.Error("--role not registered")
+	}
+	for _, bad := range [][]string{{"--access-key", "AKID=1"}, {"--fault", "nope"}, {"--throttle", "lots"}, {"--role", "ops"}} {
 		fs := flag.NewFlagSet("ec2sim", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)
 		c := RegisterConfigFlags(fs, "")
