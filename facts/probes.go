@@ -16,7 +16,7 @@ import (
 // DefaultProbes are the probes every run gathers, in no particular order (they run
 // concurrently).
 func DefaultProbes() []Probe {
-	return []Probe{imdsProbe{}, firewallProbe{}, routeProbe{}, proxyProbe{}, nicProbe{}, callersProbe{}, cloudInitProbe{}}
+	return []Probe{imdsProbe{}, firewallProbe{new(firewall.Memo)}, routeProbe{}, proxyProbe{}, nicProbe{}, callersProbe{}, cloudInitProbe{}}
 }
 
 // The probes adapt each source package's reader to Probe: the source packages know
@@ -34,13 +34,14 @@ func (imdsProbe) Gather(ctx context.Context, cfg Config, f *Facts) error {
 	return err
 }
 
-// firewallProbe fills facts.firewall.
-type firewallProbe struct{}
+// firewallProbe fills facts.firewall; memo keeps the previous read for when the ruleset
+// has not changed since (the watch's passes).
+type firewallProbe struct{ memo *firewall.Memo }
 
 func (firewallProbe) Name() string { return "firewall" }
 
-func (firewallProbe) Gather(ctx context.Context, cfg Config, f *Facts) (err error) {
-	f.Firewall, err = firewall.Read(ctx, firewall.Config{Paths: cfg.Paths, IPv6: cfg.IPv6})
+func (p firewallProbe) Gather(ctx context.Context, cfg Config, f *Facts) (err error) {
+	f.Firewall, err = p.memo.Read(ctx, firewall.Config{Paths: cfg.Paths, IPv6: cfg.IPv6})
 	return err
 }
 
