@@ -19,6 +19,14 @@ func DefaultProbes() []Probe {
 	return []Probe{imdsProbe{}, firewallProbe{new(firewall.Memo)}, routeProbe{}, proxyProbe{}, nicProbe{}, callersProbe{}, cloudInitProbe{}}
 }
 
+// Names of the probes a watch pass can re-gather on its own (events.Trigger.Sections).
+const (
+	ProbeIMDS     = "imds"
+	ProbeFirewall = "firewall"
+	ProbeRoute    = "route"
+	ProbeProxy    = "proxy"
+)
+
 // The probes adapt each source package's reader to Probe: the source packages know
 // nothing of Facts or Config, so they import no hub and each other only for shared
 // lookups (firewall asks route which way IMDS traffic leaves).
@@ -26,7 +34,7 @@ func DefaultProbes() []Probe {
 // imdsProbe fills facts.imds (and facts.imds_ipv6 when cfg.IPv6 is set).
 type imdsProbe struct{}
 
-func (imdsProbe) Name() string { return "imds" }
+func (imdsProbe) Name() string { return ProbeIMDS }
 
 func (imdsProbe) Gather(ctx context.Context, cfg Config, f *Facts) error {
 	v4, v6, err := imds.Gather(ctx, cfg.IMDS, cfg.IPv6)
@@ -38,7 +46,7 @@ func (imdsProbe) Gather(ctx context.Context, cfg Config, f *Facts) error {
 // has not changed since (the watch's passes).
 type firewallProbe struct{ memo *firewall.Memo }
 
-func (firewallProbe) Name() string { return "firewall" }
+func (firewallProbe) Name() string { return ProbeFirewall }
 
 func (p firewallProbe) Gather(ctx context.Context, cfg Config, f *Facts) (err error) {
 	f.Firewall, err = p.memo.Read(ctx, firewall.Config{Paths: cfg.Paths, IPv6: cfg.IPv6})
@@ -48,7 +56,7 @@ func (p firewallProbe) Gather(ctx context.Context, cfg Config, f *Facts) (err er
 // routeProbe fills facts.route.
 type routeProbe struct{}
 
-func (routeProbe) Name() string { return "route" }
+func (routeProbe) Name() string { return ProbeRoute }
 
 func (routeProbe) Gather(_ context.Context, _ Config, f *Facts) (err error) {
 	f.Route, err = route.Read()
@@ -58,7 +66,7 @@ func (routeProbe) Gather(_ context.Context, _ Config, f *Facts) (err error) {
 // proxyProbe fills facts.proxy.
 type proxyProbe struct{}
 
-func (proxyProbe) Name() string { return "proxy" }
+func (proxyProbe) Name() string { return ProbeProxy }
 
 func (proxyProbe) Gather(ctx context.Context, cfg Config, f *Facts) (err error) {
 	f.Proxy, err = proxy.Gather(ctx, cfg.Paths, proxy.Hosts(cfg.IPv6))

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -24,15 +23,10 @@ type Trigger struct {
 	Sections []string
 }
 
-// Merge is one pass asked for by both t and u: their sources, and every section either
-// names (nil, all of them, when either does).
+// Merge is one pass asked for by t and then u: named by t, the first, it gathers every
+// section either names (all of them when either does).
 func (t Trigger) Merge(u Trigger) Trigger {
 	m := Trigger{Source: t.Source}
-	for _, src := range strings.Split(u.Source, ",") {
-		if !slices.Contains(strings.Split(m.Source, ","), src) {
-			m.Source += "," + src
-		}
-	}
 	if t.Sections == nil || u.Sections == nil {
 		return m
 	}
