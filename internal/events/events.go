@@ -62,8 +62,9 @@ type Debounce struct {
 // DefaultDebounce waits for 50 ms of quiet: a configuration tool's batch of rule changes
 // (iptables-restore, nft -f, a thousand `nft add rule` in a row) arrives well within that
 // of each other, while a single change still heals in a fraction of a second. A ruleset
-// that never stops changing (a kube-proxy sync loop) still costs at most a pass a second.
-var DefaultDebounce = Debounce{Quiet: 50 * time.Millisecond, Max: time.Second}
+// that never stops changing (a kube-proxy sync loop) still costs at most a pass every two
+// seconds, and a storm of a second is one pass.
+var DefaultDebounce = Debounce{Quiet: 50 * time.Millisecond, Max: 2 * time.Second}
 
 func realTimer(d time.Duration) (<-chan time.Time, func() bool) {
 	t := time.NewTimer(d)
