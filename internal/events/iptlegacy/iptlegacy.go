@@ -25,10 +25,7 @@ import (
 const Every = 30 * time.Second
 
 // Source follows the legacy iptables tables of this network namespace.
-type Source struct {
-	// Lock is the xtables lock file; "" for firewall.XtablesLockPath().
-	Lock string
-}
+type Source struct{}
 
 // Name implements events.Source.
 func (Source) Name() string { return "iptables-legacy" }
@@ -37,16 +34,12 @@ func (Source) Name() string { return "iptables-legacy" }
 func (Source) Sections() []string { return []string{facts.ProbeFirewall} }
 
 // Run implements events.Source; it ends when the tables can't be read.
-func (s Source) Run(ctx context.Context, changed func()) error {
-	lock := s.Lock
-	if lock == "" {
-		lock = firewall.XtablesLockPath()
-	}
+func (Source) Run(ctx context.Context, changed func()) error {
 	last, err := firewall.LegacyChecksums()
 	if err != nil {
 		return err
 	}
-	w, err := newLockWatch(lock)
+	w, err := newLockWatch(firewall.XtablesLockPath())
 	if err != nil {
 		return err
 	}
