@@ -70,9 +70,10 @@ type Config struct {
 // EC2Config is settings.allow.ec2_api and settings.ec2.
 type EC2Config struct {
 	// Allowed is settings.allow.ec2_api: without it the ec2 probe calls nothing.
-	Allowed bool
-	Region  string
-	RoleARN string
+	Allowed    bool
+	Region     string
+	InstanceID string
+	RoleARN    string
 	// CacheFor is how long an API answer kept in state.json stands in for a call.
 	CacheFor time.Duration
 }

@@ -109,7 +109,7 @@ func (identityProbe) Gather(_ context.Context, cfg Config, f *Facts) error {
 }
 
 func identityConfig(cfg Config) identity.Config {
-	return identity.Config{Paths: cfg.Paths, Getenv: os.Getenv, PolicyRegion: cfg.EC2.Region}
+	return identity.Config{Paths: cfg.Paths, Getenv: os.Getenv, PolicyRegion: cfg.EC2.Region, PolicyInstanceID: cfg.EC2.InstanceID}
 }
 
 // ec2Probe fills facts.ec2, only when the policy allows EC2 API calls. It runs beside the

@@ -86,8 +86,10 @@ type Settings struct {
 
 // EC2Settings are the EC2 API's settings; the calls are made only with allow.ec2_api.
 type EC2Settings struct {
-	// Region is used before the instance's own sources (facts.identity).
-	Region string
+	// Region and InstanceID are used before the instance's own sources (facts.identity;
+	// an instance ID IMDS answers with comes first).
+	Region     string
+	InstanceID string
 	// RoleARN is assumed (sts:AssumeRole) with the credentials found.
 	RoleARN string
 	// Interval is how long an answer of the API is kept in state.json in place of a call;

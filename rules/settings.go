@@ -166,7 +166,7 @@ func (m *settingsMerger) mergeIMDS(block *hcl.Block) hcl.Diagnostics {
 }
 
 var ec2Schema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "region"}, {Name: "role_arn"}, {Name: "interval"}},
+	Attributes: []hcl.AttributeSchema{{Name: "region"}, {Name: "instance_id"}, {Name: "role_arn"}, {Name: "interval"}},
 }
 
 // mergeEC2 reads `ec2 { region, role_arn, interval }`.
@@ -186,6 +186,8 @@ func (m *settingsMerger) mergeEC2(block *hcl.Block) hcl.Diagnostics {
 		switch as.Name {
 		case "region":
 			diags = append(diags, decodeString(a, &m.s.EC2.Region)...)
+		case "instance_id":
+			diags = append(diags, decodeString(a, &m.s.EC2.InstanceID)...)
 		case "role_arn":
 			diags = append(diags, decodeString(a, &m.s.EC2.RoleARN)...)
 		case "interval":

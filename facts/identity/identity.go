@@ -48,12 +48,12 @@ const (
 
 // Identity is facts.identity.
 type Identity struct {
-	InstanceID       string   `cty:"instance_id" json:"instance_id" doc:"The instance ID, from the first source that has one (imds, dmi, cloud_init, cloud_init_cache); empty when none has."`
-	InstanceIDSource string   `cty:"instance_id_source" json:"instance_id_source" doc:"Where instance_id came from: imds, dmi (the Nitro asset tag), cloud_init (this boot's instance-data.json) or cloud_init_cache (/var/lib/cloud/data/instance-id)."`
+	InstanceID       string   `cty:"instance_id" json:"instance_id" doc:"The instance ID, from the first source that has one (imds, policy, dmi, cloud_init, cloud_init_cache); empty when none has."`
+	InstanceIDSource string   `cty:"instance_id_source" json:"instance_id_source" doc:"Where instance_id came from: imds, policy (settings.ec2.instance_id), dmi (the Nitro asset tag), cloud_init (this boot's instance-data.json) or cloud_init_cache (/var/lib/cloud/data/instance-id)."`
 	Region           string   `cty:"region" json:"region" doc:"The region, from the first source that has one (policy, env, cloud_init, dnf_vars, yum_vars); empty when none has."`
 	RegionSource     string   `cty:"region_source" json:"region_source" doc:"Where region came from: policy (settings.ec2.region), env (AWS_REGION), cloud_init, dnf_vars (/etc/dnf/vars/awsregion) or yum_vars."`
 	StaleCache       bool     `cty:"stale_cache" json:"stale_cache" doc:"cloud-init's /var/lib/cloud/data/instance-id names another instance than a current source does: it was baked into the image, and cloud-init has not run for this instance."`
-	Verified         bool     `cty:"verified" json:"verified" doc:"instance_id comes from, or agrees with, a source of this boot (imds, dmi, cloud_init); false when only the cache, which can be stale, names it."`
+	Verified         bool     `cty:"verified" json:"verified" doc:"instance_id comes from, or agrees with, a source other than the cache (imds, policy, dmi, cloud_init); false when only the cache, which can be stale, names it."`
 	Sources          []Value  `cty:"sources" json:"sources" doc:"Every value found, with its source and file, including those that disagree with the chosen ones."`
 	Notes            []string `cty:"notes" json:"notes" doc:"What is odd about the sources: a stale cache, sources that disagree, unreadable files."`
 	// readNotes are the notes of reading, kept when choose runs again.
@@ -73,8 +73,9 @@ type Config struct {
 	Paths paths.Paths
 	// Getenv reads the environment (os.Getenv).
 	Getenv func(string) string
-	// PolicyRegion is settings.ec2.region.
-	PolicyRegion string
+	// PolicyRegion and PolicyInstanceID are settings.ec2.region and .instance_id.
+	PolicyRegion     string
+	PolicyInstanceID string
 	// IMDSInstanceID is the ID IMDS answered with this run, empty when it did not.
 	IMDSInstanceID string
 }
@@ -115,6 +116,9 @@ func Read(cfg Config) *Identity {
 	// Instance ID: this boot's sources first, the cache last.
 	if ValidInstanceID(cfg.IMDSInstanceID) {
 		add(FieldInstanceID, cfg.IMDSInstanceID, SourceIMDS, imdsPath)
+	}
+	if ValidInstanceID(cfg.PolicyInstanceID) {
+		add(FieldInstanceID, cfg.PolicyInstanceID, SourcePolicy, "settings.ec2.instance_id")
 	}
 	if v := id.file(cfg.Paths, DMIAssetTag); ValidInstanceID(v) {
 		add(FieldInstanceID, v, SourceDMI, DMIAssetTag)

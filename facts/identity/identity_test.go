@@ -28,13 +28,14 @@ func TestRead(t *testing.T) {
 	)
 	ec2Data, noneData := fixture(t, "instance-data-ec2.json"), fixture(t, "instance-data-none.json")
 	for _, tc := range []struct {
-		name   string
-		files  map[string]string
-		env    map[string]string
-		policy string
-		imds   string
-		want   Identity
-		notes  int
+		name     string
+		files    map[string]string
+		env      map[string]string
+		policy   string
+		policyID string
+		imds     string
+		want     Identity
+		notes    int
 	}{
 		{name: "nothing known", want: Identity{}},
 		{name: "nitro asset tag and dnf region", files: map[string]string{DMIAssetTag: this + "\n", DnfRegion: "eu-west-1\n"},
@@ -50,6 +51,8 @@ func TestRead(t *testing.T) {
 			want: Identity{InstanceID: this, InstanceIDSource: SourceIMDS, Region: "us-east-1", RegionSource: SourceCloudInit, Verified: true}, notes: 1},
 		{name: "policy over env over files", policy: "ap-south-1", env: map[string]string{RegionEnv: "eu-central-1"}, files: map[string]string{DnfRegion: "eu-central-1"},
 			want: Identity{Region: "ap-south-1", RegionSource: SourcePolicy}, notes: 2},
+		{name: "policy instance ID before DMI", policy: "eu-west-1", files: map[string]string{DMIAssetTag: baked}, policyID: this,
+			want: Identity{InstanceID: this, InstanceIDSource: SourcePolicy, Region: "eu-west-1", RegionSource: SourcePolicy, Verified: true}, notes: 1},
 		{name: "env region", env: map[string]string{RegionEnv: "us-gov-west-1"},
 			want: Identity{Region: "us-gov-west-1", RegionSource: SourceEnv}},
 		{name: "garbage is no value", files: map[string]string{DMIAssetTag: "Amazon EC2", DnfRegion: "$awsregion", InstanceData: "{"}, env: map[string]string{RegionEnv: "mars"},
@@ -58,7 +61,7 @@ func TestRead(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			root := t.TempDir()
 			tree.Write(t, root, tc.files)
-			got := Read(Config{Paths: paths.New(root), Getenv: func(k string) string { return tc.env[k] }, PolicyRegion: tc.policy, IMDSInstanceID: tc.imds})
+			got := Read(Config{Paths: paths.New(root), Getenv: func(k string) string { return tc.env[k] }, PolicyRegion: tc.policy, PolicyInstanceID: tc.policyID, IMDSInstanceID: tc.imds})
 			if d := cmp.Diff(tc.want, *got, cmpopts.IgnoreFields(Identity{}, "Sources", "Notes"), cmpopts.IgnoreUnexported(Identity{})); d != "" {
 				t.Errorf("Read (-want +got):\n%s", d)
 			}
