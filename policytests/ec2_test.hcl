@@ -37,7 +37,7 @@ test "IMDSv1 allowed is reported as posture" {
 test "no credentials without IMDS is said plainly" {
   facts = {
     imds = { reachable = false, class = "http_403", status = 403, token_status = 403, stage = "token" }
-    ec2  = { instance_id = "i-0123456789abcdef0", region = "us-east-1", errors = [{ op = "credentials", kind = "no_credentials", code = "", message = "no credential source has any", hint = "give imdsmend credentials that don't need IMDS" }] }
+    ec2  = { instance_id = "i-0123456789abcdef0", region = "us-east-1", errors = [{ op = "Authenticate", kind = "no_credentials", code = "", message = "no credential source has any", hint = "give imdsmend credentials that don't need IMDS" }] }
   }
   expect = ["imds_endpoint_disabled", "ec2_api_unavailable"]
 }

@@ -36,7 +36,7 @@ type EC2 struct {
 
 // Error is one failed call.
 type Error struct {
-	Op      string `cty:"op" json:"op" doc:"The call: DescribeInstances, GetInstanceMetadataDefaults, DescribeImages, or credentials."`
+	Op      string `cty:"op" json:"op" doc:"The call: DescribeInstances, GetInstanceMetadataDefaults, DescribeImages, or Authenticate (finding credentials) and Configure."`
 	Kind    string `cty:"kind" json:"kind" doc:"no_region, no_credentials, auth_failure, unauthorized, instance_not_found, throttled, malformed_response, unreachable, … (docs/ec2-api.md)."`
 	Code    string `cty:"code" json:"code" doc:"The API's error code, e.g. UnauthorizedOperation; empty when none came back."`
 	Message string `cty:"message" json:"message" doc:"What went wrong."`

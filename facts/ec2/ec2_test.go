@@ -21,7 +21,7 @@ type fakeAPI struct {
 func (f *fakeAPI) Credentials(context.Context) (string, error) {
 	f.calls["Credentials"]++
 	if f.noCreds {
-		return "", &ec2api.Error{Kind: ec2api.KindNoCredentials, Op: "credentials", Message: "none"}
+		return "", &ec2api.Error{Kind: ec2api.KindNoCredentials, Op: ec2api.OpAuthenticate, Message: "none"}
 	}
 	return "EnvConfigCredentials", nil
 }
