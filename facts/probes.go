@@ -6,6 +6,7 @@ import (
 
 	"github.com/imdsmend/imdsmend/facts/callers"
 	"github.com/imdsmend/imdsmend/facts/cloudinit"
+	"github.com/imdsmend/imdsmend/facts/containers"
 	"github.com/imdsmend/imdsmend/facts/firewall"
 	"github.com/imdsmend/imdsmend/facts/imds"
 	"github.com/imdsmend/imdsmend/facts/nic"
@@ -16,7 +17,7 @@ import (
 // DefaultProbes are the probes every run gathers, in no particular order (they run
 // concurrently).
 func DefaultProbes() []Probe {
-	return []Probe{imdsProbe{}, firewallProbe{}, routeProbe{}, proxyProbe{}, nicProbe{}, callersProbe{}, cloudInitProbe{}}
+	return []Probe{imdsProbe{}, firewallProbe{}, routeProbe{}, proxyProbe{}, nicProbe{}, callersProbe{}, cloudInitProbe{}, containersProbe{}}
 }
 
 // The probes adapt each source package's reader to Probe: the source packages know
@@ -91,5 +92,15 @@ func (cloudInitProbe) Name() string { return "cloud_init" }
 
 func (cloudInitProbe) Gather(_ context.Context, cfg Config, f *Facts) (err error) {
 	f.CloudInit, err = cloudinit.Read(cfg.Paths)
+	return err
+}
+
+// containersProbe fills facts.containers.
+type containersProbe struct{}
+
+func (containersProbe) Name() string { return "containers" }
+
+func (containersProbe) Gather(ctx context.Context, cfg Config, f *Facts) (err error) {
+	f.Containers, err = containers.Gather(ctx, containers.Config{Paths: cfg.Paths, IMDS: cfg.IMDS})
 	return err
 }
