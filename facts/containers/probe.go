@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -43,10 +44,12 @@ func probe(ctx context.Context, cfg imds.Config, c *Container) {
 	c.PutStatus, c.PutTimedOut, c.PutLatencyMS = put.Status, put.TimedOut(), put.LatencyMS
 	c.Fingerprint = Classify(get, put)
 	var errs []string
-	for _, e := range []string{get.Error, put.Error} {
-		if e != "" {
-			errs = append(errs, e)
-		}
+	// A tokenless GET refused with 401 answered as IMDS does when tokens are required.
+	if get.Error != "" && get.Status != http.StatusUnauthorized {
+		errs = append(errs, get.Error)
+	}
+	if put.Error != "" {
+		errs = append(errs, put.Error)
 	}
 	c.Error = strings.Join(errs, "; ")
 }
