@@ -92,7 +92,9 @@ func Gather(ctx context.Context, cfg Config) (*Containers, error) {
 	var self int64
 	if cfg.live() {
 		var err error
-		if self, err = netnsInode(os.Readlink, "/proc/self/ns/net"); err != nil {
+		// The calling thread's: a caller may have entered another namespace on a locked
+		// thread to look from there.
+		if self, err = netnsInode(os.Readlink, "/proc/thread-self/ns/net"); err != nil {
 			return nil, err
 		}
 	}

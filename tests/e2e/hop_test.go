@@ -2,11 +2,17 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,7 +20,11 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/time/rate"
+
 	"github.com/imdsmend/imdsmend/facts/containers"
+	"github.com/imdsmend/imdsmend/facts/imds"
+	"github.com/imdsmend/imdsmend/internal/paths"
 	"github.com/imdsmend/imdsmend/report"
 	"github.com/imdsmend/imdsmend/tests/harness"
 	"github.com/imdsmend/imdsmend/tests/imdssim/sim"
@@ -24,9 +34,10 @@ import (
 // container one forwarded hop behind it (a process in a Docker scope's cgroup) and sees
 // the hop limit's fingerprint there. With hop limit 1 the container's token PUT gets no
 // answer while its tokenless GET gets 401, and check reports hop_limit_too_low naming the
-// container; with hop limit 2 nothing is found. The Host's own probe is healthy in both,
-// and a second namespace one hop behind the Host, whose process has no container cgroup,
-// is no container.
+// container; with hop limit 2 nothing is found. The Host's own probe is healthy in both.
+// A second namespace one hop behind the Host, whose process has no container cgroup, is no
+// container; a Docker-scoped process in a namespace no veth of the Host leads to is left
+// out (unconnected).
 func TestHopLimitFromContainers(t *testing.T) {
 	tests := []struct {
 		hopLimit    int
@@ -45,6 +56,9 @@ func TestHopLimitFromContainers(t *testing.T) {
 			}
 			docker, plain := startSleeper(t, hop.Containers[0]), startSleeper(t, hop.Containers[1])
 			id := inDockerScope(t, hop.Containers[0], docker)
+			// A container no veth of the Host leads to takes no hop through it.
+			elsewhere := newNamespace(t)
+			inDockerScope(t, elsewhere, startSleeper(t, elsewhere))
 
 			r := newRun(t, hop.Host)
 			rep, res := r.report(ctx, "check")
@@ -57,7 +71,7 @@ func TestHopLimitFromContainers(t *testing.T) {
 
 			f := factsIn(ctx, t, hop.Host, r, nil)
 			c := f.Containers
-			if c == nil || !c.Present || c.Found != 1 || len(c.List) != 1 {
+			if c == nil || !c.Present || c.Found != 1 || len(c.List) != 1 || c.Unconnected < 1 {
 				t.Fatalf("facts.containers %+v (probe %+v); want the one container", c, f.Probes["containers"])
 			}
 			got := c.List[0]
@@ -151,4 +165,76 @@ func cgroup2Mount(t testing.TB) string {
 	}
 	t.Fatal("no cgroup2 hierarchy mounted: a container's cgroup cannot be made")
 	return ""
+}
+
+// TestContainersReprobe: containers.Reprobe, which a fixer calls after changing the
+// metadata options, measures again inside the same containers: the hop-limit fingerprint
+// Gather saw at hop limit 1 is gone once the instance's hop limit is 2. It runs in this
+// process, from a thread in the Host namespace.
+func TestContainersReprobe(t *testing.T) {
+	ctx := testContext(t)
+	hop := newHop(t, 1)
+	s, err := harness.StartSim(ctx, hop.IMDS, bins.Imdssim, sim.FaultOK, "--hop-limit", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := startSleeper(t, hop.Containers[0])
+	id := inDockerScope(t, hop.Containers[0], pid)
+	cfg := containers.Config{Paths: paths.New("/"), IMDS: imds.Config{Endpoint: "http://" + harness.IMDSAddr, Budget: rate.NewLimiter(rate.Inf, 0)}}
+
+	var found *containers.Containers
+	var before, after []containers.Container
+	err = hop.Host.Do(func() (err error) {
+		if found, err = containers.Gather(ctx, cfg); err != nil {
+			return err
+		}
+		before = containers.Reprobe(ctx, cfg, found.List)
+		if err := setHopLimit(ctx, s, 2); err != nil {
+			return err
+		}
+		after = containers.Reprobe(ctx, cfg, found.List)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found.List) != 1 || found.List[0].ID != id || found.List[0].PID != pid {
+		t.Fatalf("Gather found %+v; want container %s (PID %d)", found.List, id, pid)
+	}
+	var got []string
+	for _, l := range [][]containers.Container{found.List, before, after} {
+		got = append(got, l[0].Fingerprint)
+	}
+	want := []string{containers.FingerprintHopLimit, containers.FingerprintHopLimit, containers.FingerprintOK}
+	if !slices.Equal(got, want) {
+		t.Errorf("fingerprints of Gather, Reprobe, Reprobe after hop limit 2: %q, want %q (last %+v)", got, want, after[0])
+	}
+	if after[0].ID != id || after[0].PID != pid || after[0].PutStatus != 200 || after[0].Error != "" {
+		t.Errorf("after hop limit 2: %+v; want the same container, its PUT answered 200, no error", after[0])
+	}
+}
+
+// setHopLimit sets the simulated instance's hop limit through imdssim's admin socket (the
+// EC2 simulator's admin, under /ec2/), applied at once.
+func setHopLimit(ctx context.Context, s *harness.Sim, n int) error {
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", s.Socket)
+	}}}
+	form := url.Values{"id": {sim.InstanceID}, "hop_limit": {strconv.Itoa(n)}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://imdssim/ec2/options", strings.NewReader(form.Encode()))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := c.Do(req)
+	if err != nil {
+		return fmt.Errorf("set hop limit %d: %w", n, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("set hop limit %d: HTTP %d %s", n, resp.StatusCode, b)
+	}
+	return nil
 }
