@@ -47,7 +47,7 @@ type Container struct {
 	PutStatus    int     `cty:"put_status" json:"put_status" doc:"HTTP status of the token PUT; 0 for no reply."`
 	PutTimedOut  bool    `cty:"put_timed_out" json:"put_timed_out" doc:"The token PUT went out and no reply came within the time bound."`
 	PutLatencyMS float64 `cty:"put_latency_ms" json:"put_latency_ms" doc:"How long the PUT took (or was waited for), in milliseconds."`
-	Fingerprint  string  `cty:"fingerprint" json:"fingerprint" doc:"What the two requests say together: ok, hop_limit_too_low (GET answered, PUT timed out), unreachable (no reply to the GET), other, or not_probed (over max_probed, no request budget left, or the namespace could not be entered)."`
+	Fingerprint  string  `cty:"fingerprint" json:"fingerprint" doc:"What the two requests say together: ok, hop_limit_too_low (GET answered, PUT timed out), unreachable (no reply to the GET), other, or not_probed (over max_probed, no request budget left, the namespace could not be entered, or a --root tree)."`
 	Error        string  `cty:"error" json:"error" doc:"Why a request failed or the container was not probed; empty when both answered."`
 }
 
@@ -114,12 +114,7 @@ func Gather(ctx context.Context, cfg Config) (*Containers, error) {
 	if len(found) > maxListed {
 		found = found[:maxListed]
 	}
-	n := min(len(found), res.MaxProbed)
-	res.List = append(Reprobe(ctx, cfg, found[:n]), found[n:]...)
-	for i := n; i < len(res.List); i++ {
-		res.List[i].Fingerprint = FingerprintNotProbed
-		res.List[i].Error = fmt.Sprintf("not probed: over the bound of %d containers a run probes", res.MaxProbed)
-	}
+	res.List = Reprobe(ctx, cfg, found)
 	return res, nil
 }
 
