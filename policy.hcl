@@ -66,6 +66,27 @@ rule "imds_unreachable" {
   hint     = facts.imds.marked ? "${facts.imds.mediated_by} owns the path to IMDS: check its route (ip route show table 0x7FFF0815), its firewall marks and systemctl status 'systemd-imdsd@*'" : "look for a firewall rule, route or proxy that stops traffic to ${facts.imds.endpoint} (imdsmend plan)"
 }
 
+rule "hop_limit_too_low" {
+  # Measured from inside each container one veth hop behind this host (facts.containers):
+  # IMDS sends its token answers with the IP TTL of the instance's HttpPutResponseHopLimit,
+  # and at 1 the host's forwarding hop spends it, so a container's token PUT gets no answer
+  # while its tokenless GET does (401, or 200 when tokens are optional). SDKs in the
+  # containers then wait out every PUT and fail, or fall back to IMDSv1. With the EC2 API's
+  # facts, a hop limit of 1 while containers run says the same before they fail.
+  when     = length([for c in facts.containers.list : c if c.fingerprint == "hop_limit_too_low"]) > 0 || (try(facts.ec2.metadata_options.hop_limit == 1, false) && try(facts.containers.present, false))
+  severity = "critical"
+  summary  = "IMDS token requests from containers get no answer while their tokenless requests do: the instance's hop limit (HttpPutResponseHopLimit) is too low for containers one hop behind this host: ${join("; ", [for c in facts.containers.list : "${c.runtime} ${substr(c.id, 0, 12)} (PID ${c.pid} ${c.command}: GET ${c.get_status} in ${floor(c.get_latency_ms)} ms, token PUT unanswered after ${floor(c.put_latency_ms)} ms)" if c.fingerprint == "hop_limit_too_low"])}${try(" (the EC2 API says HttpPutResponseHopLimit = ${facts.ec2.metadata_options.hop_limit})", "")}"
+  hint     = "set the hop limit to 2: with settings { allow { ec2_api = true } } imdsmend apply does; by hand: aws ec2 modify-instance-metadata-options --instance-id ${try(facts.identity.instance_id != "" ? facts.identity.instance_id : "ID", "ID")} --http-put-response-hop-limit 2 --http-endpoint enabled (ModifyInstanceMetadataOptions; docs/ec2-api.md)"
+  evidence = {
+    containers = [for c in facts.containers.list : c if c.fingerprint == "hop_limit_too_low"]
+    hop_limit  = try(facts.ec2.metadata_options.hop_limit, null)
+  }
+
+  remediate "metadata_options" {
+    hop_limit = 2
+  }
+}
+
 rule "imds_mediated_unverified" {
   # systemd-imdsd's "locked" mode prohibits direct access on purpose; only a process that
   # may mark its sockets (CAP_NET_ADMIN) can take the daemon's path to check IMDS.

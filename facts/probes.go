@@ -8,6 +8,7 @@ import (
 
 	"github.com/imdsmend/imdsmend/facts/callers"
 	"github.com/imdsmend/imdsmend/facts/cloudinit"
+	"github.com/imdsmend/imdsmend/facts/containers"
 	"github.com/imdsmend/imdsmend/facts/ec2"
 	"github.com/imdsmend/imdsmend/facts/firewall"
 	"github.com/imdsmend/imdsmend/facts/identity"
@@ -20,7 +21,7 @@ import (
 // DefaultProbes are the probes every run gathers, in no particular order (they run
 // concurrently).
 func DefaultProbes() []Probe {
-	return []Probe{imdsProbe{}, firewallProbe{}, routeProbe{}, proxyProbe{}, nicProbe{}, callersProbe{}, cloudInitProbe{}, identityProbe{}, ec2Probe{}}
+	return []Probe{imdsProbe{}, firewallProbe{}, routeProbe{}, proxyProbe{}, nicProbe{}, callersProbe{}, cloudInitProbe{}, containersProbe{}, identityProbe{}, ec2Probe{}}
 }
 
 // The probes adapt each source package's reader to Probe: the source packages know
@@ -135,4 +136,14 @@ func (f *Facts) derive() {
 	if f.Identity != nil && f.IMDS != nil && f.IMDS.InstanceID != "" {
 		f.Identity.AddIMDS(f.IMDS.InstanceID)
 	}
+}
+
+// containersProbe fills facts.containers.
+type containersProbe struct{}
+
+func (containersProbe) Name() string { return "containers" }
+
+func (containersProbe) Gather(ctx context.Context, cfg Config, f *Facts) (err error) {
+	f.Containers, err = containers.Gather(ctx, containers.Config{Paths: cfg.Paths, IMDS: cfg.IMDS})
+	return err
 }

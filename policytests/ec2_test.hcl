@@ -48,3 +48,21 @@ test "without the API's facts, the API rules stay quiet" {
   }
   expect = []
 }
+
+test "the API's hop limit 1 with containers running" {
+  facts = {
+    imds       = { reachable = true, version = "v2", class = "ok", status = 200, stage = "get" }
+    containers = { present = true, found = 1, max_probed = 4, list = [{ id = "4f1c2b3a4d5e", runtime = "docker", pid = 1200, get_status = 401, put_status = 200, fingerprint = "ok" }] }
+    ec2        = { instance_id = "i-0123456789abcdef0", region = "us-east-1", metadata_options = { http_endpoint = "enabled", http_tokens = "required", hop_limit = 1 } }
+  }
+  expect = ["hop_limit_too_low"]
+}
+
+test "the API's hop limit 1 without containers is fine" {
+  facts = {
+    imds       = { reachable = true, version = "v2", class = "ok", status = 200, stage = "get" }
+    containers = { present = false, found = 0, max_probed = 4, list = [] }
+    ec2        = { instance_id = "i-0123456789abcdef0", region = "us-east-1", metadata_options = { http_endpoint = "enabled", http_tokens = "required", hop_limit = 1 } }
+  }
+  expect = []
+}
