@@ -6,12 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2/hcldec"
+	"github.com/imdsmend/imdsmend/facts/containers"
 	ec2facts "github.com/imdsmend/imdsmend/facts/ec2"
+	"github.com/imdsmend/imdsmend/facts/imds"
 	"github.com/imdsmend/imdsmend/internal/ec2api"
 	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/zclconf/go-cty/cty"
@@ -35,8 +38,9 @@ type MetadataAPI interface {
 type MetadataOptions struct {
 	// New builds the API client; nil builds an *ec2api.Client.
 	New func(ctx context.Context, cfg ec2api.Config) (MetadataAPI, error)
-	// Reprobe checks IMDS again once the change is applied, from this host and from the
-	// containers, and says what it saw; nil leaves it to the run's own probe after apply.
+	// Reprobe checks IMDS again from the containers once the change is applied, and says
+	// what it saw; nil runs ReprobeContainers. (The run probes everything again after
+	// apply too, the host's IMDS included.)
 	Reprobe func(ctx context.Context, env *Env) string
 }
 
@@ -288,10 +292,34 @@ func (m MetadataOptions) Apply(ctx context.Context, env *Env, c *Change) error {
 		return nil
 	}
 	c.Detail = "ModifyInstanceMetadataOptions applied: " + describeChange(d.Want, prevOptions(d.Previous))
-	if m.Reprobe != nil {
-		c.Detail += "; " + m.Reprobe(ctx, env)
+	reprobe := m.Reprobe
+	if reprobe == nil {
+		reprobe = ReprobeContainers
+	}
+	if seen := reprobe(ctx, env); seen != "" {
+		c.Detail += "; " + seen
 	}
 	return nil
+}
+
+// ReprobeContainers measures the hop-limit fingerprint again inside the containers this
+// run's facts found, and says how many are served now; "" when there are none.
+func ReprobeContainers(ctx context.Context, env *Env) string {
+	if env.Facts == nil || env.Facts.Containers == nil || len(env.Facts.Containers.List) == 0 {
+		return ""
+	}
+	cfg := containers.Config{Paths: env.Paths, IMDS: imds.Config{Endpoint: cmp.Or(os.Getenv(imds.EndpointEnv), imds.DefaultEndpoint)}}
+	var served, probed []string
+	for _, c := range containers.Reprobe(ctx, cfg, env.Facts.Containers.List) {
+		if c.Fingerprint == containers.FingerprintNotProbed {
+			continue
+		}
+		probed = append(probed, c.ID)
+		if c.Fingerprint == containers.FingerprintOK {
+			served = append(served, c.ID)
+		}
+	}
+	return fmt.Sprintf("from the containers, %d of %d probed get a token now", len(served), len(probed))
 }
 
 // prevOptions turns the recorded previous values back into options for describeChange.

@@ -257,3 +257,33 @@ func TestEC2Refusals(t *testing.T) {
 		})
 	}
 }
+
+// TestEC2HopLimitContainer: with hop limit 1 a container one forwarded hop behind the Host
+// gets no token while the Host does; imdsmend finds it from the container's fingerprint
+// and the API's value, sets the hop limit to 2 through the API, proves it from the
+// container, and the container's token PUT succeeds afterwards.
+func TestEC2HopLimitContainer(t *testing.T) {
+	ctx := testContext(t)
+	b := newEC2Bed(t, ctx, 1, true)
+	b.setOptions(ctx, "hop_limit", "1")
+	container := b.hop.Containers[0]
+	inDockerScope(t, container, startSleeper(t, container))
+	if got := curlIMDS(t, ctx, container, "PUT"); got.Status != "000" {
+		t.Fatalf("container's token PUT at hop limit 1: %+v, want no answer", got)
+	}
+
+	rep, res := b.report(ctx, "apply")
+	acts := metadataActions(rep)
+	if res.ExitCode != 0 || len(acts) != 1 || acts[0].Status != "applied" || acts[0].Rule != "hop_limit_too_low" {
+		t.Fatalf("apply: exit %d, actions %+v, findings %v\n%s", res.ExitCode, rep.Actions, findingRules(rep), res.Stderr)
+	}
+	if !strings.Contains(acts[0].Detail, "hop_limit 1 → 2") || !strings.Contains(acts[0].Detail, "1 of 1 probed get a token now") {
+		t.Errorf("detail = %q, want the change and the container's re-probe", acts[0].Detail)
+	}
+	if got := b.options(ctx).HopLimit; got != 2 {
+		t.Errorf("hop limit after apply = %d", got)
+	}
+	if got := curlIMDS(t, ctx, container, "PUT"); got.Status != "200" {
+		t.Errorf("container's token PUT after apply: %+v, want 200", got)
+	}
+}
