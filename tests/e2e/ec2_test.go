@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -20,6 +18,7 @@ import (
 	"github.com/imdsmend/imdsmend/tests/ec2sim/ec2"
 	"github.com/imdsmend/imdsmend/tests/harness"
 	"github.com/imdsmend/imdsmend/tests/imdssim/sim"
+	"github.com/imdsmend/imdsmend/tests/simkit"
 )
 
 // ec2Bed is the one-hop layout with imdssim serving IMDS and the EC2 API for one instance
@@ -64,30 +63,12 @@ func (b *ec2Bed) report(ctx context.Context, command string, args ...string) (*r
 	return decodeReport(b.t, command, res), res
 }
 
-// admin calls the EC2 simulator's admin (served by imdssim under /ec2/).
+// admin calls the EC2 simulator's admin, which imdssim serves under /ec2/ on its own
+// admin socket.
 func (b *ec2Bed) admin(ctx context.Context, method, path string, form url.Values, out any) {
 	b.t.Helper()
-	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", b.sim.Socket)
-	}}}
-	req, err := http.NewRequestWithContext(ctx, method, "http://imdssim/ec2"+path, strings.NewReader(form.Encode()))
-	if err != nil {
+	if err := simkit.NewAdminClient("imdssim/ec2", "unix:"+b.sim.Socket).Do(ctx, method, path, form, out); err != nil {
 		b.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := c.Do(req)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		b.t.Fatalf("ec2 admin %s %s: %s %s", method, path, resp.Status, body)
-	}
-	if out != nil {
-		if err := json.Unmarshal(body, out); err != nil {
-			b.t.Fatalf("ec2 admin %s: %v: %s", path, err, body)
-		}
 	}
 }
 
@@ -116,7 +97,7 @@ func (b *ec2Bed) stats(ctx context.Context) ec2.Stats {
 
 func (b *ec2Bed) resetStats(ctx context.Context) {
 	b.t.Helper()
-	b.admin(ctx, http.MethodPost, ec2.AdminReset, nil, nil)
+	b.admin(ctx, http.MethodPost, ec2.AdminReset, url.Values{}, nil)
 }
 
 // metadataActions lists the metadata_options actions as "status" or "status: error".
