@@ -213,3 +213,49 @@ func TestMetadataOptionsArgs(t *testing.T) {
 		}
 	}
 }
+
+// TestMetadataOptionsReconcile: a run killed between the call and its result record
+// leaves an intent whose snapshot holds the previous values; the next run asks the API,
+// records the change as applied, and undo sets the previous values back. One changed by
+// someone else since can't be told and stays open.
+func TestMetadataOptionsReconcile(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		meddle      func(o *ec2api.MetadataOptions)
+		wantStatus  types.Status
+		wantUndoEnd string
+	}{
+		{name: "made", wantStatus: types.StatusApplied, wantUndoEnd: "disabled"},
+		{name: "changed by someone since", meddle: func(o *ec2api.MetadataOptions) { o.HTTPEndpoint = "other" }, wantStatus: types.StatusFailed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			api := &fakeMetadataAPI{opts: ec2api.MetadataOptions{HTTPEndpoint: "disabled", HopLimit: 2}}
+			x := metadataExecutor(t, api, disabledFacts(true))
+			args := metadataArgs(map[string]cty.Value{"http_endpoint": cty.StringVal("enabled")})
+			changes := x.Plan(context.Background(), "imds_endpoint_disabled", KindMetadataOptions, args)
+			runUntilCrash(t, x, func() { x.Apply(context.Background(), changes) })
+			if tc.meddle != nil {
+				tc.meddle(&api.opts)
+			}
+			x.RunID = "run-2"
+			settled, err := x.Reconcile(context.Background())
+			if err != nil || len(settled) != 1 {
+				t.Fatalf("reconcile = %+v, %v", settled, err)
+			}
+			if settled[0].Status != tc.wantStatus {
+				t.Fatalf("reconciled %s (%s), want %s", settled[0].Status, settled[0].Error, tc.wantStatus)
+			}
+			if tc.wantUndoEnd == "" {
+				return
+			}
+			pending, err := x.Undoable(true, nil)
+			if err != nil || len(pending) != 1 {
+				t.Fatalf("undoable = %v, %v", pending, err)
+			}
+			x.Undo(context.Background(), pending)
+			if pending[0].Status != types.StatusReverted || api.opts.HTTPEndpoint != tc.wantUndoEnd {
+				t.Errorf("undo: %s %s, endpoint %s", pending[0].Status, pending[0].Error, api.opts.HTTPEndpoint)
+			}
+		})
+	}
+}
