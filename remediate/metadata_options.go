@@ -110,8 +110,6 @@ func (MetadataOptions) Plan(_ context.Context, env *Env, args cty.Value) ([]*Cha
 	c := &Change{Target: "instance " + cmp.Or(d.InstanceID, "(unknown)") + " in " + cmp.Or(d.Region, "(unknown region)"),
 		Detail: "ModifyInstanceMetadataOptions: " + describeChange(d.Want, now)}
 	switch {
-	case d.InstanceID == "" || d.Region == "":
-		c.Status, c.Error = types.StatusFailed, "the instance ID or region is unknown (facts.identity has no source for it): set settings.ec2.region or AWS_REGION; the instance ID comes from the DMI asset tag, cloud-init or IMDS"
 	case d.Want.HTTPTokens == "required" && len(v1) > 0:
 		c.Status, c.Error = types.StatusSkipped, fmt.Sprintf("not required: IMDSv1 callers were seen (%s); requiring tokens would break them silently: move them to IMDSv2 first", strings.Join(v1, ", "))
 	case d.Want.HTTPTokens == "required" && f != nil && f.IMDS != nil && f.IMDS.Version == types.VersionV1:
@@ -232,12 +230,19 @@ func (m MetadataOptions) client(ctx context.Context, env *Env, d metadataData) (
 	return ec2api.New(ctx, cfg)
 }
 
+// errNoIdentity is why a change can't be made: planned all the same, so a policy that
+// does not allow it shows it skipped for that reason instead.
+var errNoIdentity = errors.New("the instance ID or region is unknown (facts.identity has no source for it): set settings.ec2.region or AWS_REGION; the instance ID comes from IMDS, settings.ec2.instance_id, the DMI asset tag or cloud-init")
+
 // Snapshot implements Snapshotter: the values the change replaces, read from the API just
 // before the intent is recorded, so undo has them even if the run stops after the call.
 func (m MetadataOptions) Snapshot(ctx context.Context, env *Env, c *Change) error {
 	d, err := decodeMetadataData(c.Data)
 	if err != nil {
 		return err
+	}
+	if d.InstanceID == "" || d.Region == "" {
+		return errNoIdentity
 	}
 	api, err := m.client(ctx, env, d)
 	if err != nil {

@@ -144,7 +144,7 @@ func TestMetadataOptions(t *testing.T) {
 			wantOpts: ec2api.MetadataOptions{HTTPTokens: "optional"}},
 		{name: "unknown region: failed, no call",
 			facts: &facts.Facts{Identity: &identity.Identity{InstanceID: testInstance}}, args: enable,
-			wantPlan: []string{"failed ModifyInstanceMetadataOptions: http_endpoint = enabled, hop_limit = 2|the instance ID or region is unknown"}},
+			wantPlan: []string{"failed ModifyInstanceMetadataOptions: http_endpoint = enabled, hop_limit = 2|nothing was changed: the instance ID or region is unknown"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			api := tc.api
@@ -257,5 +257,18 @@ func TestMetadataOptionsReconcile(t *testing.T) {
 				t.Errorf("undo: %s %s, endpoint %s", pending[0].Status, pending[0].Error, api.opts.HTTPEndpoint)
 			}
 		})
+	}
+}
+
+// TestMetadataOptionsNotAllowed: without allow.ec2_api the change is skipped for that
+// reason, whatever else is unknown, and nothing is called.
+func TestMetadataOptionsNotAllowed(t *testing.T) {
+	api := &fakeMetadataAPI{}
+	x := metadataExecutor(t, api, &facts.Facts{IMDS: &types.IMDS{Class: types.ClassHTTP403, Stage: types.StageToken}})
+	x.Env.Allow = func(types.Permission) bool { return false }
+	changes := x.Plan(context.Background(), "imds_endpoint_disabled", KindMetadataOptions, metadataArgs(map[string]cty.Value{"http_endpoint": cty.StringVal("enabled")}))
+	x.Apply(context.Background(), changes)
+	if len(changes) != 1 || changes[0].Status != types.StatusSkipped || !strings.Contains(changes[0].Error, "ec2_api = true") || len(api.calls) != 0 {
+		t.Errorf("changes = %+v, calls %v; want one skipped as not allowed, no call", changes, api.calls)
 	}
 }
