@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hcldec"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
@@ -156,8 +157,10 @@ func unknownReason(r *Rule, facts cty.Value, err error) string {
 		return fmt.Sprintf("no facts were gathered (%v)", err)
 	}
 	var nulls []string
+	guarded := guardedRanges(r.When)
 	for _, t := range r.When.Variables() {
-		if t.RootName() != "facts" || len(t) < 2 {
+		if t.RootName() != "facts" || len(t) < 2 || slices.ContainsFunc(guarded, func(g hcl.Range) bool { return g.Overlaps(t.SourceRange()) }) {
+			// A null read inside try() or can() is not what failed.
 			continue
 		}
 		step, ok := t[1].(hcl.TraverseAttr)
@@ -177,6 +180,22 @@ func unknownReason(r *Rule, facts cty.Value, err error) string {
 	}
 	// The null is the cause; "attempt to get attribute from null value" would only repeat it.
 	return strings.Join(why, "; ")
+}
+
+// guardedRanges are the ranges of expr's try() and can() calls.
+func guardedRanges(expr hcl.Expression) []hcl.Range {
+	e, ok := expr.(hclsyntax.Node)
+	if !ok {
+		return nil
+	}
+	var out []hcl.Range
+	_ = hclsyntax.VisitAll(e, func(n hclsyntax.Node) hcl.Diagnostics {
+		if call, ok := n.(*hclsyntax.FunctionCallExpr); ok && (call.Name == "try" || call.Name == "can") {
+			out = append(out, call.Range())
+		}
+		return nil
+	})
+	return out
 }
 
 // probeOutcome says what happened to the probe that fills section, from facts.probes.

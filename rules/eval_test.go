@@ -49,6 +49,12 @@ rule "summary_breaks" {
   severity = "info"
   summary  = "first rule is ${facts.firewall.rules[0].id}"
 }
+
+rule "guarded" {
+  when     = facts.route.type == "never" || try(facts.firewall.rules[0].id == "never", false)
+  severity = "info"
+  summary  = "never"
+}
 `
 
 func value(t *testing.T, f *facts.Facts) cty.Value {
@@ -136,6 +142,15 @@ func TestEvaluate(t *testing.T) {
 			only:  []string{"route_bad"},
 			want: resultView{Unknown: []Unknown{
 				{"route_bad", `facts.route is null (no probe filled it)`},
+			}},
+		},
+		{
+			name: "a null read inside try() is not named as the cause",
+			facts: &facts.Facts{IMDS: &types.IMDS{Class: "ok"},
+				Probes: map[string]facts.ProbeResult{"firewall": {Error: "iptables: permission denied"}}},
+			only: []string{"guarded"},
+			want: resultView{Unknown: []Unknown{
+				{"guarded", `facts.route is null (no probe filled it)`},
 			}},
 		},
 		{
