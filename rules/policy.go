@@ -80,6 +80,16 @@ type Settings struct {
 	// client's defaults.
 	IMDS  imds.Timeouts
 	Allow Allow
+	// Breaker is settings.breaker: when a fix something else keeps undoing stops being
+	// applied (remediate.Breaker).
+	Breaker Breaker
+}
+
+// Breaker bounds how often one fix is re-applied: more than Reapplies times within
+// Window, and it is held until `imdsmend reset` or a policy change.
+type Breaker struct {
+	Reapplies int
+	Window    time.Duration
 }
 
 // Allow grants each kind of change; all are denied unless granted.

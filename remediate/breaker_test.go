@@ -1,0 +1,181 @@
+package remediate
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imdsmend/imdsmend/internal/paths"
+	"github.com/imdsmend/imdsmend/internal/types"
+)
+
+func breakerPaths(t *testing.T) paths.Paths {
+	t.Helper()
+	p := paths.New(t.TempDir())
+	p.StateDir = "/var/lib/imdsmend"
+	return p
+}
+
+// TestBreakerHold: with reapplies = 3, a fix applied 4 times within the window (once and
+// re-applied 3 times) is held, as a fifth application would be a 4th re-application; one
+// applied 3 times is not. Times older than the window do not count; a held fix stays held
+// whatever the window says.
+func TestBreakerHold(t *testing.T) {
+	now := time.Date(2026, 12, 1, 6, 0, 0, 0, time.UTC)
+	window := 10 * time.Minute
+	ago := func(ds ...time.Duration) []time.Time {
+		var out []time.Time
+		for _, d := range ds {
+			out = append(out, now.Add(-d))
+		}
+		return out
+	}
+	tests := []struct {
+		name      string
+		reapplies int
+		applied   []time.Time
+		held      bool
+		want      bool
+	}{
+		{"never applied", 3, nil, false, false},
+		{"applied 3 times", 3, ago(3*time.Minute, 2*time.Minute, time.Minute), false, false},
+		{"applied 4 times: a 4th re-application would be one too many", 3, ago(4*time.Minute, 3*time.Minute, 2*time.Minute, time.Minute), false, true},
+		{"applied 4 times, one at the window's edge", 3, ago(window, 3*time.Minute, 2*time.Minute, time.Minute), false, true},
+		{"applied 4 times, one just before the window", 3, ago(window+time.Second, 3*time.Minute, 2*time.Minute, time.Minute), false, false},
+		{"held before, nothing in the window", 3, nil, true, true},
+		{"reapplies 0: once per window", 0, ago(time.Minute), false, true},
+		{"reapplies 0, applied before the window", 0, ago(window + time.Minute), false, false},
+		{"reapplies 1, applied once", 1, ago(time.Minute), false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := LoadBreaker(breakerPaths(t), tt.reapplies, window, "p1")
+			c := &Change{ID: "mark-1", Rule: "r", Kind: "mark", Target: "/x", Status: types.StatusPlanned}
+			h := &fixHistory{Rule: "r", Kind: "mark", Target: "/x", Applied: tt.applied}
+			if tt.held {
+				h.Held = &now
+			}
+			b.state.Fixes[fixKey(c)] = h
+			other := &Change{ID: "mark-2", Rule: "r", Kind: "mark", Target: "/y", Status: types.StatusPlanned}
+			loops := b.Hold([]*Change{c, other}, now)
+			if got := c.Status == types.StatusSkipped; got != tt.want || len(loops) != btoi(tt.want) {
+				t.Errorf("held %v (status %s, %d loops), want %v", got, c.Status, len(loops), tt.want)
+			}
+			if other.Status != types.StatusPlanned {
+				t.Errorf("a fix with no history was held: %s", other.Status)
+			}
+		})
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// TestBreakerHistory: the history survives a new Breaker on the same state directory,
+// leaves state.json's other keys alone, starts over under another policy, and reset clears
+// it.
+func TestBreakerHistory(t *testing.T) {
+	p := breakerPaths(t)
+	file := p.State("state.json")
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, []byte(`{"nic": {"time": "2026-12-01T05:00:00Z"}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 1, 6, 0, 0, 0, time.UTC)
+	// An nft rule put back has a new handle and is the same fix.
+	fix := func(handle int) *Change {
+		return &Change{Rule: "firewall_blocks_imds", Kind: "firewall_delete", Status: types.StatusPlanned,
+			Target: "nftables/inet t/out/handle " + string(rune('0'+handle)) + ": ip daddr 169.254.169.254 drop"}
+	}
+	for i := range 2 {
+		b := LoadBreaker(p, 1, time.Hour, "p1")
+		c := fix(i + 2)
+		if loops := b.Hold([]*Change{c}, now); len(loops) != 0 {
+			t.Fatalf("run %d: held after %d applications", i+1, i)
+		}
+		c.Status = types.StatusApplied
+		b.Record([]*Change{c}, now)
+		if err := b.Save(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := fix(7)
+	if loops := LoadBreaker(p, 1, time.Hour, "p1").Hold([]*Change{c}, now); len(loops) != 1 || c.Status != types.StatusSkipped {
+		t.Fatalf("third run: %d loops, status %s; want the fix held", len(loops), c.Status)
+	}
+	if c := fix(8); len(LoadBreaker(p, 1, time.Hour, "p2").Hold([]*Change{c}, now)) != 0 {
+		t.Errorf("a new policy kept the history")
+	}
+	var doc map[string]json.RawMessage
+	data, _ := os.ReadFile(file)
+	if err := json.Unmarshal(data, &doc); err != nil || doc["nic"] == nil || doc["breaker"] == nil {
+		t.Fatalf("state.json %s (%v); want the nic and breaker keys", data, err)
+	}
+	released, err := ResetBreaker(p)
+	if err != nil || len(released) != 0 {
+		// Held only in memory above: nothing held was saved.
+		t.Fatalf("reset: %v, released %q", err, released)
+	}
+	if c := fix(9); len(LoadBreaker(p, 1, time.Hour, "p1").Hold([]*Change{c}, now)) != 0 {
+		t.Errorf("held after reset")
+	}
+	data, _ = os.ReadFile(file)
+	if strings.Contains(string(data), "breaker") || !strings.Contains(string(data), "nic") {
+		t.Errorf("state.json after reset: %s", data)
+	}
+}
+
+// TestReaddedBy: a held firewall rule found in a persistent rules file names the file.
+func TestReaddedBy(t *testing.T) {
+	rulesV4 := "*filter\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT  -d 169.254.169.254/32 -p tcp -j REJECT --reject-with icmp-port-unreachable\nCOMMIT\n"
+	nftConf := "table inet filter {\n  chain output {\n    type filter hook output priority 0;\n    ip daddr 169.254.169.254 tcp dport 80 drop\n  }\n}\n"
+	tests := []struct {
+		name  string
+		files map[string]string
+		data  firewallDeleteData
+		want  string
+	}{
+		{"iptables rules.v4", map[string]string{"/etc/iptables/rules.v4": rulesV4},
+			firewallDeleteData{Backend: "nft", Family: "ipv4", Table: "filter", Chain: "OUTPUT", Spec: "-d 169.254.169.254/32 -p tcp -j REJECT --reject-with icmp-port-unreachable"},
+			"/etc/iptables/rules.v4 (line 3)"},
+		{"another rule", map[string]string{"/etc/iptables/rules.v4": rulesV4},
+			firewallDeleteData{Backend: "nft", Family: "ipv4", Table: "filter", Chain: "OUTPUT", Spec: "-d 169.254.169.254/32 -j DROP"}, ""},
+		{"an IPv4 rule is not looked for in rules.v6", map[string]string{"/etc/iptables/rules.v6": rulesV4},
+			firewallDeleteData{Backend: "nft", Family: "ipv4", Table: "filter", Chain: "OUTPUT", Spec: "-d 169.254.169.254/32 -p tcp -j REJECT --reject-with icmp-port-unreachable"}, ""},
+		{"RHEL's iptables file", map[string]string{"/etc/sysconfig/iptables": rulesV4},
+			firewallDeleteData{Backend: "legacy", Family: "ipv4", Table: "filter", Chain: "OUTPUT", Spec: "-d 169.254.169.254/32 -p tcp -j REJECT --reject-with icmp-port-unreachable"},
+			"/etc/sysconfig/iptables (line 3)"},
+		{"nftables.conf, the rule's comment aside", map[string]string{"/etc/nftables.conf": nftConf},
+			firewallDeleteData{Backend: "nftables", Family: "ipv4", Table: "inet filter", Chain: "output", Spec: `ip daddr 169.254.169.254 tcp dport 80 drop comment "x"`},
+			"/etc/nftables.conf (line 4)"},
+		{"no file", nil,
+			firewallDeleteData{Backend: "nftables", Family: "ipv4", Table: "inet filter", Chain: "output", Spec: "ip daddr 169.254.169.254 drop"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := breakerPaths(t)
+			for name, content := range tt.files {
+				if err := os.MkdirAll(filepath.Dir(p.File(name)), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p.File(name), []byte(content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			data, _ := json.Marshal(tt.data)
+			got := readdedBy(p, &Change{Kind: "firewall_delete", Data: data})
+			if tt.want == "" && got != "" || !strings.Contains(got, tt.want) {
+				t.Errorf("readdedBy = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
