@@ -1,8 +1,6 @@
 package remediate
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,9 +9,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strings"
 	"time"
 
+	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/facts/firewall"
 	"github.com/imdsmend/imdsmend/internal/paths"
 	"github.com/imdsmend/imdsmend/internal/types"
 )
@@ -90,8 +89,9 @@ func fixKey(c *Change) string {
 }
 
 // Hold marks as skipped every planned change the breaker holds (their fix was re-applied
-// more than Reapplies times within Window, or was held before) and returns them.
-func (b *Breaker) Hold(changes []*Change, now time.Time) []Loop {
+// more than Reapplies times within Window, or was held before) and returns them; f, the
+// facts they were planned from, may tell what re-adds their blockers.
+func (b *Breaker) Hold(changes []*Change, f *facts.Facts, now time.Time) []Loop {
 	var loops []Loop
 	for _, c := range changes {
 		if c.Status != types.StatusPlanned {
@@ -112,7 +112,7 @@ func (b *Breaker) Hold(changes []*Change, now time.Time) []Loop {
 		c.Status = types.StatusSkipped
 		c.Error = fmt.Sprintf("held by the fight-loop breaker since %s: applied %d times within %s and undone again each time (settings.breaker); stop what re-adds it, then run `imdsmend reset`",
 			h.Held.UTC().Format(time.RFC3339), len(h.Applied), b.Window)
-		loops = append(loops, Loop{Change: c, Applied: slices.Clone(h.Applied), ReaddedBy: readdedBy(b.Paths, c)})
+		loops = append(loops, Loop{Change: c, Applied: slices.Clone(h.Applied), ReaddedBy: readdedBy(f, c)})
 	}
 	return loops
 }
@@ -219,54 +219,27 @@ func updateState(p paths.Paths, edit func(doc map[string]json.RawMessage) error)
 	return nil
 }
 
-// Persistent rules files that boot-time services (netfilter-persistent, iptables.service,
-// nftables.service) load: a held rule found in one is re-added from there.
-var (
-	iptablesFiles = map[string][]string{
-		"ipv4": {"/etc/iptables/rules.v4", "/etc/sysconfig/iptables"},
-		"ipv6": {"/etc/iptables/rules.v6", "/etc/sysconfig/ip6tables"},
-	}
-	nftablesFiles = []string{"/etc/nftables.conf", "/etc/sysconfig/nftables.conf"}
-)
-
-// readdedBy says what puts c's blocker back where that can be told: for a firewall rule,
-// the persistent rules file that holds it. "" otherwise.
-func readdedBy(p paths.Paths, c *Change) string {
-	if c.Kind != "firewall_delete" {
+// readdedBy says what puts c's blocker back where the facts tell: for a firewall rule, the
+// front end that made it and the persistent file that holds it (firewall.Rule.Source).
+// "" otherwise.
+func readdedBy(f *facts.Facts, c *Change) string {
+	if c.Kind != "firewall_delete" || f == nil || f.Firewall == nil {
 		return ""
 	}
 	var d firewallDeleteData
 	if json.Unmarshal(c.Data, &d) != nil {
 		return ""
 	}
-	files, line := iptablesFiles[d.Family], "-A "+d.Chain+" "+d.Spec
-	if d.Backend == "nftables" {
-		// nft prints a rule as the file may not spell it; the rule without its comment
-		// is what both share.
-		files, line = nftablesFiles, strings.TrimSpace(strings.Split(d.Spec, " comment ")[0])
-	}
-	for _, f := range files {
-		if n := findLine(p, f, d.Backend == "nftables", line); n > 0 {
-			return fmt.Sprintf("the rule is in %s (line %d), which the firewall's boot service loads", f, n)
+	for _, r := range f.Firewall.Rules {
+		if r.Backend != d.Backend || r.Family != d.Family || r.Table != d.Table || r.Chain != d.Chain || r.Spec != d.Spec {
+			continue
+		}
+		switch src := r.Source; {
+		case src.File != "":
+			return fmt.Sprintf("%s: the rule is in %s (line %d), which it loads at boot", src.FrontEnd, src.File, src.Line)
+		case src.FrontEnd != "" && src.FrontEnd != firewall.FrontEndLive:
+			return fmt.Sprintf("%s made the rule", src.FrontEnd)
 		}
 	}
 	return ""
-}
-
-// findLine returns the 1-based number of the first line of file that is want (with
-// runs of blanks as one) or, with sub, contains it; 0 when none is.
-func findLine(p paths.Paths, file string, sub bool, want string) int {
-	data, err := p.ReadFile(file)
-	if err != nil {
-		return 0
-	}
-	want = strings.Join(strings.Fields(want), " ")
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for n := 1; sc.Scan(); n++ {
-		got := strings.Join(strings.Fields(sc.Text()), " ")
-		if got == want || sub && strings.Contains(got, want) {
-			return n
-		}
-	}
-	return 0
 }

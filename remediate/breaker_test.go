@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/facts/firewall"
 	"github.com/imdsmend/imdsmend/internal/paths"
 	"github.com/imdsmend/imdsmend/internal/types"
 )
@@ -60,7 +62,7 @@ func TestBreakerHold(t *testing.T) {
 			}
 			b.state.Fixes[fixKey(c)] = h
 			other := &Change{ID: "mark-2", Rule: "r", Kind: "mark", Target: "/y", Status: types.StatusPlanned}
-			loops := b.Hold([]*Change{c, other}, now)
+			loops := b.Hold([]*Change{c, other}, nil, now)
 			if got := c.Status == types.StatusSkipped; got != tt.want || len(loops) != btoi(tt.want) {
 				t.Errorf("held %v (status %s, %d loops), want %v", got, c.Status, len(loops), tt.want)
 			}
@@ -99,7 +101,7 @@ func TestBreakerHistory(t *testing.T) {
 	for i := range 2 {
 		b := LoadBreaker(p, 1, time.Hour, "p1")
 		c := fix(i + 2)
-		if loops := b.Hold([]*Change{c}, now); len(loops) != 0 {
+		if loops := b.Hold([]*Change{c}, nil, now); len(loops) != 0 {
 			t.Fatalf("run %d: held after %d applications", i+1, i)
 		}
 		c.Status = types.StatusApplied
@@ -109,10 +111,10 @@ func TestBreakerHistory(t *testing.T) {
 		}
 	}
 	c := fix(7)
-	if loops := LoadBreaker(p, 1, time.Hour, "p1").Hold([]*Change{c}, now); len(loops) != 1 || c.Status != types.StatusSkipped {
+	if loops := LoadBreaker(p, 1, time.Hour, "p1").Hold([]*Change{c}, nil, now); len(loops) != 1 || c.Status != types.StatusSkipped {
 		t.Fatalf("third run: %d loops, status %s; want the fix held", len(loops), c.Status)
 	}
-	if c := fix(8); len(LoadBreaker(p, 1, time.Hour, "p2").Hold([]*Change{c}, now)) != 0 {
+	if c := fix(8); len(LoadBreaker(p, 1, time.Hour, "p2").Hold([]*Change{c}, nil, now)) != 0 {
 		t.Errorf("a new policy kept the history")
 	}
 	var doc map[string]json.RawMessage
@@ -125,7 +127,7 @@ func TestBreakerHistory(t *testing.T) {
 		// Held only in memory above: nothing held was saved.
 		t.Fatalf("reset: %v, released %q", err, released)
 	}
-	if c := fix(9); len(LoadBreaker(p, 1, time.Hour, "p1").Hold([]*Change{c}, now)) != 0 {
+	if c := fix(9); len(LoadBreaker(p, 1, time.Hour, "p1").Hold([]*Change{c}, nil, now)) != 0 {
 		t.Errorf("held after reset")
 	}
 	data, _ = os.ReadFile(file)
@@ -134,48 +136,37 @@ func TestBreakerHistory(t *testing.T) {
 	}
 }
 
-// TestReaddedBy: a held firewall rule found in a persistent rules file names the file.
+// TestReaddedBy: a held firewall rule whose facts name a front end and file says so.
 func TestReaddedBy(t *testing.T) {
-	rulesV4 := "*filter\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT  -d 169.254.169.254/32 -p tcp -j REJECT --reject-with icmp-port-unreachable\nCOMMIT\n"
-	nftConf := "table inet filter {\n  chain output {\n    type filter hook output priority 0;\n    ip daddr 169.254.169.254 tcp dport 80 drop\n  }\n}\n"
+	reject := firewall.Rule{Backend: "nft", Family: "ipv4", Table: "filter", Chain: "OUTPUT", Spec: "-d 169.254.169.254/32 -p tcp -j REJECT"}
+	fromFile := reject
+	fromFile.Source = firewall.Source{FrontEnd: firewall.FrontEndNetfilterPersistent, File: "/etc/iptables/rules.v4", Line: 3}
+	fromUFW := reject
+	fromUFW.Source = firewall.Source{FrontEnd: firewall.FrontEndUFW}
+	live := reject
+	live.Source = firewall.Source{FrontEnd: firewall.FrontEndLive}
+	otherChain := fromFile
+	otherChain.Chain = "FORWARD"
 	tests := []struct {
 		name  string
-		files map[string]string
-		data  firewallDeleteData
+		rules []firewall.Rule
 		want  string
 	}{
-		{"iptables rules.v4", map[string]string{"/etc/iptables/rules.v4": rulesV4},
-			firewallDeleteData{Backend: "nft", Family: "ipv4", Table: "filter", Chain: "OUTPUT", Spec: "-d 169.254.169.254/32 -p tcp -j REJECT --reject-with icmp-port-unreachable"},
-			"/etc/iptables/rules.v4 (line 3)"},
-		{"another rule", map[string]string{"/etc/iptables/rules.v4": rulesV4},
-			firewallDeleteData{Backend: "nft", Family: "ipv4", Table: "filter", Chain: "OUTPUT", Spec: "-d 169.254.169.254/32 -j DROP"}, ""},
-		{"an IPv4 rule is not looked for in rules.v6", map[string]string{"/etc/iptables/rules.v6": rulesV4},
-			firewallDeleteData{Backend: "nft", Family: "ipv4", Table: "filter", Chain: "OUTPUT", Spec: "-d 169.254.169.254/32 -p tcp -j REJECT --reject-with icmp-port-unreachable"}, ""},
-		{"RHEL's iptables file", map[string]string{"/etc/sysconfig/iptables": rulesV4},
-			firewallDeleteData{Backend: "legacy", Family: "ipv4", Table: "filter", Chain: "OUTPUT", Spec: "-d 169.254.169.254/32 -p tcp -j REJECT --reject-with icmp-port-unreachable"},
-			"/etc/sysconfig/iptables (line 3)"},
-		{"nftables.conf, the rule's comment aside", map[string]string{"/etc/nftables.conf": nftConf},
-			firewallDeleteData{Backend: "nftables", Family: "ipv4", Table: "inet filter", Chain: "output", Spec: `ip daddr 169.254.169.254 tcp dport 80 drop comment "x"`},
-			"/etc/nftables.conf (line 4)"},
-		{"no file", nil,
-			firewallDeleteData{Backend: "nftables", Family: "ipv4", Table: "inet filter", Chain: "output", Spec: "ip daddr 169.254.169.254 drop"}, ""},
+		{"in rules.v4", []firewall.Rule{otherChain, fromFile}, "netfilter-persistent: the rule is in /etc/iptables/rules.v4 (line 3), which it loads at boot"},
+		{"made by ufw, in no file", []firewall.Rule{fromUFW}, "ufw made the rule"},
+		{"added by hand", []firewall.Rule{live}, ""},
+		{"the same rule in another chain", []firewall.Rule{otherChain}, ""},
 	}
+	data, _ := json.Marshal(firewallDeleteData{Backend: "nft", Family: "ipv4", Table: "filter", Chain: "OUTPUT", Spec: reject.Spec})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := breakerPaths(t)
-			for name, content := range tt.files {
-				if err := os.MkdirAll(filepath.Dir(p.File(name)), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(p.File(name), []byte(content), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			data, _ := json.Marshal(tt.data)
-			got := readdedBy(p, &Change{Kind: "firewall_delete", Data: data})
-			if tt.want == "" && got != "" || !strings.Contains(got, tt.want) {
+			f := &facts.Facts{Firewall: &firewall.Firewall{Rules: tt.rules}}
+			if got := readdedBy(f, &Change{Kind: "firewall_delete", Data: data}); got != tt.want {
 				t.Errorf("readdedBy = %q, want %q", got, tt.want)
 			}
 		})
+	}
+	if got := readdedBy(nil, &Change{Kind: "firewall_delete", Data: data}); got != "" {
+		t.Errorf("without facts: %q", got)
 	}
 }

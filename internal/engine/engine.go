@@ -138,7 +138,7 @@ func (e *Engine) Run(ctx context.Context, command types.Command) (*report.Report
 		}
 		br := e.breaker()
 		now := time.Now()
-		loops = br.Hold(changes, now)
+		loops = br.Hold(changes, f, now)
 		if command == types.CommandApply {
 			x.Apply(ctx, changes)
 			br.Record(changes, now)
