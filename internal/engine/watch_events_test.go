@@ -1,0 +1,105 @@
+package engine
+
+import (
+	"context"
+	"maps"
+	"sync"
+	"testing"
+
+	"github.com/imdsmend/imdsmend/facts"
+)
+
+// countingProbes count how often each probe ran since the last take.
+type countingProbes struct {
+	mu  sync.Mutex
+	ran map[string]int
+}
+
+func (c *countingProbes) probe(name string) facts.Probe { return countingProbe{name, c} }
+
+func (c *countingProbes) take() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ran := c.ran
+	c.ran = map[string]int{}
+	return ran
+}
+
+type countingProbe struct {
+	name string
+	c    *countingProbes
+}
+
+func (p countingProbe) Name() string { return p.name }
+
+func (p countingProbe) Gather(context.Context, facts.Config, *facts.Facts) error {
+	p.c.mu.Lock()
+	defer p.c.mu.Unlock()
+	p.c.ran[p.name]++
+	return nil
+}
+
+// probed drains the fake IMDS probe's starts: how often it ran.
+func probed(started chan struct{}) int {
+	for n := 0; ; n++ {
+		select {
+		case <-started:
+		default:
+			return n
+		}
+	}
+}
+
+// TestWatchTriggerGathersItsSections: the start pass gathers every fact; a triggered pass
+// only the sections its trigger names, and IMDS only when the previous pass did not reach
+// it; triggers that arrive during a pass merge into one pass that gathers what either
+// names.
+func TestWatchTriggerGathersItsSections(t *testing.T) {
+	b := newBed(t, "1h")
+	counts := &countingProbes{ran: map[string]int{}}
+	counting := []facts.Probe{counts.probe("firewall"), counts.probe("route"), counts.probe("proxy")}
+	b.w.Engine.Probes = append(b.w.Engine.Probes, counting...)
+	started := make(chan struct{}, 8)
+	b.probe.started = started
+	triggers := make(chan Trigger)
+	b.w.Triggers = triggers
+	b.run(t)
+
+	expectPass(t, b.rec.next(t), TriggerStart)
+	if ran, want := counts.take(), map[string]int{"firewall": 1, "route": 1, "proxy": 1}; !maps.Equal(ran, want) || probed(started) != 1 {
+		t.Errorf("start pass ran %v, want %v and IMDS", ran, want)
+	}
+
+	triggers <- Trigger{Source: "nftables", Sections: []string{"firewall"}}
+	expectPass(t, b.rec.next(t), "nftables")
+	if ran, want := counts.take(), map[string]int{"firewall": 1}; !maps.Equal(ran, want) {
+		t.Errorf("nftables pass ran %v, want %v", ran, want)
+	}
+	if n := probed(started); n != 0 {
+		t.Errorf("IMDS probed %d times after a healthy pass, want 0", n)
+	}
+
+	// IMDS breaks; a timed pass (no sections: all) sees it.
+	b.probe.set("timeout")
+	triggers <- Trigger{Source: TriggerTimer}
+	expectPass(t, b.rec.next(t), TriggerTimer)
+	if ran, want := counts.take(), map[string]int{"firewall": 1, "route": 1, "proxy": 1}; !maps.Equal(ran, want) || probed(started) != 1 {
+		t.Errorf("a trigger naming no sections ran %v, want %v and IMDS", ran, want)
+	}
+
+	// Now a triggered pass probes IMDS too; it waits there while two more triggers come.
+	gate := make(chan struct{})
+	b.probe.mu.Lock()
+	b.probe.gate = gate
+	b.probe.mu.Unlock()
+	triggers <- Trigger{Source: "route", Sections: []string{"route"}}
+	<-started
+	triggers <- Trigger{Source: "proxy-files", Sections: []string{"proxy"}}
+	triggers <- Trigger{Source: "nftables", Sections: []string{"firewall"}}
+	close(gate)
+	expectPass(t, b.rec.next(t), "route")
+	expectPass(t, b.rec.next(t), "proxy-files")
+	if ran, want := counts.take(), map[string]int{"route": 1, "proxy": 1, "firewall": 1}; !maps.Equal(ran, want) || probed(started) != 1 {
+		t.Errorf("route pass and the merged one ran %v, want %v and IMDS in each", ran, want)
+	}
+}
