@@ -38,6 +38,9 @@ type Breaker struct {
 	Policy string
 	Paths  paths.Paths
 	state  breakerState
+	// dirty is set when the history changed since it was read: a pass that changes
+	// nothing writes nothing.
+	dirty bool
 }
 
 type breakerState struct {
@@ -74,6 +77,7 @@ func LoadBreaker(p paths.Paths, reapplies int, window time.Duration, policy stri
 		_ = json.Unmarshal(raw, &b.state)
 	}
 	if b.state.Policy != policy || b.state.Fixes == nil {
+		b.dirty = len(b.state.Fixes) > 0
 		b.state = breakerState{Policy: policy, Fixes: map[string]*fixHistory{}}
 	}
 	return b
@@ -104,7 +108,7 @@ func (b *Breaker) Hold(changes []*Change, f *facts.Facts, now time.Time) []Loop 
 		h.Applied = within(h.Applied, now, b.Window)
 		// Applying it now would re-apply it len(h.Applied) times within the window.
 		if h.Held == nil && len(h.Applied) > b.Reapplies {
-			h.Held = &now
+			h.Held, b.dirty = &now, true
 		}
 		if h.Held == nil {
 			continue
@@ -130,13 +134,16 @@ func (b *Breaker) Record(changes []*Change, now time.Time) {
 			b.state.Fixes[k] = h
 		}
 		h.Applied = append(h.Applied, now)
+		b.dirty = true
 	}
 	for k, h := range b.state.Fixes {
+		was := len(h.Applied)
 		h.Applied = within(h.Applied, now, b.Window)
 		// Beyond Reapplies+1 times the count is decided: older times change nothing.
 		if n := len(h.Applied) - (b.Reapplies + 1); n > 0 {
 			h.Applied = h.Applied[n:]
 		}
+		b.dirty = b.dirty || len(h.Applied) != was
 		if len(h.Applied) == 0 && h.Held == nil {
 			delete(b.state.Fixes, k)
 		}
@@ -148,8 +155,12 @@ func within(times []time.Time, now time.Time, window time.Duration) []time.Time 
 	return slices.DeleteFunc(times, func(t time.Time) bool { return now.Sub(t) > window })
 }
 
-// Save keeps the history in state.json.
+// Save keeps the history in state.json, when it changed.
 func (b *Breaker) Save() error {
+	if !b.dirty {
+		return nil
+	}
+	b.dirty = false
 	return updateState(b.Paths, func(doc map[string]json.RawMessage) error {
 		raw, err := json.Marshal(b.state)
 		if err != nil {

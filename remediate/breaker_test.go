@@ -170,3 +170,29 @@ func TestReaddedBy(t *testing.T) {
 		t.Errorf("without facts: %q", got)
 	}
 }
+
+// TestBreakerWritesOnlyChanges: a pass that applies nothing and holds nothing leaves
+// state.json alone; one that applies a fix writes it.
+func TestBreakerWritesOnlyChanges(t *testing.T) {
+	p := breakerPaths(t)
+	now := time.Date(2026, 12, 1, 6, 0, 0, 0, time.UTC)
+	pass := func(status types.Status) bool {
+		t.Helper()
+		b := LoadBreaker(p, 3, time.Hour, "p1")
+		c := &Change{Rule: "r", Kind: "mark", Target: "/x", Status: types.StatusPlanned}
+		b.Hold([]*Change{c}, nil, now)
+		c.Status = status
+		b.Record([]*Change{c}, now)
+		if err := b.Save(); err != nil {
+			t.Fatal(err)
+		}
+		_, err := os.Stat(p.State("state.json"))
+		return err == nil
+	}
+	if pass(types.StatusFailed) {
+		t.Errorf("a pass that applied nothing wrote state.json")
+	}
+	if !pass(types.StatusApplied) {
+		t.Errorf("a pass that applied a fix did not write state.json")
+	}
+}

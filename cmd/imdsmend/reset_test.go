@@ -24,7 +24,7 @@ func TestReset(t *testing.T) {
 		{"breaker reset: no fix was held\n"},
 	}
 	for _, tt := range tests {
-		stdout, stderr, code := runCLI(t, "reset", "--root", root, "--timeout", "5s")
+		stdout, stderr, code := runCLI(t, "reset", "--root", root, "--timeout", "60s")
 		if code != 0 || stdout != tt.want {
 			t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s\nwant exit 0 and %q", code, stdout, stderr, tt.want)
 		}
