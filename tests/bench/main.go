@@ -702,7 +702,7 @@ type idleWatch struct {
 	counter *passCounter
 	passes  int64 // counted when the window started
 	start   time.Time
-	u0    usage
+	u0      usage
 	// first is what IMDS saw of the first pass: a new token and a new connection, as a
 	// pass 5 minutes after the last may need.
 	first sim.Stats
