@@ -64,8 +64,8 @@ func (w *eventWatch) mended(t *testing.T) (before int) {
 
 // TestWatchEventsMend: with an hour between timed passes, watch mends each blocker as soon
 // as it appears: the change's event (nftables for iptables-nft and nft rules, the legacy
-// tables' checksum, a route change over netlink, /etc/environment over inotify) starts the
-// pass. The time from the change to the healed pass's status is logged.
+// tables' checksum once the xtables lock is let go, a route change over netlink,
+// /etc/environment over inotify) starts the pass. The time from the change to the healed pass's status is logged.
 func TestWatchEventsMend(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -80,6 +80,9 @@ func TestWatchEventsMend(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// The watch's /run is its own (hermetic): the xtables lock that tells it a legacy
+			// iptables command is done must be one the maker's iptables takes too.
+			t.Setenv("XTABLES_LOCKFILE", filepath.Join(t.TempDir(), "xtables.lock"))
 			ctx := testContext(t)
 			ns := tt.bed(ctx, t)
 			r := newRun(t, ns)
