@@ -114,8 +114,8 @@ func (b *Breaker) Hold(changes []*Change, f *facts.Facts, now time.Time) []Loop 
 			continue
 		}
 		c.Status = types.StatusSkipped
-		c.Error = fmt.Sprintf("held by the fight-loop breaker since %s: applied %d times within %s and undone again each time (settings.breaker); stop what re-adds it, then run `imdsmend reset`",
-			h.Held.UTC().Format(time.RFC3339), len(h.Applied), b.Window)
+		c.Error = fmt.Sprintf("held by the fight-loop breaker since %s: re-applied more than %d times within %s, undone each time (settings.breaker); stop what re-adds it, then run `imdsmend reset`",
+			h.Held.UTC().Format(time.RFC3339), b.Reapplies, b.Window)
 		loops = append(loops, Loop{Change: c, Applied: slices.Clone(h.Applied), ReaddedBy: readdedBy(f, c)})
 	}
 	return loops

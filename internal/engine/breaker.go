@@ -69,8 +69,8 @@ func addLoops(rep *report.Report, loops []remediate.Loop) {
 		rep.Findings = append(rep.Findings, report.Finding{
 			Rule:     remediate.BreakerRule,
 			Severity: types.SeverityCritical,
-			Summary: fmt.Sprintf("Something keeps undoing the fix of %s: %s %s was applied %d times in a row and came back each time; imdsmend stopped applying it (%s)",
-				c.Rule, c.Kind, c.Target, len(l.Applied), who),
+			Summary: fmt.Sprintf("Something keeps undoing the fix of %s: imdsmend stopped applying %s %s, which came back after each time (%s)",
+				c.Rule, c.Kind, c.Target, who),
 			Hint:     "Stop what re-adds it, then run `imdsmend reset` to apply the fix again.",
 			Evidence: ev,
 		})
