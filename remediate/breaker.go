@@ -6,12 +6,17 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/facts/callers"
 	"github.com/imdsmend/imdsmend/facts/firewall"
 	"github.com/imdsmend/imdsmend/internal/paths"
 	"github.com/imdsmend/imdsmend/internal/types"
@@ -116,7 +121,7 @@ func (b *Breaker) Hold(changes []*Change, f *facts.Facts, now time.Time) []Loop 
 		c.Status = types.StatusSkipped
 		c.Error = fmt.Sprintf("held by the fight-loop breaker since %s: re-applied more than %d times within %s, undone each time (settings.breaker); stop what re-adds it, then run `imdsmend reset`",
 			h.Held.UTC().Format(time.RFC3339), b.Reapplies, b.Window)
-		loops = append(loops, Loop{Change: c, Applied: slices.Clone(h.Applied), ReaddedBy: readdedBy(f, c)})
+		loops = append(loops, Loop{Change: c, Applied: slices.Clone(h.Applied), ReaddedBy: readdedBy(b.Paths, f, c)})
 	}
 	return loops
 }
@@ -230,10 +235,14 @@ func updateState(p paths.Paths, edit func(doc map[string]json.RawMessage) error)
 	return nil
 }
 
-// readdedBy says what puts c's blocker back where the facts tell: for a firewall rule, the
-// front end that made it and the persistent file that holds it (firewall.Rule.Source).
-// "" otherwise.
-func readdedBy(f *facts.Facts, c *Change) string {
+// readdedBy says what puts c's blocker back where that can be told: for a firewall rule,
+// the front end that made it and the persistent file that holds it (firewall.Rule.Source);
+// for a file, the processes that hold it open for writing now, right after the change
+// that started this pass. "" otherwise.
+func readdedBy(p paths.Paths, f *facts.Facts, c *Change) string {
+	if c.Kind == "no_proxy" {
+		return fileWriters(p, c.Target)
+	}
 	if c.Kind != "firewall_delete" || f == nil || f.Firewall == nil {
 		return ""
 	}
@@ -253,4 +262,63 @@ func readdedBy(f *facts.Facts, c *Change) string {
 		}
 	}
 	return ""
+}
+
+// fileWriters names the processes (PID, command, systemd unit) that hold file open for
+// writing, from /proc/PID/fd and fdinfo; "" when none does.
+func fileWriters(p paths.Paths, file string) string {
+	procDir := p.File("/proc")
+	entries, err := os.ReadDir(procDir)
+	if err != nil {
+		return ""
+	}
+	host := p.File(file)
+	var who []string
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		dir := filepath.Join(procDir, e.Name())
+		fds, err := os.ReadDir(filepath.Join(dir, "fd"))
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			link, err := os.Readlink(filepath.Join(dir, "fd", fd.Name()))
+			if err != nil || link != file && link != host || !openForWriting(filepath.Join(dir, "fdinfo", fd.Name())) {
+				continue
+			}
+			c := fmt.Sprintf("PID %d", pid)
+			if comm, err := os.ReadFile(filepath.Join(dir, "comm")); err == nil {
+				c += " (" + strings.TrimSpace(string(comm)) + ")"
+			}
+			if cg, err := os.ReadFile(filepath.Join(dir, "cgroup")); err == nil {
+				if unit := callers.ParseUnit(cg); unit != "" {
+					c += " of " + unit
+				}
+			}
+			who = append(who, c)
+			break
+		}
+	}
+	if len(who) == 0 {
+		return ""
+	}
+	return strings.Join(who, ", ") + " held " + file + " open for writing as the fix was due again"
+}
+
+// openForWriting reads the flags of /proc/PID/fdinfo/FD: open write-only or read-write.
+func openForWriting(fdinfo string) bool {
+	data, err := os.ReadFile(fdinfo)
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "flags:"); ok {
+			flags, err := strconv.ParseUint(strings.TrimSpace(v), 8, 64)
+			return err == nil && flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0
+		}
+	}
+	return false
 }

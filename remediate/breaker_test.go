@@ -161,12 +161,12 @@ func TestReaddedBy(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := &facts.Facts{Firewall: &firewall.Firewall{Rules: tt.rules}}
-			if got := readdedBy(f, &Change{Kind: "firewall_delete", Data: data}); got != tt.want {
+			if got := readdedBy(paths.Paths{}, f, &Change{Kind: "firewall_delete", Data: data}); got != tt.want {
 				t.Errorf("readdedBy = %q, want %q", got, tt.want)
 			}
 		})
 	}
-	if got := readdedBy(nil, &Change{Kind: "firewall_delete", Data: data}); got != "" {
+	if got := readdedBy(paths.Paths{}, nil, &Change{Kind: "firewall_delete", Data: data}); got != "" {
 		t.Errorf("without facts: %q", got)
 	}
 }
@@ -194,5 +194,49 @@ func TestBreakerWritesOnlyChanges(t *testing.T) {
 	}
 	if !pass(types.StatusApplied) {
 		t.Errorf("a pass that applied a fix did not write state.json")
+	}
+}
+
+// TestReaddedByFileWriters: a held file fix names the processes that hold the file open for
+// writing (fdinfo flags), with their units, and not those that only read it.
+func TestReaddedByFileWriters(t *testing.T) {
+	type proc struct {
+		pid, comm, cgroup, link, flags string
+	}
+	tests := []struct {
+		name  string
+		procs []proc
+		want  string
+	}{
+		{"a writer in a unit", []proc{{"42", "chef-client", "0::/system.slice/chef-client.service\n", "/etc/environment", "0100001"}},
+			"PID 42 (chef-client) of chef-client.service held /etc/environment open for writing as the fix was due again"},
+		{"read-write, outside a unit", []proc{{"7", "vi", "0::/\n", "/etc/environment", "02"}},
+			"PID 7 (vi) held /etc/environment open for writing as the fix was due again"},
+		{"a reader", []proc{{"42", "cat", "0::/system.slice/x.service\n", "/etc/environment", "0100000"}}, ""},
+		{"another file", []proc{{"42", "chef-client", "", "/etc/profile", "0100001"}}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := breakerPaths(t)
+			for _, pr := range tt.procs {
+				dir := p.File("/proc/" + pr.pid)
+				for _, d := range []string{"fd", "fdinfo"} {
+					if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for name, content := range map[string]string{"comm": pr.comm + "\n", "cgroup": pr.cgroup, "fdinfo/3": "pos:\t0\nflags:\t" + pr.flags + "\n"} {
+					if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := os.Symlink(pr.link, filepath.Join(dir, "fd", "3")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := readdedBy(p, nil, &Change{Kind: "no_proxy", Target: "/etc/environment"}); got != tt.want {
+				t.Errorf("readdedBy = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
