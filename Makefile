@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 BIN     := bin
 
-.PHONY: all deps build lint unit e2e test demo bench bench-startup fuzz docs clean package
+.PHONY: all deps build lint unit e2e test demo bench bench-go fuzz docs clean package
 
 all: build
 
@@ -41,17 +41,15 @@ test: deps lint unit e2e
 demo: deps build
 	$(GO) run ./tests/demo --imdsmend $(BIN)/imdsmend --imdssim $(BIN)/imdssim
 
-# In-process benchmarks, then (as root) the whole-process ones in network namespaces and
-# start-up.
+# The benchmark table (root, under 5 minutes): every row measured side by side in one run,
+# written into docs/bench.md (tests/bench). bench-go runs the Go benchmarks the deeper
+# sections of docs/bench.md quote.
 bench: build
+	$(GO) run ./tests/bench --imdsmend $(BIN)/imdsmend --imdssim $(BIN)/imdssim --out docs/bench.md
+
+bench-go: build
 	$(GO) test -run '^$$' -bench . -benchmem $$($(GO) list ./... | grep -v /tests/)
 	IMDSMEND_BIN=$(CURDIR)/$(BIN)/imdsmend $(GO) test -run '^$$' -bench . -benchmem ./tests/e2e/
-	$(MAKE) --no-print-directory bench-startup
-
-# Start-up side by side (root): hello world vs `imdsmend version`, curl's IMDSv2 pair vs
-# `imdsmend check` in one namespace, and the binary's size as shipped (docs/bench.md).
-bench-startup: build
-	GO=$(GO) IMDSSIM=$(CURDIR)/$(BIN)/imdssim tests/bench/startup.sh
 
 # Every fuzz target for FUZZTIME each (go test -fuzz takes one target at a time).
 FUZZTIME ?= 30s

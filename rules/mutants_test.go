@@ -105,7 +105,8 @@ func TestLoadErrors(t *testing.T) {
 
 // The defaults as docs/policy.md states them, not as defaultSettings computes them.
 func TestSettingsDefaultsPinned(t *testing.T) {
-	want := Settings{Mode: ModeEnforce, Interval: 5 * time.Minute, ProbeTimeout: 2 * time.Second, NICInterval: time.Minute}
+	want := Settings{Mode: ModeEnforce, Interval: 5 * time.Minute, ProbeTimeout: 2 * time.Second, NICInterval: time.Minute,
+		Breaker: Breaker{Reapplies: 3, Window: 10 * time.Minute}}
 	if diff := cmp.Diff(want, defaultSettings()); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
 	}
@@ -124,6 +125,11 @@ func TestSettingsBoundaries(t *testing.T) {
 		{`imds { attempts = 11 }`, "attempts must be a whole number from 1 to 10"},
 		{`imds { attempts = 1 }`, ""},
 		{`imds { attempts = 0 }`, "attempts must be a whole number from 1 to 10"},
+		{`breaker { reapplies = 0 }`, ""},
+		{`breaker { reapplies = -1 }`, "reapplies must be a whole number from 0 to 1000"},
+		{`breaker { reapplies = 1000 }`, ""},
+		{`breaker { reapplies = 1001 }`, "reapplies must be a whole number from 0 to 1000"},
+		{`breaker { window = "0s" }`, "window"},
 		{`interval = "0s"`, "interval"},
 		{`probe_timeout = "1ns"`, ""},
 		{`probe_timeout = "0s"`, "probe_timeout"},

@@ -82,6 +82,9 @@ type Settings struct {
 	Allow Allow
 	// EC2 is `settings { ec2 { … } }`: where and as whom the EC2 API is called.
 	EC2 EC2Settings
+	// Breaker is settings.breaker: when a fix something else keeps undoing stops being
+	// applied (remediate.Breaker).
+	Breaker Breaker
 }
 
 // EC2Settings are the EC2 API's settings; the calls are made only with allow.ec2_api.
@@ -95,6 +98,13 @@ type EC2Settings struct {
 	// Interval is how long an answer of the API is kept in state.json in place of a call;
 	// zero means settings.interval.
 	Interval time.Duration
+}
+
+// Breaker bounds how often one fix is re-applied: more than Reapplies times within
+// Window, and it is held until `imdsmend reset` or a policy change.
+type Breaker struct {
+	Reapplies int
+	Window    time.Duration
 }
 
 // Allow grants each kind of change; all are denied unless granted.

@@ -16,15 +16,23 @@ import (
 // defaultSettings apply where the policy is silent: enforce mode, but every change denied
 // until allowed.
 func defaultSettings() Settings {
-	return Settings{Mode: ModeEnforce, Interval: 5 * time.Minute, ProbeTimeout: 2 * time.Second, NICInterval: time.Minute}
+	return Settings{Mode: ModeEnforce, Interval: 5 * time.Minute, ProbeTimeout: 2 * time.Second, NICInterval: time.Minute,
+		Breaker: Breaker{Reapplies: 3, Window: 10 * time.Minute}}
 }
+
+// maxReapplies bounds settings.breaker.reapplies; more would let a fight go on unnoticed.
+const maxReapplies = 1000
 
 // maxIMDSAttempts bounds settings.imds.attempts: imdsmend must not hammer a throttled IMDS.
 const maxIMDSAttempts = 10
 
 var settingsSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "mode"}, {Name: "interval"}, {Name: "probe_timeout"}, {Name: "ipv6"}, {Name: "nic_interval"}},
-	Blocks:     []hcl.BlockHeaderSchema{{Type: "allow"}, {Type: "imds"}, {Type: "ec2"}},
+	Blocks:     []hcl.BlockHeaderSchema{{Type: "allow"}, {Type: "imds"}, {Type: "ec2"}, {Type: "breaker"}},
+}
+
+var breakerSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "reapplies"}, {Name: "window"}},
 }
 
 var allowSchema = func() *hcl.BodySchema {
@@ -95,6 +103,8 @@ func (m *settingsMerger) merge(block *hcl.Block) hcl.Diagnostics {
 			diags = append(diags, m.mergeIMDS(b)...)
 		case "ec2":
 			diags = append(diags, m.mergeEC2(b)...)
+		case "breaker":
+			diags = append(diags, m.mergeBreaker(b)...)
 		}
 	}
 	return diags
@@ -146,21 +156,38 @@ func decodeRestartUnits(a *hcl.Attribute, dst *Allow) hcl.Diagnostics {
 }
 
 func (m *settingsMerger) mergeIMDS(block *hcl.Block) hcl.Diagnostics {
-	c, diags := content(block.Body, imdsSchema)
-	for _, as := range imdsSchema.Attributes {
+	return m.mergeAttributes(block, imdsSchema, "imds.", func(a *hcl.Attribute) hcl.Diagnostics {
+		switch a.Name {
+		case "connect_timeout":
+			return decodeDuration(a, &m.s.IMDS.Connect)
+		case "header_timeout":
+			return decodeDuration(a, &m.s.IMDS.Header)
+		default: // attempts
+			return decodeAttempts(a, &m.s.IMDS.MaxAttempts)
+		}
+	})
+}
+
+func (m *settingsMerger) mergeBreaker(block *hcl.Block) hcl.Diagnostics {
+	return m.mergeAttributes(block, breakerSchema, "breaker.", func(a *hcl.Attribute) hcl.Diagnostics {
+		if a.Name == "reapplies" {
+			return decodeWhole(a, &m.s.Breaker.Reapplies, 0, maxReapplies)
+		}
+		return decodeDuration(a, &m.s.Breaker.Window)
+	})
+}
+
+// mergeAttributes decodes each attribute of a nested settings block that sets one, in the
+// schema's order, and records where it was set under prefix.
+func (m *settingsMerger) mergeAttributes(block *hcl.Block, schema *hcl.BodySchema, prefix string, decode func(a *hcl.Attribute) hcl.Diagnostics) hcl.Diagnostics {
+	c, diags := content(block.Body, schema)
+	for _, as := range schema.Attributes {
 		a, ok := c.Attributes[as.Name]
 		if !ok {
 			continue
 		}
-		switch as.Name {
-		case "connect_timeout":
-			diags = append(diags, decodeDuration(a, &m.s.IMDS.Connect)...)
-		case "header_timeout":
-			diags = append(diags, decodeDuration(a, &m.s.IMDS.Header)...)
-		case "attempts":
-			diags = append(diags, decodeAttempts(a, &m.s.IMDS.MaxAttempts)...)
-		}
-		m.set["imds."+as.Name] = a.Expr.Range()
+		diags = append(diags, decode(a)...)
+		m.set[prefix+as.Name] = a.Expr.Range()
 	}
 	return diags
 }
@@ -278,6 +305,11 @@ func decodeBool(a *hcl.Attribute, dst *bool) hcl.Diagnostics {
 }
 
 func decodeAttempts(a *hcl.Attribute, dst *int) hcl.Diagnostics {
+	return decodeWhole(a, dst, 1, maxIMDSAttempts)
+}
+
+// decodeWhole decodes a constant whole number from lo to hi.
+func decodeWhole(a *hcl.Attribute, dst *int, lo, hi int) hcl.Diagnostics {
 	if diags := constant(a); diags.HasErrors() {
 		return diags
 	}
@@ -285,9 +317,9 @@ func decodeAttempts(a *hcl.Attribute, dst *int) hcl.Diagnostics {
 	if diags := decodeValue(a.Expr, cty.Number, &n); diags.HasErrors() {
 		return diags
 	}
-	if n < 1 || n > maxIMDSAttempts {
-		return hcl.Diagnostics{errorf(a.Expr.Range().Ptr(), "Invalid attempts",
-			"attempts must be a whole number from 1 to %d, not %d.", maxIMDSAttempts, n)}
+	if n < lo || n > hi {
+		return hcl.Diagnostics{errorf(a.Expr.Range().Ptr(), "Invalid "+a.Name,
+			"%s must be a whole number from %d to %d, not %d.", a.Name, lo, hi, n)}
 	}
 	*dst = n
 	return nil

@@ -20,7 +20,7 @@ func TestSettings(t *testing.T) {
 		{
 			name:  "report mode",
 			files: []string{"policy.hcl", `settings { mode = "report" }`},
-			want:  Settings{Mode: ModeReport, Interval: defaults.Interval, ProbeTimeout: defaults.ProbeTimeout, NICInterval: defaults.NICInterval},
+			want:  Settings{Mode: ModeReport, Interval: defaults.Interval, ProbeTimeout: defaults.ProbeTimeout, NICInterval: defaults.NICInterval, Breaker: defaults.Breaker},
 		},
 		{
 			name: "every setting",
@@ -42,11 +42,16 @@ func TestSettings(t *testing.T) {
     routes        = true
     restart_units = true
   }
+  breaker {
+    reapplies = 5
+    window    = "1h"
+  }
 }`},
 			want: Settings{
 				Mode: ModeEnforce, Interval: time.Minute, ProbeTimeout: 3 * time.Second, IPv6: true, NICInterval: 30 * time.Second,
-				IMDS:  imds.Timeouts{Connect: 500 * time.Millisecond, Header: time.Second, MaxAttempts: 4},
-				Allow: Allow{Firewall: true, Files: true, EC2API: true, Routes: true, RestartUnits: true},
+				Breaker: Breaker{Reapplies: 5, Window: time.Hour},
+				IMDS:    imds.Timeouts{Connect: 500 * time.Millisecond, Header: time.Second, MaxAttempts: 4},
+				Allow:   Allow{Firewall: true, Files: true, EC2API: true, Routes: true, RestartUnits: true},
 			},
 		},
 		{
@@ -66,7 +71,7 @@ func TestSettings(t *testing.T) {
 }`,
 			},
 			want: Settings{
-				Mode: ModeReport, Interval: time.Minute, ProbeTimeout: defaults.ProbeTimeout, NICInterval: defaults.NICInterval,
+				Mode: ModeReport, Interval: time.Minute, ProbeTimeout: defaults.ProbeTimeout, NICInterval: defaults.NICInterval, Breaker: defaults.Breaker,
 				IMDS:  imds.Timeouts{MaxAttempts: 2},
 				Allow: Allow{Firewall: true},
 			},
@@ -76,7 +81,7 @@ func TestSettings(t *testing.T) {
 			files: []string{"policy.hcl", `settings {
   allow { restart_units = ["docker.service", "*-agent.service"] }
 }`},
-			want: Settings{Mode: ModeEnforce, Interval: defaults.Interval, ProbeTimeout: defaults.ProbeTimeout, NICInterval: defaults.NICInterval,
+			want: Settings{Mode: ModeEnforce, Interval: defaults.Interval, ProbeTimeout: defaults.ProbeTimeout, NICInterval: defaults.NICInterval, Breaker: defaults.Breaker,
 				Allow: Allow{RestartUnits: true, RestartUnitGlobs: []string{"docker.service", "*-agent.service"}}},
 		},
 		{
@@ -86,7 +91,7 @@ func TestSettings(t *testing.T) {
 }`, "policy.d/10-none.hcl", `settings {
   allow { restart_units = [] }
 }`},
-			want: Settings{Mode: ModeEnforce, Interval: defaults.Interval, ProbeTimeout: defaults.ProbeTimeout, NICInterval: defaults.NICInterval,
+			want: Settings{Mode: ModeEnforce, Interval: defaults.Interval, ProbeTimeout: defaults.ProbeTimeout, NICInterval: defaults.NICInterval, Breaker: defaults.Breaker,
 				Allow: Allow{RestartUnitGlobs: []string{}}},
 		},
 		{
@@ -96,7 +101,7 @@ func TestSettings(t *testing.T) {
 }`, "policy.d/10-true.hcl", `settings {
   allow { restart_units = true }
 }`},
-			want: Settings{Mode: ModeEnforce, Interval: defaults.Interval, ProbeTimeout: defaults.ProbeTimeout, NICInterval: defaults.NICInterval,
+			want: Settings{Mode: ModeEnforce, Interval: defaults.Interval, ProbeTimeout: defaults.ProbeTimeout, NICInterval: defaults.NICInterval, Breaker: defaults.Breaker,
 				Allow: Allow{RestartUnits: true}},
 		},
 		{

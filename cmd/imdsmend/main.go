@@ -100,7 +100,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(
 		newCheckCommand(g), newPlanCommand(g), newApplyCommand(g), newUndoCommand(g),
 		newFactsCommand(g), newValidateCommand(g), newVersionCommand(), newWatchCommand(g),
-		newTestCommand(g),
+		newTestCommand(g), newResetCommand(g),
 	)
 	return root
 }

@@ -40,6 +40,7 @@ type Rule struct {
 	Deliberate bool   `cty:"deliberate" json:"deliberate" doc:"Someone scoped it on purpose: it matches the socket owner (--uid-owner, skuid) on its path, or only hits non-root or forwarded traffic."`
 	Broad      bool   `cty:"broad" json:"broad" doc:"It hits more than IMDS: a chain policy, or a rule some way into which (from any hook, INPUT and FORWARD included) does not limit the destination to a /8 or narrower network holding IMDS. Removing it would open other traffic; leads_to names it on the jump that is IMDS's own way to it."`
 	LeadsTo    string `cty:"leads_to" json:"leads_to" doc:"For a jump (or goto): the broad rule it leads IMDS traffic to, as \"CHAIN: SPEC\"; the jump limits the destination to IMDS, so deleting it spares the others that rule serves. Empty for other rules."`
+	Source     Source `cty:"source" json:"source" doc:"Which front end made the rule and the file and line that hold it (docs/firewall.md, \"Where a rule comes from\")."`
 }
 
 // Config tells Read where to find user and group names and which families matter.
@@ -63,7 +64,12 @@ func Read(ctx context.Context, cfg Config) (*Firewall, error) {
 	if err != nil {
 		return nil, err
 	}
-	return evaluateFirewall(src, cfg, users, packets)
+	fw, err := evaluateFirewall(src, cfg, users, packets)
+	if err != nil {
+		return nil, err
+	}
+	attributeSources(ctx, fw.Rules, cfg.Paths)
+	return fw, nil
 }
 
 // sourceText is the raw output of the tools, kept apart from parsing so tests can feed

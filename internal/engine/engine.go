@@ -148,6 +148,7 @@ func (e *Engine) run(ctx context.Context, command types.Command, sections []stri
 		defer unlock()
 	}
 	var settled []*remediate.Change
+	var loops []remediate.Loop
 	if command == types.CommandApply {
 		// Before the facts: a change an interrupted run made is part of the system now.
 		var err error
@@ -166,8 +167,15 @@ func (e *Engine) run(ctx context.Context, command types.Command, sections []stri
 		for _, req := range res.Requests {
 			changes = append(changes, x.Plan(ctx, req.Rule, req.Kind, req.Args)...)
 		}
+		br := e.breaker()
+		now := time.Now()
+		loops = br.Hold(changes, f, now)
 		if command == types.CommandApply {
 			x.Apply(ctx, changes)
+			br.Record(changes, now)
+			// A history that can't be kept costs the breaker its count, no more: the
+			// ledger beside it refuses every change first.
+			_ = br.Save()
 			if changed(changes) {
 				// Verify: the report says what is true after the fixes, not before.
 				f = e.gather(ctx, sections, f, true)
@@ -179,6 +187,7 @@ func (e *Engine) run(ctx context.Context, command types.Command, sections []stri
 		rep.Actions = actions(append(settled, changes...))
 	}
 	fill(rep, f, res)
+	addLoops(rep, loops)
 	rep.DurationMS = float64(time.Since(start).Microseconds()) / 1000
 	return rep, f, nil
 }

@@ -48,6 +48,26 @@ var (
 	SystemdUnitDir     = "/etc/systemd/system"
 	DockerDaemonConfig = "/etc/docker/daemon.json"
 	ProcDir            = "/proc"
+
+	// Where firewall front ends keep their rules (facts/firewall source attribution,
+	// remediate's front-end mends).
+	UFWConf            = "/etc/ufw/ufw.conf"
+	UFWDefaults        = "/etc/default/ufw"
+	UFWUserRules       = "/etc/ufw/user.rules"
+	UFWUser6Rules      = "/etc/ufw/user6.rules"
+	UFWBeforeRules     = "/etc/ufw/before.rules"
+	UFWBefore6Rules    = "/etc/ufw/before6.rules"
+	UFWAfterRules      = "/etc/ufw/after.rules"
+	UFWAfter6Rules     = "/etc/ufw/after6.rules"
+	IptablesRulesV4    = "/etc/iptables/rules.v4"
+	IptablesRulesV6    = "/etc/iptables/rules.v6"
+	SysconfigIptables  = "/etc/sysconfig/iptables"
+	SysconfigIp6tables = "/etc/sysconfig/ip6tables"
+	NftablesConfs      = []string{"/etc/nftables.conf", "/etc/sysconfig/nftables.conf"}
+	NftIncludeDir      = "/etc"
+	FirewalldDirect    = "/etc/firewalld/direct.xml"
+	UFW                = "ufw"
+	FirewallCmd        = "firewall-cmd"
 )
 
 // Paths resolves absolute system paths against a root directory.
