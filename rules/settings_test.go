@@ -117,7 +117,7 @@ func TestSettings(t *testing.T) {
   ec2 { region = "eu-central-1" }
 }`},
 			want: Settings{Mode: ModeEnforce, Interval: defaults.Interval, ProbeTimeout: defaults.ProbeTimeout, NICInterval: defaults.NICInterval,
-				EC2: EC2Settings{Region: "eu-central-1", InstanceID: "i-0123456789abcdef0", RoleARN: "arn:aws:iam::123456789012:role/imdsmend", Interval: 15 * time.Minute}},
+				EC2: EC2Settings{Region: "eu-central-1", InstanceID: "i-0123456789abcdef0", RoleARN: "arn:aws:iam::123456789012:role/imdsmend", Interval: 15 * time.Minute}, Breaker: defaults.Breaker},
 		},
 	}
 	for _, tt := range tests {
