@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -146,5 +147,22 @@ func TestParseChain(t *testing.T) {
 				t.Errorf("policy %d specs %q, want %d %q", c.policy, specs, tt.policy, tt.specs)
 			}
 		})
+	}
+}
+
+// BenchmarkParseKubeServices parses a KUBE-SERVICES chain of 4,000 services as
+// `iptables -t nat -S KUBE-SERVICES` prints it (docs/bench.md).
+func BenchmarkParseKubeServices(b *testing.B) {
+	var out strings.Builder
+	out.WriteString("-N KUBE-SERVICES\n")
+	for i := range 4000 {
+		fmt.Fprintf(&out, "-A KUBE-SERVICES -d 10.100.%d.%d/32 -p tcp -m comment --comment \"ns%d/svc%d:http cluster IP\" -m tcp --dport 80 -j KUBE-SVC-%016X\n", (i+1)/256, (i+1)%256, i%50, i, i)
+	}
+	out.WriteString("-A KUBE-SERVICES -m comment --comment \"kubernetes service nodeports; NOTE: this must be the last rule in this chain\" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS\n")
+	text := out.String()
+	for b.Loop() {
+		if _, err := parseChain(text, "KUBE-SERVICES", "ipv4", testUsers); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
