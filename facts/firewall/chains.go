@@ -3,11 +3,13 @@ package firewall
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os/exec"
 	"slices"
 	"strings"
 	"sync"
 
+	"github.com/imdsmend/imdsmend/facts/route"
 	"github.com/imdsmend/imdsmend/internal/paths"
 )
 
@@ -193,6 +195,11 @@ func parseChain(out, chain, family string, users *userDB) (*fwChain, error) {
 				c.policy = vDrop
 			}
 		case strings.HasPrefix(line, "-A "):
+			if excludesIMDS(line, family == "ipv6") {
+				// KUBE-SERVICES's thousands of -d CLUSTER-IP rules: parsing them took
+				// most of the walk's own time, and they can't meet IMDS's traffic.
+				continue
+			}
 			if err := addRule(line, chains, family, users); err != nil {
 				return nil, err
 			}
@@ -201,6 +208,28 @@ func parseChain(out, chain, family string, users *userDB) (*fwChain, error) {
 		}
 	}
 	return c, nil
+}
+
+// excludesIMDS reports, from the text alone, that a rule's destination is an address or
+// network without the IMDS address, so it matches none of IMDS's traffic (this pass only
+// asks whether anything does; it reports no rule, so skipping one changes no answer).
+// iptables -S prints -s, -d, -i, -o and -p before any match and any quoted text, so a
+// " -d " there is the rule's own.
+func excludesIMDS(line string, v6 bool) bool {
+	head := line
+	if i := strings.IndexAny(head, "\"'"); i >= 0 {
+		head = head[:i]
+	}
+	if i := strings.Index(head, " -m "); i >= 0 {
+		head = head[:i]
+	}
+	i := strings.Index(head, " -d ")
+	if i < 0 || strings.HasSuffix(head[:i], " !") {
+		return false
+	}
+	word, _, _ := strings.Cut(head[i+len(" -d "):], " ")
+	pfx, err := netip.ParsePrefix(word)
+	return err == nil && !pfx.Contains(route.IMDSAddr(v6))
 }
 
 // walkQuiet walks every base chain of tables and reports whether the walk was complete

@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -112,6 +113,15 @@ func TestParseChain(t *testing.T) {
 		{name: "base", chain: "OUTPUT", out: "-P OUTPUT DROP\n-A OUTPUT -d 169.254.169.254/32 -m comment --comment \"a \\\"b\\\"\" -j ACCEPT\n",
 			policy: vDrop, specs: []string{`-d 169.254.169.254/32 -m comment --comment "a \"b\"" -j ACCEPT`}},
 		{name: "user", chain: "X", out: "-N X\n-A X -j RETURN\n-A X -p tcp -j DROP\n", specs: []string{"-j RETURN", "-p tcp -j DROP"}},
+		// Rules whose destination leaves IMDS out are not even parsed (issue 16); a
+		// negated one, or a -d only inside a comment, is.
+		{name: "kube-services", chain: "KUBE-SERVICES", out: "-N KUBE-SERVICES\n" +
+			"-A KUBE-SERVICES -d 10.100.0.1/32 -p tcp -m comment --comment \"default/kubernetes:https cluster IP\" -m tcp --dport 443 -j KUBE-SVC-NPX46M4PTMTKRN6Y\n" +
+			"-A KUBE-SERVICES ! -d 10.0.0.0/8 -j DROP\n" +
+			"-A KUBE-SERVICES -m comment --comment \"x -d 10.0.0.1/32\" -j DROP\n" +
+			"-A KUBE-SERVICES -d fd00::1/128 -j DROP\n" +
+			"-A KUBE-SERVICES -d 169.254.0.0/16 -j KUBE-IMDS\n",
+			specs: []string{"! -d 10.0.0.0/8 -j DROP", `-m comment --comment "x -d 10.0.0.1/32" -j DROP`, "-d 169.254.0.0/16 -j KUBE-IMDS"}},
 		{name: "other chain", chain: "X", out: "-N X\n-A Y -j DROP\n", err: "undeclared chain Y"},
 		{name: "garbage", chain: "X", out: "-N X\nwhat\n", err: `unexpected "what"`},
 	} {
@@ -137,5 +147,22 @@ func TestParseChain(t *testing.T) {
 				t.Errorf("policy %d specs %q, want %d %q", c.policy, specs, tt.policy, tt.specs)
 			}
 		})
+	}
+}
+
+// BenchmarkParseKubeServices parses a KUBE-SERVICES chain of 4,000 services as
+// `iptables -t nat -S KUBE-SERVICES` prints it (docs/bench.md).
+func BenchmarkParseKubeServices(b *testing.B) {
+	var out strings.Builder
+	out.WriteString("-N KUBE-SERVICES\n")
+	for i := range 4000 {
+		fmt.Fprintf(&out, "-A KUBE-SERVICES -d 10.100.%d.%d/32 -p tcp -m comment --comment \"ns%d/svc%d:http cluster IP\" -m tcp --dport 80 -j KUBE-SVC-%016X\n", (i+1)/256, (i+1)%256, i%50, i, i)
+	}
+	out.WriteString("-A KUBE-SERVICES -m comment --comment \"kubernetes service nodeports; NOTE: this must be the last rule in this chain\" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS\n")
+	text := out.String()
+	for b.Loop() {
+		if _, err := parseChain(text, "KUBE-SERVICES", "ipv4", testUsers); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -93,9 +93,13 @@ type fwRule struct {
 	// narrows: a condition limits the destination to a /8 or narrower network holding
 	// the IMDS address, so the rule is about IMDS rather than all traffic.
 	narrows bool
-	// mapTargets are chains a verdict map may jump to; the walk does not follow them,
-	// but they make those chains shared.
+	// vmap, for a verdict map statement, lists the verdicts a packet's key finds in the
+	// map; they take the place of verdict.
+	vmap func(p *packet) []vmapHit
+	// mapTargets are chains a verdict map may jump to; they make those chains shared
+	// unless mapNarrow says every element naming the chain is about IMDS's network.
 	mapTargets []string
+	mapNarrow  map[string]bool
 	// owner: the rule matches on the sending socket's user or group.
 	owner bool
 	// uncertainVerdict: what the verdict does depends on something unseen (a queue's
@@ -233,8 +237,9 @@ func (ev *evaluator) specific(t *fwTable, r *fwRule) bool {
 // narrowEntry reports whether every way into chain c limits the destination to IMDS's
 // network. Every way counts, from any base chain of the table (INPUT and FORWARD too)
 // and whatever traffic takes it, since deleting a rule in c opens c to all of them. A
-// base chain is entered by all traffic; a chain reached by a verdict map or by a loop
-// is taken as entered by all traffic too.
+// base chain is entered by all traffic; a chain reached by a loop, or by a verdict map
+// that is not specific and has an element naming c for other destinations, is taken as
+// entered by all traffic too.
 func (ev *evaluator) narrowEntry(t *fwTable, c *fwChain) bool {
 	if v, ok := ev.narrowEntries[c]; ok {
 		return v
@@ -246,7 +251,8 @@ func (ev *evaluator) narrowEntry(t *fwTable, c *fwChain) bool {
 	ev.narrowEntries[c] = false // while deciding: a loop back here is not narrow
 	narrow := true
 	for _, ref := range t.refs()[c.name] {
-		if ref.verdict != vJump && ref.verdict != vGoto || ref.target != c.name || !ev.specific(t, ref) {
+		byMap := (ref.verdict != vJump && ref.verdict != vGoto) || ref.target != c.name
+		if !(byMap && ref.mapNarrow[c.name]) && !ev.specific(t, ref) {
 			narrow = false
 			break
 		}
@@ -328,14 +334,13 @@ func (ev *evaluator) policyRule(c *fwChain) *fwRule {
 // A goto is walked like a jump: what falls off the target's end is then also assumed to
 // continue here, which can only add rules to the report, never hide one.
 func (ev *evaluator) walk(t *fwTable, c *fwChain, p *packet, entry outcome, pt trail, depth int) (accepted, remaining outcome) {
-	remaining = entry
 	if depth > maxDepth || ev.steps > maxSteps {
 		ev.truncated = true
 		return none, unknown
 	}
-	returned := none
+	w := walkState{remaining: entry}
 	for _, r := range c.rules {
-		if remaining == none {
+		if w.remaining == none {
 			break
 		}
 		ev.steps++
@@ -345,42 +350,68 @@ func (ev *evaluator) walk(t *fwTable, c *fwChain, p *packet, entry outcome, pt t
 				break
 			}
 		}
-		eff := and(remaining, own)
-		if eff == none {
+		if and(w.remaining, own) == none {
 			continue
 		}
 		rulePath := trail{mend: pt.mend, owner: pt.owner || r.owner}
-		switch r.verdict {
-		case vAccept:
-			accepted = max(accepted, eff)
-			remaining = afterLeave(remaining, leaving(own, own, eff))
-		case vReturn:
-			returned = max(returned, eff)
-			remaining = afterLeave(remaining, leaving(own, own, eff))
-		case vJump, vGoto:
-			sub := t.chain(r.target)
-			if sub == nil {
-				continue
+		if r.vmap == nil {
+			ev.verdict(t, r, r.verdict, r.target, own, rulePath, p, depth, &w)
+			continue
+		}
+		// A verdict map: each element the key finds is the rule's verdict for the
+		// traffic that finds it; none found lets the traffic go on.
+		for _, h := range r.vmap(p) {
+			if w.remaining == none {
+				break
 			}
-			if ev.specific(t, r) {
-				rulePath.mend = r
-			}
-			subAcc, _ := ev.walk(t, sub, p, eff, rulePath, depth+1)
-			accepted = max(accepted, and(subAcc, eff))
-			remaining = afterLeave(remaining, leaving(own, subAcc, and(subAcc, eff)))
-		case vDrop, vReject, vDNAT, vRedirect, vQueue:
-			o := eff
-			if r.uncertainVerdict {
-				o = and(o, unknown)
-			}
-			ev.recordBlock(t, r, p.class, o, rulePath)
+			ev.verdict(t, r, h.verdict, h.target, and(own, h.o), rulePath, p, depth, &w)
 		}
 	}
-	if remaining == none && returned == none && accepted != none {
+	if w.remaining == none && w.returned == none && w.accepted != none {
 		// Every bit of the traffic ended in an accept, piece by piece.
-		accepted = all
+		w.accepted = all
 	}
-	return accepted, remaining
+	return w.accepted, w.remaining
+}
+
+// walkState is what a chain's walk has found so far: the portions of its entry
+// accepted, returned and still going on.
+type walkState struct {
+	accepted, returned, remaining outcome
+}
+
+// verdict applies rule r's verdict (its own, or one its verdict map found) to the portion
+// own of the traffic it matches.
+func (ev *evaluator) verdict(t *fwTable, r *fwRule, verdict int, target string, own outcome, rulePath trail, p *packet, depth int, w *walkState) {
+	eff := and(w.remaining, own)
+	if eff == none {
+		return
+	}
+	switch verdict {
+	case vAccept:
+		w.accepted = max(w.accepted, eff)
+		w.remaining = afterLeave(w.remaining, leaving(own, own, eff))
+	case vReturn:
+		w.returned = max(w.returned, eff)
+		w.remaining = afterLeave(w.remaining, leaving(own, own, eff))
+	case vJump, vGoto:
+		sub := t.chain(target)
+		if sub == nil {
+			return
+		}
+		if ev.specific(t, r) {
+			rulePath.mend = r
+		}
+		subAcc, _ := ev.walk(t, sub, p, eff, rulePath, depth+1)
+		w.accepted = max(w.accepted, and(subAcc, eff))
+		w.remaining = afterLeave(w.remaining, leaving(own, subAcc, and(subAcc, eff)))
+	case vDrop, vReject, vDNAT, vRedirect, vQueue:
+		o := eff
+		if r.uncertainVerdict {
+			o = and(o, unknown)
+		}
+		ev.recordBlock(t, r, p.class, o, rulePath)
+	}
 }
 
 // leaving is the portion of the remaining traffic that leaves a chain at a rule: all of

@@ -171,6 +171,18 @@ func TestFirewallScenarios(t *testing.T) {
 			"nftables/ipv4/ip w/out#8 reject everyone blocks certain | ip daddr 169.254.0.0/16 reject with icmp port-unreachable",
 		}},
 		// The jump to the imds chain needs an eth* interface: in a namespace IMDS is on lo.
+		// kube-proxy's nftables mode (issue 16): the service-ips map, the cluster-ips and
+		// nodeport-ips sets and the no-endpoint maps are looked up with IMDS's address, so
+		// a healthy node has nothing to say, in either family.
+		{"kubenft", ec2Packets, true, nil},
+		// A Service whose externalIPs holds 169.254.169.254: the map element sends IMDS's
+		// traffic to the Service's external chain, then to its pod. The endpoint chain's
+		// DNAT serves the Service's ClusterIP too (broad); the external chain's goto is
+		// IMDS's own way there.
+		{"kubenft-imds", ec2Packets, true, []string{
+			"nftables/ipv4/ip kube-proxy/external-JQ3RL5VM-kube-system/fake-imds/tcp/http#2 dnat everyone blocks certain | goto service-JQ3RL5VM-kube-system/fake-imds/tcp/http",
+			"nftables/ipv4/ip kube-proxy/endpoint-4QYW3DBI-kube-system/fake-imds/tcp/http__10.244.7.7/8080#2 dnat everyone blocks certain broad | meta l4proto tcp dnat to 10.244.7.7:8080",
+		}},
 		{"native", nsPackets, false, []string{
 			"nftables/ipv4/inet t/out#2 reject everyone blocks certain | ip daddr 169.254.169.254 tcp dport 80 reject with icmp port-unreachable",
 			"nftables/ipv4/inet t/out#3 drop non_root certain deliberate | meta skuid 1000-2000 ip daddr 169.254.0.0/16 counter drop",

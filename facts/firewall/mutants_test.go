@@ -155,7 +155,7 @@ func TestNftConditionBoundaries(t *testing.T) {
 			if err := json.Unmarshal([]byte(tt.expr), &exprs); err != nil {
 				t.Fatal(err)
 			}
-			checkOutcomes(t, parseNftRule(exprs, "", testUsers).rule, "ipv4", tt.root, tt.user, tt.forwarded)
+			checkOutcomes(t, parseNftRule(exprs, "", testUsers, nil).rule, "ipv4", tt.root, tt.user, tt.forwarded)
 		})
 	}
 }

@@ -120,6 +120,8 @@ type nftObject struct {
 		Policy string `json:"policy"`
 	} `json:"chain"`
 	Rule *nftRuleJSON `json:"rule"`
+	Set  *nftSetJSON  `json:"set"`
+	Map  *nftSetJSON  `json:"map"`
 }
 
 type nftRuleJSON struct {
@@ -140,6 +142,23 @@ func parseNftRuleset(data []byte, skip map[nftTableID]bool, users *userDB) ([]*f
 	}
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("parse nft JSON: %w", err)
+	}
+	// Sets and maps first: nft lists them before the rules that use them, but nothing
+	// promises that.
+	sets := map[nftTableID]map[string]*nftSet{}
+	for _, o := range doc.Nftables {
+		s, isMap := o.Set, false
+		if o.Map != nil {
+			s, isMap = o.Map, true
+		}
+		if s == nil {
+			continue
+		}
+		id := nftTableID{s.Family, s.Table}
+		if sets[id] == nil {
+			sets[id] = map[string]*nftSet{}
+		}
+		sets[id][s.Name] = parseNftSet(s.Elem, isMap)
 	}
 	byID := map[nftTableID][]*fwTable{}
 	var out []*fwTable
@@ -169,13 +188,14 @@ func parseNftRuleset(data []byte, skip map[nftTableID]bool, users *userDB) ([]*f
 				t.order = append(t.order, c)
 			}
 		case o.Rule != nil:
-			tables := byID[nftTableID{o.Rule.Family, o.Rule.Table}]
+			id := nftTableID{o.Rule.Family, o.Rule.Table}
+			tables := byID[id]
 			if len(tables) == 0 {
 				continue
 			}
 			// Conditions look at the packet's family, so one parse serves both of an
-			// inet table; only "narrows" differs.
-			parsed := parseNftRule(o.Rule.Expr, o.Rule.Comment, users)
+			// inet table; only "narrows" and "mapNarrow" differ.
+			parsed := parseNftRule(o.Rule.Expr, o.Rule.Comment, users, sets[id])
 			for _, t := range tables {
 				c := t.chains[o.Rule.Chain]
 				if c == nil {
@@ -183,6 +203,7 @@ func parseNftRuleset(data []byte, skip map[nftTableID]bool, users *userDB) ([]*f
 				}
 				r := *parsed.rule
 				r.narrows = parsed.narrows[t.family == "ipv6"]
+				r.mapNarrow = parsed.mapNarrow[map[bool]int{false: 0, true: 1}[t.family == "ipv6"]]
 				r.chain, r.pos, r.handle = c, len(c.rules)+1, o.Rule.Handle
 				c.rules = append(c.rules, &r)
 			}
@@ -211,7 +232,7 @@ func NftRuleSpec(expr json.RawMessage, comment string) string {
 	if err := json.Unmarshal(expr, &exprs); err != nil {
 		return string(expr)
 	}
-	return parseNftRule(exprs, comment, nil).rule.spec
+	return parseNftRule(exprs, comment, nil, nil).rule.spec
 }
 
 // nftParsed is a rule parsed once for both IP families.
@@ -219,12 +240,17 @@ type nftParsed struct {
 	rule *fwRule
 	// narrows per family: false for IPv4, true for IPv6.
 	narrows map[bool]bool
+	// mapNarrow per family (IPv6 at 1): for each chain a verdict map names, whether
+	// every element naming it limits the destination to IMDS's network.
+	mapNarrow [2]map[string]bool
+	// sets are the named sets and maps of the rule's table, by name.
+	sets map[string]*nftSet
 }
 
 // parseNftRule turns a rule's expressions into conditions, a verdict and its text; the
 // rule's comment ends the text as nft prints it, so policies can match it.
-func parseNftRule(exprs []any, comment string, users *userDB) nftParsed {
-	np := nftParsed{rule: &fwRule{}, narrows: map[bool]bool{}}
+func parseNftRule(exprs []any, comment string, users *userDB, sets map[string]*nftSet) nftParsed {
+	np := nftParsed{rule: &fwRule{}, narrows: map[bool]bool{}, mapNarrow: [2]map[string]bool{{}, {}}, sets: sets}
 	text := make([]string, 0, len(exprs))
 	for _, e := range exprs {
 		stmt, ok := e.(map[string]any)
@@ -298,10 +324,8 @@ func (np nftParsed) statement(key string, val any, users *userDB) string {
 	case "counter":
 		return "counter"
 	case "vmap":
-		// A verdict map's outcome is not modelled, but the chains it may jump to are
-		// shared with whatever traffic it sends there.
-		r.mapTargets = append(r.mapTargets, verdictTargets(val)...)
-		return key
+		np.vmapStatement(val)
+		return leftText(field[any](val, "key")) + " vmap " + valueText(field[any](val, "data"))
 	case "log", "mangle", "notrack", "snat", "masquerade", "set", "map":
 		// Statements that let the packet go on.
 		return key
@@ -320,26 +344,6 @@ func (np nftParsed) statement(key string, val any, users *userDB) string {
 	// limit, quota and anything newer: a condition imdsmend can't decide.
 	r.conds = append(r.conds, unknownCond)
 	return key
-}
-
-// verdictTargets lists the chains the jumps and gotos inside v name.
-func verdictTargets(v any) []string {
-	var out []string
-	switch v := v.(type) {
-	case map[string]any:
-		for k, e := range v {
-			if t := field[string](e, "target"); t != "" && (k == "jump" || k == "goto") {
-				out = append(out, t)
-				continue
-			}
-			out = append(out, verdictTargets(e)...)
-		}
-	case []any:
-		for _, e := range v {
-			out = append(out, verdictTargets(e)...)
-		}
-	}
-	return out
 }
 
 func portSuffix(p any) string {
@@ -365,6 +369,12 @@ func (np nftParsed) match(op string, left, right any, users *userDB) cond {
 		}
 	default:
 		return unknownCond
+	}
+	if name, ok := right.(string); ok && strings.HasPrefix(name, "@") || field[[]any](left, "concat") != nil {
+		if op != "==" && op != "!=" && op != "" {
+			return unknownCond
+		}
+		return np.lookupCond(left, right, neg)
 	}
 	val := decodeNftValue(right)
 	if pl := field[map[string]any](left, "payload"); pl != nil {
@@ -468,6 +478,16 @@ func (np nftParsed) metaCond(key string, val nftValue, neg bool, users *userDB) 
 
 // leftText is a match's left-hand side as nft prints it.
 func leftText(left any) string {
+	if parts := field[[]any](left, "concat"); parts != nil {
+		texts := make([]string, len(parts))
+		for i, p := range parts {
+			texts[i] = leftText(p)
+		}
+		return strings.Join(texts, " . ")
+	}
+	if ng := field[map[string]any](left, "numgen"); ng != nil {
+		return "numgen " + field[string](ng, "mode") + " mod " + valueText(ng["mod"])
+	}
 	if pl := field[map[string]any](left, "payload"); pl != nil {
 		return field[string](pl, "protocol") + " " + field[string](pl, "field")
 	}
@@ -528,6 +548,18 @@ func orderedRange(op string, v any) (any, bool) {
 		return nil, false
 	}
 	return map[string]any{"range": []any{lo, hi}}, true
+}
+
+// verdictText renders a verdict map's data: "accept", "goto CHAIN", ….
+func verdictText(v any) string {
+	m, _ := v.(map[string]any)
+	for k, val := range m {
+		if t := field[string](val, "target"); t != "" {
+			return k + " " + t
+		}
+		return k
+	}
+	return valueText(v)
 }
 
 func jsonText(v any) string {
@@ -815,8 +847,19 @@ func valueText(v any) string {
 			parts := make([]string, len(s))
 			for i, e := range s {
 				parts[i] = valueText(e)
+				// A map's element: key : data.
+				if pair, ok := e.([]any); ok && len(pair) == 2 {
+					parts[i] = valueText(pair[0]) + " : " + verdictText(pair[1])
+				}
 			}
 			return "{ " + strings.Join(parts, ", ") + " }"
+		}
+		if c, ok := v["concat"].([]any); ok {
+			parts := make([]string, len(c))
+			for i, e := range c {
+				parts[i] = valueText(e)
+			}
+			return strings.Join(parts, " . ")
 		}
 		if p, ok := v["prefix"].(map[string]any); ok {
 			return valueText(p["addr"]) + "/" + valueText(p["len"])

@@ -80,7 +80,7 @@ func TestNftRuleConditions(t *testing.T) {
 			if err := json.Unmarshal([]byte(tt.expr), &exprs); err != nil {
 				t.Fatal(err)
 			}
-			r := parseNftRule(exprs, "", testUsers).rule
+			r := parseNftRule(exprs, "", testUsers, nil).rule
 			if r.spec != tt.text {
 				t.Errorf("text %q, want %q", r.spec, tt.text)
 			}
@@ -113,7 +113,7 @@ func TestNftVerdicts(t *testing.T) {
 		if err := json.Unmarshal([]byte(tt.expr), &exprs); err != nil {
 			t.Fatal(err)
 		}
-		r := parseNftRule(exprs, "", testUsers).rule
+		r := parseNftRule(exprs, "", testUsers, nil).rule
 		if r.verdict != tt.verdict || r.spec != tt.text {
 			t.Errorf("%s: verdict %d text %q, want %d %q", tt.expr, r.verdict, r.spec, tt.verdict, tt.text)
 		}
@@ -162,5 +162,85 @@ func TestNftChainSharedByVerdictMap(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("rules (-want +got):\n%s", diff)
+	}
+}
+
+// TestNftLookups: set and map lookups are decided with the IMDS packet's key (issue 16):
+// named and anonymous sets, intervals, concatenations, negation, numgen, and keys
+// imdsmend can't see.
+func TestNftLookups(t *testing.T) {
+	sets := map[string]*nftSet{}
+	for name, elems := range map[string]string{
+		"svc":     `[[{"concat":["10.1.0.1","tcp",80]},{"goto":{"target":"a"}}],[{"elem":{"val":{"concat":["169.254.169.254","tcp",80]},"comment":"x"}},{"goto":{"target":"b"}}]]`,
+		"ivl":     `[{"prefix":{"addr":"10.2.0.0","len":16}},{"range":["169.254.0.0","169.254.200.0"]}]`,
+		"others":  `["10.1.0.1","10.1.0.2"]`,
+		"portmap": `[[{"concat":[{"prefix":{"addr":"169.254.0.0","len":16}},{"range":[1,1000]}]},{"drop":null}]]`,
+	} {
+		var v []any
+		if err := json.Unmarshal([]byte(elems), &v); err != nil {
+			t.Fatal(err)
+		}
+		sets[name] = parseNftSet(v, name == "svc" || name == "portmap")
+	}
+	daddr := `{"payload":{"protocol":"ip","field":"daddr"}}`
+	key3 := `{"concat":[` + daddr + `,{"meta":{"key":"l4proto"}},{"payload":{"protocol":"th","field":"dport"}}]}`
+	tests := []struct {
+		name string
+		expr string
+		v6   bool
+		root outcome
+		hits []vmapHit // for a vmap, what root's packet finds
+		text string
+	}{
+		{"named set holding IMDS by range", `[{"match":{"op":"==","left":` + daddr + `,"right":"@ivl"}},{"drop":null}]`, false,
+			all, nil, "ip daddr @ivl drop"},
+		{"named set without IMDS", `[{"match":{"op":"==","left":` + daddr + `,"right":"@others"}},{"reject":null}]`, false,
+			none, nil, "ip daddr @others reject"},
+		{"not in a set without IMDS", `[{"match":{"op":"!=","left":` + daddr + `,"right":"@others"}},{"drop":null}]`, false,
+			all, nil, "ip daddr != @others drop"},
+		{"an ip set on an IPv6 packet", `[{"match":{"op":"!=","left":` + daddr + `,"right":"@others"}},{"drop":null}]`, true,
+			none, nil, "ip daddr != @others drop"},
+		{"a set that was not read", `[{"match":{"op":"==","left":` + daddr + `,"right":"@missing"}},{"drop":null}]`, false,
+			unknown, nil, "ip daddr @missing drop"},
+		{"anonymous concatenation", `[{"match":{"op":"==","left":{"concat":[` + daddr + `,{"payload":{"protocol":"tcp","field":"dport"}}]},"right":{"set":[{"concat":["169.254.169.254",80]}]}}},{"drop":null}]`, false,
+			all, nil, "ip daddr . tcp dport { 169.254.169.254 . 80 } drop"},
+		{"a key of a mark", `[{"match":{"op":"==","left":{"concat":[{"meta":{"key":"mark"}},` + daddr + `]},"right":{"set":[{"concat":[1,"169.254.169.254"]}]}}},{"drop":null}]`, false,
+			unknown, nil, "meta mark . ip daddr { 1 . 169.254.169.254 } drop"},
+		{"vmap finds IMDS's element", `[{"vmap":{"key":` + key3 + `,"data":"@svc"}}]`, false,
+			all, []vmapHit{{vGoto, "b", all}}, "ip daddr . meta l4proto . th dport vmap @svc"},
+		{"vmap of intervals", `[{"vmap":{"key":{"concat":[` + daddr + `,{"payload":{"protocol":"tcp","field":"dport"}}]},"data":"@portmap"}}]`, false,
+			all, []vmapHit{{vDrop, "", all}}, "ip daddr . tcp dport vmap @portmap"},
+		{"vmap on a UDP port finds nothing", `[{"vmap":{"key":{"payload":{"protocol":"udp","field":"dport"}},"data":"@portmap"}}]`, false,
+			all, nil, "udp dport vmap @portmap"},
+		{"numgen of one", `[{"vmap":{"key":{"numgen":{"mode":"random","mod":1,"offset":0}},"data":{"set":[[0,{"goto":{"target":"e"}}]]}}}]`, false,
+			all, []vmapHit{{vGoto, "e", all}}, "numgen random mod 1 vmap { 0 : goto e }"},
+		{"numgen of two", `[{"vmap":{"key":{"numgen":{"mode":"random","mod":2,"offset":0}},"data":{"set":[[0,{"goto":{"target":"e"}}],[1,{"accept":null}]]}}}]`, false,
+			all, []vmapHit{{vGoto, "e", some}, {vAccept, "", some}}, "numgen random mod 2 vmap { 0 : goto e, 1 : accept }"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var exprs []any
+			if err := json.Unmarshal([]byte(tt.expr), &exprs); err != nil {
+				t.Fatal(err)
+			}
+			r := parseNftRule(exprs, "", testUsers, sets).rule
+			if r.spec != tt.text {
+				t.Errorf("text %q, want %q", r.spec, tt.text)
+			}
+			p := ec2Packets[map[bool]string{false: "ipv4", true: "ipv6"}[tt.v6]]
+			got := all
+			for _, c := range r.conds {
+				got = and(got, c(&p))
+			}
+			if got != tt.root {
+				t.Errorf("outcome %d, want %d", got, tt.root)
+			}
+			if r.vmap == nil {
+				return
+			}
+			if diff := cmp.Diff(tt.hits, r.vmap(&p), cmp.AllowUnexported(vmapHit{})); diff != "" {
+				t.Errorf("vmap hits (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -113,7 +113,7 @@ func TestNftXtTargetIsJump(t *testing.T) {
 	if err := json.Unmarshal([]byte(`[{"xt":{"type":"target","name":"MARK"}}]`), &exprs); err != nil {
 		t.Fatal(err)
 	}
-	r := parseNftRule(exprs, "", testUsers).rule
+	r := parseNftRule(exprs, "", testUsers, nil).rule
 	if r.verdict != vJump || r.target != "MARK" {
 		t.Errorf("verdict %v target %q, want jump to MARK", r.verdict, r.target)
 	}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,9 +16,18 @@ import (
 	"github.com/imdsmend/imdsmend/tests/imdssim/sim"
 )
 
-// kubeNode is the issue 16 node: kube-proxy's iptables layout for 4,000 services of one
-// endpoint each (20,000 nat rules, 400 filter REJECTs).
-var kubeNode = harness.KubeProxy{Services: 4000, Endpoints: 1}
+// The issue 16 node: kube-proxy's layouts for 4,000 services of one endpoint each
+// (iptables: 20,000 nat rules, 400 filter REJECTs; nftables: 4,000 service-ips elements,
+// 8,000 chains, 400 services without endpoints). Other sizes:
+// go test ./tests/e2e -run KubeProxy -args -kube-services 20000 -kube-endpoints 3
+var (
+	kubeServices  = flag.Int("kube-services", 4000, "services in the generated kube-proxy layouts")
+	kubeEndpoints = flag.Int("kube-endpoints", 1, "endpoints per service in the generated kube-proxy layouts")
+)
+
+func kubeNode() harness.KubeProxy {
+	return harness.KubeProxy{Services: *kubeServices, Endpoints: *kubeEndpoints}
+}
 
 // hiddenEgress is a user chain OUTPUT reaches, with 2,000 rules for other destinations
 // before a REJECT of IMDS.
@@ -31,45 +41,123 @@ func hiddenEgress() string {
 	return s.String()
 }
 
-// TestFirewallKubeProxy: among kube-proxy's rules a healthy node has no firewall fact and
-// no finding, and a blocker hidden among them is found where it sits.
+// hiddenEgressNft is the same in a native table, the 2,000 destinations a named set
+// looked up first.
+func hiddenEgressNft() string {
+	var s strings.Builder
+	s.WriteString("table inet egress {\n set denied { type ipv4_addr; elements = { ")
+	for i := range 2000 {
+		if i > 0 {
+			s.WriteString(", ")
+		}
+		fmt.Fprintf(&s, "172.16.%d.%d", i/250, i%250)
+	}
+	s.WriteString(" } }\n chain output { type filter hook output priority 0; policy accept;\n  jump egress-policy\n }\n chain egress-policy {\n  ip daddr @denied reject\n")
+	for i := range 2000 {
+		fmt.Fprintf(&s, "  ip daddr 172.17.%d.%d tcp dport 443 reject comment \"deny %d\"\n", i/250, i%250, i)
+	}
+	s.WriteString("  ip daddr 169.254.169.254 tcp dport 80 reject\n }\n}\n")
+	return s.String()
+}
+
+// externalIMDS is a Service whose externalIPs holds 169.254.169.254 (CVE-2020-8554's
+// shape), as kube-proxy's nftables mode writes it: an element of service-ips sends
+// IMDS's traffic to the Service's external chain, which goes to its service chain, whose
+// numgen picks the endpoint chain that DNATs to the pod.
+const externalIMDS = `table ip kube-proxy {
+ chain endpoint-4QYW3DBI-kube-system/fake-imds/tcp/http__10.244.7.7/8080 {
+  ip saddr 10.244.7.7 jump mark-for-masquerade
+  meta l4proto tcp dnat to 10.244.7.7:8080
+ }
+ chain service-JQ3RL5VM-kube-system/fake-imds/tcp/http {
+  ip daddr 10.100.255.250 tcp dport 80 ip saddr != 10.244.0.0/16 jump mark-for-masquerade
+  numgen random mod 1 vmap { 0 : goto endpoint-4QYW3DBI-kube-system/fake-imds/tcp/http__10.244.7.7/8080 }
+ }
+ chain external-JQ3RL5VM-kube-system/fake-imds/tcp/http {
+  jump mark-for-masquerade
+  goto service-JQ3RL5VM-kube-system/fake-imds/tcp/http
+ }
+}
+add element ip kube-proxy cluster-ips { 10.100.255.250 }
+add element ip kube-proxy service-ips { 10.100.255.250 . tcp . 80 : goto service-JQ3RL5VM-kube-system/fake-imds/tcp/http, 169.254.169.254 . tcp . 80 : goto external-JQ3RL5VM-kube-system/fake-imds/tcp/http }
+`
+
+// TestFirewallKubeProxy: among kube-proxy's rules, in iptables mode and in nftables mode,
+// a healthy node has no firewall fact and no finding, and a blocker hidden among them is
+// found where it sits, with the path that leads to it.
 func TestFirewallKubeProxy(t *testing.T) {
-	type found struct{ Table, Chain, Spec, Effect string }
+	type found struct {
+		Table, Chain, Spec, Effect string
+		Broad                      bool
+		LeadsTo                    string
+	}
 	tests := []struct {
-		name  string
-		extra string // rules added with iptables-restore --noflush
+		name string
+		mode string // kube-proxy's: iptables or nft
+		// extra is added after the layout (iptables-restore --noflush, or nft -f)
+		extra string
 		want  []found
 	}{
-		{name: "healthy"},
+		{name: "healthy", mode: "iptables"},
 		{
 			name:  "reject-in-user-chain",
+			mode:  "iptables",
 			extra: hiddenEgress(),
-			want:  []found{{"filter", "EGRESS-POLICY", "-d 169.254.169.254/32 -p tcp -j REJECT --reject-with icmp-port-unreachable", "reject"}},
+			want:  []found{{"filter", "EGRESS-POLICY", "-d 169.254.169.254/32 -p tcp -j REJECT --reject-with icmp-port-unreachable", "reject", false, ""}},
 		},
 		{
 			name:  "dnat-in-kube-services",
+			mode:  "iptables",
 			extra: "*nat\n-I KUBE-SERVICES 2000 -d 169.254.169.254/32 -p tcp -m comment --comment \"kube-system/fake-imds:http cluster IP\" -m tcp --dport 80 -j DNAT --to-destination 10.244.7.7:8080\nCOMMIT\n",
-			want:  []found{{"nat", "KUBE-SERVICES", `-d 169.254.169.254/32 -p tcp -m comment --comment "kube-system/fake-imds:http cluster IP" -m tcp --dport 80 -j DNAT --to-destination 10.244.7.7:8080`, "dnat"}},
+			want:  []found{{"nat", "KUBE-SERVICES", `-d 169.254.169.254/32 -p tcp -m comment --comment "kube-system/fake-imds:http cluster IP" -m tcp --dport 80 -j DNAT --to-destination 10.244.7.7:8080`, "dnat", false, ""}},
+		},
+		{name: "healthy", mode: "nft"},
+		{
+			name:  "reject-in-user-chain",
+			mode:  "nft",
+			extra: hiddenEgressNft(),
+			want:  []found{{"inet egress", "egress-policy", "ip daddr 169.254.169.254 tcp dport 80 reject with icmp port-unreachable", "reject", false, ""}},
+		},
+		{
+			// The endpoint chain's DNAT also serves the Service's ClusterIP, so it is broad:
+			// the goto of the external chain, which only IMDS's element reaches, is the rule
+			// to delete.
+			name:  "externalip-dnat",
+			mode:  "nft",
+			extra: externalIMDS,
+			want: []found{
+				{"ip kube-proxy", "external-JQ3RL5VM-kube-system/fake-imds/tcp/http", "goto service-JQ3RL5VM-kube-system/fake-imds/tcp/http", "dnat", false,
+					"endpoint-4QYW3DBI-kube-system/fake-imds/tcp/http__10.244.7.7/8080: meta l4proto tcp dnat to 10.244.7.7:8080"},
+				{"ip kube-proxy", "endpoint-4QYW3DBI-kube-system/fake-imds/tcp/http__10.244.7.7/8080", "meta l4proto tcp dnat to 10.244.7.7:8080", "dnat", true, ""},
+			},
 		},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+		t.Run(tt.mode+"/"+tt.name, func(t *testing.T) {
 			ctx := testContext(t)
 			ns := newNamespace(t)
 			serveSim(sim.FaultOK)(ctx, t, ns)
-			if err := kubeNode.Load(ctx, ns, "iptables"); err != nil {
+			if err := kubeNode().Load(ctx, ns, tt.mode); err != nil {
 				t.Fatal(err)
 			}
 			if tt.extra != "" {
 				cmd := ns.Command(ctx, "iptables-restore", "--noflush")
+				if tt.mode == "nft" {
+					cmd = ns.Command(ctx, "nft", "-f", "-")
+				}
 				cmd.Stdin = strings.NewReader(tt.extra)
 				if out, err := cmd.CombinedOutput(); err != nil {
-					t.Fatalf("iptables-restore: %v\n%s", err, out)
+					t.Fatalf("%s: %v\n%s", cmd.Args[0], err, out)
 				}
 			}
 			r := newRun(t, ns)
 			var env []string
-			if len(tt.want) == 0 {
+			switch {
+			case tt.mode == "nft":
+				// nft takes seconds to print kube-proxy's table on a loaded machine; the
+				// default probe bound is for a host's usual ruleset.
+				r.dropIn("50-slow.hcl", "settings {\n  probe_timeout = \"50s\"\n}\n")
+			case len(tt.want) == 0:
 				// A healthy node is decided chain by chain (issue 16), without dumping the
 				// 20,000 rules: a dump fails here.
 				env = noDump(t)
@@ -80,9 +168,9 @@ func TestFirewallKubeProxy(t *testing.T) {
 			}
 			got := []found{}
 			for _, fr := range f.Firewall.Rules {
-				got = append(got, found{fr.Table, fr.Chain, fr.Spec, fr.Effect})
-				if !fr.Blocks || !fr.Certain || fr.Broad {
-					t.Errorf("rule %+v: want certain, blocking, narrow", fr)
+				got = append(got, found{fr.Table, fr.Chain, fr.Spec, fr.Effect, fr.Broad, fr.LeadsTo})
+				if !fr.Blocks || !fr.Certain {
+					t.Errorf("rule %+v: want certain and blocking", fr)
 				}
 			}
 			if diff := cmp.Diff(append([]found{}, tt.want...), got); diff != "" {
@@ -100,9 +188,16 @@ func TestFirewallKubeProxy(t *testing.T) {
 				}
 				return
 			}
-			fb := blocksFinding(rep)
-			if fb == nil || !strings.Contains(fb.Summary, "nft/ipv4/"+tt.want[0].Table+"/"+tt.want[0].Chain+": "+tt.want[0].Spec+" (deleted by apply)") {
-				t.Errorf("firewall_blocks_imds %+v does not name the rule where it sits\n%s", fb, res.Stderr)
+			backend := "nft/ipv4/"
+			if tt.mode == "nft" {
+				backend = "nftables/ipv4/"
+			}
+			want := backend + tt.want[0].Table + "/" + tt.want[0].Chain + ": " + tt.want[0].Spec + " (deleted by apply"
+			switch fb := blocksFinding(rep); {
+			case fb == nil:
+				t.Errorf("no firewall_blocks_imds finding\n%s", res.Stderr)
+			case !strings.Contains(fb.Summary, want):
+				t.Errorf("firewall_blocks_imds does not name the rule where it sits (%s):\n%s", want, fb.Summary)
 			}
 		})
 	}
@@ -119,7 +214,7 @@ func noDump(t *testing.T) []string {
 	return []string{"PATH=" + dir + ":" + os.Getenv("PATH")}
 }
 
-// BenchmarkKubeProxyCheck measures a healthy `imdsmend check` on kubeNode's rules against
+// BenchmarkKubeProxyCheck measures a healthy `imdsmend check` on kubeNode()'s rules against
 // the ruleset's own dump alone in the same namespace (iptables-save for the iptables layout,
 // nft list ruleset for the nftables one), each started from a thread inside it through
 // GNU time: wall time per op, and the peak RSS of the largest process of the run
@@ -130,7 +225,7 @@ func BenchmarkKubeProxyCheck(b *testing.B) {
 		for _, name := range []string{bed.dump, "check"} {
 			b.Run(bed.mode+"/"+strings.Fields(name)[0], func(b *testing.B) {
 				s, r := benchBed(b)
-				if err := kubeNode.Load(testContext(b), r.ns, bed.mode); err != nil {
+				if err := kubeNode().Load(testContext(b), r.ns, bed.mode); err != nil {
 					b.Fatal(err)
 				}
 				// The nftables layout takes nft seconds to print: measure it rather than

@@ -15,30 +15,20 @@ import (
 // the timer, an upgrade keeps an edited policy and the admin's unit choice, removal
 // disables every unit and keeps the policy, purge removes it.
 func TestPackage(t *testing.T) {
-	for _, tool := range []string{"dpkg", "dpkg-deb", "make", "systemctl"} {
+	for _, tool := range []string{"dpkg", "dpkg-deb", "make", "systemctl", "rpm"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed (apt-get install dpkg make systemd)", tool)
+			t.Skipf("%s is not installed (apt-get install dpkg make systemd rpm)", tool)
 		}
 	}
 	if os.Geteuid() != 0 {
 		t.Skip("dpkg --root needs root")
 	}
-	dist := t.TempDir()
 	deb := map[string]string{}
 	for _, v := range []string{"0.0.1", "0.0.2"} {
-		dir := filepath.Join(dist, v)
-		cmd := exec.Command("make", "--no-print-directory", "-C", moduleRoot(t), "package", "DIST="+dir, "PKG_VERSION="+v)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("make package: %v\n%s", err, out)
-		}
-		debs, _ := filepath.Glob(filepath.Join(dir, "imdsmend_"+v+"-1_*.deb"))
-		rpms, _ := filepath.Glob(filepath.Join(dir, "imdsmend-"+v+"-1.*.rpm"))
-		if len(debs) != 1 || len(rpms) != 1 {
-			t.Fatalf("make package built %v %v, want one .deb and one .rpm", debs, rpms)
-		}
-		deb[v] = debs[0]
+		var rpm string
+		deb[v], rpm = makePackages(t, v)
 		if v == "0.0.1" {
-			checkRPM(t, rpms[0])
+			checkRPM(t, rpm)
 		}
 	}
 
@@ -146,22 +136,34 @@ func TestPackage(t *testing.T) {
 	}
 }
 
-// checkRPM reads the .rpm's lead and header, which hold the file names and scriptlets
-// uncompressed (no rpm tool needed).
+// checkRPM reads the .rpm with rpm itself (a scratch database: Debian's rpm would make
+// one in ~/.rpmdb). The install, upgrade and erase on a running system are in
+// TestBootBeforeCloudInit.
 func checkRPM(t *testing.T, path string) {
 	t.Helper()
-	data := readFile(t, path)
-	if len(data) < 4 || !bytes.Equal(data[:4], []byte{0xed, 0xab, 0xee, 0xdb}) {
-		t.Fatalf("%s is not an rpm", path)
+	rpm := func(args ...string) string {
+		return output(t, "rpm", append([]string{"--dbpath", t.TempDir(), "-qp"}, append(args, path)...)...)
 	}
-	for _, want := range []string{"imdsmend-boot.service", "imdsmend.timer", "imdsmend-watch.service", "imdsmend.catalog",
-		"policy.hcl", "journalctl --update-catalog", "enable imdsmend-boot.service imdsmend.timer"} {
-		if !bytes.Contains(data, []byte(want)) {
-			t.Errorf("%s lacks %q", filepath.Base(path), want)
+	if requires := rpm("--requires"); strings.TrimSpace(requires) != "" {
+		t.Errorf("the .rpm requires %q; it should install on any systemd distribution without --nodeps", requires)
+	}
+	files := rpm("--qf", "[%{FILENAMES} %{FILEFLAGS:fflags}\n]")
+	for _, want := range []string{"/usr/bin/imdsmend ", "/usr/lib/systemd/system/imdsmend-boot.service ",
+		"/usr/lib/systemd/system/imdsmend.timer ", "/usr/lib/systemd/system/imdsmend-watch.service ",
+		"/usr/lib/systemd/catalog/imdsmend.catalog ", "/etc/imdsmend/policy.hcl cn\n", "/usr/share/man/man8/imdsmend.8 "} {
+		if !strings.Contains(files, want) {
+			t.Errorf("%s lacks %q (c: config, n: noreplace):\n%s", filepath.Base(path), want, files)
 		}
 	}
-	if bytes.Contains(data, []byte("debian.conf")) {
+	if strings.Contains(files, "debian.conf") {
 		t.Errorf("%s carries the Debian-only drop-in (an ordering cycle on RHEL)", filepath.Base(path))
+	}
+	scripts := rpm("--scripts")
+	for _, want := range []string{"postinstall scriptlet", "preuninstall scriptlet", "postuninstall scriptlet",
+		"journalctl --update-catalog", "enable imdsmend-boot.service imdsmend.timer"} {
+		if !strings.Contains(scripts, want) {
+			t.Errorf("%s's scriptlets lack %q", filepath.Base(path), want)
+		}
 	}
 }
 

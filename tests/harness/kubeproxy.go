@@ -11,9 +11,11 @@ import (
 // KubeProxy sizes a generated kube-proxy ruleset (issue 16): Services ClusterIP services
 // of Endpoints pods each. The iptables layout has Services*(2+3*Endpoints) nat rules
 // (KUBE-SERVICES → KUBE-SVC-* → KUBE-SEP-*) and, in filter, a REJECT for a tenth as many
-// services again that have no endpoints, as kube-proxy writes them.
+// services again that have no endpoints, as kube-proxy writes them. IPv6 adds the
+// nftables layout's ip6 table (a dual-stack node).
 type KubeProxy struct {
 	Services, Endpoints int
+	IPv6                bool
 }
 
 // serviceIP is service i's ClusterIP in 10.100.0.0/16; 10.100.0.1 is the API server's.
@@ -125,10 +127,28 @@ const kubeNatBase = `-A PREROUTING -m comment --comment "kubernetes service port
 -A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully
 `
 
-// Nft is the ruleset of kube-proxy's nftables mode (table ip kube-proxy), for nft -f:
-// services are elements of the service-ips verdict map and the cluster-ips set.
+// Nft is the ruleset of kube-proxy's nftables mode, for nft -f: table ip kube-proxy (and,
+// with IPv6, table ip6 kube-proxy for the same services' IPv6 ClusterIPs) as kube-proxy
+// 1.31 and later writes it (pkg/proxy/nftables/proxier.go): services are elements of
+// the service-ips verdict map and the cluster-ips set, each with a service chain that
+// picks an endpoint chain by numgen; a tenth as many services again have no endpoints
+// and are elements of no-endpoint-services, which sends them to reject-chain.
 func (k KubeProxy) Nft() string {
-	var s, chains, ips, vmap strings.Builder
+	out := k.nftTable("ip")
+	if k.IPv6 {
+		out += k.nftTable("ip6")
+	}
+	return out
+}
+
+func (k KubeProxy) nftTable(family string) string {
+	ip, addrType, podNet, svcNet, nodeIP := serviceIP, "ipv4_addr", "10.244.0.0/16", "10.100.0.0/16", "10.0.0.10"
+	pod := k.podIP
+	if family == "ip6" {
+		ip, addrType, podNet, svcNet, nodeIP = serviceIP6, "ipv6_addr", "fd00:244::/64", "fd00:100::/112", "fd00::10"
+		pod = k.podIP6
+	}
+	var chains, ips, vmap, noEndpoints strings.Builder
 	for i := range k.Services {
 		name := fmt.Sprintf("ns%d/svc%d/tcp/http", i%50, i)
 		svc := "service-" + chainHash(name)[:8] + "-" + name
@@ -136,37 +156,75 @@ func (k KubeProxy) Nft() string {
 		if i == 0 {
 			sep = ""
 		}
-		fmt.Fprintf(&ips, "%s%s", sep, serviceIP(i))
-		fmt.Fprintf(&vmap, "%s%s . tcp . 80 : goto %s", sep, serviceIP(i), svc)
-		fmt.Fprintf(&chains, " chain %s {\n  ip daddr %s tcp dport 80 ip saddr != 10.244.0.0/16 jump mark-for-masquerade\n", svc, serviceIP(i))
+		fmt.Fprintf(&ips, "%s%s", sep, ip(i))
+		fmt.Fprintf(&vmap, "%s%s . tcp . 80 : goto %s", sep, ip(i), svc)
+		fmt.Fprintf(&chains, " chain %s {\n  %s daddr %s tcp dport 80 %s saddr != %s jump mark-for-masquerade\n", svc, family, ip(i), family, podNet)
 		var eps, epChains strings.Builder
 		for e := range k.Endpoints {
-			pod := k.podIP(i, e)
-			ep := "endpoint-" + chainHash(name + pod)[:8] + "-" + name + "__" + pod + "/8080"
+			addr := pod(i, e)
+			ep := "endpoint-" + chainHash(name + addr)[:8] + "-" + name + "__" + strings.ReplaceAll(addr, ":", ".") + "/8080"
 			if e > 0 {
 				eps.WriteString(", ")
 			}
 			fmt.Fprintf(&eps, "%d : goto %s", e, ep)
-			fmt.Fprintf(&epChains, " chain %s {\n  ip saddr %s jump mark-for-masquerade\n  meta l4proto tcp dnat to %s:8080\n }\n", ep, pod, pod)
+			target := addr + ":8080"
+			if family == "ip6" {
+				target = "[" + addr + "]:8080"
+			}
+			fmt.Fprintf(&epChains, " chain %s {\n  %s saddr %s jump mark-for-masquerade\n  meta l4proto tcp dnat to %s\n }\n", ep, family, addr, target)
 		}
 		fmt.Fprintf(&chains, "  numgen random mod %d vmap { %s }\n }\n%s", k.Endpoints, eps.String(), epChains.String())
 	}
-	fmt.Fprintf(&s, kubeNftHead, ips.String(), vmap.String())
+	for i := k.Services; i < k.Services*11/10; i++ {
+		if noEndpoints.Len() > 0 {
+			noEndpoints.WriteString(", ")
+		}
+		fmt.Fprintf(&noEndpoints, "%s . tcp . 80 comment \"ns%d/idle%d:http\" : goto reject-chain", ip(i), i%50, i)
+		fmt.Fprintf(&ips, ", %s", ip(i))
+	}
+	r := strings.NewReplacer("FAMILY", family, "ADDRTYPE", addrType, "SVCNET", svcNet, "NODEIP", nodeIP)
+	var s strings.Builder
+	s.WriteString(r.Replace(kubeNftHead))
+	if ips.Len() > 0 {
+		fmt.Fprintf(&s, " set cluster-ips { type %s; comment \"Active ClusterIPs\"; elements = { %s } }\n", addrType, ips.String())
+	}
+	if vmap.Len() > 0 {
+		fmt.Fprintf(&s, " map service-ips { type %s . inet_proto . inet_service : verdict; comment \"ClusterIP, ExternalIP and LoadBalancer IP traffic\"; elements = { %s } }\n", addrType, vmap.String())
+	}
+	if noEndpoints.Len() > 0 {
+		fmt.Fprintf(&s, " map no-endpoint-services { type %s . inet_proto . inet_service : verdict; comment \"vmap to drop or reject packets to services with no endpoints\"; elements = { %s } }\n", addrType, noEndpoints.String())
+	}
 	s.WriteString(chains.String())
 	s.WriteString("}\n")
 	return s.String()
 }
 
-// kubeNftHead is kube-proxy's nftables table without the per-service chains: %s are the
-// cluster-ips elements and the service-ips map's.
-const kubeNftHead = `table ip kube-proxy {
+// serviceIP6 is service i's IPv6 ClusterIP in fd00:100::/112.
+func serviceIP6(i int) string { return fmt.Sprintf("fd00:100::%x", i+1) }
+
+// podIP6 is endpoint e of service i, in fd00:244::/64.
+func (k KubeProxy) podIP6(i, e int) string {
+	return fmt.Sprintf("fd00:244::%x", (i*k.Endpoints+e)%65000+2)
+}
+
+// kubeNftHead is kube-proxy's nftables table without the per-service chains and the
+// elements of its sets and maps (added to cluster-ips, service-ips, no-endpoint-services
+// after it): FAMILY is ip or ip6, ADDRTYPE its address type, SVCNET the service CIDR,
+// NODEIP the address NodePorts accept.
+const kubeNftHead = `table FAMILY kube-proxy {
  comment "rules for kube-proxy"
- set cluster-ips { type ipv4_addr; comment "Active ClusterIPs"; elements = { %s } }
- set nodeport-ips { type ipv4_addr; comment "IPs that accept NodePort traffic"; }
- map no-endpoint-services { type ipv4_addr . inet_proto . inet_service : verdict; comment "vmap to drop or reject packets to services with no endpoints"; }
- map service-ips { type ipv4_addr . inet_proto . inet_service : verdict; comment "ClusterIP, ExternalIP and LoadBalancer IP traffic"; elements = { %s } }
+ set cluster-ips { type ADDRTYPE; comment "Active ClusterIPs"; }
+ set nodeport-ips { type ADDRTYPE; comment "IPs that accept NodePort traffic"; elements = { NODEIP } }
+ map no-endpoint-services { type ADDRTYPE . inet_proto . inet_service : verdict; comment "vmap to drop or reject packets to services with no endpoints"; }
+ map no-endpoint-nodeports { type inet_proto . inet_service : verdict; comment "vmap to drop or reject packets to service nodeports with no endpoints"; }
+ map firewall-ips { type ADDRTYPE . inet_proto . inet_service : verdict; comment "destinations that are subject to LoadBalancerSourceRanges"; }
+ map service-ips { type ADDRTYPE . inet_proto . inet_service : verdict; comment "ClusterIP, ExternalIP and LoadBalancer IP traffic"; }
  map service-nodeports { type inet_proto . inet_service : verdict; comment "NodePort traffic"; }
+ chain filter-prerouting { type filter hook prerouting priority dstnat - 10; policy accept;
+  ct state new jump firewall-check
+ }
  chain filter-input { type filter hook input priority -110; policy accept;
+  ct state new jump nodeport-endpoints-check
   ct state new jump service-endpoints-check
  }
  chain filter-forward { type filter hook forward priority -110; policy accept;
@@ -175,37 +233,48 @@ const kubeNftHead = `table ip kube-proxy {
  }
  chain filter-output { type filter hook output priority -110; policy accept;
   ct state new jump service-endpoints-check
+  ct state new jump firewall-check
  }
  chain filter-output-post-dnat { type filter hook output priority -90; policy accept;
   ct state new jump cluster-ips-check
  }
- chain nat-prerouting { type nat hook prerouting priority -100; policy accept;
+ chain nat-prerouting { type nat hook prerouting priority dstnat; policy accept;
   jump services
  }
  chain nat-output { type nat hook output priority -100; policy accept;
   jump services
  }
- chain nat-postrouting { type nat hook postrouting priority 100; policy accept;
+ chain nat-postrouting { type nat hook postrouting priority srcnat; policy accept;
   jump masquerading
  }
- chain services {
-  ip daddr . meta l4proto . th dport vmap @service-ips
-  ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports
+ chain nodeport-endpoints-check {
+  FAMILY daddr @nodeport-ips meta l4proto . th dport vmap @no-endpoint-nodeports
  }
  chain service-endpoints-check {
-  ip daddr . meta l4proto . th dport vmap @no-endpoint-services
+  FAMILY daddr . meta l4proto . th dport vmap @no-endpoint-services
  }
- chain cluster-ips-check {
-  ip daddr @cluster-ips reject comment "Reject traffic to invalid ports of ClusterIPs"
-  ip daddr 10.100.0.0/16 drop comment "Drop traffic to unallocated ClusterIPs"
+ chain firewall-check {
+  FAMILY daddr . meta l4proto . th dport vmap @firewall-ips
  }
- chain mark-for-masquerade {
-  meta mark set meta mark or 0x4000
+ chain services {
+  FAMILY daddr . meta l4proto . th dport vmap @service-ips
+  FAMILY daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports
  }
  chain masquerading {
-  meta mark & 0x4000 == 0 return
-  meta mark set meta mark xor 0x4000
+  meta mark & 0x00004000 == 0x00000000 return
+  meta mark set meta mark ^ 0x00004000
   masquerade fully-random
+ }
+ chain cluster-ips-check {
+  FAMILY daddr @cluster-ips reject comment "Reject traffic to invalid ports of ClusterIPs"
+  FAMILY daddr SVCNET drop comment "Drop traffic to unallocated ClusterIPs"
+ }
+ chain mark-for-masquerade {
+  meta mark set meta mark | 0x00004000
+ }
+ chain reject-chain {
+  comment "helper for @no-endpoint-services / @no-endpoint-nodeports"
+  reject
  }
 `
 

@@ -142,3 +142,12 @@ nft add rule ip w out ip daddr "!=" 10.0.0.1 reject
 nft add rule ip w out ip daddr 0.0.0.0/0 reject
 nft add rule ip w out ip daddr 0.0.0.0-255.255.255.255 reject
 nft add rule ip w out ip daddr 169.254.0.0/16 reject'
+
+# kube-proxy's nftables mode (issue 16), 3 services of 2 endpoints, dual stack (the
+# layout of tests/harness/kubeproxy.go): healthy, then with a Service whose externalIPs
+# holds 169.254.169.254 (service-ips sends IMDS's traffic to its pod).
+scenario kubenft '
+nft -f kubenft.nft'
+scenario kubenft-imds '
+nft -f kubenft.nft
+nft -f kubenft-externalip.nft'
