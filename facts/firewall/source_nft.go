@@ -386,7 +386,7 @@ func (c *nftConf) index(listed []byte) error {
 	for _, o := range doc.Nftables {
 		if r := o.Rule; r != nil {
 			k := r.Family + " " + r.Table + "\x00" + r.Chain
-			loaded[k] = append(loaded[k], parseNftRule(r.Expr, r.Comment, nil).rule.spec)
+			loaded[k] = append(loaded[k], parseNftRule(r.Expr, r.Comment, nil, nil).rule.spec)
 		}
 	}
 	stmts := map[string][]nftConfRule{}
