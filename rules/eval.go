@@ -181,6 +181,9 @@ func unknownReason(r *Rule, facts cty.Value, err error) string {
 
 // probeOutcome says what happened to the probe that fills section, from facts.probes.
 func probeOutcome(facts cty.Value, section string) string {
+	if !facts.Type().HasAttribute("probes") {
+		return "not gathered"
+	}
 	probes := facts.GetAttr("probes")
 	if probes.IsNull() || !probes.IsKnown() {
 		return "no probe filled it"

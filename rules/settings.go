@@ -24,7 +24,11 @@ const maxIMDSAttempts = 10
 
 var settingsSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "mode"}, {Name: "interval"}, {Name: "probe_timeout"}, {Name: "ipv6"}, {Name: "nic_interval"}},
-	Blocks:     []hcl.BlockHeaderSchema{{Type: "allow"}, {Type: "imds"}},
+	Blocks:     []hcl.BlockHeaderSchema{{Type: "allow"}, {Type: "imds"}, {Type: "fleet"}},
+}
+
+var fleetSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "max_changes"}, {Name: "max_error_rate"}},
 }
 
 var allowSchema = func() *hcl.BodySchema {
@@ -93,6 +97,8 @@ func (m *settingsMerger) merge(block *hcl.Block) hcl.Diagnostics {
 			diags = append(diags, m.mergeAllow(b)...)
 		case "imds":
 			diags = append(diags, m.mergeIMDS(b)...)
+		case "fleet":
+			diags = append(diags, m.mergeFleet(b)...)
 		}
 	}
 	return diags
@@ -159,6 +165,36 @@ func (m *settingsMerger) mergeIMDS(block *hcl.Block) hcl.Diagnostics {
 			diags = append(diags, decodeAttempts(a, &m.s.IMDS.MaxAttempts)...)
 		}
 		m.set["imds."+as.Name] = a.Expr.Range()
+	}
+	return diags
+}
+
+func (m *settingsMerger) mergeFleet(block *hcl.Block) hcl.Diagnostics {
+	c, diags := content(block.Body, fleetSchema)
+	for _, as := range fleetSchema.Attributes {
+		a, ok := c.Attributes[as.Name]
+		if !ok {
+			continue
+		}
+		var n float64
+		if d := constant(a); d.HasErrors() {
+			diags = append(diags, d...)
+			continue
+		}
+		if d := decodeValue(a.Expr, cty.Number, &n); d.HasErrors() {
+			diags = append(diags, d...)
+			continue
+		}
+		switch {
+		case as.Name == "max_changes" && (n < 1 || n != float64(int(n))):
+			diags = append(diags, errorf(a.Expr.Range().Ptr(), "Invalid max_changes", "max_changes must be a whole number of at least 1, not %v.", n))
+		case as.Name == "max_changes":
+			m.s.Fleet.MaxChanges = int(n)
+		case n <= 0 || n > 1:
+			diags = append(diags, errorf(a.Expr.Range().Ptr(), "Invalid max_error_rate", "max_error_rate is a share of the changes, more than 0 and at most 1 (0.05 is 5 %%), not %v.", n))
+		default:
+			m.s.Fleet.MaxErrorRate = n
+		}
 	}
 	return diags
 }
