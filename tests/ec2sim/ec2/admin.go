@@ -1,0 +1,270 @@
+package ec2
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Admin paths, served on a listener of their own so the API's counters see only the
+// client under test.
+const (
+	AdminStats     = "/stats"     // GET: Stats as JSON
+	AdminReset     = "/reset"     // POST: zero the counters
+	AdminConfig    = "/config"    // GET: Config; POST fault= actions= times= delay= apply_after= apply_delay= throttle=
+	AdminInstances = "/instances" // GET [?id=ID]: the instances (or one) as JSON
+	AdminOptions   = "/options"   // POST id= [http_endpoint= http_tokens= hop_limit= http_protocol_ipv6= instance_metadata_tags=]: set, applied
+	AdminDefaults  = "/defaults"  // POST account= region= http_tokens= hop_limit= http_endpoint= http_tokens_enforced= managed_by= managed_exception_message=
+)
+
+// AdminHandler lets tests and people read the counters and the instances, and change
+// the fault and an instance's options at run time:
+//
+//	curl --unix-socket ec2admin.sock http://ec2sim/instances
+//	curl --unix-socket ec2admin.sock -d id=i-0123456789abcdef0 -d hop_limit=1 http://ec2sim/options
+//	curl --unix-socket ec2admin.sock -d fault=unauthorized -d actions=ModifyInstanceMetadataOptions http://ec2sim/config
+func (s *Server) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+AdminStats, func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, s.Stats())
+	})
+	mux.HandleFunc("POST "+AdminReset, func(w http.ResponseWriter, _ *http.Request) {
+		s.ResetStats()
+		writeJSON(w, s.Stats())
+	})
+	mux.HandleFunc("GET "+AdminConfig, func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, s.Config())
+	})
+	mux.HandleFunc("POST "+AdminConfig, func(w http.ResponseWriter, r *http.Request) {
+		f := r.FormValue
+		cfg, err := ParseConfig(f("fault"), f("actions"), f("times"), f("delay"), f("apply_after"), f("apply_delay"), f("throttle"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		s.SetConfig(cfg)
+		writeJSON(w, s.Config())
+	})
+	mux.HandleFunc("GET "+AdminInstances, func(w http.ResponseWriter, r *http.Request) {
+		if id := r.FormValue("id"); id != "" {
+			in, ok := s.Instance(id)
+			if !ok {
+				http.Error(w, "no instance "+id, http.StatusNotFound)
+				return
+			}
+			writeJSON(w, in)
+			return
+		}
+		writeJSON(w, s.Instances())
+	})
+	mux.HandleFunc("POST "+AdminOptions, func(w http.ResponseWriter, r *http.Request) {
+		id := r.FormValue("id")
+		in, ok := s.Instance(id)
+		if !ok {
+			http.Error(w, "no instance "+id, http.StatusNotFound)
+			return
+		}
+		o, err := optionsForm(in.Options, r.Form)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err := s.SetOptions(id, o); err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		in, _ = s.Instance(id)
+		writeJSON(w, in)
+	})
+	mux.HandleFunc("POST "+AdminDefaults, func(w http.ResponseWriter, r *http.Request) {
+		f := r.FormValue
+		d := AccountDefaults{HTTPTokens: f("http_tokens"), HTTPEndpoint: f("http_endpoint"), InstanceMetadataTags: f("instance_metadata_tags"),
+			HTTPTokensEnforced: f("http_tokens_enforced"), ManagedBy: f("managed_by"), ManagedExceptionMessage: f("managed_exception_message")}
+		if v := f("hop_limit"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 64 {
+				http.Error(w, "hop_limit: want 1 to 64", http.StatusBadRequest)
+				return
+			}
+			d.HopLimit = n
+		}
+		account, region := f("account"), f("region")
+		if account == "" {
+			account = DefaultAccount
+		}
+		if region == "" {
+			region = DefaultRegion
+		}
+		s.SetDefaults(account, region, d)
+		writeJSON(w, d)
+	})
+	return mux
+}
+
+// optionsForm applies the admin form's option fields to o.
+func optionsForm(o Options, form url.Values) (Options, error) {
+	enums := []struct {
+		field string
+		dst   *string
+		valid []string
+	}{
+		{"http_endpoint", &o.HTTPEndpoint, []string{Enabled, Disabled}},
+		{"http_tokens", &o.HTTPTokens, []string{Optional, Required}},
+		{"http_protocol_ipv6", &o.HTTPProtocolIPv6, []string{Enabled, Disabled}},
+		{"instance_metadata_tags", &o.InstanceMetadataTags, []string{Enabled, Disabled}},
+	}
+	for _, e := range enums {
+		v := form.Get(e.field)
+		if v == "" {
+			continue
+		}
+		if !containsString(e.valid, v) {
+			return o, fmt.Errorf("%s %q: want one of %s", e.field, v, strings.Join(e.valid, ", "))
+		}
+		*e.dst = v
+	}
+	if v := form.Get("hop_limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 64 {
+			return o, fmt.Errorf("hop_limit %q: want 1 to 64", v)
+		}
+		o.HopLimit = n
+	}
+	return o, nil
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// AdminClient talks to a simulator's admin listener: "unix:PATH" (reachable from the host
+// even when the simulator runs inside a network namespace) or "HOST:PORT".
+type AdminClient struct {
+	http *http.Client
+	base string
+}
+
+// NewAdminClient returns a client for the admin listener at addr.
+func NewAdminClient(addr string) *AdminClient {
+	path, isUnix := strings.CutPrefix(addr, "unix:")
+	if !isUnix {
+		return &AdminClient{http: &http.Client{Transport: &http.Transport{Proxy: nil}}, base: "http://" + addr}
+	}
+	tr := &http.Transport{
+		Proxy: nil,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+	}
+	return &AdminClient{http: &http.Client{Transport: tr}, base: "http://ec2sim"}
+}
+
+// Stats reads the counters.
+func (c *AdminClient) Stats(ctx context.Context) (Stats, error) {
+	var st Stats
+	return st, c.do(ctx, http.MethodGet, AdminStats, nil, &st)
+}
+
+// Reset zeroes the counters.
+func (c *AdminClient) Reset(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, AdminReset, url.Values{}, nil)
+}
+
+// SetConfig changes the fault, the pending→applied behaviour and the throttling.
+func (c *AdminClient) SetConfig(ctx context.Context, cfg Config) error {
+	form := url.Values{
+		"fault":       {string(cfg.Fault)},
+		"actions":     {strings.Join(cfg.Actions, ",")},
+		"times":       {strconv.Itoa(cfg.Times)},
+		"apply_after": {strconv.Itoa(cfg.ApplyAfter)},
+		"throttle":    {cfg.Throttle.String()},
+	}
+	if cfg.Delay > 0 {
+		form.Set("delay", cfg.Delay.String())
+	}
+	if cfg.ApplyDelay > 0 {
+		form.Set("apply_delay", cfg.ApplyDelay.String())
+	}
+	return c.do(ctx, http.MethodPost, AdminConfig, form, nil)
+}
+
+// Instance reads one instance as DescribeInstances shows it now.
+func (c *AdminClient) Instance(ctx context.Context, id string) (Instance, error) {
+	var in Instance
+	return in, c.do(ctx, http.MethodGet, AdminInstances+"?id="+url.QueryEscape(id), nil, &in)
+}
+
+// SetOptions sets an instance's options, applied at once.
+func (c *AdminClient) SetOptions(ctx context.Context, id string, o Options) error {
+	form := url.Values{"id": {id}}
+	for k, v := range map[string]string{"http_endpoint": o.HTTPEndpoint, "http_tokens": o.HTTPTokens, "http_protocol_ipv6": o.HTTPProtocolIPv6, "instance_metadata_tags": o.InstanceMetadataTags} {
+		if v != "" {
+			form.Set(k, v)
+		}
+	}
+	if o.HopLimit > 0 {
+		form.Set("hop_limit", strconv.Itoa(o.HopLimit))
+	}
+	return c.do(ctx, http.MethodPost, AdminOptions, form, nil)
+}
+
+func (c *AdminClient) do(ctx context.Context, method, path string, form url.Values, out any) error {
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("ec2sim admin %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return fmt.Errorf("ec2sim admin %s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(msg)))
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("ec2sim admin %s %s: decode: %w", method, path, err)
+	}
+	return nil
+}
+
+// ListenAdmin opens an admin listener, "unix:PATH" or "HOST:PORT"; a unix socket left
+// over from a killed run is replaced.
+func ListenAdmin(addr string) (net.Listener, error) {
+	path, isUnix := strings.CutPrefix(addr, "unix:")
+	if !isUnix {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("admin listen on %s: %w", addr, err)
+		}
+		return l, nil
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale admin socket: %w", err)
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("admin listen on %s: %w", path, err)
+	}
+	return l, nil
+}
