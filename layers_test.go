@@ -7,7 +7,7 @@ import (
 )
 
 // TestImportDirection keeps the import graph one way: cmd → engine → {facts, rules,
-// remediate} → report, with internal/types, the shared words, importing nothing of
+// remediate} → report (and cmd → fleet → {rules, remediate, report}), with internal/types, the shared words, importing nothing of
 // imdsmend. A stage reaching into another (or report into any stage) would make a change
 // to one ripple through the others, and a cycle waiting to happen.
 func TestImportDirection(t *testing.T) {
@@ -29,6 +29,11 @@ func TestImportDirection(t *testing.T) {
 		{"./rules", []string{mod + "/remediate", mod + "/report", mod + "/internal/engine", mod + "/cmd"}},
 		{"./remediate", []string{mod + "/rules", mod + "/report", mod + "/internal/engine", mod + "/cmd"}},
 		{"./internal/engine", []string{mod + "/cmd"}},
+		// The fleet is a pipeline of its own over the same policy language: it uses rules,
+		// facts' schema helpers, remediate's ledger and report's textfile, and nothing uses it
+		// but the CLI.
+		{"./fleet", []string{mod + "/internal/engine", mod + "/cmd"}},
+		{"./rules", []string{mod + "/fleet"}},
 	}
 	for _, tt := range tests {
 		out, err := exec.Command("go", "list", "-deps", tt.pkg).Output()

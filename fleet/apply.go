@@ -42,7 +42,7 @@ func (f *Fleet) execute(ctx context.Context, scopes []*scope, changes []Change) 
 	defer f.opts.Progress.End()
 	lim := limits(f.opts.Policy)
 	g := &gate{sample: min(minErrorSample, planned), maxRate: lim.MaxErrorRate}
-	ledger := &fleetLedger{l: remediate.NewLedger(f.opts.LedgerPath), runID: f.runID}
+	ledger := &fleetLedger{l: f.opts.Ledger, runID: f.runID}
 	byScope := map[string]*scope{}
 	for _, s := range scopes {
 		byScope[s.Account+"/"+s.Region] = s

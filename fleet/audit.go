@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/imdsmend/imdsmend/remediate"
 	"github.com/imdsmend/imdsmend/rules"
 	"github.com/zclconf/go-cty/cty"
 )
@@ -33,8 +34,8 @@ type Config struct {
 	// PollInterval and PollTimeout bound the wait for a change to be applied; 0 is 250ms
 	// and 2m.
 	PollInterval, PollTimeout time.Duration
-	// LedgerPath is the fleet ledger (apply and undo).
-	LedgerPath string
+	// Ledger records apply's changes for undo (remediate's format, a file of its own).
+	Ledger *remediate.Ledger
 	// Progress hears about each change of apply and undo; nil hears nothing.
 	Progress Progress
 }

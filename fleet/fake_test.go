@@ -33,7 +33,7 @@ type fakeRegion struct {
 	pendingPolls int
 	polls        map[string]int
 	// beforeModify runs before each ModifyInstanceMetadataOptions, dry runs included.
-	beforeModify func(r *fakeRegion, id string, dryRun bool) error
+	beforeModify             func(r *fakeRegion, id string, dryRun bool) error
 	pages, modifies, dryRuns int
 }
 

@@ -63,7 +63,7 @@ func testFleet() *fakeCloud {
 
 func newTestFleet(t testing.TB, cloud Cloud, p *rules.Policy, regions []string, roles ...string) *Fleet {
 	return New(Config{Cloud: cloud, Policy: p, Regions: regions, RoleARNs: roles,
-		LedgerPath: filepath.Join(t.TempDir(), "fleet-ledger.jsonl"), PollInterval: time.Millisecond, PollTimeout: 10 * time.Second,
+		Ledger: remediate.NewLedger(filepath.Join(t.TempDir(), "fleet-ledger.jsonl")), PollInterval: time.Millisecond, PollTimeout: 10 * time.Second,
 		Rates: Rates{Mutating: Bucket{Rate: 1e6, Burst: 1000}, Read: Bucket{Rate: 1e6, Burst: 1000}}})
 }
 
@@ -185,7 +185,7 @@ func TestPlanApplyUndo(t *testing.T) {
 	}
 
 	f2 := newTestFleet(t, cloud, p, regions)
-	f2.opts.LedgerPath = f.opts.LedgerPath
+	f2.opts.Ledger = f.opts.Ledger
 	apply := f2.Apply(context.Background())
 	for i := range wantPlan {
 		wantPlan[i].Status = types.StatusApplied
@@ -213,7 +213,7 @@ func TestPlanApplyUndo(t *testing.T) {
 	if ec.dryRuns != 2 || ec.modifies != 2 {
 		t.Errorf("eu-central-1: %d dry runs, %d calls; want 2 and 2", ec.dryRuns, ec.modifies)
 	}
-	entries, err := remediate.NewLedger(f.opts.LedgerPath).Read()
+	entries, err := f.opts.Ledger.Read()
 	if err != nil || len(entries) != 6 {
 		t.Fatalf("ledger: %d entries, %v; want an intent and a result per change", len(entries), err)
 	}
@@ -224,7 +224,7 @@ func TestPlanApplyUndo(t *testing.T) {
 	// Someone else changes i-v6's IPv6 back meanwhile: undo leaves it alone.
 	cloud.accounts[""].regions["us-east-1"].instances[0].Options.HTTPIPv6 = "disabled"
 	f3 := newTestFleet(t, cloud, p, nil)
-	f3.opts.LedgerPath = f.opts.LedgerPath
+	f3.opts.Ledger = f.opts.Ledger
 	undo, err := f3.Undo(context.Background())
 	if err != nil {
 		t.Fatal(err)

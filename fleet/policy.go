@@ -23,6 +23,9 @@ const (
 // when it is absent the built-in fleet.hcl takes its place.
 const DefaultPolicyFile = "/etc/imdsmend/fleet.hcl"
 
+// BuiltinName names the built-in fleet policy in diagnostics.
+const BuiltinName = "<built-in>/fleet.hcl"
+
 // DropInDir holds the fleet policy's drop-ins, beside its main file; the instance policy's
 // policy.d/ is not read.
 const DropInDir = "fleet.d"
@@ -72,6 +75,8 @@ func LoadPolicy(opts LoadOptions) (*rules.Policy, hcl.Diagnostics) {
 		Open:      opts.Open,
 		Schema:    Schema(),
 		DropInDir: DropInDir,
+		// The built-in fleet policy is not the built-in instance policy.
+		BuiltinName: BuiltinName,
 	})
 }
 

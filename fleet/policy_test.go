@@ -12,7 +12,7 @@ import (
 // TestDefaultPolicy: the built-in fleet.hcl loads against the fleet facts and its own
 // tests pass.
 func TestDefaultPolicy(t *testing.T) {
-	p, diags := rules.ParseSchema([]rules.Source{{Name: "<built-in>/fleet.hcl", Data: imdsmend.DefaultFleetPolicy}}, fleet.Kinds, fleet.Schema())
+	p, diags := rules.ParseSchema([]rules.Source{{Name: fleet.BuiltinName, Data: imdsmend.DefaultFleetPolicy}}, fleet.Kinds, fleet.Schema())
 	if diags.HasErrors() {
 		t.Fatalf("fleet.hcl: %s", diags.Error())
 	}

@@ -17,7 +17,7 @@ import (
 // changed since by someone else is theirs. Nothing to revert is a report without changes.
 func (f *Fleet) Undo(ctx context.Context) (*Report, error) {
 	start := time.Now()
-	ledger := &fleetLedger{l: remediate.NewLedger(f.opts.LedgerPath), runID: f.runID}
+	ledger := &fleetLedger{l: f.opts.Ledger, runID: f.runID}
 	entries, err := ledger.l.Read()
 	if err != nil {
 		return nil, err

@@ -39,6 +39,8 @@ type LoadOptions struct {
 	Schema *Schema
 	// DropInDir names the directory of drop-ins beside MainFile; "" is policy.d.
 	DropInDir string
+	// BuiltinName names Builtin in diagnostics; "" is BuiltinName.
+	BuiltinName string
 }
 
 // BuiltinName is the file name diagnostics use for the embedded default policy.
@@ -110,7 +112,7 @@ func readSources(opts LoadOptions) ([]Source, hcl.Diagnostics) {
 	case err == nil:
 		sources = append(sources, Source{Name: opts.MainFile, Data: data})
 	case errors.Is(err, fs.ErrNotExist) && !opts.Explicit && opts.Builtin != nil:
-		sources = append(sources, Source{Name: BuiltinName, Data: opts.Builtin})
+		sources = append(sources, Source{Name: cmp.Or(opts.BuiltinName, BuiltinName), Data: opts.Builtin})
 	case errors.Is(err, errUnsafe):
 		fail("Unsafe policy file", err)
 	default:

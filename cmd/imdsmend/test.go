@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/imdsmend/imdsmend"
+	"github.com/imdsmend/imdsmend/fleet"
 	"github.com/imdsmend/imdsmend/internal/engine"
 	"github.com/imdsmend/imdsmend/internal/paths"
 	"github.com/imdsmend/imdsmend/report"
@@ -24,7 +25,8 @@ func newTestCommand(g *globalFlags) *cobra.Command {
 		Long: `Run policy tests: each test "NAME" { facts = {...} expect = [...] } block evaluates the
 policy on the facts given and checks which rules fire. With DIR, the *_test.hcl files in DIR
 test the active policy (--policy). Without DIR, the tests shipped with the built-in policy test
-it, and *_test.hcl files beside the active policy (and in its policy.d/) test the active policy.
+it, the tests shipped with the built-in fleet policy (fleet.hcl) test that, and *_test.hcl files
+beside the active policy (and in its policy.d/) test the active policy.
 Like --policy, DIR is a path inside --root. Exits 1 when a test fails.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -75,7 +77,14 @@ func testSuites(e *engine.Engine, mainFile string, args []string) ([]testSuite, 
 			return nil, errors.New("the built-in policy does not load; this build is broken")
 		}
 	}
-	suites := []testSuite{{"<built-in>", imdsmend.PolicyTests(), "<built-in>/policytests", builtin}}
+	fleetPolicy, diags := rules.ParseSchema([]rules.Source{{Name: fleet.BuiltinName, Data: imdsmend.DefaultFleetPolicy}}, fleet.Kinds, fleet.Schema())
+	if diags.HasErrors() {
+		return nil, errors.New("the built-in fleet policy does not load; this build is broken")
+	}
+	suites := []testSuite{
+		{"<built-in>", imdsmend.PolicyTests(), "<built-in>/policytests", builtin},
+		{"<built-in fleet>", imdsmend.FleetPolicyTests(), "<built-in>/fleettests", fleetPolicy},
+	}
 	for _, dir := range []string{filepath.Dir(mainFile), filepath.Join(filepath.Dir(mainFile), rules.DropInDir)} {
 		if hasTests(os.DirFS(dir)) {
 			suites = append(suites, testSuite{dir, os.DirFS(dir), dir, e.Policy})
