@@ -202,12 +202,25 @@ func (f *Fleet) read(ctx context.Context, s *scope) {
 	s.Instances = len(instances)
 	support := f.imageSupport(ctx, s, instances)
 	account := &Account{ID: s.Account, RoleARN: s.RoleARN, Defaults: defaults}
+	// The account and region are the same for every instance of the scope: converted once,
+	// they leave the instance alone to convert per evaluation.
+	ev, err := newScopeValues(account, s.Region)
+	if err != nil {
+		s.Error = err.Error()
+		return
+	}
 	for i := range instances {
 		inst := &instances[i]
 		inst.ContainerTag = containerTag(inst.Tags)
 		inst.ContainerHost = inst.ContainerTag != ""
 		inst.ImageIMDSSupport = support[inst.ImageID]
-		if r := f.evaluate(&Facts{Instance: inst, Account: account, Region: s.Region}); r != nil {
+		fa := &Facts{Instance: inst, Account: account, Region: s.Region}
+		val, err := ev.value(inst)
+		if err != nil {
+			s.results = append(s.results, &result{facts: fa, unknown: []rules.Unknown{{Rule: "*", Reason: err.Error()}}})
+			continue
+		}
+		if r := f.evaluateValue(fa, val); r != nil {
 			s.results = append(s.results, r)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/imdsmend/imdsmend/facts"
 	"github.com/imdsmend/imdsmend/rules"
 	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/gocty"
 )
 
 // Facts is what a fleet policy's rules read about one instance, as the variable facts.
@@ -72,6 +73,32 @@ var Type = sync.OnceValue(func() cty.Type { return facts.TypeOf(Facts{}) })
 
 // Value converts f into the value of a fleet policy's facts variable.
 func Value(f *Facts) (cty.Value, error) { return facts.ValueOf(f, Type()) }
+
+// scopeValues builds the facts values of one account and region's instances.
+type scopeValues struct {
+	account, region cty.Value
+}
+
+func newScopeValues(a *Account, region string) (*scopeValues, error) {
+	account, err := gocty.ToCtyValue(a, Type().AttributeType("account"))
+	if err != nil {
+		return nil, fmt.Errorf("convert the account's facts: %w", err)
+	}
+	return &scopeValues{account: account, region: cty.StringVal(region)}, nil
+}
+
+// value is Value(&Facts{inst, the account, the region}), without converting the account
+// again; an instance's tags must not be nil (the API layer makes them).
+func (sv *scopeValues) value(inst *Instance) (cty.Value, error) {
+	if inst.Tags == nil {
+		inst.Tags = map[string]string{}
+	}
+	iv, err := gocty.ToCtyValue(inst, Type().AttributeType("instance"))
+	if err != nil {
+		return cty.NilVal, fmt.Errorf("convert instance %s's facts: %w", inst.ID, err)
+	}
+	return cty.ObjectVal(map[string]cty.Value{"instance": iv, "account": sv.account, "region": sv.region}), nil
+}
 
 // Fields lists every attribute of the fleet facts schema, for docs/fleet.md.
 func Fields() []facts.Field { return facts.FieldsOf(Facts{}, "facts") }
