@@ -52,6 +52,18 @@ func newNamespace(t testing.TB) *harness.Namespace {
 	return ns
 }
 
+// newHop builds the one-hop layout (harness.Hop) with the given number of containers for
+// t; it goes away when t ends.
+func newHop(t testing.TB, containers int) *harness.Hop {
+	t.Helper()
+	h, err := harness.NewHop(containers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	return h
+}
+
 // testContext bounds a test's setup and commands.
 func testContext(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

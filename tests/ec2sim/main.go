@@ -12,17 +12,14 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/imdsmend/imdsmend/tests/ec2sim/ec2"
+	"github.com/imdsmend/imdsmend/tests/simkit"
 )
 
 func main() {
@@ -54,45 +51,23 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	var apiListeners []net.Listener
+	sv := simkit.Serving{Close: srv.Close, Handler: srv.AdminHandler()}
 	for _, addr := range listens {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w", addr, err)
 		}
-		apiListeners = append(apiListeners, l)
+		sv.Serves = append(sv.Serves, func() error { return srv.Serve(l) })
 	}
-	var adminListener net.Listener
 	if *admin != "" {
-		if adminListener, err = ec2.ListenAdmin(*admin); err != nil {
+		if sv.Admin, err = simkit.Listen(*admin); err != nil {
 			return err
 		}
-	}
-	errs := make(chan error, len(apiListeners)+1)
-	for _, l := range apiListeners {
-		go func() { errs <- srv.Serve(l) }()
-	}
-	if adminListener != nil {
-		hs := &http.Server{Handler: srv.AdminHandler()}
-		defer hs.Close()
-		go func() {
-			if err := hs.Serve(adminListener); !errors.Is(err, http.ErrServerClosed) {
-				errs <- err
-			}
-		}()
 	}
 	fmt.Fprintf(os.Stderr, "ec2sim: serving the EC2 API on %s with %d instances in %s, fault %s", strings.Join(listens, ", "), len(srv.Instances()), strings.Join(srv.Regions(), ","), srv.Config().Fault)
 	if *admin != "" {
 		fmt.Fprintf(os.Stderr, "; admin on %s", *admin)
 	}
 	fmt.Fprintln(os.Stderr)
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	select {
-	case <-sigs:
-		return srv.Close()
-	case err := <-errs:
-		_ = srv.Close()
-		return err
-	}
+	return simkit.Run(sv)
 }

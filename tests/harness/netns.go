@@ -40,23 +40,36 @@ type Namespace struct {
 
 // NewNamespace creates a namespace with loopback up and the IMDS addresses on it.
 func NewNamespace() (*Namespace, error) {
+	return newNamespace(
+		[]string{"addr", "add", IMDSAddr + "/32", "dev", "lo"},
+		[]string{"-6", "addr", "add", IMDSv6Addr + "/128", "dev", "lo", "nodad"},
+	)
+}
+
+// newNamespace creates a namespace with loopback up, then runs `ip -n NAME` with each of
+// setup.
+func newNamespace(setup ...[]string) (*Namespace, error) {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	n := &Namespace{Name: "imdsmend-" + hex.EncodeToString(b[:])}
 	if err := run("ip", "netns", "add", n.Name); err != nil {
 		return nil, err
 	}
-	for _, args := range [][]string{
-		{"-n", n.Name, "link", "set", "lo", "up"},
-		{"-n", n.Name, "addr", "add", IMDSAddr + "/32", "dev", "lo"},
-		{"-n", n.Name, "-6", "addr", "add", IMDSv6Addr + "/128", "dev", "lo", "nodad"},
-	} {
-		if err := run("ip", args...); err != nil {
-			n.Close()
-			return nil, err
-		}
+	if err := n.ip(append([][]string{{"link", "set", "lo", "up"}}, setup...)...); err != nil {
+		n.Close()
+		return nil, err
 	}
 	return n, nil
+}
+
+// ip runs `ip -n NAME args` for each args, stopping at the first failure.
+func (n *Namespace) ip(cmds ...[]string) error {
+	for _, args := range cmds {
+		if err := run("ip", append([]string{"-n", n.Name}, args...)...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Close stops every process started in the namespace and deletes it.

@@ -41,7 +41,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-time.After(delay):
 		case <-r.Context().Done():
 			return
-		case <-s.closing:
+		case <-s.servers.Closing():
 			panic(http.ErrAbortHandler)
 		}
 	case FaultUnauthorized:

@@ -2,16 +2,13 @@ package ec2
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
+
+	"github.com/imdsmend/imdsmend/tests/simkit"
 )
 
 // Admin paths, served on a listener of their own so the API's counters see only the
@@ -34,14 +31,14 @@ const (
 func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+AdminStats, func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, s.Stats())
+		simkit.WriteJSON(w, s.Stats())
 	})
 	mux.HandleFunc("POST "+AdminReset, func(w http.ResponseWriter, _ *http.Request) {
 		s.ResetStats()
-		writeJSON(w, s.Stats())
+		simkit.WriteJSON(w, s.Stats())
 	})
 	mux.HandleFunc("GET "+AdminConfig, func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, s.Config())
+		simkit.WriteJSON(w, s.Config())
 	})
 	mux.HandleFunc("POST "+AdminConfig, func(w http.ResponseWriter, r *http.Request) {
 		f := r.FormValue
@@ -51,7 +48,7 @@ func (s *Server) AdminHandler() http.Handler {
 			return
 		}
 		s.SetConfig(cfg)
-		writeJSON(w, s.Config())
+		simkit.WriteJSON(w, s.Config())
 	})
 	mux.HandleFunc("GET "+AdminInstances, func(w http.ResponseWriter, r *http.Request) {
 		if id := r.FormValue("id"); id != "" {
@@ -60,10 +57,10 @@ func (s *Server) AdminHandler() http.Handler {
 				http.Error(w, "no instance "+id, http.StatusNotFound)
 				return
 			}
-			writeJSON(w, in)
+			simkit.WriteJSON(w, in)
 			return
 		}
-		writeJSON(w, s.Instances())
+		simkit.WriteJSON(w, s.Instances())
 	})
 	mux.HandleFunc("POST "+AdminOptions, func(w http.ResponseWriter, r *http.Request) {
 		id := r.FormValue("id")
@@ -82,7 +79,7 @@ func (s *Server) AdminHandler() http.Handler {
 			return
 		}
 		in, _ = s.Instance(id)
-		writeJSON(w, in)
+		simkit.WriteJSON(w, in)
 	})
 	mux.HandleFunc("POST "+AdminDefaults, func(w http.ResponseWriter, r *http.Request) {
 		f := r.FormValue
@@ -104,7 +101,7 @@ func (s *Server) AdminHandler() http.Handler {
 			region = DefaultRegion
 		}
 		s.SetDefaults(account, region, d)
-		writeJSON(w, d)
+		simkit.WriteJSON(w, d)
 	})
 	return mux
 }
@@ -141,43 +138,23 @@ func optionsForm(o Options, form url.Values) (Options, error) {
 	return o, nil
 }
 
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-// AdminClient talks to a simulator's admin listener: "unix:PATH" (reachable from the host
-// even when the simulator runs inside a network namespace) or "HOST:PORT".
-type AdminClient struct {
-	http *http.Client
-	base string
-}
+// AdminClient talks to a simulator's admin listener: "unix:PATH" or "HOST:PORT".
+type AdminClient struct{ c *simkit.AdminClient }
 
 // NewAdminClient returns a client for the admin listener at addr.
 func NewAdminClient(addr string) *AdminClient {
-	path, isUnix := strings.CutPrefix(addr, "unix:")
-	if !isUnix {
-		return &AdminClient{http: &http.Client{Transport: &http.Transport{Proxy: nil}}, base: "http://" + addr}
-	}
-	tr := &http.Transport{
-		Proxy: nil,
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", path)
-		},
-	}
-	return &AdminClient{http: &http.Client{Transport: tr}, base: "http://ec2sim"}
+	return &AdminClient{simkit.NewAdminClient("ec2sim", addr)}
 }
 
 // Stats reads the counters.
 func (c *AdminClient) Stats(ctx context.Context) (Stats, error) {
 	var st Stats
-	return st, c.do(ctx, http.MethodGet, AdminStats, nil, &st)
+	return st, c.c.Do(ctx, http.MethodGet, AdminStats, nil, &st)
 }
 
 // Reset zeroes the counters.
 func (c *AdminClient) Reset(ctx context.Context) error {
-	return c.do(ctx, http.MethodPost, AdminReset, url.Values{}, nil)
+	return c.c.Do(ctx, http.MethodPost, AdminReset, url.Values{}, nil)
 }
 
 // SetConfig changes the fault, the pending→applied behaviour and the throttling.
@@ -195,16 +172,16 @@ func (c *AdminClient) SetConfig(ctx context.Context, cfg Config) error {
 	if cfg.ApplyDelay > 0 {
 		form.Set("apply_delay", cfg.ApplyDelay.String())
 	}
-	return c.do(ctx, http.MethodPost, AdminConfig, form, nil)
+	return c.c.Do(ctx, http.MethodPost, AdminConfig, form, nil)
 }
 
 // Instance reads one instance as DescribeInstances shows it now.
 func (c *AdminClient) Instance(ctx context.Context, id string) (Instance, error) {
 	var in Instance
-	return in, c.do(ctx, http.MethodGet, AdminInstances+"?id="+url.QueryEscape(id), nil, &in)
+	return in, c.c.Do(ctx, http.MethodGet, AdminInstances+"?id="+url.QueryEscape(id), nil, &in)
 }
 
-// SetOptions sets an instance's options, applied at once.
+// SetOptions sets an instance's options, applied at once; empty fields keep their value.
 func (c *AdminClient) SetOptions(ctx context.Context, id string, o Options) error {
 	form := url.Values{"id": {id}}
 	for k, v := range map[string]string{"http_endpoint": o.HTTPEndpoint, "http_tokens": o.HTTPTokens, "http_protocol_ipv6": o.HTTPProtocolIPv6, "instance_metadata_tags": o.InstanceMetadataTags} {
@@ -215,56 +192,5 @@ func (c *AdminClient) SetOptions(ctx context.Context, id string, o Options) erro
 	if o.HopLimit > 0 {
 		form.Set("hop_limit", strconv.Itoa(o.HopLimit))
 	}
-	return c.do(ctx, http.MethodPost, AdminOptions, form, nil)
-}
-
-func (c *AdminClient) do(ctx context.Context, method, path string, form url.Values, out any) error {
-	var body io.Reader
-	if form != nil {
-		body = strings.NewReader(form.Encode())
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return err
-	}
-	if form != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("ec2sim admin %s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		return fmt.Errorf("ec2sim admin %s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(msg)))
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("ec2sim admin %s %s: decode: %w", method, path, err)
-	}
-	return nil
-}
-
-// ListenAdmin opens an admin listener, "unix:PATH" or "HOST:PORT"; a unix socket left
-// over from a killed run is replaced.
-func ListenAdmin(addr string) (net.Listener, error) {
-	path, isUnix := strings.CutPrefix(addr, "unix:")
-	if !isUnix {
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			return nil, fmt.Errorf("admin listen on %s: %w", addr, err)
-		}
-		return l, nil
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("remove stale admin socket: %w", err)
-	}
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("admin listen on %s: %w", path, err)
-	}
-	return l, nil
+	return c.c.Do(ctx, http.MethodPost, AdminOptions, form, nil)
 }

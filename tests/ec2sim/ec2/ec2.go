@@ -20,6 +20,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/imdsmend/imdsmend/tests/simkit"
 )
 
 // Defaults of a standalone simulator: one running instance, the same one the IMDS
@@ -140,10 +142,7 @@ type Server struct {
 	buckets   map[string]*bucket     // throttling: account/region/kind → bucket
 	stats     Stats
 	now       func() time.Time
-
-	closing chan struct{}
-	once    sync.Once
-	servers []*http.Server
+	servers   simkit.Servers
 }
 
 // New returns a server with the given behaviour and no instances (see AddInstance and
@@ -158,7 +157,6 @@ func New(cfg Config) *Server {
 		roles:     map[string]bool{},
 		buckets:   map[string]*bucket{},
 		now:       time.Now,
-		closing:   make(chan struct{}),
 	}
 	s.setConfigLocked(cfg)
 	s.stats = newStats()
@@ -354,36 +352,11 @@ func containsString(list []string, v string) bool {
 
 // Serve answers EC2 (and STS) requests on l until Close; after Close it returns at once.
 func (s *Server) Serve(l net.Listener) error {
-	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
-	s.mu.Lock()
-	select {
-	case <-s.closing:
-		s.mu.Unlock()
-		return l.Close()
-	default:
-	}
-	s.servers = append(s.servers, hs)
-	s.mu.Unlock()
-	if err := hs.Serve(l); err != http.ErrServerClosed {
-		return err
-	}
-	return nil
+	return s.servers.Serve(&http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}, l)
 }
 
 // Close stops every Serve and releases slow requests.
-func (s *Server) Close() error {
-	s.once.Do(func() { close(s.closing) })
-	s.mu.Lock()
-	servers := s.servers
-	s.mu.Unlock()
-	var first error
-	for _, hs := range servers {
-		if err := hs.Close(); err != nil && first == nil {
-			first = err
-		}
-	}
-	return first
-}
+func (s *Server) Close() error { return s.servers.Close() }
 
 // requestID is a fresh request ID in the service's UUID form.
 func requestID() string {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/imdsmend/imdsmend/tests/simkit"
 )
 
 // serve runs s on a loopback port for the test.
@@ -300,28 +301,10 @@ func TestModifyPendingThenApplied(t *testing.T) {
 	}
 }
 
-// fakeClock moves only when the test says.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 func TestApplyDelayOnTheClock(t *testing.T) {
 	s := NewDefault(Config{ApplyDelay: 5 * time.Second})
-	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	s.SetClock(clock.now)
+	clock := simkit.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	s.SetClock(clock.Now)
 	c := client(serve(t, s), DefaultRegion, "AKIDEXAMPLE")
 	if _, err := c.ModifyInstanceMetadataOptions(ctx, &awsec2.ModifyInstanceMetadataOptionsInput{InstanceId: aws.String(DefaultInstanceID), HttpTokens: "optional"}); err != nil {
 		t.Fatal(err)
@@ -335,9 +318,9 @@ func TestApplyDelayOnTheClock(t *testing.T) {
 	}
 	var got []string
 	got = append(got, state(), state())
-	clock.advance(4999 * time.Millisecond)
+	clock.Advance(4999 * time.Millisecond)
 	got = append(got, state())
-	clock.advance(time.Millisecond)
+	clock.Advance(time.Millisecond)
 	got = append(got, state())
 	if diff := cmp.Diff([]string{"pending", "pending", "pending", "applied"}, got); diff != "" {
 		t.Errorf("states (-want +got):\n%s", diff)
@@ -593,8 +576,8 @@ func TestAssumeRoleAccounts(t *testing.T) {
 // an empty one answers RequestLimitExceeded until it refills.
 func TestThrottleBuckets(t *testing.T) {
 	s := NewDefault(Config{Throttle: Rates{MutatingBurst: 2, MutatingRate: 1, NonMutatingBurst: 3, NonMutatingRate: 1}})
-	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	s.SetClock(clock.now)
+	clock := simkit.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	s.SetClock(clock.Now)
 	url := serve(t, s)
 	c := client(url, DefaultRegion, "AKIDEXAMPLE")
 	other := client(url, "eu-west-1", "AKIDEXAMPLE")
@@ -607,7 +590,7 @@ func TestThrottleBuckets(t *testing.T) {
 		return errOf(t, err).Code
 	}
 	got := []string{describe(c), describe(c), describe(c), describe(c), modify(), modify(), modify(), describe(other)}
-	clock.advance(time.Second)
+	clock.Advance(time.Second)
 	got = append(got, describe(c), describe(c), modify(), modify())
 	want := []string{"", "", "", "RequestLimitExceeded", "", "", "RequestLimitExceeded", "", "", "RequestLimitExceeded", "", "RequestLimitExceeded"}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -622,7 +605,7 @@ func TestThrottleBuckets(t *testing.T) {
 func TestAdmin(t *testing.T) {
 	s := NewDefault(Config{})
 	url := serve(t, s)
-	l, err := ListenAdmin("unix:" + t.TempDir() + "/admin.sock")
+	l, err := simkit.Listen("unix:" + t.TempDir() + "/admin.sock")
 	if err != nil {
 		t.Fatal(err)
 	}
