@@ -42,7 +42,8 @@ rule "hop_limit_too_low" {
   # limit of 1 the token PUT's reply dies on the way and IMDSv2 hangs in the container.
   # container_host comes from EKS, Karpenter and ECS tags; add your own tag here, e.g.
   # || lookup(facts.instance.tags, "role", "") == "docker".
-  when     = facts.instance.container_host && facts.instance.metadata_options.hop_limit < 2 && facts.instance.metadata_options.http_endpoint == "enabled"
+  # Also with the endpoint disabled: apply then enables it and raises the limit in one call.
+  when     = facts.instance.container_host && facts.instance.metadata_options.hop_limit < 2
   severity = "warning"
   summary  = "${facts.instance.id} (${facts.instance.name}) in ${facts.account.id}/${facts.region}: hop limit ${facts.instance.metadata_options.hop_limit} on a container host (tag ${facts.instance.container_tag}): containers' IMDSv2 token requests time out${facts.account.defaults.hop_limit == 1 ? "; the account default in ${facts.region} is 1 too" : ""}"
   hint     = "imdsmend fleet apply sets it to 2 (aws ec2 modify-instance-metadata-options --http-put-response-hop-limit 2)"
@@ -75,7 +76,7 @@ rule "http_tokens_optional" {
 rule "ipv6_endpoint_disabled" {
   # An instance with an IPv6 address may run IPv6-only workloads, which reach IMDS at
   # [fd00:ec2::254] only when HttpProtocolIpv6 is enabled.
-  when     = facts.instance.ipv6 && facts.instance.metadata_options.http_protocol_ipv6 == "disabled" && facts.instance.metadata_options.http_endpoint == "enabled"
+  when     = facts.instance.ipv6 && facts.instance.metadata_options.http_protocol_ipv6 == "disabled"
   severity = "warning"
   summary  = "${facts.instance.id} (${facts.instance.name}) in ${facts.account.id}/${facts.region}: it has an IPv6 address but the IMDS IPv6 endpoint is off"
   hint     = "imdsmend fleet apply enables it (aws ec2 modify-instance-metadata-options --http-protocol-ipv6 enabled)"

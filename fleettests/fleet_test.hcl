@@ -85,11 +85,18 @@ test "a pending change" {
   expect = ["options_pending"]
 }
 
-test "a disabled endpoint hides the other findings" {
+test "a disabled endpoint on an IPv6 container host: every fix in one change" {
   facts = {
     region   = "eu-west-1"
     account  = { id = "444455556666" }
     instance = { id = "i-12", container_host = true, ipv6 = true, metadata_options = { http_endpoint = "disabled", http_tokens = "optional", hop_limit = 1, http_protocol_ipv6 = "disabled", state = "applied" } }
   }
-  expect = ["endpoint_disabled"]
+  # http_tokens_optional waits until the endpoint is on.
+  expect = ["endpoint_disabled", "hop_limit_too_low", "ipv6_endpoint_disabled"]
+  remediate "endpoint_disabled" "metadata_options" {
+    http_endpoint = "enabled"
+  }
+  remediate "hop_limit_too_low" "metadata_options" {
+    hop_limit = 2
+  }
 }
