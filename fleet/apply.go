@@ -85,12 +85,14 @@ type gate struct {
 	maxRate               float64
 	started, done, failed int
 	reason                string
+	refused               bool // a change was not started for reason
 }
 
 func (g *gate) begin() (ok bool, reason string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.reason != "" {
+		g.refused = true
 		return false, g.reason
 	}
 	g.started++
@@ -101,7 +103,7 @@ func (g *gate) end(c *Change) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.done++
-	if c.Status == types.StatusFailed {
+	if c.Status == types.StatusFailed || c.Status == types.StatusApplied && c.Error != "" {
 		g.failed++
 	}
 	if g.reason == "" && g.done >= g.sample && g.failed > 0 && float64(g.failed)/float64(g.done) > g.maxRate {
@@ -123,9 +125,13 @@ func (g *gate) finished() int {
 	return g.done
 }
 
+// stopReason says why changes were left unmade, if any were.
 func (g *gate) stopReason() string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if !g.refused {
+		return ""
+	}
 	return g.reason
 }
 
@@ -142,14 +148,19 @@ func (f *Fleet) applyOne(ctx context.Context, s *scope, c *Change, g *gate, ledg
 		g.stop("stopped: " + err.Error())
 		return
 	}
-	after, err := f.modify(ctx, s.api, c.InstanceID, c.Set)
+	after, err := s.api.Modify(ctx, c.InstanceID, c.Set)
 	switch {
-	case ErrorCode(err) == CodeNotFound:
+	case after == nil && gone(err):
 		c.Status, c.Error = types.StatusSkipped, "the instance is gone (terminated since it was listed): "+err.Error()
-	case err != nil:
-		c.Status, c.Error = types.StatusFailed, err.Error()
+	case after == nil:
+		c.Status, c.Error = types.StatusFailed, explain(err)
 	default:
+		// Accepted but not seen applied is made all the same (undo reverts it); the error
+		// counts against max_error_rate.
 		c.Status = types.StatusApplied
+		if err != nil {
+			c.Error = explain(err)
+		}
 	}
 	if err := ledger.append(remediate.PhaseResult, c); err != nil {
 		g.stop("stopped: " + err.Error())
@@ -157,54 +168,9 @@ func (f *Fleet) applyOne(ctx context.Context, s *scope, c *Change, g *gate, ledg
 	f.settle(s, c, after)
 }
 
-// modify is one change as the API makes it: a dry run (permission and validity, nothing
-// changed), the call, then polling until the instance reports the options applied.
-func (f *Fleet) modify(ctx context.Context, api RegionAPI, id string, set Set) (Options, error) {
-	if _, err := api.ModifyMetadataOptions(ctx, id, set, true); err != nil {
-		return Options{}, fmt.Errorf("dry run: %w", err)
-	}
-	opts, err := api.ModifyMetadataOptions(ctx, id, set, false)
-	if err != nil {
-		return Options{}, err
-	}
-	return f.poll(ctx, api, id, set, opts)
-}
-
-// maxPollInterval bounds the wait between two polls of one change.
-const maxPollInterval = 2 * time.Second
-
-// poll reads the instance's options until they are applied with set's values, for at
-// most PollTimeout.
-func (f *Fleet) poll(ctx context.Context, api RegionAPI, id string, set Set, opts Options) (Options, error) {
-	deadline := time.Now().Add(f.opts.PollTimeout)
-	interval := f.opts.PollInterval
-	for !set.Reached(opts) || opts.State != "applied" {
-		if time.Now().After(deadline) {
-			return opts, fmt.Errorf("not applied within %s: the instance reports state %q", f.opts.PollTimeout, opts.State)
-		}
-		t := time.NewTimer(interval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return opts, fmt.Errorf("waiting for the change to apply: %w", ctx.Err())
-		case <-t.C:
-		}
-		interval = min(2*interval, maxPollInterval)
-		page, err := api.DescribeInstances(ctx, DescribeInput{IDs: []string{id}})
-		if err != nil {
-			return opts, fmt.Errorf("poll: %w", err)
-		}
-		if len(page.Instances) == 0 {
-			return opts, &APIError{Code: CodeNotFound, Message: "the instance " + id + " no longer exists"}
-		}
-		opts = page.Instances[0].Options
-	}
-	return opts, nil
-}
-
 // settle updates the instance's result after its change: applied options are evaluated
 // again, a vanished instance leaves the report.
-func (f *Fleet) settle(s *scope, c *Change, after Options) {
+func (f *Fleet) settle(s *scope, c *Change, after *Options) {
 	if c.Status != types.StatusApplied && c.Status != types.StatusSkipped {
 		return
 	}
@@ -219,7 +185,7 @@ func (f *Fleet) settle(s *scope, c *Change, after Options) {
 			return
 		}
 		inst := *r.facts.Instance
-		inst.Options = after
+		inst.Options = *after
 		fa := *r.facts
 		fa.Instance = &inst
 		s.results[i] = f.evaluate(&fa)

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/imdsmend/imdsmend/remediate"
 	"github.com/imdsmend/imdsmend/rules"
@@ -31,9 +30,6 @@ type Config struct {
 	Rates Rates
 	// Parallel bounds the accounts and regions read at once; 0 is 16.
 	Parallel int
-	// PollInterval and PollTimeout bound the wait for a change to be applied; 0 is 250ms
-	// and 2m.
-	PollInterval, PollTimeout time.Duration
 	// Ledger records apply's changes for undo (remediate's format, a file of its own).
 	Ledger *remediate.Ledger
 	// Progress hears about each change of apply and undo; nil hears nothing.
@@ -52,12 +48,6 @@ type Fleet struct {
 func New(opts Config) *Fleet {
 	if opts.Parallel <= 0 {
 		opts.Parallel = 16
-	}
-	if opts.PollInterval <= 0 {
-		opts.PollInterval = 250 * time.Millisecond
-	}
-	if opts.PollTimeout <= 0 {
-		opts.PollTimeout = 2 * time.Minute
 	}
 	if opts.Rates == (Rates{}) {
 		opts.Rates = DefaultRates

@@ -14,12 +14,14 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
+	"github.com/imdsmend/imdsmend/internal/ec2api"
 )
 
 // AWS is the real Cloud: credentials from the SDK's default chain (environment, shared
 // config and credentials files with their profiles, SSO, web identity), endpoints from
 // AWS_ENDPOINT_URL_EC2 and AWS_ENDPOINT_URL_STS when set, and the SDK's adaptive retry,
-// which backs off on RequestLimitExceeded.
+// which backs off on RequestLimitExceeded. The configuration is loaded once and each
+// role assumed once; internal/ec2api's client is built on it per region.
 type AWS struct {
 	cfg aws.Config
 }
@@ -70,12 +72,13 @@ func (a *AWS) Account(ctx context.Context, roleARN string) (Conn, error) {
 		}
 		id = aws.ToString(out.Account)
 	}
-	return &awsConn{cfg: cfg, id: id}, nil
+	return &awsConn{cfg: cfg, id: id, roleARN: roleARN}, nil
 }
 
 type awsConn struct {
-	cfg aws.Config
-	id  string
+	cfg     aws.Config
+	id      string
+	roleARN string
 }
 
 func (c *awsConn) ID() string { return c.id }
@@ -92,12 +95,19 @@ func (c *awsConn) Regions(ctx context.Context) ([]string, error) {
 	return regions, nil
 }
 
+// Region calls region with the account's credentials: the metadata options' own calls
+// (GetInstanceMetadataDefaults, ModifyInstanceMetadataOptions with its dry run and polling)
+// through internal/ec2api, the fleet's listing calls directly.
 func (c *awsConn) Region(region string) RegionAPI {
-	return &awsRegion{c: ec2.NewFromConfig(c.cfg, func(o *ec2.Options) { o.Region = region })}
+	return &awsRegion{
+		c:   ec2.NewFromConfig(c.cfg, func(o *ec2.Options) { o.Region = region }),
+		api: ec2api.NewFromConfig(c.cfg, ec2api.Config{Region: region, RoleARN: c.roleARN}),
+	}
 }
 
 type awsRegion struct {
-	c *ec2.Client
+	c   *ec2.Client
+	api *ec2api.Client
 }
 
 func (r *awsRegion) DescribeInstances(ctx context.Context, in DescribeInput) (DescribePage, error) {
@@ -153,17 +163,13 @@ func instanceOf(i ec2types.Instance) Instance {
 }
 
 func (r *awsRegion) MetadataDefaults(ctx context.Context) (Defaults, error) {
-	out, err := r.c.GetInstanceMetadataDefaults(ctx, &ec2.GetInstanceMetadataDefaultsInput{})
+	d, err := r.api.Defaults(ctx)
 	if err != nil {
-		return Defaults{}, apiError(err)
+		return Defaults{}, err
 	}
-	var d Defaults
-	if a := out.AccountLevel; a != nil {
-		d = Defaults{HTTPEndpoint: string(a.HttpEndpoint), HTTPTokens: string(a.HttpTokens), MetadataTags: string(a.InstanceMetadataTags), ManagedBy: string(a.ManagedBy)}
-		// -1 is the API's "no preference".
-		d.HopLimit = max(int(aws.ToInt32(a.HttpPutResponseHopLimit)), 0)
-	}
-	return d, nil
+	// -1 is the API's "no preference".
+	return Defaults{HTTPEndpoint: d.HTTPEndpoint, HTTPTokens: d.HTTPTokens, HopLimit: max(d.HopLimit, 0),
+		MetadataTags: d.InstanceMetadataTags, ManagedBy: d.ManagedBy}, nil
 }
 
 func (r *awsRegion) ImageIMDSSupport(ctx context.Context, ids []string) (map[string]string, error) {
@@ -179,29 +185,15 @@ func (r *awsRegion) ImageIMDSSupport(ctx context.Context, ids []string) (map[str
 	return support, nil
 }
 
-func (r *awsRegion) ModifyMetadataOptions(ctx context.Context, id string, set Set, dryRun bool) (Options, error) {
-	in := &ec2.ModifyInstanceMetadataOptionsInput{InstanceId: aws.String(id), DryRun: aws.Bool(dryRun),
-		HttpEndpoint: ec2types.InstanceMetadataEndpointState(set.HTTPEndpoint), HttpTokens: ec2types.HttpTokensState(set.HTTPTokens),
-		HttpProtocolIpv6: ec2types.InstanceMetadataProtocolState(set.HTTPIPv6), InstanceMetadataTags: ec2types.InstanceMetadataTagsState(set.MetadataTags)}
-	if set.HopLimit != 0 {
-		in.HttpPutResponseHopLimit = aws.Int32(int32(set.HopLimit))
+func (r *awsRegion) Modify(ctx context.Context, id string, set Set) (*Options, error) {
+	inst, err := r.api.Modify(ctx, id, ec2api.Change{HTTPEndpoint: set.HTTPEndpoint, HTTPTokens: set.HTTPTokens, HopLimit: set.HopLimit,
+		HTTPProtocolIPv6: set.HTTPIPv6, InstanceMetadataTags: set.MetadataTags})
+	if inst == nil {
+		return nil, err
 	}
-	out, err := r.c.ModifyInstanceMetadataOptions(ctx, in)
-	if dryRun && ErrorCode(apiError(err)) == CodeDryRunOperation {
-		return Options{}, nil
-	}
-	if err != nil {
-		return Options{}, apiError(err)
-	}
-	if dryRun {
-		return Options{}, errors.New("the dry run was carried out: the API ignored DryRun")
-	}
-	var o Options
-	if m := out.InstanceMetadataOptions; m != nil {
-		o = Options{HTTPEndpoint: string(m.HttpEndpoint), HTTPTokens: string(m.HttpTokens), HopLimit: int(aws.ToInt32(m.HttpPutResponseHopLimit)),
-			HTTPIPv6: string(m.HttpProtocolIpv6), MetadataTags: string(m.InstanceMetadataTags), State: string(m.State)}
-	}
-	return o, nil
+	o := inst.MetadataOptions
+	return &Options{HTTPEndpoint: o.HTTPEndpoint, HTTPTokens: o.HTTPTokens, HopLimit: o.HopLimit, HTTPIPv6: o.HTTPProtocolIPv6,
+		MetadataTags: o.InstanceMetadataTags, State: o.State}, err
 }
 
 // apiError turns the SDK's error into an APIError with the service's code, message and

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+
+	"github.com/imdsmend/imdsmend/internal/ec2api"
 )
 
 // Cloud reaches the accounts of a fleet. The EC2 API (AWS) is the real one; tests use fakes.
@@ -35,9 +37,12 @@ type RegionAPI interface {
 	// ImageIMDSSupport is DescribeImages' ImdsSupport by image ID, for the images that
 	// still exist and are visible.
 	ImageIMDSSupport(ctx context.Context, imageIDs []string) (map[string]string, error)
-	// ModifyMetadataOptions is ModifyInstanceMetadataOptions; with dryRun, a
-	// DryRunOperation answer is success (nil) and nothing changes.
-	ModifyMetadataOptions(ctx context.Context, instanceID string, set Set, dryRun bool) (Options, error)
+	// Modify changes the instance's metadata options as the API wants it done: a dry run
+	// (permission and validity, nothing changed), ModifyInstanceMetadataOptions, then
+	// DescribeInstances until the options are applied, within a bound. Nil options with an
+	// error: nothing was changed; options with an error: the change was accepted but not
+	// seen applied, and must be recorded as made.
+	Modify(ctx context.Context, instanceID string, set Set) (*Options, error)
 }
 
 // DescribeInput is one DescribeInstances request.
@@ -158,11 +163,8 @@ func (s Set) Args() string {
 
 // Error codes of the EC2 API that change what imdsmend does.
 const (
-	CodeNotFound        = "InvalidInstanceID.NotFound"
-	CodeMalformedID     = "InvalidInstanceID.Malformed"
-	CodeThrottled       = "RequestLimitExceeded"
-	CodeUnauthorized    = "UnauthorizedOperation"
-	CodeDryRunOperation = "DryRunOperation"
+	CodeNotFound     = "InvalidInstanceID.NotFound"
+	CodeUnauthorized = "UnauthorizedOperation"
 )
 
 // APIError is an error the API answered with a code.
@@ -178,7 +180,23 @@ func ErrorCode(err error) string {
 	if ae, ok := errors.AsType[*APIError](err); ok {
 		return ae.Code
 	}
+	if e, ok := errors.AsType[*ec2api.Error](err); ok {
+		return e.Code
+	}
 	return ""
+}
+
+// gone reports whether err says the instance no longer exists.
+func gone(err error) bool {
+	return ErrorCode(err) == CodeNotFound || ec2api.KindOf(err) == ec2api.KindNotFound
+}
+
+// explain is err's message with, for an ec2api error, who must change what.
+func explain(err error) string {
+	if e, ok := errors.AsType[*ec2api.Error](err); ok && e.Hint() != "" {
+		return e.Error() + "; " + e.Hint()
+	}
+	return err.Error()
 }
 
 // containerTags are tag keys (or, ending in /, key prefixes) that EKS managed node groups,

@@ -29,9 +29,9 @@ type fakeRegion struct {
 	defaults  Defaults
 	images    map[string]string
 	err       error // every call fails (an unreachable region)
-	// pendingPolls is how many reads an instance stays pending after a change.
-	pendingPolls int
-	polls        map[string]int
+	// pendingPolls is how many reads an instance stays pending after a change; polls
+	// counts the reads Modify made waiting.
+	pendingPolls, polls int
 	// beforeModify runs before each ModifyInstanceMetadataOptions, dry runs included.
 	beforeModify             func(r *fakeRegion, id string, dryRun bool) error
 	pages, modifies, dryRuns int
@@ -72,11 +72,6 @@ func (r *fakeRegion) DescribeInstances(_ context.Context, in DescribeInput) (Des
 		var out []Instance
 		for _, id := range in.IDs {
 			if i := r.index(id); i >= 0 {
-				if r.polls[id] > 0 {
-					r.polls[id]--
-				} else {
-					r.instances[i].Options.State = "applied"
-				}
 				out = append(out, r.instances[i])
 			}
 		}
@@ -143,30 +138,28 @@ func (r *fakeRegion) ImageIMDSSupport(_ context.Context, ids []string) (map[stri
 	return out, nil
 }
 
-func (r *fakeRegion) ModifyMetadataOptions(_ context.Context, id string, set Set, dryRun bool) (Options, error) {
-	if r.beforeModify != nil {
-		if err := r.beforeModify(r, id, dryRun); err != nil {
-			return Options{}, err
+// Modify is a dry run, the call, and polls until applied, as ec2api.Client.Modify.
+func (r *fakeRegion) Modify(_ context.Context, id string, set Set) (*Options, error) {
+	for _, dryRun := range []bool{true, false} {
+		if r.beforeModify != nil {
+			if err := r.beforeModify(r, id, dryRun); err != nil {
+				return nil, err
+			}
+		}
+		r.mu.Lock()
+		err := r.check(id, set)
+		if err == nil && dryRun {
+			r.dryRuns++
+		}
+		r.mu.Unlock()
+		if err != nil {
+			return nil, err
 		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.err != nil {
-		return Options{}, r.err
-	}
-	i := r.index(id)
-	if i < 0 {
-		return Options{}, &APIError{Code: CodeNotFound, Message: fmt.Sprintf("The instance ID '%s' does not exist", id)}
-	}
-	if set.HopLimit < 0 || set.HopLimit > 64 {
-		return Options{}, &APIError{Code: "InvalidParameterValue", Message: "hop limit out of range"}
-	}
-	if dryRun {
-		r.dryRuns++
-		return Options{}, nil
-	}
 	r.modifies++
-	o := &r.instances[i].Options
+	o := &r.instances[r.index(id)].Options
 	o.HTTPEndpoint = cmp.Or(set.HTTPEndpoint, o.HTTPEndpoint)
 	o.HTTPTokens = cmp.Or(set.HTTPTokens, o.HTTPTokens)
 	o.HTTPIPv6 = cmp.Or(set.HTTPIPv6, o.HTTPIPv6)
@@ -174,12 +167,25 @@ func (r *fakeRegion) ModifyMetadataOptions(_ context.Context, id string, set Set
 	if set.HopLimit != 0 {
 		o.HopLimit = set.HopLimit
 	}
-	o.State = "pending"
-	if r.polls == nil {
-		r.polls = map[string]int{}
+	// Pending for pendingPolls reads, then applied, which the polling waits for.
+	r.polls += r.pendingPolls + 1
+	o.State = "applied"
+	after := *o
+	return &after, nil
+}
+
+// check is what the API checks before a change.
+func (r *fakeRegion) check(id string, set Set) error {
+	if r.err != nil {
+		return r.err
 	}
-	r.polls[id] = r.pendingPolls
-	return *o, nil
+	if r.index(id) < 0 {
+		return &APIError{Code: CodeNotFound, Message: fmt.Sprintf("The instance ID '%s' does not exist", id)}
+	}
+	if set.HopLimit < 0 || set.HopLimit > 64 {
+		return &APIError{Code: "InvalidParameterValue", Message: "hop limit out of range"}
+	}
+	return nil
 }
 
 // remove deletes an instance, as if it were terminated.

@@ -63,7 +63,8 @@ func testFleet() *fakeCloud {
 
 func newTestFleet(t testing.TB, cloud Cloud, p *rules.Policy, regions []string, roles ...string) *Fleet {
 	return New(Config{Cloud: cloud, Policy: p, Regions: regions, RoleARNs: roles,
-		Ledger: remediate.NewLedger(filepath.Join(t.TempDir(), "fleet-ledger.jsonl")), PollInterval: time.Millisecond, PollTimeout: 10 * time.Second,
+		Ledger: remediate.NewLedger(filepath.Join(t.TempDir(), "fleet-ledger.jsonl")),
+
 		Rates: Rates{Mutating: Bucket{Rate: 1e6, Burst: 1000}, Read: Bucket{Rate: 1e6, Burst: 1000}}})
 }
 

@@ -84,10 +84,14 @@ func (p *paced) ImageIMDSSupport(ctx context.Context, ids []string) (map[string]
 	return p.api.ImageIMDSSupport(ctx, ids)
 }
 
-func (p *paced) ModifyMetadataOptions(ctx context.Context, id string, set Set, dryRun bool) (Options, error) {
-	if err := p.wait(ctx, p.mutate); err != nil {
-		return Options{}, err
+// Modify takes two mutating tokens, for the dry run and the call; the polls that follow
+// are few and left to the SDK's retry.
+func (p *paced) Modify(ctx context.Context, id string, set Set) (*Options, error) {
+	for range 2 {
+		if err := p.wait(ctx, p.mutate); err != nil {
+			return nil, err
+		}
+		p.stats.MutatingCalls.Add(1)
 	}
-	p.stats.MutatingCalls.Add(1)
-	return p.api.ModifyMetadataOptions(ctx, id, set, dryRun)
+	return p.api.Modify(ctx, id, set)
 }

@@ -116,7 +116,7 @@ func (f *Fleet) undoOne(ctx context.Context, apis *undoAPIs, c *Change, ledger *
 	}
 	page, err := api.DescribeInstances(ctx, DescribeInput{IDs: []string{c.InstanceID}})
 	switch {
-	case ErrorCode(err) == CodeNotFound || err == nil && len(page.Instances) == 0:
+	case gone(err) || err == nil && len(page.Instances) == 0:
 		c.Status, c.Detail = types.StatusUnchanged, "nothing to revert: the instance is gone"
 		settled(c, ledger)
 		return
@@ -154,9 +154,13 @@ func (f *Fleet) undoOne(ctx context.Context, apis *undoAPIs, c *Change, ledger *
 		c.Status, c.Error = types.StatusFailed, err.Error()
 		return
 	}
-	if _, err := f.modify(ctx, api, c.InstanceID, ours); err != nil {
-		c.Status, c.Error = types.StatusFailed, err.Error()
-	} else {
+	switch after, err := api.Modify(ctx, c.InstanceID, ours); {
+	case after == nil:
+		c.Status, c.Error = types.StatusFailed, explain(err)
+	case err != nil:
+		// Accepted, not yet applied: reverted all the same, as apply counts it made.
+		c.Status, c.Error = types.StatusReverted, explain(err)
+	default:
 		c.Status = types.StatusReverted
 	}
 	if err := ledger.append(remediate.PhaseUndoResult, c); err != nil && c.Error == "" {
