@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"path/filepath"
 	"testing"
@@ -56,4 +57,43 @@ func BenchmarkAudit10k(b *testing.B) {
 	}
 	b.ReportMetric(float64(rep.Totals.Pages), "pages")
 	b.ReportMetric(float64(st.ByAction["DescribeInstances"]), "describe-calls")
+}
+
+// BenchmarkApply1000: fleet apply of 1,000 changes (hop limit 1 on EKS nodes) in one
+// account and region at the simulator's default request rates: every change applied, and
+// the simulator throttles under 1 % of the requests (docs/bench.md).
+func BenchmarkApply1000(b *testing.B) {
+	p := defaultPolicy(b, `settings {
+  fleet {
+    max_changes = 1000
+  }
+}`)
+	for b.Loop() {
+		b.StopTimer()
+		sim := ec2.New(ec2.Config{Throttle: ec2.DefaultRates, ApplyAfter: ec2.DefaultApplyAfter})
+		for i := range 1000 {
+			o := ec2.DefaultOptions()
+			o.HopLimit = 1
+			sim.AddInstance(ec2.Instance{ID: fmt.Sprintf("i-%017x", i+1), Tags: []ec2.Tag{{Key: "eks:cluster-name", Value: "bench"}}, Options: o})
+		}
+		simEnv(b, sim)
+		cloud, err := NewAWS(context.Background(), "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		f := New(Config{Cloud: cloud, Policy: p, Regions: []string{ec2.DefaultRegion}, Ledger: remediate.NewLedger(filepath.Join(b.TempDir(), "l"))})
+		b.StartTimer()
+		rep := f.Apply(context.Background())
+		b.StopTimer()
+		st := sim.Stats()
+		rate := float64(st.Throttled) / float64(st.Requests)
+		b.ReportMetric(float64(rep.Totals.Changes["applied"]), "applied")
+		b.ReportMetric(float64(rep.Totals.Changes["failed"]), "failed")
+		b.ReportMetric(float64(st.Requests), "requests")
+		b.ReportMetric(100*rate, "throttled-%")
+		if rep.Totals.Changes["applied"] != 1000 || rep.Totals.Changes["failed"] != 0 || rate >= 0.01 {
+			b.Errorf("changes %v, %d of %d requests throttled; want 1000 applied, none failed, under 1 %%", rep.Totals.Changes, st.Throttled, st.Requests)
+		}
+		b.StartTimer()
+	}
 }

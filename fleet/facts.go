@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/imdsmend/imdsmend/facts"
@@ -26,7 +27,7 @@ type Facts struct {
 
 // Instance is one instance's identity, tags and metadata options.
 type Instance struct {
-	ID    string            `cty:"id" json:"id" doc:"Instance ID, e.g. i-0abc…."`
+	ID    string            `cty:"id" json:"id" doc:"Instance ID, e.g. i-0123456789abcdef0."`
 	Name  string            `cty:"name" json:"name" doc:"Its Name tag; empty when it has none."`
 	State string            `cty:"state" json:"state" doc:"pending, running, stopping or stopped (terminated instances are not listed)."`
 	Tags  map[string]string `cty:"tags" json:"tags" doc:"Its tags by key."`
@@ -115,3 +116,14 @@ var Schema = sync.OnceValue(func() *rules.Schema {
 		return Value(&f)
 	}}
 })
+
+// FieldsTable renders the fleet facts as the Markdown table docs/fleet.md holds (a test
+// keeps them equal).
+func FieldsTable() string {
+	var b strings.Builder
+	b.WriteString("| attribute | type | meaning |\n| --- | --- | --- |\n")
+	for _, f := range Fields() {
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", f.Path, f.Type, strings.ReplaceAll(f.Doc, "|", `\|`))
+	}
+	return b.String()
+}

@@ -277,3 +277,48 @@ func validateFleet(cmd *cobra.Command, g *globalFlags) error {
 	}
 	return nil
 }
+
+// fleetTestSuites are test --fleet's suites: DIR's tests against the active fleet policy;
+// without DIR, the built-in fleet tests against the built-in fleet policy and the tests
+// beside the active one (and in its fleet.d/) against it.
+func fleetTestSuites(cmd *cobra.Command, g *globalFlags, args []string) ([]testSuite, error) {
+	p := paths.New(g.root)
+	pol, err := loadFleetPolicy(cmd, g, p)
+	if err != nil {
+		return nil, err
+	}
+	if len(args) == 1 {
+		dir, err := testDir(p, args[0])
+		if err != nil {
+			return nil, err
+		}
+		if !hasTests(os.DirFS(dir)) {
+			return nil, fmt.Errorf("no *%s files in %s", rules.TestFileSuffix, dir)
+		}
+		return []testSuite{{dir, os.DirFS(dir), dir, pol}}, nil
+	}
+	builtin, err := builtinFleetSuite()
+	if err != nil {
+		return nil, err
+	}
+	suites := []testSuite{builtin}
+	if slices.Equal(pol.Sources, []string{fleet.BuiltinName}) {
+		return suites, nil
+	}
+	main := pol.Sources[0]
+	for _, dir := range []string{filepath.Dir(main), filepath.Join(filepath.Dir(main), fleet.DropInDir)} {
+		if hasTests(os.DirFS(dir)) {
+			suites = append(suites, testSuite{dir, os.DirFS(dir), dir, pol})
+		}
+	}
+	return suites, nil
+}
+
+// builtinFleetSuite is the built-in fleet policy's tests.
+func builtinFleetSuite() (testSuite, error) {
+	p, diags := rules.ParseSchema([]rules.Source{{Name: fleet.BuiltinName, Data: imdsmend.DefaultFleetPolicy}}, fleet.Kinds, fleet.Schema())
+	if diags.HasErrors() {
+		return testSuite{}, errors.New("the built-in fleet policy does not load; this build is broken")
+	}
+	return testSuite{"<built-in fleet>", imdsmend.FleetPolicyTests(), "<built-in>/fleettests", p}, nil
+}
