@@ -15,6 +15,7 @@ import (
 	"github.com/imdsmend/imdsmend"
 	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/imdsmend/imdsmend/remediate"
+	"github.com/imdsmend/imdsmend/report"
 	"github.com/imdsmend/imdsmend/rules"
 )
 
@@ -93,7 +94,7 @@ func TestAudit(t *testing.T) {
 	if diff := cmp.Diff(want, keysOf(rep)); diff != "" {
 		t.Errorf("findings (-want +got):\n%s", diff)
 	}
-	if rep.Totals.Instances != 7 || rep.Totals.FailedScopes != 1 || rep.Healthy || rep.ExitCode() != ExitFindings {
+	if rep.Totals.Instances != 7 || rep.Totals.FailedScopes != 1 || rep.Healthy || rep.ExitCode() != report.ExitFindings {
 		t.Errorf("totals %+v healthy %v exit %d; want 7 instances, 1 failed scope, unhealthy, exit 2", rep.Totals, rep.Healthy, rep.ExitCode())
 	}
 	failed := rep.Scopes[slices.IndexFunc(rep.Scopes, func(s Scope) bool { return s.Error != "" })]
@@ -122,7 +123,7 @@ func TestAuditScopeErrors(t *testing.T) {
 			failed = append(failed, s.Region)
 		}
 	}
-	if !slices.Equal(failed, []string{"ap-nowhere-1", "eu-central-1"}) || rep.ExitCode() != ExitFindings {
+	if !slices.Equal(failed, []string{"ap-nowhere-1", "eu-central-1"}) || rep.ExitCode() != report.ExitFindings {
 		t.Errorf("failed scopes %v, exit %d; want ap-nowhere-1 and eu-central-1, exit 2", failed, rep.ExitCode())
 	}
 	if len(rep.Findings) != 2 {
@@ -130,7 +131,7 @@ func TestAuditScopeErrors(t *testing.T) {
 	}
 	// Nothing read at all is an error.
 	cloud.accounts[""].regions["us-east-1"].err = errUnreachable
-	if rep := newTestFleet(t, cloud, defaultPolicy(t, ""), []string{"eu-central-1", "us-east-1"}).Audit(context.Background()); rep.ExitCode() != ExitError {
+	if rep := newTestFleet(t, cloud, defaultPolicy(t, ""), []string{"eu-central-1", "us-east-1"}).Audit(context.Background()); rep.ExitCode() != report.ExitError {
 		t.Errorf("exit %d with every scope failed; want 1", rep.ExitCode())
 	}
 }
@@ -181,7 +182,7 @@ func TestPlanApplyUndo(t *testing.T) {
 	if diff := cmp.Diff(wantPlan, changesOf(plan)); diff != "" {
 		t.Fatalf("plan (-want +got):\n%s", diff)
 	}
-	if plan.ExitCode() != ExitFindings || cloud.accounts[""].regions["eu-central-1"].dryRuns != 0 {
+	if plan.ExitCode() != report.ExitFindings || cloud.accounts[""].regions["eu-central-1"].dryRuns != 0 {
 		t.Errorf("plan exit %d, dry runs %d; want 2 and none", plan.ExitCode(), cloud.accounts[""].regions["eu-central-1"].dryRuns)
 	}
 
@@ -235,7 +236,7 @@ func TestPlanApplyUndo(t *testing.T) {
 		got[c.InstanceID] = c.Status
 	}
 	wantUndo := map[string]types.Status{"i-disabled": types.StatusReverted, "i-eks": types.StatusReverted, "i-v6": types.StatusUnchanged}
-	if diff := cmp.Diff(wantUndo, got); diff != "" || undo.ExitCode() != ExitHealthy {
+	if diff := cmp.Diff(wantUndo, got); diff != "" || undo.ExitCode() != report.ExitHealthy {
 		t.Errorf("undo (-want +got), exit %d:\n%s", undo.ExitCode(), diff)
 	}
 	if o := ec.options("i-disabled"); o.HTTPEndpoint != "disabled" {
@@ -243,7 +244,7 @@ func TestPlanApplyUndo(t *testing.T) {
 	}
 	// A second undo finds nothing left.
 	again, err := f3.Undo(context.Background())
-	if err != nil || len(again.Changes) != 0 || again.ExitCode() != ExitHealthy {
+	if err != nil || len(again.Changes) != 0 || again.ExitCode() != report.ExitHealthy {
 		t.Errorf("second undo: %+v, %v; want nothing to undo", again.Changes, err)
 	}
 }
@@ -274,7 +275,7 @@ func TestApplyVanished(t *testing.T) {
 		}
 	}
 	// Only the info finding remains: the fleet is healthy.
-	if rep.ExitCode() != ExitHealthy {
+	if rep.ExitCode() != report.ExitHealthy {
 		t.Errorf("exit %d; want 0: %s", rep.ExitCode(), summary(rep))
 	}
 }
@@ -296,7 +297,7 @@ func TestApplyLimits(t *testing.T) {
   }
 }`)
 		rep := newTestFleet(t, cloud, p, []string{"r"}).Apply(context.Background())
-		if rep.Totals.Changes["applied"] != 10 || rep.Totals.Changes["skipped"] != 20 || rep.ExitCode() != ExitFindings {
+		if rep.Totals.Changes["applied"] != 10 || rep.Totals.Changes["skipped"] != 20 || rep.ExitCode() != report.ExitFindings {
 			t.Errorf("changes %v exit %d; want 10 applied, 20 skipped, exit 2", rep.Totals.Changes, rep.ExitCode())
 		}
 	})

@@ -1,6 +1,7 @@
 package fleet_test
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -27,5 +28,16 @@ func TestDefaultPolicy(t *testing.T) {
 		if r := p.RunTest(tc); !r.Passed() {
 			t.Errorf("%s: %s", tc.Name, strings.Join(r.Failures, "; "))
 		}
+	}
+}
+
+// TestDocsFacts: docs/fleet.md holds the fleet facts table as the struct tags give it.
+func TestDocsFacts(t *testing.T) {
+	doc, err := os.ReadFile("../docs/fleet.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), fleet.FieldsTable()) {
+		t.Errorf("docs/fleet.md lacks the facts table; put this in it:\n%s", fleet.FieldsTable())
 	}
 }

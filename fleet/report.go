@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 
 	"github.com/imdsmend/imdsmend/internal/types"
+	"github.com/imdsmend/imdsmend/report"
 )
 
 // SchemaV1 names the JSON report of `imdsmend fleet` (docs/contract.md).
@@ -99,13 +100,6 @@ type Totals struct {
 	FailedScopes int `json:"failed_scopes"`
 }
 
-// Exit codes (docs/contract.md): the instance commands' three.
-const (
-	ExitHealthy  = 0
-	ExitError    = 1
-	ExitFindings = 2
-)
-
 // ExitCode is the command's exit code: for undo, whether everything asked for was
 // reverted; for the others, whether the fleet is healthy (and, for plan, nothing is
 // planned). A run that could read no scope at all is an error.
@@ -113,25 +107,25 @@ func (r *Report) ExitCode() int {
 	if r.Command == CommandUndo {
 		for _, c := range r.Changes {
 			if c.Status != types.StatusReverted && c.Status != types.StatusUnchanged {
-				return ExitError
+				return report.ExitError
 			}
 		}
-		return ExitHealthy
+		return report.ExitHealthy
 	}
 	if len(r.Scopes) > 0 && r.Totals.FailedScopes == len(r.Scopes) {
-		return ExitError
+		return report.ExitError
 	}
 	if !r.Healthy {
-		return ExitFindings
+		return report.ExitFindings
 	}
 	if r.Command == CommandPlan {
 		for _, c := range r.Changes {
 			if c.Status == types.StatusPlanned {
-				return ExitFindings
+				return report.ExitFindings
 			}
 		}
 	}
-	return ExitHealthy
+	return report.ExitHealthy
 }
 
 // finish fills the totals and the verdict.

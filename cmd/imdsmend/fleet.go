@@ -16,6 +16,7 @@ import (
 	"github.com/imdsmend/imdsmend/fleet"
 	"github.com/imdsmend/imdsmend/internal/paths"
 	"github.com/imdsmend/imdsmend/remediate"
+	"github.com/imdsmend/imdsmend/report"
 	"github.com/imdsmend/imdsmend/rules"
 	"github.com/spf13/cobra"
 )
@@ -246,7 +247,7 @@ func emitFleet(cmd *cobra.Command, g *globalFlags, p paths.Paths, rep *fleet.Rep
 			fmt.Fprintf(cmd.ErrOrStderr(), "imdsmend: write metrics file (--metrics-file): %v\n", werr)
 		}
 	}
-	if code := rep.ExitCode(); code != fleet.ExitHealthy {
+	if code := rep.ExitCode(); code != report.ExitHealthy {
 		return exitError{code}
 	}
 	return nil
@@ -269,7 +270,7 @@ func validateFleet(cmd *cobra.Command, g *globalFlags) error {
 	}
 	switch {
 	case diags.HasErrors() && g.format == "json":
-		return exitError{fleet.ExitError}
+		return exitError{report.ExitError}
 	case diags.HasErrors():
 		return errors.New("the fleet policy has errors")
 	case g.format != "json":

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/imdsmend/imdsmend"
 	"github.com/imdsmend/imdsmend/fleet"
+	"github.com/imdsmend/imdsmend/report"
 	"github.com/imdsmend/imdsmend/tests/ec2sim/ec2"
 )
 
@@ -125,7 +127,7 @@ func (b *fleetBed) fleet(ctx context.Context, args ...string) (rep fleet.Report,
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
-	case errorsAs(err, &ee):
+	case errors.As(err, &ee):
 		code = ee.ExitCode()
 	default:
 		b.t.Fatalf("imdsmend %s: %v", strings.Join(full, " "), err)
@@ -134,12 +136,6 @@ func (b *fleetBed) fleet(ctx context.Context, args ...string) (rep fleet.Report,
 		b.t.Fatalf("imdsmend %s: exit %d, not a JSON report: %v\n%s\n%s", strings.Join(full, " "), code, jerr, out.String(), errb.String())
 	}
 	return rep, code, errb.String()
-}
-
-func errorsAs(err error, ee **exec.ExitError) bool {
-	e, ok := err.(*exec.ExitError)
-	*ee = e
-	return ok
 }
 
 type fleetFinding struct{ Account, Region, Instance, Name, Rule string }
@@ -198,7 +194,7 @@ func TestFleet(t *testing.T) {
 	// reported; the rest was read.
 	wantFailed := []string{acct + "/xx-nowhere-1", otherAcct + "/xx-nowhere-1", "999999999999/"}
 	slices.Sort(wantFailed)
-	if diff := cmp.Diff(wantFailed, failedScopes(audit)); diff != "" || code != fleet.ExitFindings || audit.Schema != fleet.SchemaV1 {
+	if diff := cmp.Diff(wantFailed, failedScopes(audit)); diff != "" || code != report.ExitFindings || audit.Schema != fleet.SchemaV1 {
 		t.Errorf("audit: exit %d, schema %q, failed scopes (-want +got):\n%s", code, audit.Schema, diff)
 	}
 	if prom, err := os.ReadFile(filepath.Join(b.dir, "fleet.prom")); err != nil || !strings.Contains(string(prom),
@@ -208,7 +204,7 @@ func TestFleet(t *testing.T) {
 
 	plan, code, _ := b.fleet(ctx, append([]string{"plan"}, scope...)...)
 	planned := map[string]string{idDisabled: "planned", idEKS: "planned", idDoomed: "planned", idECS: "planned", idOther: "planned"}
-	if diff := cmp.Diff(planned, fleetStatuses(plan)); diff != "" || code != fleet.ExitFindings {
+	if diff := cmp.Diff(planned, fleetStatuses(plan)); diff != "" || code != report.ExitFindings {
 		t.Errorf("plan: exit %d, changes (-want +got):\n%s", code, diff)
 	}
 	if n := b.sim.Stats().ByAction["ModifyInstanceMetadataOptions"]; n != 0 {
@@ -225,7 +221,7 @@ func TestFleet(t *testing.T) {
 		t.Errorf("apply changes (-want +got):\n%s", diff)
 	}
 	// Only the info finding is left, but two scopes were not read: not healthy.
-	if got := fleetFindings(apply); len(got) != 1 || got[0].Rule != "http_tokens_optional" || code != fleet.ExitFindings {
+	if got := fleetFindings(apply); len(got) != 1 || got[0].Rule != "http_tokens_optional" || code != report.ExitFindings {
 		t.Errorf("apply: exit %d, findings %v; want 2 and only http_tokens_optional", code, got)
 	}
 	if !strings.Contains(stderr, `"event":"change"`) {
@@ -245,7 +241,7 @@ func TestFleet(t *testing.T) {
 		t.Errorf("simulator saw %d dry runs, %d changes, %d throttled; want 4, 4, 0", st.Errors["DryRunOperation"], st.Modified, st.Throttled)
 	}
 	// The fleet as it is now, without the unreadable scopes, is healthy.
-	if again, code, _ := b.fleet(ctx, "apply", "--regions", "us-east-1,eu-central-1", "--role-arn", ec2.RoleARN(otherAcct)); code != fleet.ExitHealthy || len(again.Changes) != 0 {
+	if again, code, _ := b.fleet(ctx, "apply", "--regions", "us-east-1,eu-central-1", "--role-arn", ec2.RoleARN(otherAcct)); code != report.ExitHealthy || len(again.Changes) != 0 {
 		t.Errorf("second apply: exit %d, changes %v; want 0 and none", code, fleetStatuses(again))
 	}
 
@@ -264,7 +260,7 @@ func TestFleet(t *testing.T) {
 
 	undo, code, _ := b.fleet(ctx, "undo", "--last")
 	reverted := map[string]string{idDisabled: "reverted", idEKS: "reverted", idECS: "reverted", idOther: "reverted"}
-	if diff := cmp.Diff(reverted, fleetStatuses(undo)); diff != "" || code != fleet.ExitHealthy {
+	if diff := cmp.Diff(reverted, fleetStatuses(undo)); diff != "" || code != report.ExitHealthy {
 		t.Errorf("undo: exit %d, changes (-want +got):\n%s", code, diff)
 	}
 	if o, _ := b.sim.EffectiveOptions(idDisabled); o.HTTPEndpoint != ec2.Disabled {
@@ -273,12 +269,12 @@ func TestFleet(t *testing.T) {
 	if o, _ := b.sim.EffectiveOptions(idEKS); o.HopLimit != 1 {
 		t.Errorf("%s hop limit %d after undo; want 1 again", idEKS, o.HopLimit)
 	}
-	if again, code, _ := b.fleet(ctx, "undo", "--last"); code != fleet.ExitHealthy || len(again.Changes) != 0 {
+	if again, code, _ := b.fleet(ctx, "undo", "--last"); code != report.ExitHealthy || len(again.Changes) != 0 {
 		t.Errorf("second undo: exit %d, %d changes; want 0 and nothing to undo", code, len(again.Changes))
 	}
 
 	// Nothing readable at all is an error.
-	if _, code, _ := b.fleet(ctx, "audit", "--regions", "us-east-1", "--role-arn", badRole); code != fleet.ExitError {
+	if _, code, _ := b.fleet(ctx, "audit", "--regions", "us-east-1", "--role-arn", badRole); code != report.ExitError {
 		t.Errorf("audit of an account whose role cannot be assumed: exit %d, want 1", code)
 	}
 }
