@@ -304,5 +304,5 @@ func merge(a, b Set) Set {
 	return a
 }
 
-// errNoScope is returned when --regions names none and the environment gives none.
-var errNoScope = errors.New("no region: give --regions (a list, or all) or set AWS_REGION")
+// ErrNoRegion is returned when no region is named and the configuration gives none.
+var ErrNoRegion = errors.New("no region: give --regions (a list, or all) or set AWS_REGION")

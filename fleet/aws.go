@@ -52,7 +52,7 @@ func (a *AWS) Region() string { return a.cfg.Region }
 // assumed at once so that a role that cannot be assumed fails here, for its account only.
 func (a *AWS) Account(ctx context.Context, roleARN string) (Conn, error) {
 	if a.cfg.Region == "" {
-		return nil, errNoScope
+		return nil, ErrNoRegion
 	}
 	cfg := a.cfg.Copy()
 	id := accountOfRole(roleARN)

@@ -448,3 +448,57 @@ func TestContainerTag(t *testing.T) {
 		}
 	}
 }
+
+// TestPacedBuckets: every call takes a token of its kind's bucket for the account and
+// region — two mutating ones per change (the dry run and the call) — and is counted.
+func TestPacedBuckets(t *testing.T) {
+	r := &fakeRegion{instances: []Instance{inst("i-1", "", func(i *Instance) { i.Options.HTTPEndpoint = "disabled" })}}
+	stats := &Stats{}
+	// Nearly no refill: what the calls took stays taken.
+	p := newPaced(r, Rates{Mutating: Bucket{Rate: 1e-9, Burst: 3}, Read: Bucket{Rate: 1e-9, Burst: 5}}, stats)
+	ctx := context.Background()
+	if _, err := p.DescribeInstances(ctx, DescribeInput{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.MetadataDefaults(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Modify(ctx, "i-1", Set{HTTPEndpoint: "enabled"}); err != nil {
+		t.Fatal(err)
+	}
+	mut, read := p.mutate.Tokens(), p.read.Tokens()
+	if mut < 0.99 || mut > 1.01 || read < 2.99 || read > 3.01 || stats.Calls.Load() != 4 {
+		t.Errorf("tokens left: mutating %.2f, read %.2f; calls %d; want 1, 3 and 4", mut, read, stats.Calls.Load())
+	}
+	// An empty bucket makes the next change wait; a cancelled context ends the wait.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := p.Modify(cctx, "i-1", Set{HopLimit: 3}); err == nil {
+		t.Error("a change went through an empty bucket")
+	}
+}
+
+// TestOneChangePerInstance: the rules that fire on an instance make one change together,
+// the highest hop limit winning.
+func TestOneChangePerInstance(t *testing.T) {
+	p := defaultPolicy(t, `rule "deep_containers" {
+  when     = lookup(facts.instance.tags, "nesting", "") == "deep"
+  severity = "warning"
+  summary  = "nested containers need hop limit 3"
+  remediate "metadata_options" {
+    hop_limit = 3
+  }
+}`)
+	r := &fakeRegion{instances: []Instance{inst("i-1", "", func(i *Instance) {
+		i.Tags["eks:cluster-name"] = "x"
+		i.Tags["nesting"] = "deep"
+		i.IPv6 = true
+		i.Options.HTTPEndpoint, i.Options.HopLimit = "disabled", 1
+	})}}
+	cloud := &fakeCloud{accounts: map[string]*fakeAccount{"": {id: "1", regions: map[string]*fakeRegion{"r": r}}}}
+	rep := newTestFleet(t, cloud, p, []string{"r"}).Plan(context.Background())
+	want := Set{HTTPEndpoint: "enabled", HopLimit: 3, HTTPIPv6: "enabled"}
+	if len(rep.Changes) != 1 || rep.Changes[0].Set != want || len(rep.Changes[0].Rules) != 4 {
+		t.Errorf("changes %+v; want one setting %+v from four rules", rep.Changes, want)
+	}
+}

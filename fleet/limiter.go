@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
-	"time"
 
 	"golang.org/x/time/rate"
 )
@@ -30,10 +29,7 @@ var DefaultRates = Rates{Mutating: Bucket{Rate: 4.5, Burst: 45}, Read: Bucket{Ra
 
 // Stats count one account and region's API calls.
 type Stats struct {
-	Calls          atomic.Int64
-	MutatingCalls  atomic.Int64
-	InstancePages  atomic.Int64
-	WaitedMillisec atomic.Int64
+	Calls atomic.Int64
 }
 
 // paced is a RegionAPI whose calls wait for their bucket.
@@ -53,11 +49,9 @@ func newPaced(api RegionAPI, r Rates, stats *Stats) *paced {
 }
 
 func (p *paced) wait(ctx context.Context, l *rate.Limiter) error {
-	start := time.Now()
 	if err := l.Wait(ctx); err != nil {
 		return fmt.Errorf("wait for the client-side request bucket: %w", err)
 	}
-	p.stats.WaitedMillisec.Add(time.Since(start).Milliseconds())
 	p.stats.Calls.Add(1)
 	return nil
 }
@@ -66,7 +60,6 @@ func (p *paced) DescribeInstances(ctx context.Context, in DescribeInput) (Descri
 	if err := p.wait(ctx, p.read); err != nil {
 		return DescribePage{}, err
 	}
-	p.stats.InstancePages.Add(1)
 	return p.api.DescribeInstances(ctx, in)
 }
 
@@ -91,7 +84,6 @@ func (p *paced) Modify(ctx context.Context, id string, set Set) (*Options, error
 		if err := p.wait(ctx, p.mutate); err != nil {
 			return nil, err
 		}
-		p.stats.MutatingCalls.Add(1)
 	}
 	return p.api.Modify(ctx, id, set)
 }

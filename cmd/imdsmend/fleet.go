@@ -184,7 +184,7 @@ func fleetCloud(ctx context.Context, regions []string) (*fleet.AWS, []string, er
 	case err != nil:
 		return nil, nil, err
 	case len(regions) == 0 && cloud.Region() == "":
-		return nil, nil, errors.New("no region: give --regions (a list, or all) or set AWS_REGION")
+		return nil, nil, fleet.ErrNoRegion
 	case len(regions) == 0:
 		return cloud, []string{cloud.Region()}, nil
 	case cloud.Region() != "":

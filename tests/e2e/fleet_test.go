@@ -273,6 +273,15 @@ func TestFleet(t *testing.T) {
 		t.Errorf("second undo: exit %d, %d changes; want 0 and nothing to undo", code, len(again.Changes))
 	}
 
+	// A malformed page costs its account and region only.
+	cfg := b.sim.Config()
+	b.sim.SetConfig(ec2.Config{Fault: ec2.FaultMalformed, Actions: []string{"DescribeInstances"}, Times: 1, ApplyAfter: cfg.ApplyAfter, Throttle: cfg.Throttle})
+	bad, code, _ := b.fleet(ctx, "audit", "--regions", "us-east-1,eu-central-1")
+	if failed := failedScopes(bad); len(failed) != 1 || code != report.ExitFindings || bad.Totals.Instances == 0 {
+		t.Errorf("audit with one malformed page: exit %d, failed scopes %v, %d instances; want 2, one scope, the other read", code, failed, bad.Totals.Instances)
+	}
+	b.sim.SetConfig(cfg)
+
 	// Nothing readable at all is an error.
 	if _, code, _ := b.fleet(ctx, "audit", "--regions", "us-east-1", "--role-arn", badRole); code != report.ExitError {
 		t.Errorf("audit of an account whose role cannot be assumed: exit %d, want 1", code)
