@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -86,8 +87,14 @@ language of the instance checks over facts.instance, facts.account and facts.reg
 	return cmd
 }
 
+// fleetGCPercent trades memory for CPU in fleet commands: a workstation or CI job has the
+// memory (about 120 MB for 10,000 instances), and collecting less often cuts a fifth of an
+// audit's CPU time.
+const fleetGCPercent = 400
+
 // runFleet loads the fleet policy, runs the command and prints its report.
 func runFleet(cmd *cobra.Command, g *globalFlags, ff *fleetFlags, command string) error {
+	debug.SetGCPercent(fleetGCPercent)
 	p := paths.New(g.root)
 	pol, err := loadFleetPolicy(cmd, g, p)
 	if err != nil {
