@@ -17,15 +17,16 @@ type Bucket struct {
 
 // Rates are the client-side buckets imdsmend keeps per account and region, one for
 // mutating calls (ModifyInstanceMetadataOptions, dry runs included) and one for the
-// others. The defaults stay just under the buckets EC2 documents (mutating 50 refilled at
-// 5/s, non-mutating 100 at 20/s), so a run alone in an account is not throttled; the
-// SDK's adaptive retry handles the requests of others.
+// others. The defaults stay just under the buckets EC2 documents per action (mutating 200
+// refilled at 5/s; non-mutating 100 at 20/s, and 50 at 10/s for calls without filter, IDs
+// or page size), so a run alone in an account is not throttled; the SDK's adaptive retry
+// handles the requests of others.
 type Rates struct {
 	Mutating, Read Bucket
 }
 
 // DefaultRates are EC2's default buckets, a little smaller.
-var DefaultRates = Rates{Mutating: Bucket{Rate: 4.5, Burst: 45}, Read: Bucket{Rate: 18, Burst: 90}}
+var DefaultRates = Rates{Mutating: Bucket{Rate: 4.5, Burst: 180}, Read: Bucket{Rate: 9, Burst: 45}}
 
 // Stats count one account and region's API calls.
 type Stats struct {

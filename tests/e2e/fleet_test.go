@@ -52,7 +52,8 @@ const (
 
 func newFleetBed(t *testing.T) *fleetBed {
 	t.Helper()
-	sim := ec2.New(ec2.Config{ApplyAfter: ec2.DefaultApplyAfter, Throttle: ec2.DefaultRates})
+	// eu-west-1 is unreachable: every connection to it is reset.
+	sim := ec2.New(ec2.Config{ApplyAfter: ec2.DefaultApplyAfter, Throttle: ec2.DefaultRates, Fault: ec2.FaultReset, Regions: []string{"eu-west-1"}})
 	opts := func(mod func(*ec2.Options)) ec2.Options {
 		o := ec2.DefaultOptions()
 		if mod != nil {
@@ -174,7 +175,7 @@ func failedScopes(r fleet.Report) []string {
 func TestFleet(t *testing.T) {
 	ctx := testContext(t)
 	b := newFleetBed(t)
-	scope := []string{"--regions", "us-east-1,eu-central-1,xx-nowhere-1", "--role-arn", ec2.RoleARN(ec2.DefaultAccount), "--role-arn", ec2.RoleARN(otherAcct), "--role-arn", badRole}
+	scope := []string{"--regions", "us-east-1,eu-central-1,eu-west-1,xx-nowhere-1", "--role-arn", ec2.RoleARN(ec2.DefaultAccount), "--role-arn", ec2.RoleARN(otherAcct), "--role-arn", badRole}
 	const acct = ec2.DefaultAccount
 
 	audit, code, _ := b.fleet(ctx, append([]string{"audit", "--metrics-file", filepath.Join(b.dir, "fleet.prom")}, scope...)...)
@@ -190,9 +191,9 @@ func TestFleet(t *testing.T) {
 	if diff := cmp.Diff(want, fleetFindings(audit)); diff != "" {
 		t.Errorf("audit findings (-want +got):\n%s", diff)
 	}
-	// The unreachable region in each account and the role that cannot be assumed are
-	// reported; the rest was read.
-	wantFailed := []string{acct + "/xx-nowhere-1", otherAcct + "/xx-nowhere-1", "999999999999/"}
+	// The unreachable region and the one the accounts lack (AuthFailure) in each account,
+	// and the role that cannot be assumed, are reported; the rest was read.
+	wantFailed := []string{acct + "/eu-west-1", acct + "/xx-nowhere-1", otherAcct + "/eu-west-1", otherAcct + "/xx-nowhere-1", "999999999999/"}
 	slices.Sort(wantFailed)
 	if diff := cmp.Diff(wantFailed, failedScopes(audit)); diff != "" || code != report.ExitFindings || audit.Schema != fleet.SchemaV1 {
 		t.Errorf("audit: exit %d, schema %q, failed scopes (-want +got):\n%s", code, audit.Schema, diff)
@@ -276,11 +277,11 @@ func TestFleet(t *testing.T) {
 	// A malformed page costs its account and region only.
 	cfg := b.sim.Config()
 	b.sim.SetConfig(ec2.Config{Fault: ec2.FaultMalformed, Actions: []string{"DescribeInstances"}, Times: 1, ApplyAfter: cfg.ApplyAfter, Throttle: cfg.Throttle})
+	defer b.sim.SetConfig(cfg)
 	bad, code, _ := b.fleet(ctx, "audit", "--regions", "us-east-1,eu-central-1")
 	if failed := failedScopes(bad); len(failed) != 1 || code != report.ExitFindings || bad.Totals.Instances == 0 {
 		t.Errorf("audit with one malformed page: exit %d, failed scopes %v, %d instances; want 2, one scope, the other read", code, failed, bad.Totals.Instances)
 	}
-	b.sim.SetConfig(cfg)
 
 	// Nothing readable at all is an error.
 	if _, code, _ := b.fleet(ctx, "audit", "--regions", "us-east-1", "--role-arn", badRole); code != report.ExitError {
