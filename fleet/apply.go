@@ -45,7 +45,7 @@ func (f *Fleet) execute(ctx context.Context, scopes []*scope, changes []Change) 
 	ledger := &fleetLedger{l: f.opts.Ledger, runID: f.runID}
 	byScope := map[string]*scope{}
 	for _, s := range scopes {
-		byScope[s.Account+"/"+s.Region] = s
+		byScope[s.Account+"/"+s.RoleARN+"/"+s.Region] = s
 	}
 	jobs := map[*scope]chan int{}
 	var wg sync.WaitGroup
@@ -54,7 +54,7 @@ func (f *Fleet) execute(ctx context.Context, scopes []*scope, changes []Change) 
 		if c.Status != types.StatusPlanned {
 			continue
 		}
-		s := byScope[c.Account+"/"+c.Region]
+		s := byScope[c.Account+"/"+c.RoleARN+"/"+c.Region]
 		ch, ok := jobs[s]
 		if !ok {
 			ch = make(chan int, len(changes))
@@ -80,12 +80,12 @@ func (f *Fleet) execute(ctx context.Context, scopes []*scope, changes []Change) 
 // gate decides whether another change may start: not after the error rate passed the
 // policy's bound, nor after the ledger failed.
 type gate struct {
-	mu                    sync.Mutex
-	sample                int
-	maxRate               float64
-	started, done, failed int
-	reason                string
-	refused               bool // a change was not started for reason
+	mu           sync.Mutex
+	sample       int
+	maxRate      float64
+	done, failed int
+	reason       string
+	refused      bool // a change was not started for reason
 }
 
 func (g *gate) begin() (ok bool, reason string) {
@@ -95,7 +95,6 @@ func (g *gate) begin() (ok bool, reason string) {
 		g.refused = true
 		return false, g.reason
 	}
-	g.started++
 	return true, ""
 }
 
@@ -137,6 +136,11 @@ func (g *gate) stopReason() string {
 
 // applyOne makes one change and, when it took, evaluates the instance again.
 func (f *Fleet) applyOne(ctx context.Context, s *scope, c *Change, g *gate, ledger *fleetLedger) {
+	if err := ctx.Err(); err != nil {
+		// --timeout or a signal: what has not started is left alone, unrecorded.
+		c.Status, c.Error = types.StatusSkipped, "not started: "+err.Error()
+		return
+	}
 	ok, reason := g.begin()
 	if !ok {
 		c.Status, c.Error = types.StatusSkipped, reason
