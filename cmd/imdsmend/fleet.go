@@ -43,7 +43,9 @@ func newFleetCommand(g *globalFlags) *cobra.Command {
 workstation or a CI job with AWS credentials — never from the instances themselves. The fleet
 policy (--policy, default /etc/imdsmend/fleet.hcl, else the built-in fleet.hcl) is the policy
 language of the instance checks over facts.instance, facts.account and facts.region
-(docs/fleet.md). --format also takes csv. Exit codes as for check, plan, apply and undo.`,
+(docs/fleet.md). For fleet commands --format also takes csv, --timeout defaults to 1h, and
+--state-dir (the fleet ledger's) to ~/.local/state/imdsmend for users other than root. Exit
+codes as for check, plan, apply and undo.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
