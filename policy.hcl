@@ -22,11 +22,21 @@ settings {
 }
 
 rule "imds_endpoint_disabled" {
-  # cloud-init reads a 403 on the token PUT as "HTTP endpoint is disabled".
-  when     = facts.imds.stage == "token" && facts.imds.class == "http_403"
+  # cloud-init reads a 403 on the token PUT as "HTTP endpoint is disabled"; with the EC2
+  # API's facts (settings.allow.ec2_api) the instance's own HttpEndpoint says so too.
+  when     = (facts.imds.stage == "token" && facts.imds.class == "http_403") || try(facts.ec2.metadata_options.http_endpoint == "disabled", false)
   severity = "critical"
-  summary  = "IMDS refuses the token request with 403: the instance's HttpEndpoint is disabled"
-  hint     = "enable it: aws ec2 modify-instance-metadata-options --instance-id ID --http-endpoint enabled"
+  summary  = try(facts.ec2.metadata_options.http_endpoint == "disabled", false) ? "the instance's HttpEndpoint is disabled (EC2 API, ${try(facts.ec2.instance_id, "")}): IMDS refuses every request with 403" : "IMDS refuses the token request with 403: the instance's HttpEndpoint is disabled"
+  hint     = "with settings { allow { ec2_api = true } } imdsmend apply enables it through the EC2 API (docs/ec2-api.md); by hand: aws ec2 modify-instance-metadata-options --instance-id ${try(facts.identity.instance_id != "" ? facts.identity.instance_id : "ID", "ID")} --http-endpoint enabled"
+  evidence = {
+    imds_class    = try(facts.imds.class, null)
+    http_endpoint = try(facts.ec2.metadata_options.http_endpoint, null)
+    instance_id   = try(facts.identity.instance_id, null)
+  }
+
+  remediate "metadata_options" {
+    http_endpoint = "enabled"
+  }
 }
 
 rule "imds_throttled" {
@@ -54,6 +64,27 @@ rule "imds_unreachable" {
   severity = "critical"
   summary  = "IMDS at ${facts.imds.endpoint} is unreachable${facts.imds.marked ? " along ${facts.imds.mediated_by}'s path (fwmark 0x7FFF0815)" : ""}: ${facts.imds.class}"
   hint     = facts.imds.marked ? "${facts.imds.mediated_by} owns the path to IMDS: check its route (ip route show table 0x7FFF0815), its firewall marks and systemctl status 'systemd-imdsd@*'" : "look for a firewall rule, route or proxy that stops traffic to ${facts.imds.endpoint} (imdsmend plan)"
+}
+
+rule "hop_limit_too_low" {
+  # Measured from inside each container one veth hop behind this host (facts.containers):
+  # IMDS sends its token answers with the IP TTL of the instance's HttpPutResponseHopLimit,
+  # and at 1 the host's forwarding hop spends it, so a container's token PUT gets no answer
+  # while its tokenless GET does (401, or 200 when tokens are optional). SDKs in the
+  # containers then wait out every PUT and fail, or fall back to IMDSv1. With the EC2 API's
+  # facts, a hop limit of 1 while containers run says the same before they fail.
+  when     = length([for c in facts.containers.list : c if c.fingerprint == "hop_limit_too_low"]) > 0 || (try(facts.ec2.metadata_options.hop_limit == 1, false) && try(facts.containers.present, false))
+  severity = "critical"
+  summary  = "IMDS token requests from containers get no answer while their tokenless requests do: the instance's hop limit (HttpPutResponseHopLimit) is too low for containers one hop behind this host: ${join("; ", [for c in facts.containers.list : "${c.runtime} ${substr(c.id, 0, 12)} (PID ${c.pid} ${c.command}: GET ${c.get_status} in ${floor(c.get_latency_ms)} ms, token PUT unanswered after ${floor(c.put_latency_ms)} ms)" if c.fingerprint == "hop_limit_too_low"])}${try(" (the EC2 API says HttpPutResponseHopLimit = ${facts.ec2.metadata_options.hop_limit})", "")}"
+  hint     = "set the hop limit to 2: with settings { allow { ec2_api = true } } imdsmend apply does; by hand: aws ec2 modify-instance-metadata-options --instance-id ${try(facts.identity.instance_id != "" ? facts.identity.instance_id : "ID", "ID")} --http-put-response-hop-limit 2 --http-endpoint enabled (ModifyInstanceMetadataOptions; docs/ec2-api.md)"
+  evidence = {
+    containers = [for c in facts.containers.list : c if c.fingerprint == "hop_limit_too_low"]
+    hop_limit  = try(facts.ec2.metadata_options.hop_limit, null)
+  }
+
+  remediate "metadata_options" {
+    hop_limit = 2
+  }
 }
 
 rule "imds_mediated_unverified" {
@@ -163,4 +194,37 @@ rule "cloud_init_missed_metadata" {
   # Reboots the instance: only with settings { allow { reboot = true } }, only while IMDS
   # answers in this run, and once (docs/policy.md).
   remediate "cloud_init_rerun" {}
+}
+
+rule "imds_v1_allowed" {
+  # Posture, not reachability, and only with the EC2 API's facts. Requiring tokens is
+  # opt-in: a drop-in that defines this rule again with
+  # remediate "metadata_options" { http_tokens = "required" } (docs/ec2-api.md), which
+  # the fixer refuses while IMDSv1 callers are known.
+  when     = try(facts.ec2.metadata_options.http_tokens == "optional", false)
+  severity = "info"
+  summary  = "IMDSv1 is still allowed on ${facts.ec2.instance_id} (HttpTokens optional); ${try(facts.ec2.image_imds_support == "v2.0", false) ? "its AMI ${facts.ec2.image_id} has ImdsSupport v2.0, which would have made it required: it was set optional at launch or since" : "its AMI ${facts.ec2.image_id} sets no ImdsSupport"}; ${try(facts.ec2.defaults.http_tokens == "required", false) ? "the account default in ${facts.ec2.region} is required (new instances get IMDSv2 only)" : "the account default in ${facts.ec2.region} sets no preference"}"
+  hint     = "move the callers to IMDSv2, then: aws ec2 modify-instance-metadata-options --instance-id ${facts.ec2.instance_id} --http-tokens required; for new instances: aws ec2 modify-instance-metadata-defaults --http-tokens required, or register AMIs with --imds-support v2.0 (docs/ec2-api.md)"
+  evidence = {
+    http_tokens        = facts.ec2.metadata_options.http_tokens
+    image_id           = facts.ec2.image_id
+    image_imds_support = facts.ec2.image_imds_support
+    account_default    = try(facts.ec2.defaults.http_tokens, null)
+    managed_by         = try(facts.ec2.defaults.managed_by, null)
+  }
+}
+
+rule "ec2_api_unavailable" {
+  # The policy allows EC2 API calls, but they failed: the fixes that need the API will fail
+  # the same way, so say who must change what before they are needed.
+  when     = try(length(facts.ec2.errors) > 0, false)
+  severity = "warning"
+  summary  = "the EC2 API could not be asked about this instance: ${join("; ", [for e in facts.ec2.errors : "${e.op}: ${e.kind}${e.code != "" ? " (${e.code})" : ""}: ${e.message}"])}"
+  hint     = join("; ", [for e in facts.ec2.errors : e.hint if e.hint != ""])
+  evidence = {
+    errors      = facts.ec2.errors
+    credentials = facts.ec2.credentials
+    region      = facts.ec2.region
+    instance_id = facts.ec2.instance_id
+  }
 }

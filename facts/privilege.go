@@ -27,6 +27,10 @@ var Privileges = []Privilege{
 	{Probe: "firewall", Capability: "CAP_NET_ADMIN", bit: 12, What: "the iptables and nftables rules"},
 	// /proc/PID/environ of another user's process opens only with ptrace read access.
 	{Probe: "proxy", Capability: "CAP_SYS_PTRACE", bit: 19, What: "other processes' environments (/proc/PID/environ)", hostOnly: true},
+	// Entering a container's network namespace (setns) needs CAP_SYS_ADMIN. (Opening another
+	// user's /proc/PID/ns/net needs ptrace read access too, which root also has; a process
+	// given only CAP_SYS_ADMIN sees each container's error instead.)
+	{Probe: "containers", Capability: "CAP_SYS_ADMIN", bit: 21, What: "the containers' network namespaces from inside (setns)", hostOnly: true},
 }
 
 // Reason is why the probe did not run, as its result's error.

@@ -16,10 +16,11 @@ func TestMissingPrivileges(t *testing.T) {
 		want               []string
 	}{
 		{"root", "CapEff:\t000001ffffffffff\n", "/", nil},
-		{"an ordinary user", "Uid:\t65534\nCapEff:\t0000000000000000\n", "/", []string{"firewall", "proxy"}},
+		{"an ordinary user", "Uid:\t65534\nCapEff:\t0000000000000000\n", "/", []string{"firewall", "proxy", "containers"}},
 		{"a tree under --root needs no ptrace", "CapEff:\t0000000000000000\n", "/srv/image", []string{"firewall"}},
-		{"CAP_NET_ADMIN only (1<<12)", "CapEff:\t0000000000001000\n", "/", []string{"proxy"}},
-		{"CAP_SYS_PTRACE only (1<<19)", "CapEff:\t0000000000080000\n", "", []string{"firewall"}},
+		{"CAP_NET_ADMIN only (1<<12)", "CapEff:\t0000000000001000\n", "/", []string{"proxy", "containers"}},
+		{"CAP_SYS_PTRACE only (1<<19)", "CapEff:\t0000000000080000\n", "", []string{"firewall", "containers"}},
+		{"CAP_SYS_ADMIN and CAP_SYS_PTRACE (1<<21, 1<<19)", "CapEff:\t0000000000281000\n", "/", nil},
 		{"unreadable capabilities: let the probes try", "Name:\tx\n", "/", nil},
 	}
 	for _, tt := range tests {

@@ -2,11 +2,16 @@ package facts
 
 import (
 	"context"
+	"errors"
+	"os"
 	"time"
 
 	"github.com/imdsmend/imdsmend/facts/callers"
 	"github.com/imdsmend/imdsmend/facts/cloudinit"
+	"github.com/imdsmend/imdsmend/facts/containers"
+	"github.com/imdsmend/imdsmend/facts/ec2"
 	"github.com/imdsmend/imdsmend/facts/firewall"
+	"github.com/imdsmend/imdsmend/facts/identity"
 	"github.com/imdsmend/imdsmend/facts/imds"
 	"github.com/imdsmend/imdsmend/facts/nic"
 	"github.com/imdsmend/imdsmend/facts/proxy"
@@ -16,7 +21,7 @@ import (
 // DefaultProbes are the probes every run gathers, in no particular order (they run
 // concurrently).
 func DefaultProbes() []Probe {
-	return []Probe{imdsProbe{}, firewallProbe{}, routeProbe{}, proxyProbe{}, nicProbe{}, callersProbe{}, cloudInitProbe{}}
+	return []Probe{imdsProbe{}, firewallProbe{}, routeProbe{}, proxyProbe{}, nicProbe{}, callersProbe{}, cloudInitProbe{}, containersProbe{}, identityProbe{}, ec2Probe{}}
 }
 
 // The probes adapt each source package's reader to Probe: the source packages know
@@ -91,5 +96,54 @@ func (cloudInitProbe) Name() string { return "cloud_init" }
 
 func (cloudInitProbe) Gather(_ context.Context, cfg Config, f *Facts) (err error) {
 	f.CloudInit, err = cloudinit.Read(cfg.Paths)
+	return err
+}
+
+// identityProbe fills facts.identity from local sources; derive adds IMDS's answer.
+type identityProbe struct{}
+
+func (identityProbe) Name() string { return "identity" }
+
+func (identityProbe) Gather(_ context.Context, cfg Config, f *Facts) error {
+	f.Identity = identity.Read(identityConfig(cfg))
+	return nil
+}
+
+func identityConfig(cfg Config) identity.Config {
+	return identity.Config{Paths: cfg.Paths, Getenv: os.Getenv, PolicyRegion: cfg.EC2.Region, PolicyInstanceID: cfg.EC2.InstanceID}
+}
+
+// ec2Probe fills facts.ec2, only when the policy allows EC2 API calls. It runs beside the
+// IMDS probe, so it finds the instance from the local sources itself.
+type ec2Probe struct{}
+
+func (ec2Probe) Name() string { return "ec2" }
+
+// errEC2NotAllowed leaves facts.ec2 null: the rules that read it use try().
+var errEC2NotAllowed = errors.New("not gathered: settings.allow.ec2_api is false")
+
+func (ec2Probe) Gather(ctx context.Context, cfg Config, f *Facts) (err error) {
+	if !cfg.EC2.Allowed {
+		return errEC2NotAllowed
+	}
+	f.EC2, err = ec2.Gather(ctx, ec2.Config{Paths: cfg.Paths, Identity: identity.Read(identityConfig(cfg)),
+		RoleARN: cfg.EC2.RoleARN, CacheFor: cfg.EC2.CacheFor, Now: time.Now()})
+	return err
+}
+
+// derive completes the sections that combine others, once every probe is in.
+func (f *Facts) derive() {
+	if f.Identity != nil && f.IMDS != nil && f.IMDS.InstanceID != "" {
+		f.Identity.AddIMDS(f.IMDS.InstanceID)
+	}
+}
+
+// containersProbe fills facts.containers.
+type containersProbe struct{}
+
+func (containersProbe) Name() string { return "containers" }
+
+func (containersProbe) Gather(ctx context.Context, cfg Config, f *Facts) (err error) {
+	f.Containers, err = containers.Gather(ctx, containers.Config{Paths: cfg.Paths, IMDS: cfg.IMDS})
 	return err
 }

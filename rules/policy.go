@@ -82,6 +82,8 @@ type Settings struct {
 	// client's defaults.
 	IMDS  imds.Timeouts
 	Allow Allow
+	// EC2 is `settings { ec2 { … } }`: where and as whom the EC2 API is called.
+	EC2 EC2Settings
 	// Fleet bounds `imdsmend fleet apply` (settings { fleet { … } }); other commands
 	// ignore it.
 	Fleet FleetLimits
@@ -94,6 +96,19 @@ type FleetLimits struct {
 	MaxChanges int
 	// MaxErrorRate is the share of failed changes (0 to 1) at which an apply stops.
 	MaxErrorRate float64
+}
+
+// EC2Settings are the EC2 API's settings; the calls are made only with allow.ec2_api.
+type EC2Settings struct {
+	// Region and InstanceID are used before the instance's own sources (facts.identity;
+	// an instance ID IMDS answers with comes first).
+	Region     string
+	InstanceID string
+	// RoleARN is assumed (sts:AssumeRole) with the credentials found.
+	RoleARN string
+	// Interval is how long an answer of the API is kept in state.json in place of a call;
+	// zero means settings.interval.
+	Interval time.Duration
 }
 
 // Allow grants each kind of change; all are denied unless granted.

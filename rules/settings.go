@@ -24,7 +24,7 @@ const maxIMDSAttempts = 10
 
 var settingsSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "mode"}, {Name: "interval"}, {Name: "probe_timeout"}, {Name: "ipv6"}, {Name: "nic_interval"}},
-	Blocks:     []hcl.BlockHeaderSchema{{Type: "allow"}, {Type: "imds"}, {Type: "fleet"}},
+	Blocks:     []hcl.BlockHeaderSchema{{Type: "allow"}, {Type: "imds"}, {Type: "ec2"}, {Type: "fleet"}},
 }
 
 var fleetSchema = &hcl.BodySchema{
@@ -97,6 +97,8 @@ func (m *settingsMerger) merge(block *hcl.Block) hcl.Diagnostics {
 			diags = append(diags, m.mergeAllow(b)...)
 		case "imds":
 			diags = append(diags, m.mergeIMDS(b)...)
+		case "ec2":
+			diags = append(diags, m.mergeEC2(b)...)
 		case "fleet":
 			diags = append(diags, m.mergeFleet(b)...)
 		}
@@ -165,6 +167,39 @@ func (m *settingsMerger) mergeIMDS(block *hcl.Block) hcl.Diagnostics {
 			diags = append(diags, decodeAttempts(a, &m.s.IMDS.MaxAttempts)...)
 		}
 		m.set["imds."+as.Name] = a.Expr.Range()
+	}
+	return diags
+}
+
+var ec2Schema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "region"}, {Name: "instance_id"}, {Name: "role_arn"}, {Name: "interval"}},
+}
+
+// mergeEC2 reads `ec2 { region, role_arn, interval }`.
+func (m *settingsMerger) mergeEC2(block *hcl.Block) hcl.Diagnostics {
+	c, diags := content(block.Body, ec2Schema)
+	for _, as := range ec2Schema.Attributes {
+		a, ok := c.Attributes[as.Name]
+		if !ok {
+			continue
+		}
+		if as.Name != "interval" {
+			if d := constant(a); d.HasErrors() {
+				diags = append(diags, d...)
+				continue
+			}
+		}
+		switch as.Name {
+		case "region":
+			diags = append(diags, decodeString(a, &m.s.EC2.Region)...)
+		case "instance_id":
+			diags = append(diags, decodeString(a, &m.s.EC2.InstanceID)...)
+		case "role_arn":
+			diags = append(diags, decodeString(a, &m.s.EC2.RoleARN)...)
+		case "interval":
+			diags = append(diags, decodeDuration(a, &m.s.EC2.Interval)...)
+		}
+		m.set["ec2."+as.Name] = a.Expr.Range()
 	}
 	return diags
 }

@@ -99,6 +99,21 @@ func TestSettings(t *testing.T) {
 			want: Settings{Mode: ModeEnforce, Interval: defaults.Interval, ProbeTimeout: defaults.ProbeTimeout, NICInterval: defaults.NICInterval,
 				Allow: Allow{RestartUnits: true}},
 		},
+		{
+			name: "ec2: region, role and how long an answer is kept; a drop-in overrides one",
+			files: []string{"policy.hcl", `settings {
+  ec2 {
+    region      = "eu-west-1"
+    instance_id = "i-0123456789abcdef0"
+    role_arn    = "arn:aws:iam::123456789012:role/imdsmend"
+    interval    = "15m"
+  }
+}`, "policy.d/10-region.hcl", `settings {
+  ec2 { region = "eu-central-1" }
+}`},
+			want: Settings{Mode: ModeEnforce, Interval: defaults.Interval, ProbeTimeout: defaults.ProbeTimeout, NICInterval: defaults.NICInterval,
+				EC2: EC2Settings{Region: "eu-central-1", InstanceID: "i-0123456789abcdef0", RoleARN: "arn:aws:iam::123456789012:role/imdsmend", Interval: 15 * time.Minute}},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -395,7 +395,7 @@ func (c *imdsClient) once(ctx context.Context, method, path string, hdr http.Hea
 	}
 	// Wait returns at once when no token comes before ctx's deadline.
 	if err := c.budget.Wait(ctx); err != nil {
-		o.class, o.err = types.ClassTimeout, fmt.Errorf("not sent: imdsmend's own budget of IMDS requests (%d at once, then one every %s) is spent: %w", c.budget.Burst(), BudgetEvery, err)
+		o.class, o.err = types.ClassTimeout, budgetSpent(c.budget, err)
 		return o
 	}
 	actx, cancel := context.WithTimeout(ctx, c.t.Connect+c.t.Header)
@@ -429,6 +429,11 @@ func (c *imdsClient) once(ctx context.Context, method, path string, hdr http.Hea
 		o.body, o.ttl = body, resp.Header.Get(imdsTTLHeader)
 	}
 	return o
+}
+
+// budgetSpent is why a request budget stopped was not sent.
+func budgetSpent(budget *rate.Limiter, err error) error {
+	return fmt.Errorf("not sent: imdsmend's own budget of IMDS requests (%d at once, then one every %s) is spent: %w", budget.Burst(), BudgetEvery, err)
 }
 
 var errIMDSBodyTooLarge = errors.New("body too large")

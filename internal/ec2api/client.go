@@ -69,7 +69,7 @@ type Client struct {
 // call, or at Credentials, as an *Error of KindNoCredentials.
 func New(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.Region == "" {
-		return nil, &Error{Kind: KindNoRegion, Op: "configure",
+		return nil, &Error{Kind: KindNoRegion, Op: OpConfigure,
 			Message: "the instance's region is unknown: set AWS_REGION or settings.ec2.region in the policy"}
 	}
 	timeout := cmpOr(cfg.Timeout, DefaultTimeout)
@@ -92,7 +92,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return nil, &Error{Kind: KindNoCredentials, Op: "configure", Message: "load the AWS configuration: " + err.Error(), Err: err}
+		return nil, &Error{Kind: KindNoCredentials, Op: OpConfigure, Message: "load the AWS configuration: " + err.Error(), Err: err}
 	}
 	if cfg.RoleARN != "" {
 		awsCfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(awsCfg), cfg.RoleARN,
@@ -146,7 +146,7 @@ func (c *Client) noCredentials(err error) *Error {
 	if c.roleARN != "" {
 		msg += fmt.Sprintf("; settings.ec2.role_arn (%s) is assumed with those credentials", c.roleARN)
 	}
-	return &Error{Kind: KindNoCredentials, Op: "credentials", Message: msg + " (" + short(err.Error()) + ")", Err: err}
+	return &Error{Kind: KindNoCredentials, Op: OpAuthenticate, Message: msg + " (" + short(err.Error()) + ")", Err: err}
 }
 
 func cmpOr[T comparable](v, def T) T {

@@ -51,6 +51,13 @@ const (
 	KindOther Kind = "other"
 )
 
+// Ops of failures before any call: building the client, finding credentials (not named
+// "credentials": a "credentials: …" message is masked as a secret in logs).
+const (
+	OpConfigure    = "Configure"
+	OpAuthenticate = "Authenticate"
+)
+
 // Error is a failed call.
 type Error struct {
 	Kind Kind

@@ -12,17 +12,17 @@ import (
 // MetadataOptions are an instance's IMDS settings as the API reports them.
 type MetadataOptions struct {
 	// State is "pending" while a change is being applied, then "applied".
-	State string `json:"state"`
+	State string `cty:"state" json:"state" doc:"\"pending\" while a change is being applied, then \"applied\"."`
 	// HTTPEndpoint is "enabled" or "disabled".
-	HTTPEndpoint string `json:"http_endpoint"`
+	HTTPEndpoint string `cty:"http_endpoint" json:"http_endpoint" doc:"HttpEndpoint: \"enabled\" or \"disabled\" (then IMDS answers 403)."`
 	// HTTPTokens is "optional" (IMDSv1 allowed) or "required".
-	HTTPTokens string `json:"http_tokens"`
+	HTTPTokens string `cty:"http_tokens" json:"http_tokens" doc:"HttpTokens: \"optional\" (IMDSv1 allowed) or \"required\" (IMDSv2 only)."`
 	// HopLimit is HttpPutResponseHopLimit, 1 to 64; 0 when the API left it out.
-	HopLimit int `json:"hop_limit"`
+	HopLimit int `cty:"hop_limit" json:"hop_limit" doc:"HttpPutResponseHopLimit, 1 to 64: how many IP hops the token PUT answer travels (containers behind a bridge need 2)."`
 	// HTTPProtocolIPv6 is "enabled" or "disabled" (the IPv6 endpoint).
-	HTTPProtocolIPv6 string `json:"http_protocol_ipv6"`
+	HTTPProtocolIPv6 string `cty:"http_protocol_ipv6" json:"http_protocol_ipv6" doc:"HttpProtocolIpv6: \"enabled\" or \"disabled\" (the IPv6 endpoint fd00:ec2::254)."`
 	// InstanceMetadataTags is "enabled" or "disabled" (tags in IMDS).
-	InstanceMetadataTags string `json:"instance_metadata_tags"`
+	InstanceMetadataTags string `cty:"instance_metadata_tags" json:"instance_metadata_tags" doc:"\"enabled\" or \"disabled\": instance tags in IMDS."`
 }
 
 // Metadata options' states.
@@ -144,16 +144,16 @@ func options(o *types.InstanceMetadataOptionsResponse) MetadataOptions {
 // instances get where the AMI and the launch request say nothing. Empty strings and a
 // zero HopLimit mean "no preference".
 type Defaults struct {
-	HTTPEndpoint         string `json:"http_endpoint"`
-	HTTPTokens           string `json:"http_tokens"`
-	HopLimit             int    `json:"hop_limit"`
-	InstanceMetadataTags string `json:"instance_metadata_tags"`
+	HTTPEndpoint         string `cty:"http_endpoint" json:"http_endpoint" doc:"The account default for HttpEndpoint; empty for no preference."`
+	HTTPTokens           string `cty:"http_tokens" json:"http_tokens" doc:"The account default for HttpTokens (\"required\" makes new instances IMDSv2-only); empty for no preference."`
+	HopLimit             int    `cty:"hop_limit" json:"hop_limit" doc:"The account default hop limit; 0 for no preference."`
+	InstanceMetadataTags string `cty:"instance_metadata_tags" json:"instance_metadata_tags" doc:"The account default for tags in IMDS; empty for no preference."`
 	// HTTPTokensEnforced is "enabled" when launches without IMDSv2 are refused.
-	HTTPTokensEnforced string `json:"http_tokens_enforced"`
+	HTTPTokensEnforced string `cty:"http_tokens_enforced" json:"http_tokens_enforced" doc:"\"enabled\" when the account refuses launches and changes that allow IMDSv1."`
 	// ManagedBy is "account" or "declarative-policy" (then the account can't change
 	// them), with the policy's message.
-	ManagedBy               string `json:"managed_by"`
-	ManagedExceptionMessage string `json:"managed_exception_message"`
+	ManagedBy               string `cty:"managed_by" json:"managed_by" doc:"\"account\", or \"declarative-policy\" when an AWS Organizations declarative policy sets the defaults (the account cannot change them)."`
+	ManagedExceptionMessage string `cty:"managed_exception_message" json:"managed_exception_message" doc:"The declarative policy's message to those it refuses."`
 }
 
 const opDefaults = "GetInstanceMetadataDefaults"
@@ -180,4 +180,27 @@ func (c *Client) Defaults(ctx context.Context) (*Defaults, error) {
 		}
 	}
 	return d, nil
+}
+
+const opImages = "DescribeImages"
+
+// ImageIMDSSupport reads the AMI's ImdsSupport: "v2.0" when instances launched from it
+// get HttpTokens=required by default, "" when the AMI sets nothing (or is gone).
+func (c *Client) ImageIMDSSupport(ctx context.Context, imageID string) (string, error) {
+	if _, err := c.Credentials(ctx); err != nil {
+		return "", err
+	}
+	out, err := c.api.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{imageID}})
+	if err != nil {
+		if e := classify(opImages, err); e.Code != "InvalidAMIID.NotFound" && e.Code != "InvalidAMIID.Unavailable" {
+			return "", e
+		}
+		return "", nil
+	}
+	for _, im := range out.Images {
+		if aws.ToString(im.ImageId) == imageID {
+			return string(im.ImdsSupport), nil
+		}
+	}
+	return "", nil
 }

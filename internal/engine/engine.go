@@ -3,6 +3,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -95,6 +96,8 @@ func (e *Engine) FactsConfig() facts.Config {
 		IPv6:    s.IPv6,
 		Timeout: s.ProbeTimeout + time.Second,
 		Missing: facts.MissingPrivileges(e.Paths.Root),
+		EC2: facts.EC2Config{Allowed: s.Allow.EC2API, Region: s.EC2.Region, InstanceID: s.EC2.InstanceID, RoleARN: s.EC2.RoleARN,
+			CacheFor: cmp.Or(s.EC2.Interval, s.Interval)},
 	}
 }
 

@@ -1,7 +1,8 @@
 // Command demo shows imdsmend at work inside a throwaway network namespace: a healthy IMDS
 // (the simulator on 169.254.169.254), then IMDS broken the way the AWS troubleshooting
 // article shows (an iptables REJECT toward 169.254.169.254), diagnosed, planned, mended,
-// verified and undone. `sudo make demo` runs it; it needs root and cleans up after itself,
+// verified and undone; then, in a second namespace, an instance whose HttpEndpoint is
+// disabled, mended through the EC2 API (the simulator serves it too). `sudo make demo` runs it; it needs root and cleans up after itself,
 // also when interrupted.
 //
 //	go run ./tests/demo --imdsmend bin/imdsmend --imdssim bin/imdssim
@@ -13,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -21,8 +23,10 @@ import (
 	"time"
 
 	"github.com/imdsmend/imdsmend/report"
+	"github.com/imdsmend/imdsmend/tests/ec2sim/ec2"
 	"github.com/imdsmend/imdsmend/tests/harness"
 	"github.com/imdsmend/imdsmend/tests/imdssim/sim"
+	"github.com/imdsmend/imdsmend/tests/simkit"
 )
 
 func main() {
@@ -52,6 +56,8 @@ type demo struct {
 	bin      string
 	policy   string
 	stateDir string
+	// env is added to imdsmend's environment (the EC2 API's endpoint and credentials).
+	env []string
 }
 
 func run(ctx context.Context, out io.Writer, imdsmendBin, imdssimBin string) error {
@@ -133,8 +139,12 @@ func run(ctx context.Context, out io.Writer, imdsmendBin, imdssimBin string) err
 	}
 	restored := harness.RejectIMDS.Gone(ctx, d.ns) != nil
 
+	first := d.ns.Name
+	if err := d.disabledEndpoint(ctx, imdssimBin, dir); err != nil {
+		return err
+	}
 	d.section("Summary")
-	d.say("Removing namespace %s and the simulator.", d.ns.Name)
+	d.say("Removing namespaces %s and %s and the simulators.", first, d.ns.Name)
 	switch {
 	case !fixed:
 		return errors.New("apply left the REJECT rule in place")
@@ -142,7 +152,52 @@ func run(ctx context.Context, out io.Writer, imdsmendBin, imdssimBin string) err
 		return errors.New("apply removed the REJECT rule, but undo did not put it back")
 	}
 	d.say("apply removed the REJECT rule and IMDS answered again; undo put the rule back.")
+	d.say("apply enabled the second instance's endpoint through the EC2 API, and IMDS answered again.")
 	return ctx.Err()
+}
+
+// disabledEndpoint shows what only the EC2 API mends: the instance's HttpEndpoint
+// disabled, found, planned, mended through the API (imdssim serves it too) and verified.
+// It runs in a namespace of its own, as a second instance.
+func (d *demo) disabledEndpoint(ctx context.Context, imdssimBin, dir string) error {
+	d.section("6. Another instance: its HttpEndpoint is disabled, which only the EC2 API mends")
+	ns, err := harness.NewNamespace()
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	const api = "127.0.0.1:8081"
+	s, err := harness.StartSim(ctx, ns, imdssimBin, sim.FaultOK, "--ec2", api, "--ec2-apply-after", "0")
+	if err != nil {
+		return err
+	}
+	d.ns, d.stateDir = ns, filepath.Join(dir, "state-ec2")
+	d.env = []string{"AWS_ENDPOINT_URL_EC2=http://" + api, "AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY=demo",
+		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null"}
+	dropIn := fmt.Sprintf("settings {\n  allow { ec2_api = true }\n  ec2 { instance_id = %q }\n}\n", sim.InstanceID)
+	if err := os.WriteFile(filepath.Join(filepath.Dir(d.policy), "policy.d", "20-ec2.hcl"), []byte(dropIn), 0o644); err != nil {
+		return err
+	}
+	d.say("Namespace %s: imdssim serves IMDS and, on %s, the EC2 API for instance %s.", ns.Name, api, sim.InstanceID)
+	d.say("A drop-in allows imdsmend to call the API (docs/ec2-api.md):\n%s", dropIn)
+	admin := simkit.NewAdminClient("imdssim/ec2", "unix:"+s.Socket)
+	d.prompt("aws ec2 modify-instance-metadata-options --instance-id " + sim.InstanceID + " --http-endpoint disabled   # as someone did")
+	if err := admin.Do(ctx, "POST", ec2.AdminOptions, url.Values{"id": {sim.InstanceID}, "http_endpoint": {ec2.Disabled}}, nil); err != nil {
+		return err
+	}
+	for _, cmd := range []string{"check", "plan", "apply", "check"} {
+		if err := d.imdsmend(ctx, cmd); err != nil {
+			return err
+		}
+	}
+	var in ec2.Instance
+	if err := admin.Do(ctx, "GET", ec2.AdminInstances+"?id="+sim.InstanceID, nil, &in); err != nil {
+		return err
+	}
+	if in.Options.HTTPEndpoint != ec2.Enabled {
+		return fmt.Errorf("apply left HttpEndpoint %s", in.Options.HTTPEndpoint)
+	}
+	return nil
 }
 
 // imdsmend runs one imdsmend command in the namespace and shows its report. Exit 0
@@ -152,7 +207,7 @@ func (d *demo) imdsmend(ctx context.Context, command string, args ...string) err
 	d.prompt(strings.Join(append([]string{"imdsmend", command}, args...), " "))
 	full := append([]string{command, "--policy", d.policy, "--state-dir", d.stateDir, "--timeout", "10s"}, args...)
 	start := time.Now()
-	res, err := d.ns.Exec(ctx, nil, d.bin, full...)
+	res, err := d.ns.Exec(ctx, d.env, d.bin, full...)
 	if err != nil {
 		return err
 	}

@@ -45,18 +45,23 @@ func TestCheckAsAnOrdinaryUser(t *testing.T) {
 		t.Errorf("exit %d, healthy %v, imds %+v, findings %v; want exit 2, IMDS reachable, no finding", res.ExitCode, rep.Healthy, rep.IMDS, rep.Findings)
 	}
 	const reason = "facts.firewall is null (probe firewall failed: not run: this process lacks CAP_NET_ADMIN (not root?))"
+	const containersReason = "facts.containers is null (probe containers failed: not run: this process lacks CAP_SYS_ADMIN (not root?))"
 	var unknown []string
 	for _, u := range rep.Unknown {
 		unknown = append(unknown, u.Rule)
-		if u.Reason != reason {
-			t.Errorf("%s is unknown because %q, want %q", u.Rule, u.Reason, reason)
+		want := reason
+		if u.Rule == "hop_limit_too_low" {
+			want = containersReason
+		}
+		if u.Reason != want {
+			t.Errorf("%s is unknown because %q, want %q", u.Rule, u.Reason, want)
 		}
 	}
 	// The test beds' policy turns proxy_leak off.
-	if want := []string{"firewall_blocks_imds", "firewall_restricts_imds"}; !slices.Equal(unknown, want) {
+	if want := []string{"hop_limit_too_low", "firewall_blocks_imds", "firewall_restricts_imds"}; !slices.Equal(unknown, want) {
 		t.Errorf("unknown rules %q, want %q", unknown, want)
 	}
-	const note = "imdsmend: not run as root, so the firewall and proxy facts are not gathered (reading the iptables and nftables rules needs CAP_NET_ADMIN; reading other processes' environments (/proc/PID/environ) needs CAP_SYS_PTRACE); the rules that use them are unknown. Run imdsmend as root for a full verdict.\n"
+	const note = "imdsmend: not run as root, so the firewall and proxy and containers facts are not gathered (reading the iptables and nftables rules needs CAP_NET_ADMIN; reading other processes' environments (/proc/PID/environ) needs CAP_SYS_PTRACE; reading the containers' network namespaces from inside (setns) needs CAP_SYS_ADMIN); the rules that use them are unknown. Run imdsmend as root for a full verdict.\n"
 	if strings.Count(res.Stderr, note) != 1 || strings.Count(res.Stderr, "CAP_NET_ADMIN") != 1 {
 		t.Errorf("stderr does not say once which facts need root:\n%s", res.Stderr)
 	}
