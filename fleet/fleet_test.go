@@ -502,3 +502,92 @@ func TestOneChangePerInstance(t *testing.T) {
 		t.Errorf("changes %+v; want one setting %+v from four rules", rep.Changes, want)
 	}
 }
+
+// TestLastApplied: undo --last takes the changes of the most recent run that made any —
+// applied ones, and intents whose result a crash kept from being written — less those an
+// undo settled since.
+func TestLastApplied(t *testing.T) {
+	entry := func(run, phase, id string, st types.Status) remediate.Entry {
+		data, _ := json.Marshal(record{Account: "1", Region: "r", InstanceID: "i-" + id, Set: Set{HopLimit: 2}})
+		return remediate.Entry{RunID: run, Phase: phase, Change: remediate.Change{ID: id, Kind: KindMetadataOptions, Rule: "hop_limit_too_low",
+			Status: st, Data: data, Before: []byte(`{"hop_limit":1}`)}}
+	}
+	const (
+		intent, result, undoResult = remediate.PhaseIntent, remediate.PhaseResult, remediate.PhaseUndoResult
+	)
+	tests := []struct {
+		name    string
+		entries []remediate.Entry
+		want    []string
+	}{
+		{"empty ledger", nil, nil},
+		{"the last run", []remediate.Entry{
+			entry("a", intent, "x", types.StatusPlanned), entry("a", result, "x", types.StatusApplied),
+			entry("b", intent, "y", types.StatusPlanned), entry("b", result, "y", types.StatusApplied),
+			entry("b", intent, "z", types.StatusPlanned), entry("b", result, "z", types.StatusFailed),
+		}, []string{"y"}},
+		{"an intent without its result", []remediate.Entry{
+			entry("a", intent, "x", types.StatusPlanned), entry("a", result, "x", types.StatusApplied),
+			entry("b", intent, "y", types.StatusPlanned),
+		}, []string{"y"}},
+		{"settled by an undo", []remediate.Entry{
+			entry("a", intent, "x", types.StatusPlanned), entry("a", result, "x", types.StatusApplied),
+			entry("a", intent, "y", types.StatusPlanned), entry("a", result, "y", types.StatusApplied),
+			entry("u", undoResult, "x", types.StatusReverted),
+		}, []string{"y"}},
+		{"a failed undo settles nothing", []remediate.Entry{
+			entry("a", intent, "x", types.StatusPlanned), entry("a", result, "x", types.StatusApplied),
+			entry("u", undoResult, "x", types.StatusFailed),
+		}, []string{"x"}},
+		{"the same change applied again after an undo", []remediate.Entry{
+			entry("a", intent, "x", types.StatusPlanned), entry("a", result, "x", types.StatusApplied),
+			entry("u", undoResult, "x", types.StatusReverted),
+			entry("b", intent, "x", types.StatusPlanned), entry("b", result, "x", types.StatusApplied),
+		}, []string{"x"}},
+		{"a run that changed nothing is not the last", []remediate.Entry{
+			entry("a", intent, "x", types.StatusPlanned), entry("a", result, "x", types.StatusApplied),
+			entry("b", result, "y", types.StatusSkipped),
+		}, []string{"x"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			changes, err := lastApplied(tt.entries)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, c := range changes {
+				got = append(got, c.ID)
+				if c.Before.HopLimit != 1 || c.Set.HopLimit != 2 || c.InstanceID != "i-"+c.ID {
+					t.Errorf("change %+v: the record was not read back", c)
+				}
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("changes %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestProgress(t *testing.T) {
+	c := Change{ID: "metadata_options-0123456789", Account: "1", Region: "r", InstanceID: "i-1", Status: types.StatusApplied}
+	var lines bytes.Buffer
+	p := NewProgress(&lines, false)
+	p.Start(CommandApply, 2)
+	p.Step(c, 1, 2)
+	p.End()
+	want := `{"event":"start","command":"apply","done":0,"total":2}
+{"event":"change","id":"metadata_options-0123456789","account":"1","region":"r","instance_id":"i-1","status":"applied","done":1,"total":2}
+`
+	if lines.String() != want {
+		t.Errorf("JSON lines:\n%s\nwant:\n%s", lines.String(), want)
+	}
+	var bar bytes.Buffer
+	p = NewProgress(&bar, true)
+	p.Start(CommandApply, 2)
+	p.Step(c, 2, 2)
+	p.End()
+	if !strings.Contains(bar.String(), "\rapply [##############################] 2/2 applied 1") || !strings.HasSuffix(bar.String(), "\n") {
+		t.Errorf("bar: %q", bar.String())
+	}
+}
