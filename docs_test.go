@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/imdsmend/imdsmend/facts"
+	"github.com/imdsmend/imdsmend/fleet"
 	"github.com/imdsmend/imdsmend/remediate"
 	"github.com/imdsmend/imdsmend/rules"
 )
@@ -106,6 +107,10 @@ func TestDocsHCLExamples(t *testing.T) {
 					fsys[m[1]] = &fstest.MapFile{Data: []byte("{}")}
 				}
 				_, _, diags = rules.LoadTests(fsys, ex.where, p)
+			case strings.HasPrefix(ex.where, "docs/fleet.md:"):
+				// A fleet policy's drop-in, over the fleet facts.
+				_, diags = rules.ParseSchema([]rules.Source{{Name: fleet.BuiltinName, Data: DefaultFleetPolicy}, {Name: ex.where, Data: []byte(ex.text)}},
+					fleet.Kinds, fleet.Schema())
 			default:
 				_, diags = loadAfterDefault(ex.where, ex.text)
 			}

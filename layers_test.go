@@ -7,7 +7,7 @@ import (
 )
 
 // TestImportDirection keeps the import graph one way: cmd → engine → {facts, rules,
-// remediate} → report, with internal/types, the shared words, importing nothing of
+// remediate} → report (and cmd → fleet → {rules, remediate, report}), with internal/types, the shared words, importing nothing of
 // imdsmend. A stage reaching into another (or report into any stage) would make a change
 // to one ripple through the others, and a cycle waiting to happen.
 func TestImportDirection(t *testing.T) {
@@ -31,6 +31,11 @@ func TestImportDirection(t *testing.T) {
 		{"./internal/engine", []string{mod + "/cmd"}},
 		// The watch's event sources only say what changed: the loop and the stages are above them.
 		{"./internal/events/...", []string{mod + "/rules", mod + "/remediate", mod + "/report", mod + "/internal/engine", mod + "/cmd"}},
+		// The fleet is a pipeline of its own over the same policy language: it uses rules,
+		// facts' schema helpers, remediate's ledger and report's textfile, and nothing uses it
+		// but the CLI.
+		{"./fleet", []string{mod + "/internal/engine", mod + "/cmd"}},
+		{"./rules", []string{mod + "/fleet"}},
 	}
 	for _, tt := range tests {
 		out, err := exec.Command("go", "list", "-deps", tt.pkg).Output()

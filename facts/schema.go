@@ -10,8 +10,12 @@ import (
 )
 
 // Type is the cty type of the policy's `facts` variable, derived from the Facts struct.
-func Type() cty.Type {
-	t, err := gocty.ImpliedType(Facts{})
+func Type() cty.Type { return TypeOf(Facts{}) }
+
+// TypeOf is the cty type of a struct whose cty tags form a facts schema: Facts, or another
+// set of facts the policy language reads (imdsmend fleet's).
+func TypeOf(v any) cty.Type {
+	t, err := gocty.ImpliedType(v)
 	if err != nil {
 		panic(fmt.Sprintf("facts: struct tags do not form a cty type: %v", err))
 	}
@@ -23,13 +27,19 @@ func Value(f *Facts) (cty.Value, error) {
 	if f == nil {
 		return cty.NullVal(Type()), nil
 	}
-	v, err := gocty.ToCtyValue(f, Type())
+	return ValueOf(f, Type())
+}
+
+// ValueOf converts v, a pointer to a struct of type t (TypeOf), into a facts value: nil
+// sections become null, nil lists and maps inside them empty.
+func ValueOf(v any, t cty.Type) (cty.Value, error) {
+	val, err := gocty.ToCtyValue(v, t)
 	if err != nil {
 		return cty.NilVal, fmt.Errorf("convert facts to policy values: %w", err)
 	}
 	// Only a missing section means "unknown"; a nil slice or map inside one is empty, so
 	// `for r in facts.firewall.rules` works when no rule was found.
-	return cty.Transform(v, func(_ cty.Path, v cty.Value) (cty.Value, error) {
+	return cty.Transform(val, func(_ cty.Path, v cty.Value) (cty.Value, error) {
 		switch t := v.Type(); {
 		case !v.IsNull():
 		case t.IsListType():
@@ -55,9 +65,12 @@ var sectionDocs = map[string]string{
 }
 
 // Fields lists every attribute of the facts schema in declaration order.
-func Fields() []Field {
+func Fields() []Field { return FieldsOf(Facts{}, "facts") }
+
+// FieldsOf lists every attribute of a struct with cty tags (TypeOf), named from prefix.
+func FieldsOf(v any, prefix string) []Field {
 	var out []Field
-	walkFields(reflect.TypeOf(Facts{}), "facts", &out)
+	walkFields(reflect.TypeOf(v), prefix, &out)
 	return out
 }
 

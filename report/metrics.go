@@ -66,6 +66,23 @@ func Metrics(rep *Report, end time.Time) []byte {
 	newGauge(MetricLastRunDuration, "How long the last run took.", "command").
 		add(rep.DurationMS/1000, rep.Command)
 
+	return Textfile(families...)
+}
+
+// Gauge is one metric family of a textfile; NewGauge makes one for a textfile of its own
+// (imdsmend fleet writes one).
+type Gauge = gauge
+
+// NewGauge starts a gauge family whose series have the given labels.
+func NewGauge(name, help string, labels ...string) *Gauge {
+	return &gauge{name: name, help: help, labels: labels}
+}
+
+// Add adds v to the series with the given label values, starting it at 0.
+func (g *gauge) Add(v float64, values ...string) { g.add(v, values...) }
+
+// Textfile renders gauge families in the text exposition format.
+func Textfile(families ...*Gauge) []byte {
 	// Families by name and series by label values, as a Prometheus registry gathers them,
 	// so the file reads the same from run to run.
 	slices.SortFunc(families, func(a, b *gauge) int { return strings.Compare(a.name, b.name) })

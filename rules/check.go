@@ -35,9 +35,9 @@ type checker struct {
 	ctx *hcl.EvalContext
 }
 
-func newChecker(kinds Kinds) *checker {
+func newChecker(kinds Kinds, factsType cty.Type) *checker {
 	// The facts variable itself is never null, only its sections can be.
-	return &checker{kinds: kinds, ctx: evalContext(cty.UnknownVal(factsType()).RefineNotNull())}
+	return &checker{kinds: kinds, ctx: evalContext(cty.UnknownVal(factsType).RefineNotNull())}
 }
 
 // value evaluates expr for checking: its result is HCL's over the unknown facts, and

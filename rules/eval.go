@@ -200,6 +200,9 @@ func guardedRanges(expr hcl.Expression) []hcl.Range {
 
 // probeOutcome says what happened to the probe that fills section, from facts.probes.
 func probeOutcome(facts cty.Value, section string) string {
+	if !facts.Type().HasAttribute("probes") {
+		return "not gathered"
+	}
 	probes := facts.GetAttr("probes")
 	if probes.IsNull() || !probes.IsKnown() {
 		return "no probe filled it"

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -34,6 +35,12 @@ type LoadOptions struct {
 	// Open opens a policy file for reading; nil is os.Open. Under --root it opens the file
 	// inside the root, so a link in the tree cannot make the run read a host file.
 	Open func(path string) (*os.File, error)
+	// Schema is the facts the rules read; nil is the instance's (facts.Facts).
+	Schema *Schema
+	// DropInDir names the directory of drop-ins beside MainFile; "" is policy.d.
+	DropInDir string
+	// BuiltinName names Builtin in diagnostics; "" is BuiltinName.
+	BuiltinName string
 }
 
 // BuiltinName is the file name diagnostics use for the embedded default policy.
@@ -53,9 +60,9 @@ const maxPolicySize = 1 << 20
 func Load(opts LoadOptions) (*Policy, hcl.Diagnostics) {
 	sources, diags := readSources(opts)
 	if diags.HasErrors() {
-		return &Policy{Settings: defaultSettings(), Files: map[string]*hcl.File{}}, diags
+		return &Policy{Settings: defaultSettings(), Files: map[string]*hcl.File{}, schema: orHost(opts.Schema)}, diags
 	}
-	p, diags := Parse(sources, opts.Kinds)
+	p, diags := ParseSchema(sources, opts.Kinds, opts.Schema)
 	if !diags.HasErrors() {
 		diags = append(diags, checkSomeRule(p, sources)...)
 	}
@@ -64,8 +71,8 @@ func Load(opts LoadOptions) (*Policy, hcl.Diagnostics) {
 
 // dropInFiles lists the drop-in files of the main policy file in load order: *.hcl in policy.d/
 // beside it, in lexical order, without *_test.hcl (policy tests) and hidden files.
-func dropInFiles(mainFile string) ([]string, error) {
-	dir := filepath.Join(filepath.Dir(mainFile), DropInDir)
+func dropInFiles(mainFile, dropInDir string) ([]string, error) {
+	dir := filepath.Join(filepath.Dir(mainFile), dropInDir)
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -93,8 +100,9 @@ func readSources(opts LoadOptions) ([]Source, hcl.Diagnostics) {
 	fail := func(summary string, err error) {
 		diags = append(diags, errorf(nil, summary, "%s", err))
 	}
+	dropInDir := cmp.Or(opts.DropInDir, DropInDir)
 	// Whoever can write a directory can replace the files in it.
-	for _, dir := range []string{filepath.Dir(opts.MainFile), filepath.Join(filepath.Dir(opts.MainFile), DropInDir)} {
+	for _, dir := range []string{filepath.Dir(opts.MainFile), filepath.Join(filepath.Dir(opts.MainFile), dropInDir)} {
 		if err := checkPolicyDir(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			fail("Unsafe policy directory", err)
 		}
@@ -104,13 +112,13 @@ func readSources(opts LoadOptions) ([]Source, hcl.Diagnostics) {
 	case err == nil:
 		sources = append(sources, Source{Name: opts.MainFile, Data: data})
 	case errors.Is(err, fs.ErrNotExist) && !opts.Explicit && opts.Builtin != nil:
-		sources = append(sources, Source{Name: BuiltinName, Data: opts.Builtin})
+		sources = append(sources, Source{Name: cmp.Or(opts.BuiltinName, BuiltinName), Data: opts.Builtin})
 	case errors.Is(err, errUnsafe):
 		fail("Unsafe policy file", err)
 	default:
 		fail("Cannot read policy", err)
 	}
-	dropIns, err := dropInFiles(opts.MainFile)
+	dropIns, err := dropInFiles(opts.MainFile, dropInDir)
 	if err != nil {
 		fail("Cannot read policy", err)
 	}
@@ -258,10 +266,15 @@ var policySchema = &hcl.BodySchema{
 // Settings merge attribute by attribute; a rule block with `when` defines (or replaces) the
 // rule of its name, a rule block without `when` in a drop-in modifies the attributes it sets.
 func Parse(sources []Source, kinds Kinds) (*Policy, hcl.Diagnostics) {
+	return ParseSchema(sources, kinds, nil)
+}
+
+// ParseSchema is Parse for a policy whose rules read schema's facts (nil: the instance's).
+func ParseSchema(sources []Source, kinds Kinds, schema *Schema) (*Policy, hcl.Diagnostics) {
 	parser := hclparse.NewParser()
-	p := &Policy{Settings: defaultSettings(), Files: map[string]*hcl.File{}}
+	p := &Policy{Settings: defaultSettings(), Files: map[string]*hcl.File{}, schema: orHost(schema)}
 	settings := newSettingsMerger(&p.Settings)
-	checker := newChecker(kinds)
+	checker := newChecker(kinds, p.schema.Type)
 	var diags hcl.Diagnostics
 	for i, src := range sources {
 		file, ok, d := parseFile(parser, src)

@@ -30,6 +30,8 @@ type Policy struct {
 	Files map[string]*hcl.File
 	// Sources names the files the policy was read from, main file first.
 	Sources []string
+	// schema is what its expressions read as facts; its tests are written in it too.
+	schema *Schema
 }
 
 // Rule returns the rule called name, or nil.
@@ -85,6 +87,18 @@ type Settings struct {
 	// Breaker is settings.breaker: when a fix something else keeps undoing stops being
 	// applied (remediate.Breaker).
 	Breaker Breaker
+	// Fleet bounds `imdsmend fleet apply` (settings { fleet { … } }); other commands
+	// ignore it.
+	Fleet FleetLimits
+}
+
+// FleetLimits stop a fleet apply before it changes too much or fails too often; zero
+// fields are unset, and `imdsmend fleet` takes its own defaults for them.
+type FleetLimits struct {
+	// MaxChanges is how many instances one apply may change.
+	MaxChanges int
+	// MaxErrorRate is the share of failed changes (0 to 1) at which an apply stops.
+	MaxErrorRate float64
 }
 
 // EC2Settings are the EC2 API's settings; the calls are made only with allow.ec2_api.

@@ -15,7 +15,6 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hcldec"
 	"github.com/hashicorp/hcl/v2/hclparse"
-	"github.com/imdsmend/imdsmend/facts"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
@@ -133,7 +132,7 @@ func readAll(fsys fs.FS, name string) ([]byte, error) {
 }
 
 func decodeTest(fsys fs.FS, dir string, block *hcl.Block, p *Policy) (*TestCase, hcl.Diagnostics) {
-	tc := &TestCase{Name: block.Labels[0], DeclRange: block.DefRange, Facts: cty.NullVal(factsType())}
+	tc := &TestCase{Name: block.Labels[0], DeclRange: block.DefRange, Facts: cty.NullVal(p.schema.Type)}
 	body, diags := content(block.Body, testSchema)
 	// Only functions, no variables: a test states its facts literally.
 	ctx := &hcl.EvalContext{Functions: functions()}
@@ -155,16 +154,16 @@ func decodeTest(fsys fs.FS, dir string, block *hcl.Block, p *Policy) (*TestCase,
 		v, d := a.Expr.Value(ctx)
 		diags = append(diags, d...)
 		if !d.HasErrors() {
-			if overlay, d = conformFacts(v, a.Expr.Range()); d.HasErrors() {
+			if overlay, d = conformFacts(v, p.schema.Type, a.Expr.Range()); d.HasErrors() {
 				diags = append(diags, d...)
 			}
 		}
 	}
 	if !diags.HasErrors() {
-		f, err := buildFacts(base, overlay)
+		data, err := buildFacts(base, overlay)
 		if err != nil {
 			diags = append(diags, errorf(block.DefRange.Ptr(), "Invalid facts", "%s", err))
-		} else if tc.Facts, err = facts.Value(f); err != nil {
+		} else if tc.Facts, err = p.schema.Decode(data); err != nil {
 			diags = append(diags, errorf(block.DefRange.Ptr(), "Invalid facts", "%s", err))
 		}
 	}
@@ -291,8 +290,8 @@ func ruleList(a *hcl.Attribute, ctx *hcl.EvalContext, p *Policy) ([]string, hcl.
 // conformFacts checks test facts written in HCL against the facts schema — an attribute
 // the schema lacks is an error naming the valid ones — and converts each value to its
 // schema type. Attributes left out are left out: buildFacts gives them zero values.
-func conformFacts(v cty.Value, rng hcl.Range) (cty.Value, hcl.Diagnostics) {
-	out, err := conform(v, factsType(), "facts")
+func conformFacts(v cty.Value, factsType cty.Type, rng hcl.Range) (cty.Value, hcl.Diagnostics) {
+	out, err := conform(v, factsType, "facts")
 	if err != nil {
 		return cty.NilVal, hcl.Diagnostics{errorf(rng.Ptr(), "Invalid facts", "%s", err)}
 	}
@@ -372,11 +371,11 @@ func unknownFact(at, name string, obj cty.Type) error {
 	return fmt.Errorf("%s; it has: %s (see docs/facts.md)", msg, strings.Join(names, ", "))
 }
 
-// buildFacts decodes a captured facts file (JSON of `imdsmend facts --format json`) and
-// replaces its sections by those the test gives in HCL. Sections neither gives are null,
-// as if their probe had failed; attributes left out of a given section are zero (false,
-// 0, "", empty list), as a probe leaves them.
-func buildFacts(base []byte, overlay cty.Value) (*facts.Facts, error) {
+// buildFacts reads a captured facts file (JSON of `imdsmend facts --format json`) and
+// replaces its sections by those the test gives in HCL, for the schema's Decode. Sections
+// neither gives are null, as if their probe had failed; attributes left out of a given
+// section are zero (false, 0, "", empty list), as a probe leaves them.
+func buildFacts(base []byte, overlay cty.Value) ([]byte, error) {
 	sections := map[string]json.RawMessage{}
 	if base != nil {
 		dec := json.NewDecoder(bytes.NewReader(base))
@@ -398,17 +397,7 @@ func buildFacts(base []byte, overlay cty.Value) (*facts.Facts, error) {
 			sections[k.AsString()] = data
 		}
 	}
-	data, err := json.Marshal(sections)
-	if err != nil {
-		return nil, err
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var f facts.Facts
-	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("facts do not fit the facts schema (docs/facts.md): %w", err)
-	}
-	return &f, nil
+	return json.Marshal(sections)
 }
 
 // RunTest evaluates the policy on the case's facts and compares what fired.

@@ -28,11 +28,15 @@ const maxIMDSAttempts = 10
 
 var settingsSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "mode"}, {Name: "interval"}, {Name: "probe_timeout"}, {Name: "ipv6"}, {Name: "nic_interval"}},
-	Blocks:     []hcl.BlockHeaderSchema{{Type: "allow"}, {Type: "imds"}, {Type: "ec2"}, {Type: "breaker"}},
+	Blocks:     []hcl.BlockHeaderSchema{{Type: "allow"}, {Type: "imds"}, {Type: "ec2"}, {Type: "breaker"}, {Type: "fleet"}},
 }
 
 var breakerSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "reapplies"}, {Name: "window"}},
+}
+
+var fleetSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "max_changes"}, {Name: "max_error_rate"}},
 }
 
 var allowSchema = func() *hcl.BodySchema {
@@ -105,6 +109,8 @@ func (m *settingsMerger) merge(block *hcl.Block) hcl.Diagnostics {
 			diags = append(diags, m.mergeEC2(b)...)
 		case "breaker":
 			diags = append(diags, m.mergeBreaker(b)...)
+		case "fleet":
+			diags = append(diags, m.mergeFleet(b)...)
 		}
 	}
 	return diags
@@ -221,6 +227,36 @@ func (m *settingsMerger) mergeEC2(block *hcl.Block) hcl.Diagnostics {
 			diags = append(diags, decodeDuration(a, &m.s.EC2.Interval)...)
 		}
 		m.set["ec2."+as.Name] = a.Expr.Range()
+	}
+	return diags
+}
+
+func (m *settingsMerger) mergeFleet(block *hcl.Block) hcl.Diagnostics {
+	c, diags := content(block.Body, fleetSchema)
+	for _, as := range fleetSchema.Attributes {
+		a, ok := c.Attributes[as.Name]
+		if !ok {
+			continue
+		}
+		var n float64
+		if d := constant(a); d.HasErrors() {
+			diags = append(diags, d...)
+			continue
+		}
+		if d := decodeValue(a.Expr, cty.Number, &n); d.HasErrors() {
+			diags = append(diags, d...)
+			continue
+		}
+		switch {
+		case as.Name == "max_changes" && (n < 1 || n != float64(int(n))):
+			diags = append(diags, errorf(a.Expr.Range().Ptr(), "Invalid max_changes", "max_changes must be a whole number of at least 1, not %v.", n))
+		case as.Name == "max_changes":
+			m.s.Fleet.MaxChanges = int(n)
+		case n <= 0 || n > 1:
+			diags = append(diags, errorf(a.Expr.Range().Ptr(), "Invalid max_error_rate", "max_error_rate is a share of the changes, more than 0 and at most 1 (0.05 is 5 %%), not %v.", n))
+		default:
+			m.s.Fleet.MaxErrorRate = n
+		}
 	}
 	return diags
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/imdsmend/imdsmend/internal/paths"
 	"github.com/imdsmend/imdsmend/remediate"
 	"github.com/imdsmend/imdsmend/report"
+	"github.com/imdsmend/imdsmend/rules"
 	"github.com/spf13/cobra"
 )
 
@@ -100,7 +101,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(
 		newCheckCommand(g), newPlanCommand(g), newApplyCommand(g), newUndoCommand(g),
 		newFactsCommand(g), newValidateCommand(g), newVersionCommand(), newWatchCommand(g),
-		newTestCommand(g), newResetCommand(g),
+		newTestCommand(g), newResetCommand(g), newFleetCommand(g),
 	)
 	return root
 }
@@ -179,13 +180,11 @@ func onlyError(diags hcl.Diagnostics) error {
 }
 
 func printDiagnostics(cmd *cobra.Command, e *engine.Engine, diags hcl.Diagnostics) {
-	files := map[string]*hcl.File{}
-	if e != nil && e.Policy != nil {
-		files = e.Policy.Files
+	var p *rules.Policy
+	if e != nil {
+		p = e.Policy
 	}
-	// Width 0: no wrapping, which would split the commands details give to copy and paste.
-	w := hcl.NewDiagnosticTextWriter(cmd.ErrOrStderr(), files, 0, false)
-	_ = w.WriteDiagnostics(diags)
+	printPolicyDiagnostics(cmd, p, diags)
 }
 
 // sayUnprivileged says once, before a run that probes this system, which facts the

@@ -18,21 +18,30 @@ import (
 )
 
 func newTestCommand(g *globalFlags) *cobra.Command {
-	return &cobra.Command{
+	var fleetPolicy bool
+	cmd := &cobra.Command{
 		Use:   "test [DIR]",
 		Short: "Run the policy's own tests (*_test.hcl)",
 		Long: `Run policy tests: each test "NAME" { facts = {...} expect = [...] } block evaluates the
 policy on the facts given and checks which rules fire. With DIR, the *_test.hcl files in DIR
 test the active policy (--policy). Without DIR, the tests shipped with the built-in policy test
-it, and *_test.hcl files beside the active policy (and in its policy.d/) test the active policy.
-Like --policy, DIR is a path inside --root. Exits 1 when a test fails.`,
+it, the tests shipped with the built-in fleet policy (fleet.hcl) test that, and *_test.hcl files
+beside the active policy (and in its policy.d/) test the active policy.
+Like --policy, DIR is a path inside --root. With --fleet, the same for the fleet policy of
+imdsmend fleet (its drop-ins in fleet.d/). Exits 1 when a test fails.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := g.loadEngine(cmd)
-			if err != nil {
-				return err
+			var suites []testSuite
+			var err error
+			if fleetPolicy {
+				suites, err = fleetTestSuites(cmd, g, args)
+			} else {
+				e, lerr := g.loadEngine(cmd)
+				if lerr != nil {
+					return lerr
+				}
+				suites, err = testSuites(e, e.Paths.File(g.policyFile()), args)
 			}
-			suites, err := testSuites(e, e.Paths.File(g.policyFile()), args)
 			if err != nil {
 				return err
 			}
@@ -46,6 +55,8 @@ Like --policy, DIR is a path inside --root. Exits 1 when a test fails.`,
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&fleetPolicy, "fleet", false, "test the fleet policy of imdsmend fleet (--policy, default /etc/imdsmend/fleet.hcl) instead")
+	return cmd
 }
 
 // testSuite is a set of test files and the policy they test.
@@ -75,7 +86,11 @@ func testSuites(e *engine.Engine, mainFile string, args []string) ([]testSuite, 
 			return nil, errors.New("the built-in policy does not load; this build is broken")
 		}
 	}
-	suites := []testSuite{{"<built-in>", imdsmend.PolicyTests(), "<built-in>/policytests", builtin}}
+	fleetSuite, err := builtinFleetSuite()
+	if err != nil {
+		return nil, err
+	}
+	suites := []testSuite{{"<built-in>", imdsmend.PolicyTests(), "<built-in>/policytests", builtin}, fleetSuite}
 	for _, dir := range []string{filepath.Dir(mainFile), filepath.Join(filepath.Dir(mainFile), rules.DropInDir)} {
 		if hasTests(os.DirFS(dir)) {
 			suites = append(suites, testSuite{dir, os.DirFS(dir), dir, e.Policy})

@@ -40,6 +40,7 @@ func TestTestCommand(t *testing.T) {
 			files: map[string]string{"policy.hcl": cliPolicy, "site_test.hcl": good, "policy.d/more_test.hcl": good},
 			want: []string{
 				"--- PASS: healthy IMDSv2 (<built-in>/policytests/imds_test.hcl:", "ok  \t<built-in>\t",
+				"--- PASS: healthy instance (<built-in>/fleettests/fleet_test.hcl:", "ok  \t<built-in fleet>\t",
 				"--- PASS: down ({dir}/site_test.hcl:1)", "ok  \t{dir}\t1 tests",
 				"--- PASS: down ({dir}/policy.d/more_test.hcl:1)", "ok  \t{dir}/policy.d\t1 tests",
 			},

@@ -15,7 +15,8 @@ import (
 )
 
 func newValidateCommand(g *globalFlags) *cobra.Command {
-	return &cobra.Command{
+	var fleetPolicy bool
+	cmd := &cobra.Command{
 		Use:   "validate",
 		Short: "Parse and type-check the policy; print diagnostics",
 		Long: `Load the policy and its drop-ins as every command does — refusing files anyone but root
@@ -23,6 +24,9 @@ could write — and check every expression against the facts schema without runn
 Diagnostics name the file, line and column. Exits 1 when the policy has errors.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if fleetPolicy {
+				return validateFleet(cmd, g)
+			}
 			e, diags := engine.New(g.engineOptions(cmd))
 			if g.format == "json" {
 				if err := writeValidateJSON(cmd, diags); err != nil {
@@ -43,6 +47,8 @@ Diagnostics name the file, line and column. Exits 1 when the policy has errors.`
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&fleetPolicy, "fleet", false, "validate the fleet policy of imdsmend fleet (default /etc/imdsmend/fleet.hcl, else the built-in fleet.hcl) against the fleet facts")
+	return cmd
 }
 
 // describePolicy sums up a valid policy in one line.

@@ -98,14 +98,22 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		awsCfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(awsCfg), cfg.RoleARN,
 			func(o *stscreds.AssumeRoleOptions) { o.RoleSessionName = "imdsmend" }))
 	}
+	return NewFromConfig(awsCfg, cfg), nil
+}
+
+// NewFromConfig builds a client on a loaded AWS configuration — imdsmend fleet's, one per
+// account and region — for cfg.Region (else awsCfg's); of cfg, it also takes Poll, and
+// NoIMDS and RoleARN for its messages.
+func NewFromConfig(awsCfg aws.Config, cfg Config) *Client {
+	region := cmpOr(cfg.Region, awsCfg.Region)
 	return &Client{
-		api:     ec2.NewFromConfig(awsCfg),
+		api:     ec2.NewFromConfig(awsCfg, func(o *ec2.Options) { o.Region = region }),
 		creds:   awsCfg.Credentials,
-		region:  cfg.Region,
+		region:  region,
 		poll:    cfg.Poll.withDefaults(),
 		noIMDS:  cfg.NoIMDS,
 		roleARN: cfg.RoleARN,
-	}, nil
+	}
 }
 
 // Region is the region the client calls.
