@@ -82,7 +82,7 @@ func TestFirewallSourceMend(t *testing.T) {
 
 func TestNftSingleRuleLine(t *testing.T) {
 	for line, want := range map[string]bool{
-		"\tip daddr 169.254.169.254 reject\n":           true,
+		"\tip daddr 169.254.169.254 reject\n":          true,
 		"  ip daddr 169.254.169.254 counter drop;  \n": true,
 		"ip daddr 1.1.1.1 drop; ip daddr 2.2.2.2 drop": false,
 		"chain output { ip daddr 1.1.1.1 drop }":       false,
