@@ -42,6 +42,8 @@ type cut struct {
 	Start int    `json:"start"`
 	End   int    `json:"end"`
 	Text  string `json:"text"`
+	// Insert is written in place of Text (firewall_allow's line; empty for a cut).
+	Insert string `json:"insert,omitempty"`
 }
 
 // decodeSource reads the optional source attribute of a rule object.
@@ -157,6 +159,7 @@ func (m *sourceMend) apply(p paths.Paths) (func() error, error) {
 			return nil, fmt.Errorf("%s: the planned cut at line %d does not match the file", m.Path, c.Line)
 		}
 		out = append(out, data[prev:c.Start]...)
+		out = append(out, c.Insert...)
 		prev = c.End
 	}
 	out = append(out, data[prev:]...)
@@ -221,6 +224,12 @@ func (m *sourceMend) undo(p paths.Paths) (string, error) {
 		return "", fmt.Errorf("restore %s: %w", m.Path, err)
 	}
 	return fmt.Sprintf("restored %s as it was (%d line(s) back)", m.Path, len(m.Cuts)), nil
+}
+
+// describeInsert is the detail's words for firewall_allow's line.
+func (m *sourceMend) describeInsert() string {
+	c := m.Cuts[0]
+	return fmt.Sprintf("and in %s (%s), before line %d: %s", m.Path, m.FrontEnd, c.Line, strings.TrimSpace(c.Insert))
 }
 
 // describe is the detail's words for the file edit.

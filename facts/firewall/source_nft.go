@@ -466,3 +466,15 @@ func NftSingleRuleLine(line string) bool {
 	first := toks[0].text
 	return !slices.Contains([]string{"policy", "type", "table", "chain", "include", "define", "flush", "add", "insert", "set", "map"}, first)
 }
+
+// NftConfRuleLines lists the 0-based lines of the rule statements of every chain named
+// chain in an nftables.conf text (includes not followed).
+func NftConfRuleLines(data []byte, chain string) []int {
+	var lines []int
+	for _, r := range parseNftConf(data) {
+		if r.chain == chain && r.policy == "" {
+			lines = append(lines, r.line)
+		}
+	}
+	return lines
+}

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"context"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -34,55 +36,144 @@ func TestFirewallPersistedFile(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := testContext(t)
-			hop := newHop(t, 0)
-			if _, err := harness.StartSim(ctx, hop.IMDS, bins.Imdssim, sim.FaultOK); err != nil {
-				t.Fatal(err)
-			}
-			tr := newProxyTree(t, hop.Host, map[string]string{tc.file: tc.content})
-			load := func() {
-				t.Helper()
-				if hop.Host.Exec(ctx, nil, "iptables-nft", "-F", "OUTPUT"); tc.load[0] == "nft" {
-					hop.Host.Exec(ctx, nil, "nft", "flush", "ruleset")
-				}
-				res, err := hop.Host.Exec(ctx, nil, tc.load[0], append(tc.load[1:], tr.path(tc.file))...)
-				if err != nil || res.ExitCode != 0 {
-					t.Fatalf("load %s: %v %s", tc.file, err, res.Stderr)
-				}
-			}
-			load()
-			before, err := hop.Host.FirewallState(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-
-			rep, res := tr.report(ctx, "apply")
+			ps := newPersisted(t, tc.file, tc.content, tc.load)
+			rep, res := ps.tr.report(ps.ctx, "apply")
 			if res.ExitCode != 0 || len(rep.Actions) != 1 || rep.Actions[0].Status != "applied" || !strings.Contains(rep.Actions[0].Detail, "/"+tc.file) {
 				t.Fatalf("apply: exit %d, actions %+v, want 0 and one applied firewall_delete naming /%s\nstderr:\n%s", res.ExitCode, rep.Actions, tc.file, res.Stderr)
 			}
-			mended, _ := os.ReadFile(tr.path(tc.file))
-			if want := strings.Replace(tc.content, tc.rule, "", 1); string(mended) != want {
-				t.Errorf("%s after apply:\n%s\nwant:\n%s", tc.file, mended, want)
+			if want := strings.Replace(tc.content, tc.rule, "", 1); ps.read() != want {
+				t.Errorf("%s after apply:\n%s\nwant:\n%s", tc.file, ps.read(), want)
 			}
 
-			load() // as a reboot would
-			if rep, res := tr.report(ctx, "check"); res.ExitCode != 0 {
+			ps.load() // as a reboot would
+			if rep, res := ps.tr.report(ps.ctx, "check"); res.ExitCode != 0 {
 				t.Errorf("check after loading %s again: exit %d, findings %v, want 0", tc.file, res.ExitCode, findingRules(rep))
 			}
+			ps.undone()
+		})
+	}
+}
 
-			if rep, res := tr.report(ctx, "undo", "--last"); res.ExitCode != 0 {
-				t.Fatalf("undo: exit %d %+v\n%s", res.ExitCode, rep.Actions, res.Stderr)
-			}
-			if got, _ := os.ReadFile(tr.path(tc.file)); string(got) != tc.content {
-				t.Errorf("%s after undo:\n%s\nwant it as it was:\n%s", tc.file, got, tc.content)
-			}
-			after, err := hop.Host.FirewallState(ctx)
-			if err != nil {
+// TestFirewallDefaultDeny: a host whose OUTPUT policy is DROP, kept in rules.v4 or
+// nftables.conf. apply leaves the policy alone and adds the narrowest ACCEPT (TCP to IMDS
+// port 80, comment imdsmend) live and in the file, so IMDS answers, also after the file is
+// loaded again; a listener on another address of the IMDS namespace stays unreachable;
+// undo restores file and ruleset exactly.
+func TestFirewallDefaultDeny(t *testing.T) {
+	for _, tc := range []struct {
+		name, file, content, added string
+		load                       []string
+	}{
+		{
+			name: "iptables policy DROP", file: "etc/iptables/rules.v4",
+			content: "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT DROP [0:0]\n-A OUTPUT -o lo -j ACCEPT\nCOMMIT\n",
+			added:   "-A OUTPUT -o lo -j ACCEPT\n-A OUTPUT -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -m comment --comment imdsmend -j ACCEPT\nCOMMIT\n",
+			load:    []string{"iptables-nft-restore"},
+		},
+		{
+			name: "nft policy drop", file: "etc/nftables.conf",
+			content: "flush ruleset\ntable inet filter {\n\tchain output {\n\t\ttype filter hook output priority 0; policy drop;\n\t\toifname \"lo\" accept\n\t}\n}\n",
+			added:   "\t\toifname \"lo\" accept\n\t\tip daddr 169.254.169.254 tcp dport 80 accept comment \"imdsmend\"\n\t}\n",
+			load:    []string{"nft", "-f"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ps := newPersisted(t, tc.file, tc.content, tc.load)
+			other := net.JoinHostPort(harness.HopIMDSPeer, "8080")
+			if err := ps.hop.IMDS.Do(func() error {
+				l, err := net.Listen("tcp4", other)
+				if err == nil {
+					t.Cleanup(func() { l.Close() })
+				}
+				return err
+			}); err != nil {
 				t.Fatal(err)
 			}
-			if after != before {
-				t.Errorf("rules after undo:\n%s\nwant as before apply:\n%s", after, before)
+
+			rep, res := ps.tr.report(ps.ctx, "apply")
+			var allow []string
+			for _, a := range rep.Actions {
+				if a.Kind == "firewall_allow" && a.Status == "applied" {
+					allow = append(allow, a.Detail)
+				}
 			}
+			if res.ExitCode != 0 || len(allow) != 1 || !strings.Contains(allow[0], "/"+tc.file) {
+				t.Fatalf("apply: exit %d, actions %+v, want 0 and one applied firewall_allow naming /%s\nstderr:\n%s", res.ExitCode, rep.Actions, tc.file, res.Stderr)
+			}
+			if got := ps.read(); !strings.Contains(got, tc.added) || !strings.Contains(got, "policy drop") && !strings.Contains(got, ":OUTPUT DROP") {
+				t.Errorf("%s after apply:\n%s\nwant the policy kept and the ACCEPT in:\n%s", tc.file, got, tc.added)
+			}
+			if err := dialTTL(ps.ctx, ps.hop.Host, other, 64); err == nil {
+				t.Errorf("%s, another listener in the IMDS namespace, is reachable after apply", other)
+			}
+
+			ps.load() // as a reboot would
+			if rep, res := ps.tr.report(ps.ctx, "check"); res.ExitCode != 0 {
+				t.Errorf("check after loading %s again: exit %d, findings %v, want 0", tc.file, res.ExitCode, findingRules(rep))
+			}
+			// A second apply finds nothing to do.
+			if rep, res := ps.tr.report(ps.ctx, "apply"); res.ExitCode != 0 || len(rep.Actions) != 0 {
+				t.Errorf("second apply: exit %d, actions %+v, want 0 and none", res.ExitCode, rep.Actions)
+			}
+			ps.undone()
 		})
+	}
+}
+
+// persisted is a Host whose firewall is loaded from a rules file under a --root tree, as
+// netfilter-persistent or nftables.service would load it, with IMDS one hop away.
+type persisted struct {
+	t             *testing.T
+	ctx           context.Context
+	hop           *harness.Hop
+	tr            *proxyTree
+	file, content string
+	loader        []string
+	before        string // the Host's rules after the first load
+}
+
+func newPersisted(t *testing.T, file, content string, loader []string) *persisted {
+	t.Helper()
+	ps := &persisted{t: t, ctx: testContext(t), hop: newHop(t, 0), file: file, content: content, loader: loader}
+	if _, err := harness.StartSim(ps.ctx, ps.hop.IMDS, bins.Imdssim, sim.FaultOK); err != nil {
+		t.Fatal(err)
+	}
+	ps.tr = newProxyTree(t, ps.hop.Host, map[string]string{file: content})
+	ps.load()
+	var err error
+	if ps.before, err = ps.hop.Host.FirewallState(ps.ctx); err != nil {
+		t.Fatal(err)
+	}
+	return ps
+}
+
+// load loads the file afresh, as a boot would.
+func (ps *persisted) load() {
+	ps.t.Helper()
+	if ps.hop.Host.Exec(ps.ctx, nil, "iptables-nft", "-F", "OUTPUT"); ps.loader[0] == "nft" {
+		ps.hop.Host.Exec(ps.ctx, nil, "nft", "flush", "ruleset")
+	}
+	res, err := ps.hop.Host.Exec(ps.ctx, nil, ps.loader[0], append(ps.loader[1:], ps.tr.path(ps.file))...)
+	if err != nil || res.ExitCode != 0 {
+		ps.t.Fatalf("load %s: %v %s", ps.file, err, res.Stderr)
+	}
+}
+
+func (ps *persisted) read() string {
+	data, _ := os.ReadFile(ps.tr.path(ps.file))
+	return string(data)
+}
+
+// undone runs undo --last and checks file and rules are as before apply.
+func (ps *persisted) undone() {
+	ps.t.Helper()
+	if rep, res := ps.tr.report(ps.ctx, "undo", "--last"); res.ExitCode != 0 {
+		ps.t.Fatalf("undo: exit %d %+v\n%s", res.ExitCode, rep.Actions, res.Stderr)
+	}
+	if got := ps.read(); got != ps.content {
+		ps.t.Errorf("%s after undo:\n%s\nwant it as it was:\n%s", ps.file, got, ps.content)
+	}
+	if after, err := ps.hop.Host.FirewallState(ps.ctx); err != nil || after != ps.before {
+		ps.t.Errorf("rules after undo (%v):\n%s\nwant as before apply:\n%s", err, after, ps.before)
 	}
 }
