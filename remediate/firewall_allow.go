@@ -62,6 +62,8 @@ type firewallAllowData struct {
 	Words []string        `json:"words,omitempty"`
 	Expr  json.RawMessage `json:"expr,omitempty"`
 	File  *sourceMend     `json:"file,omitempty"`
+	// UFW is the rule added through ufw instead, where UFW owns the ruleset.
+	UFW *ufwMend `json:"ufw,omitempty"`
 	// Added is set by Apply when it inserted the rule (not when it was there already).
 	Added bool `json:"added,omitempty"`
 }
@@ -170,7 +172,15 @@ func planAllow(p paths.Paths, r firewallDeleteData, position int, src firewall.S
 		}
 	}
 	detail := firewall.QuoteWords(cmd)
-	if note := planAllowFile(p, &d, src, fileLine); note != "" {
+	if src.FrontEnd == firewall.FrontEndUFW && r.Backend != "nftables" {
+		rule, note := planUFWAllow(dst.String(), uid)
+		if rule != nil {
+			d.UFW = rule
+			detail = firewall.QuoteWords(append([]string{paths.UFW}, rule.Rule...)) + " (UFW owns this ruleset: ufw adds the rule live and to its files)"
+		} else {
+			detail += "; " + note
+		}
+	} else if note := planAllowFile(p, &d, src, fileLine); note != "" {
 		detail += "; " + note
 	} else if d.File != nil {
 		detail += "; " + d.File.describeInsert()
@@ -272,6 +282,17 @@ func (FirewallAllow) Apply(ctx context.Context, env *Env, c *Change) error {
 	var d firewallAllowData
 	if err := json.Unmarshal(c.Data, &d); err != nil {
 		return fmt.Errorf("read change record: %w", err)
+	}
+	if d.UFW != nil {
+		ran, err := runUFW(ctx, d.UFW.Rule...)
+		var skip *skipError
+		if errors.As(err, &skip) {
+			c.Status, c.Error = types.StatusSkipped, skip.reason
+			return nil
+		}
+		d.UFW.Done, d.Added, c.Detail = true, true, ran
+		c.Data, err = json.Marshal(d)
+		return err
 	}
 	var err error
 	restoreFile := func() error { return nil }
@@ -387,6 +408,15 @@ func (FirewallAllow) Undo(ctx context.Context, env *Env, c *Change) error {
 	if err := json.Unmarshal(c.Data, &d); err != nil {
 		return fmt.Errorf("read change record: %w", err)
 	}
+	if d.UFW != nil {
+		if !d.UFW.Done {
+			c.Detail = "nothing to do: ufw added nothing"
+			return nil
+		}
+		ran, err := runUFW(ctx, append([]string{"--force", "delete"}, withoutComment(d.UFW.Rule)...)...)
+		c.Detail = ran
+		return err
+	}
 	var ran []string
 	if d.File != nil && d.File.NewSHA256 != "" {
 		did, err := d.File.undo(env.Paths)
@@ -448,20 +478,28 @@ func (d *firewallAllowData) remove(ctx context.Context) (string, error) {
 }
 
 // Observe implements Fixer: the change is in effect when the chain holds the ACCEPT.
-func (FirewallAllow) Observe(ctx context.Context, _ *Env, c *Change) (bool, error) {
+func (FirewallAllow) Observe(ctx context.Context, env *Env, c *Change) (bool, error) {
 	var d firewallAllowData
 	if err := json.Unmarshal(c.Data, &d); err != nil {
 		return false, fmt.Errorf("read change record: %w", err)
 	}
 	del := firewallDeleteData{Backend: d.Backend, Family: d.Family, Table: d.Table, Chain: d.Chain}
 	present := false
-	if d.Backend == "nftables" {
+	switch {
+	case d.UFW != nil:
+		present = d.UFW.inUserRules(env.Paths)
+		if present && !d.UFW.Done {
+			d.UFW.Done = true
+			c.Data, _ = json.Marshal(d)
+		}
+		return present, nil
+	case d.Backend == "nftables":
 		chain, err := del.listNftChain(ctx)
 		if err != nil {
 			return false, err
 		}
 		present = slices.ContainsFunc(chain, func(r nftRule) bool { return firewall.NftRuleSpec(r.Expr, r.Comment) == d.Spec })
-	} else {
+	default:
 		_, _, rules, err := del.chainNow()
 		if err != nil {
 			return false, err

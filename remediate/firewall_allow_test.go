@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/imdsmend/imdsmend/facts/firewall"
 	"github.com/imdsmend/imdsmend/internal/paths"
+	"github.com/imdsmend/imdsmend/tests/tree"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -21,14 +21,7 @@ func TestFirewallAllowPlanFile(t *testing.T) {
 	const confEmpty = "table inet filter {\n  chain output {\n    type filter hook output priority 0; policy drop;\n  }\n}\n"
 	root := t.TempDir()
 	p := paths.New(root)
-	for name, data := range map[string]string{paths.IptablesRulesV4: rules, "/etc/nftables.conf": conf, "/etc/sysconfig/nftables.conf": confEmpty} {
-		if err := os.MkdirAll(filepath.Dir(p.File(name)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p.File(name), []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tree.Write(t, root, map[string]string{paths.IptablesRulesV4: rules, "/etc/nftables.conf": conf, "/etc/sysconfig/nftables.conf": confEmpty})
 	ipt := firewallDeleteData{Backend: "nft", Family: "ipv4", Table: "filter", Chain: "OUTPUT"}
 	nft := firewallDeleteData{Backend: "nftables", Family: "ipv4", Table: "inet filter", Chain: "output"}
 	accept := "-A OUTPUT -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -m comment --comment imdsmend -j ACCEPT\n"
@@ -41,25 +34,26 @@ func TestFirewallAllowPlanFile(t *testing.T) {
 		after  string // the file after the edit
 		note   string
 		detail string
+		uid    *uint32
 	}{
 		{"iptables policy: before COMMIT", ipt, "-P OUTPUT DROP", firewall.Source{FrontEnd: firewall.FrontEndNetfilterPersistent, File: paths.IptablesRulesV4, Line: 2},
-			strings.Replace(rules, "-A OUTPUT -j DROP\nCOMMIT\n", "-A OUTPUT -j DROP\n"+accept+"COMMIT\n", 1), "", "iptables-nft -t filter -A OUTPUT -d 169.254.169.254/32"},
+			strings.Replace(rules, "-A OUTPUT -j DROP\nCOMMIT\n", "-A OUTPUT -j DROP\n"+accept+"COMMIT\n", 1), "", "iptables-nft -t filter -A OUTPUT -d 169.254.169.254/32", nil},
 		{"iptables rule: before its line", ipt, "-j DROP", firewall.Source{FrontEnd: firewall.FrontEndNetfilterPersistent, File: paths.IptablesRulesV4, Line: 4},
-			strings.Replace(rules, "-A OUTPUT -j DROP\n", accept+"-A OUTPUT -j DROP\n", 1), "", "iptables-nft -t filter -I OUTPUT 2 "},
+			strings.Replace(rules, "-A OUTPUT -j DROP\n", accept+"-A OUTPUT -j DROP\n", 1), "", "iptables-nft -t filter -I OUTPUT 2 ", nil},
 		{"nft policy: after the chain's last rule", nft, "-P output DROP", firewall.Source{FrontEnd: firewall.FrontEndNftables, File: "/etc/nftables.conf", Line: 3},
-			strings.Replace(conf, "    oifname \"lo\" accept\n", "    oifname \"lo\" accept\n    "+nftAccept, 1), "", "nft add rule inet filter output ip daddr 169.254.169.254"},
+			strings.Replace(conf, "    oifname \"lo\" accept\n", "    oifname \"lo\" accept\n    "+nftAccept, 1), "", "nft add rule inet filter output ip daddr 169.254.169.254", nil},
 		{"nft policy of an empty chain: after the policy", nft, "-P output DROP", firewall.Source{FrontEnd: firewall.FrontEndNftables, File: "/etc/sysconfig/nftables.conf", Line: 3},
-			strings.Replace(confEmpty, "policy drop;\n", "policy drop;\n    "+nftAccept, 1), "", ""},
+			strings.Replace(confEmpty, "policy drop;\n", "policy drop;\n    "+nftAccept, 1), "", "", nil},
 		{"UFW: live only, and says so", ipt, "-P OUTPUT DROP", firewall.Source{FrontEnd: firewall.FrontEndUFW, File: paths.UFWDefaults, Line: 7},
-			"", "the next ufw reload or boot removes it", ""},
+			"", "ufw can't match a uid, so the ACCEPT is added live only: the next ufw reload or boot removes it", "--uid-owner 0", new(uint32)},
 		{"a file that lost the line", ipt, "-j DROP", firewall.Source{FrontEnd: firewall.FrontEndNetfilterPersistent, File: paths.IptablesRulesV4, Line: 40},
-			"", "no line 40", ""},
+			"", "no line 40", "", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := tt.rule
 			r.Spec = tt.spec
-			c, err := planAllow(p, r, 2, tt.src, nil)
+			c, err := planAllow(p, r, 2, tt.src, tt.uid)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -88,6 +88,8 @@ type firewallDeleteData struct {
 	Comment string          `json:"comment,omitempty"`
 	// File is the rules file mended with the live rule (firewall_source.go).
 	File *sourceMend `json:"file,omitempty"`
+	// UFW is the UFW user rule deleted through ufw instead (frontend_ufw.go).
+	UFW *ufwMend `json:"ufw,omitempty"`
 }
 
 var iptablesTables = []string{"filter", "nat", "mangle", "raw", "security"}
@@ -149,6 +151,9 @@ func (FirewallDelete) Plan(_ context.Context, env *Env, args cty.Value) ([]*Chan
 		var d firewallDeleteData
 		if err := json.Unmarshal(c.Data, &d); err == nil && d.File != nil {
 			c.Detail += "; " + d.File.describe()
+		}
+		if d.UFW != nil {
+			c.Detail = firewall.QuoteWords(append([]string{paths.UFW, "--force", "delete"}, withoutComment(d.UFW.Rule)...)) + fmt.Sprintf(" (UFW's rule %d: ufw deletes it live and from its files)", d.UFW.Number)
 		}
 	}
 	return changes, nil
@@ -222,6 +227,9 @@ func (FirewallDelete) Apply(ctx context.Context, env *Env, c *Change) error {
 	if err := json.Unmarshal(c.Data, &d); err != nil {
 		return fmt.Errorf("read change record: %w", err)
 	}
+	if d.UFW != nil {
+		return d.applyUFW(ctx, c)
+	}
 	var err error
 	restoreFile := func() error { return nil }
 	if d.File != nil {
@@ -269,6 +277,15 @@ func (FirewallDelete) Undo(ctx context.Context, env *Env, c *Change) error {
 	var d firewallDeleteData
 	if err := json.Unmarshal(c.Data, &d); err != nil {
 		return fmt.Errorf("read change record: %w", err)
+	}
+	if d.UFW != nil {
+		if !d.UFW.Done {
+			c.Detail = "nothing to do: ufw deleted nothing"
+			return nil
+		}
+		ran, err := d.UFW.restore(ctx, env.Paths)
+		c.Detail = ran
+		return err
 	}
 	var ran []string
 	var err error

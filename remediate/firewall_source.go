@@ -81,6 +81,12 @@ func planMend(p paths.Paths, d *firewallDeleteData, src firewall.Source) (note s
 		return ""
 	case src.File == "":
 		return fmt.Sprintf("made by %s, in none of its files imdsmend reads: %s may add it again", src.FrontEnd, src.FrontEnd)
+	case src.FrontEnd == firewall.FrontEndUFW:
+		u, note := planUFWDelete(p, src)
+		if u != nil {
+			d.UFW = u
+		}
+		return note
 	case !slices.Contains(mendableFrontEnds, src.FrontEnd):
 		return fmt.Sprintf("it returns with the next %s reload or boot, from %s: imdsmend deletes it live only", src.FrontEnd, where)
 	case d.File != nil && d.File.Path != src.File:

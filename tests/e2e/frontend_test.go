@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/imdsmend/imdsmend/tests/harness"
 	"github.com/imdsmend/imdsmend/tests/imdssim/sim"
 )
@@ -175,5 +176,82 @@ func (ps *persisted) undone() {
 	}
 	if after, err := ps.hop.Host.FirewallState(ps.ctx); err != nil || after != ps.before {
 		ps.t.Errorf("rules after undo (%v):\n%s\nwant as before apply:\n%s", err, after, ps.before)
+	}
+}
+
+// TestFirewallUFW: UFW with IMDS one hop away (UFW accepts everything on lo). A `ufw deny
+// out` rule is deleted through ufw, so `ufw reload` keeps IMDS reachable and `ufw status`
+// no longer shows it; on `ufw default deny outgoing` the ACCEPT is added through ufw
+// (`ufw allow out … comment imdsmend`), the policy stays, another address stays
+// unreachable. Undo restores UFW's rules and the ruleset exactly.
+func TestFirewallUFW(t *testing.T) {
+	for _, tc := range []struct {
+		name, kind, detail string
+		setup              [][]string
+		status             func(string) bool // ufw status after apply shows the change
+	}{
+		{"deny out", "firewall_delete", "ufw --force delete deny out from any to 169.254.169.254",
+			[][]string{{"deny", "out", "to", harness.IMDSAddr}},
+			func(s string) bool { return !strings.Contains(s, "DENY OUT") }},
+		{"default deny outgoing", "firewall_allow", "ufw allow out proto tcp from any to 169.254.169.254 port 80 comment imdsmend",
+			[][]string{{"default", "deny", "outgoing"}},
+			func(s string) bool {
+				return strings.Contains(s, "169.254.169.254 80/tcp") && strings.Contains(s, "ALLOW OUT") && strings.Contains(s, "imdsmend")
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testContext(t)
+			hop := newHop(t, 0)
+			if _, err := harness.StartSim(ctx, hop.IMDS, bins.Imdssim, sim.FaultOK); err != nil {
+				t.Fatal(err)
+			}
+			tr := newProxyTree(t, hop.Host, map[string]string{})
+			ufw, err := harness.NewUFW(hop.Host, tr.root)
+			if err != nil {
+				t.Skip(err)
+			}
+			// The reload makes the live rules what UFW's files say: `ufw deny out` alone
+			// leaves some IPv6 chains as `ufw enable` loaded them.
+			for _, args := range append(append([][]string{{"--force", "enable"}}, tc.setup...), []string{"reload"}) {
+				if _, err := ufw.Run(ctx, args...); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before, err := hop.Host.FirewallState(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			statusBefore, _ := ufw.Run(ctx, "status", "verbose")
+
+			res := tr.exec(ctx, ufw.Wrap(), "apply")
+			rep := decodeReport(t, "apply", res)
+			if res.ExitCode != 0 || len(rep.Actions) != 1 || rep.Actions[0].Kind != tc.kind || rep.Actions[0].Status != "applied" || rep.Actions[0].Detail != tc.detail {
+				t.Fatalf("apply: exit %d, actions %+v, want 0 and one applied %s: %s\nstderr:\n%s", res.ExitCode, rep.Actions, tc.kind, tc.detail, res.Stderr)
+			}
+			if status, err := ufw.Run(ctx, "status", "verbose"); err != nil || !tc.status(status) || !strings.Contains(status, "deny (outgoing)") && tc.kind == "firewall_allow" {
+				t.Errorf("ufw status after apply (%v):\n%s", err, status)
+			}
+			if _, err := ufw.Run(ctx, "reload"); err != nil {
+				t.Fatal(err)
+			}
+			if res := tr.exec(ctx, ufw.Wrap(), "check"); res.ExitCode != 0 {
+				t.Errorf("check after ufw reload: exit %d, want 0\n%s", res.ExitCode, res.Stdout)
+			}
+			if tc.kind == "firewall_allow" {
+				if err := dialTTL(ctx, hop.Host, net.JoinHostPort(harness.HopIMDSPeer, "22"), 64); err == nil {
+					t.Errorf("another address of the IMDS namespace is reachable after apply")
+				}
+			}
+
+			if res := tr.exec(ctx, ufw.Wrap(), "undo", "--last"); res.ExitCode != 0 {
+				t.Fatalf("undo: exit %d\n%s\n%s", res.ExitCode, res.Stdout, res.Stderr)
+			}
+			if status, _ := ufw.Run(ctx, "status", "verbose"); status != statusBefore {
+				t.Errorf("ufw status after undo (-before +after):\n%s", cmp.Diff(statusBefore, status))
+			}
+			if after, err := hop.Host.FirewallState(ctx); err != nil || after != before {
+				t.Errorf("rules after undo (%v) (-before +after):\n%s", err, cmp.Diff(before, after))
+			}
+		})
 	}
 }

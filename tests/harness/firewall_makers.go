@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 )
@@ -355,4 +358,50 @@ func (n *Namespace) RouteState(ctx context.Context) (string, error) {
 		b.WriteString(res.Stdout)
 	}
 	return b.String(), nil
+}
+
+// UFW is a private UFW configuration for the Host of a test: the host's /etc/ufw and
+// /etc/default/ufw copied under a --root tree and bind-mounted over the real ones in a
+// mount namespace of each wrapped command's own, so ufw and imdsmend (reading the tree
+// with --root) see the same files and the host's UFW is never read or changed. The copy's
+// sysctl.conf is emptied: ufw then changes no kernel setting.
+type UFW struct {
+	ns   *Namespace
+	root string
+}
+
+// NewUFW copies UFW's configuration into root (etc/ufw, etc/default/ufw) for ns.
+func NewUFW(ns *Namespace, root string) (*UFW, error) {
+	if _, err := exec.LookPath("ufw"); err != nil {
+		return nil, fmt.Errorf("ufw is not installed (apt-get install ufw): %w", err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "etc", "default"), 0o755); err != nil {
+		return nil, err
+	}
+	for _, f := range []string{"ufw", "default/ufw"} {
+		if out, err := exec.Command("cp", "-a", "/etc/"+f, filepath.Join(root, "etc", f)).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("copy /etc/%s: %w: %s", f, err, out)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc", "ufw", "sysctl.conf"), nil, 0o644); err != nil {
+		return nil, err
+	}
+	return &UFW{ns: ns, root: root}, nil
+}
+
+// Wrap is the command prefix that runs a command with the private configuration in place.
+func (u *UFW) Wrap() []string {
+	const script = `mount --bind "$1" /etc/ufw && mount --bind "$2" /etc/default/ufw && shift 2 && exec "$@"`
+	return []string{"unshare", "-m", "sh", "-c", script, "sh", filepath.Join(u.root, "etc", "ufw"), filepath.Join(u.root, "etc", "default", "ufw")}
+}
+
+// Run runs ufw with args in the namespace, with the private configuration, and fails on
+// a non-zero exit.
+func (u *UFW) Run(ctx context.Context, args ...string) (string, error) {
+	argv := append(u.Wrap(), append([]string{"ufw"}, args...)...)
+	res, err := u.ns.Exec(ctx, nil, argv[0], argv[1:]...)
+	if err == nil && res.ExitCode != 0 {
+		err = fmt.Errorf("ufw %s: exit %d: %s%s", strings.Join(args, " "), res.ExitCode, res.Stdout, res.Stderr)
+	}
+	return res.Stdout, err
 }
