@@ -90,6 +90,8 @@ type firewallDeleteData struct {
 	File *sourceMend `json:"file,omitempty"`
 	// UFW is the UFW user rule deleted through ufw instead (frontend_ufw.go).
 	UFW *ufwMend `json:"ufw,omitempty"`
+	// Firewalld is the firewalld direct rule removed through firewall-cmd instead.
+	Firewalld *firewalldMend `json:"firewalld,omitempty"`
 }
 
 var iptablesTables = []string{"filter", "nat", "mangle", "raw", "security"}
@@ -151,6 +153,9 @@ func (FirewallDelete) Plan(_ context.Context, env *Env, args cty.Value) ([]*Chan
 		var d firewallDeleteData
 		if err := json.Unmarshal(c.Data, &d); err == nil && d.File != nil {
 			c.Detail += "; " + d.File.describe()
+		}
+		if d.Firewalld != nil {
+			c.Detail = firewall.QuoteWords(append([]string{paths.FirewallCmd}, d.Firewalld.command("--remove-rule", true)...)) + "; " + firewall.QuoteWords(append([]string{paths.FirewallCmd}, d.Firewalld.command("--remove-rule", false)...))
 		}
 		if d.UFW != nil {
 			c.Detail = firewall.QuoteWords(append([]string{paths.UFW, "--force", "delete"}, withoutComment(d.UFW.Rule)...)) + fmt.Sprintf(" (UFW's rule %d: ufw deletes it live and from its files)", d.UFW.Number)
@@ -230,6 +235,9 @@ func (FirewallDelete) Apply(ctx context.Context, env *Env, c *Change) error {
 	if d.UFW != nil {
 		return d.applyUFW(ctx, c)
 	}
+	if d.Firewalld != nil {
+		return d.applyFirewalld(ctx, c)
+	}
 	var err error
 	restoreFile := func() error { return nil }
 	if d.File != nil {
@@ -277,6 +285,13 @@ func (FirewallDelete) Undo(ctx context.Context, env *Env, c *Change) error {
 	var d firewallDeleteData
 	if err := json.Unmarshal(c.Data, &d); err != nil {
 		return fmt.Errorf("read change record: %w", err)
+	}
+	if d.Firewalld != nil {
+		ran, err := d.Firewalld.restore(ctx)
+		if c.Detail = ran; ran == "" && err == nil {
+			c.Detail = "nothing to do: firewall-cmd removed nothing"
+		}
+		return err
 	}
 	if d.UFW != nil {
 		if !d.UFW.Done {

@@ -81,6 +81,12 @@ func planMend(p paths.Paths, d *firewallDeleteData, src firewall.Source) (note s
 		return ""
 	case src.File == "":
 		return fmt.Sprintf("made by %s, in none of its files imdsmend reads: %s may add it again", src.FrontEnd, src.FrontEnd)
+	case src.FrontEnd == firewall.FrontEndFirewalld:
+		f, note := planFirewalldDelete(p, src)
+		if f != nil {
+			d.Firewalld = f
+		}
+		return note
 	case src.FrontEnd == firewall.FrontEndUFW:
 		u, note := planUFWDelete(p, src)
 		if u != nil {

@@ -1,0 +1,137 @@
+package remediate
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+
+	"github.com/imdsmend/imdsmend/facts/firewall"
+	"github.com/imdsmend/imdsmend/internal/paths"
+	"github.com/imdsmend/imdsmend/internal/types"
+)
+
+// firewalld writes its direct rules from /etc/firewalld/direct.xml, so a direct rule that
+// blocks IMDS is removed through firewall-cmd, from the permanent configuration and from
+// the running one:
+//
+//	firewall-cmd --permanent --direct --remove-rule ipv4 filter OUTPUT 0 -d 169.254.169.254 -j DROP
+//	firewall-cmd --direct --remove-rule ipv4 filter OUTPUT 0 -d 169.254.169.254 -j DROP
+//
+// Undo adds it back to both. Zone and policy rules (rich rules) are left to the admin: the
+// action says the rule returns with the next reload, and from where.
+
+// firewalldMend is a direct rule removed through firewall-cmd.
+type firewalldMend struct {
+	// Rule is IPV TABLE CHAIN PRIORITY ARGS... as --direct --remove-rule takes it.
+	Rule []string `json:"rule"`
+	// Permanent and Runtime say what was removed, for undo.
+	Permanent bool `json:"permanent,omitempty"`
+	Runtime   bool `json:"runtime,omitempty"`
+}
+
+// planFirewalldDelete plans removing the direct rule at src, or says why not.
+func planFirewalldDelete(p paths.Paths, src firewall.Source) (*firewalldMend, string) {
+	where := fmt.Sprintf("%s:%d", src.File, src.Line)
+	returns := "it returns with the next firewall-cmd --reload or boot, from " + where
+	if src.File != paths.FirewalldDirect {
+		return nil, returns + ": imdsmend deletes it live only (firewalld rewrites its rules from its zones and policies)"
+	}
+	if _, err := exec.LookPath(paths.FirewallCmd); err != nil {
+		return nil, returns + ": firewall-cmd is not installed to remove it there"
+	}
+	data, err := p.ReadFile(src.File)
+	if err != nil {
+		return nil, fmt.Sprintf("%s: %v", returns, err)
+	}
+	r, ok := firewall.FirewalldDirectRuleAt(data, src.Line)
+	if !ok {
+		return nil, returns + ": no direct rule starts on that line now"
+	}
+	if r.Priority == "" {
+		r.Priority = "0"
+	}
+	return &firewalldMend{Rule: append([]string{r.IPV, r.Table, r.Chain, r.Priority}, r.Args...)}, ""
+}
+
+// command is the firewall-cmd line for op (--remove-rule, --add-rule), permanent or not.
+func (f *firewalldMend) command(op string, permanent bool) []string {
+	args := []string{"--direct", op}
+	if permanent {
+		args = append([]string{"--permanent"}, args...)
+	}
+	return append(args, f.Rule...)
+}
+
+// runFirewallCmd runs firewall-cmd; a failure (no daemon, no permission) is a skip with its
+// words.
+func runFirewallCmd(ctx context.Context, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, paths.FirewallCmd, args...)
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	line := firewall.QuoteWords(append([]string{paths.FirewallCmd}, args...))
+	if err := cmd.Run(); err != nil {
+		return line, &skipError{fmt.Sprintf("%s failed (%v): %s", line, err, strings.TrimSpace(out.String()))}
+	}
+	return line, nil
+}
+
+// remove takes the rule out of the permanent configuration, then the running one; if the
+// second fails, the first is put back, so the change is all or nothing.
+func (f *firewalldMend) remove(ctx context.Context) (string, error) {
+	perm, err := runFirewallCmd(ctx, f.command("--remove-rule", true)...)
+	if err != nil {
+		return "", err
+	}
+	f.Permanent = true
+	run, err := runFirewallCmd(ctx, f.command("--remove-rule", false)...)
+	if err != nil {
+		if _, rerr := runFirewallCmd(ctx, f.command("--add-rule", true)...); rerr == nil {
+			f.Permanent = false
+		} else {
+			err = fmt.Errorf("%w; and adding it back to the permanent configuration failed: %v", err, rerr)
+		}
+		return "", err
+	}
+	f.Runtime = true
+	return perm + "; " + run, nil
+}
+
+// restore adds back what remove took.
+func (f *firewalldMend) restore(ctx context.Context) (string, error) {
+	var ran []string
+	for _, permanent := range []bool{true, false} {
+		if permanent && !f.Permanent || !permanent && !f.Runtime {
+			continue
+		}
+		line, err := runFirewallCmd(ctx, f.command("--add-rule", permanent)...)
+		if err != nil {
+			return strings.Join(ran, "; "), err
+		}
+		ran = append(ran, line)
+	}
+	return strings.Join(ran, "; "), nil
+}
+
+// applyFirewalld removes d's direct rule through firewall-cmd.
+func (d *firewallDeleteData) applyFirewalld(ctx context.Context, c *Change) error {
+	ran, err := d.Firewalld.remove(ctx)
+	var skip *skipError
+	switch {
+	case errors.As(err, &skip) && !d.Firewalld.Permanent:
+		c.Status, c.Error = types.StatusSkipped, skip.reason
+	case err != nil && !d.Firewalld.Permanent:
+		return err
+	case err != nil:
+		c.Error = err.Error()
+	default:
+		c.Detail = ran
+	}
+	c.Data, err = json.Marshal(d)
+	return err
+}
