@@ -255,3 +255,55 @@ func TestFirewallUFW(t *testing.T) {
 		})
 	}
 }
+
+// TestFirewallFirewalld: firewalld for real (its own system bus, in a mount namespace of
+// the Host) with a direct rule that drops IMDS. apply removes it through firewall-cmd from
+// the permanent and the running configuration, so `firewall-cmd --reload` keeps IMDS
+// reachable; undo adds it back to both.
+func TestFirewallFirewalld(t *testing.T) {
+	ctx := testContext(t)
+	hop := newHop(t, 0)
+	if _, err := harness.StartSim(ctx, hop.IMDS, bins.Imdssim, sim.FaultOK); err != nil {
+		t.Fatal(err)
+	}
+	tr := newProxyTree(t, hop.Host, map[string]string{})
+	fw, err := harness.StartFirewalld(ctx, hop.Host, tr.root)
+	if err != nil {
+		t.Skip(err)
+	}
+	rule := []string{"ipv4", "filter", "OUTPUT", "0", "-d", harness.IMDSAddr, "-p", "tcp", "--dport", "80", "-j", "DROP"}
+	for _, args := range [][]string{append([]string{"--permanent", "--direct", "--add-rule"}, rule...), {"--reload"}} {
+		if _, err := fw.Run(ctx, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	permanent := func() string {
+		out, _ := fw.Run(ctx, "--permanent", "--direct", "--get-all-rules")
+		return strings.TrimSpace(out)
+	}
+	before := permanent()
+
+	res := tr.exec(ctx, fw.Wrap(), "apply")
+	rep := decodeReport(t, "apply", res)
+	if res.ExitCode != 0 || len(rep.Actions) != 1 || rep.Actions[0].Status != "applied" || !strings.HasPrefix(rep.Actions[0].Detail, "firewall-cmd --permanent --direct --remove-rule ipv4 filter OUTPUT 0") {
+		t.Fatalf("apply: exit %d, actions %+v, want 0 and one applied firewall_delete through firewall-cmd\nstderr:\n%s", res.ExitCode, rep.Actions, res.Stderr)
+	}
+	if got := permanent(); got != "" {
+		t.Errorf("permanent direct rules after apply: %q, want none", got)
+	}
+	if _, err := fw.Run(ctx, "--reload"); err != nil {
+		t.Fatal(err)
+	}
+	if res := tr.exec(ctx, fw.Wrap(), "check"); res.ExitCode != 0 {
+		t.Errorf("check after firewall-cmd --reload: exit %d, want 0\n%s", res.ExitCode, res.Stdout)
+	}
+	if res := tr.exec(ctx, fw.Wrap(), "undo", "--last"); res.ExitCode != 0 {
+		t.Fatalf("undo: exit %d\n%s\n%s", res.ExitCode, res.Stdout, res.Stderr)
+	}
+	if got := permanent(); got != before {
+		t.Errorf("permanent direct rules after undo: %q, want %q", got, before)
+	}
+	if out, _ := fw.Run(ctx, "--direct", "--get-all-rules"); strings.TrimSpace(out) != before {
+		t.Errorf("runtime direct rules after undo: %q, want %q", out, before)
+	}
+}

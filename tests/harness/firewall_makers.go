@@ -405,3 +405,67 @@ func (u *UFW) Run(ctx context.Context, args ...string) (string, error) {
 	}
 	return res.Stdout, err
 }
+
+// Firewalld is firewalld running for real in a namespace, on a D-Bus system bus of its
+// own: a copy of /etc/firewalld under a --root tree is bind-mounted over the real one and a
+// tmpfs over /run, in a mount namespace the daemons and every wrapped command share. The
+// machine's firewalld and system bus are never touched.
+type Firewalld struct {
+	ns   *Namespace
+	proc *Proc
+}
+
+// firewalldScript sets up the mount namespace, starts the system bus, waits for its
+// socket and runs firewalld in the foreground.
+const firewalldScript = `set -e
+mount --bind "$1" /etc/firewalld
+mount -t tmpfs tmpfs /run
+mkdir -p /run/dbus
+dbus-daemon --system --nofork --nopidfile &
+while [ ! -S /run/dbus/system_bus_socket ]; do sleep 0.02; done
+exec firewalld --nofork --nopid
+`
+
+// StartFirewalld copies /etc/firewalld into root (etc/firewalld) and starts the bus and
+// firewalld in ns; it returns once firewall-cmd --state answers.
+func StartFirewalld(ctx context.Context, ns *Namespace, root string) (*Firewalld, error) {
+	for _, bin := range []string{"firewalld", "firewall-cmd", "dbus-daemon", "nsenter"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			return nil, fmt.Errorf("%s is not installed (apt-get install firewalld): %w", bin, err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		return nil, err
+	}
+	if out, err := exec.Command("cp", "-a", "/etc/firewalld", filepath.Join(root, "etc", "firewalld")).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("copy /etc/firewalld: %w: %s", err, out)
+	}
+	p, err := ns.Start("unshare", "-m", "sh", "-c", firewalldScript, "sh", filepath.Join(root, "etc", "firewalld"))
+	if err != nil {
+		return nil, err
+	}
+	f := &Firewalld{ns: ns, proc: p}
+	err = waitReady(ctx, p, func(ctx context.Context) error {
+		_, err := f.Run(ctx, "--state")
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("firewalld in %s: %w", ns.Name, err)
+	}
+	return f, nil
+}
+
+// Wrap is the command prefix that runs a command in firewalld's mount namespace.
+func (f *Firewalld) Wrap() []string {
+	return []string{"nsenter", "-t", fmt.Sprint(f.proc.PID()), "-m", "--"}
+}
+
+// Run runs firewall-cmd with args and fails on a non-zero exit.
+func (f *Firewalld) Run(ctx context.Context, args ...string) (string, error) {
+	argv := append(f.Wrap(), append([]string{"firewall-cmd"}, args...)...)
+	res, err := f.ns.Exec(ctx, nil, argv[0], argv[1:]...)
+	if err == nil && res.ExitCode != 0 {
+		err = fmt.Errorf("firewall-cmd %s: exit %d: %s%s", strings.Join(args, " "), res.ExitCode, res.Stdout, res.Stderr)
+	}
+	return res.Stdout, err
+}
