@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -305,5 +306,43 @@ func TestFirewallFirewalld(t *testing.T) {
 	}
 	if out, _ := fw.Run(ctx, "--direct", "--get-all-rules"); strings.TrimSpace(out) != before {
 		t.Errorf("runtime direct rules after undo: %q, want %q", out, before)
+	}
+}
+
+// TestFirewallUFWLocked: with UFW's user.rules immutable, ufw can't delete the rule: the
+// action is skipped with ufw's words, and neither UFW's files nor the live rules change.
+func TestFirewallUFWLocked(t *testing.T) {
+	ctx := testContext(t)
+	hop := newHop(t, 0)
+	if _, err := harness.StartSim(ctx, hop.IMDS, bins.Imdssim, sim.FaultOK); err != nil {
+		t.Fatal(err)
+	}
+	tr := newProxyTree(t, hop.Host, map[string]string{})
+	ufw, err := harness.NewUFW(hop.Host, tr.root)
+	if err != nil {
+		t.Skip(err)
+	}
+	for _, args := range [][]string{{"--force", "enable"}, {"deny", "out", "to", harness.IMDSAddr}} {
+		if _, err := ufw.Run(ctx, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	userRules := tr.path("etc/ufw/user.rules")
+	if out, err := exec.Command("chattr", "+i", userRules).CombinedOutput(); err != nil {
+		t.Skipf("chattr +i: %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("chattr", "-i", userRules).Run() })
+	before, err := hop.Host.FirewallState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	res := tr.exec(ctx, ufw.Wrap(), "apply")
+	rep := decodeReport(t, "apply", res)
+	if len(rep.Actions) != 1 || rep.Actions[0].Status != "skipped" || !strings.Contains(rep.Actions[0].Error, "is not writable") {
+		t.Fatalf("apply: exit %d, actions %+v, want one skipped firewall_delete saying user.rules is not writable", res.ExitCode, rep.Actions)
+	}
+	if after, err := hop.Host.FirewallState(ctx); err != nil || after != before {
+		t.Errorf("rules changed though the action was skipped (%v) (-before +after):\n%s", err, cmp.Diff(before, after))
 	}
 }
