@@ -1,6 +1,7 @@
 package remediate
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -123,17 +124,17 @@ func planMend(p paths.Paths, d *firewallDeleteData, src firewall.Source) (note s
 func lineCut(data []byte, n int) (cut, error) {
 	start := 0
 	for i := 1; i < n; i++ {
-		j := strings.IndexByte(string(data[start:]), '\n')
+		j := bytes.IndexByte(data[start:], '\n')
 		if j < 0 {
 			return cut{}, fmt.Errorf("it has no line %d now", n)
 		}
 		start += j + 1
 	}
-	if start >= len(data) {
+	if n < 1 || start >= len(data) {
 		return cut{}, fmt.Errorf("it has no line %d now", n)
 	}
 	end := len(data)
-	if j := strings.IndexByte(string(data[start:]), '\n'); j >= 0 {
+	if j := bytes.IndexByte(data[start:], '\n'); j >= 0 {
 		end = start + j + 1
 	}
 	return cut{Line: n, Start: start, End: end, Text: string(data[start:end])}, nil

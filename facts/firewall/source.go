@@ -84,7 +84,7 @@ func (s *sourceIndex) find(r *Rule) Source {
 			}
 			return src
 		}
-		if file, line := s.findRestore(ufwFiles(v6), r.Table, r.Chain, key); file != "" {
+		if file, line := s.findRestore(ufwFiles(v6), v6, r.Table, r.Chain, key); file != "" {
 			src.File, src.Line = file, line
 		}
 		return src
@@ -100,7 +100,7 @@ func (s *sourceIndex) find(r *Rule) Source {
 		if v6 {
 			files = fe.v6
 		}
-		if file, line := s.findRestore(files, r.Table, r.Chain, key); file != "" {
+		if file, line := s.findRestore(files, v6, r.Table, r.Chain, key); file != "" {
 			return Source{FrontEnd: fe.frontEnd, File: file, Line: line}
 		}
 	}
@@ -115,12 +115,12 @@ func ufwFiles(v6 bool) []string {
 }
 
 // findRestore finds the next unmatched line of files holding key in table and chain.
-func (s *sourceIndex) findRestore(files []string, table, chain, key string) (string, int) {
+func (s *sourceIndex) findRestore(files []string, v6 bool, table, chain, key string) (string, int) {
 	for _, f := range files {
 		rules, ok := s.restore[f]
 		if !ok {
 			if data, err := s.p.ReadFile(f); err == nil {
-				rules = parseRestoreFile(data, strings.HasSuffix(f, "6") || strings.Contains(f, "6.rules") || strings.HasSuffix(f, ".v6"), s.users)
+				rules = parseRestoreFile(data, v6, s.users)
 			}
 			s.restore[f] = rules
 		}

@@ -201,3 +201,14 @@ func TestAttributeSourcesNft(t *testing.T) {
 		}
 	}
 }
+
+// An IPv6 file is read as IPv6 whatever its name: a REJECT without a reason is
+// icmp6-port-unreachable there.
+func TestAttributeSourcesIPv6File(t *testing.T) {
+	p := writeTree(t, map[string]string{paths.SysconfigIp6tables: "*filter\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -d fd00:ec2::254 -p tcp --dport 80 -j REJECT\nCOMMIT\n"})
+	rules := []Rule{{Backend: "nft", Family: "ipv6", Table: "filter", Chain: "OUTPUT", Spec: "-d fd00:ec2::254/128 -p tcp -m tcp --dport 80 -j REJECT --reject-with icmp6-port-unreachable"}}
+	attributeSources(context.Background(), rules, p)
+	if want := (Source{FrontEndIptablesServices, paths.SysconfigIp6tables, 3}); rules[0].Source != want {
+		t.Errorf("source %+v, want %+v", rules[0].Source, want)
+	}
+}
