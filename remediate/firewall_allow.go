@@ -64,6 +64,8 @@ type firewallAllowData struct {
 	File  *sourceMend     `json:"file,omitempty"`
 	// UFW is the rule added through ufw instead, where UFW owns the ruleset.
 	UFW *ufwMend `json:"ufw,omitempty"`
+	// Firewalld is the rich rule added to a firewalld policy instead.
+	Firewalld *firewalldAllow `json:"firewalld,omitempty"`
 	// Added is set by Apply when it inserted the rule (not when it was there already).
 	Added bool `json:"added,omitempty"`
 }
@@ -180,6 +182,14 @@ func planAllow(p paths.Paths, r firewallDeleteData, position int, src firewall.S
 		} else {
 			detail += "; " + note
 		}
+	} else if src.FrontEnd == firewall.FrontEndFirewalld {
+		f, note := planFirewalldAllow(r.Table, r.Chain, map[bool]string{false: "ipv4", true: "ipv6"}[v6], dst.String(), uid)
+		if f != nil {
+			d.Firewalld = f
+			detail = f.describe() + " (firewalld owns this ruleset: the rich rule goes before policy " + f.Policy + "'s target)"
+		} else {
+			detail += "; " + note
+		}
 	} else if note := planAllowFile(p, &d, src, fileLine); note != "" {
 		detail += "; " + note
 	} else if d.File != nil {
@@ -282,6 +292,17 @@ func (FirewallAllow) Apply(ctx context.Context, env *Env, c *Change) error {
 	var d firewallAllowData
 	if err := json.Unmarshal(c.Data, &d); err != nil {
 		return fmt.Errorf("read change record: %w", err)
+	}
+	if d.Firewalld != nil {
+		ran, err := d.Firewalld.add(ctx)
+		var skip *skipError
+		if errors.As(err, &skip) {
+			c.Status, c.Error = types.StatusSkipped, skip.reason
+			return nil
+		}
+		d.Added, c.Detail = true, ran
+		c.Data, err = json.Marshal(d)
+		return err
 	}
 	if d.UFW != nil {
 		ran, err := runUFW(ctx, d.UFW.Rule...)
@@ -408,6 +429,13 @@ func (FirewallAllow) Undo(ctx context.Context, env *Env, c *Change) error {
 	if err := json.Unmarshal(c.Data, &d); err != nil {
 		return fmt.Errorf("read change record: %w", err)
 	}
+	if d.Firewalld != nil {
+		ran, err := d.Firewalld.remove(ctx)
+		if c.Detail = ran; ran == "" && err == nil {
+			c.Detail = "nothing to do: firewall-cmd added nothing"
+		}
+		return err
+	}
 	if d.UFW != nil {
 		if !d.UFW.Done {
 			c.Detail = "nothing to do: ufw added nothing"
@@ -486,6 +514,11 @@ func (FirewallAllow) Observe(ctx context.Context, env *Env, c *Change) (bool, er
 	del := firewallDeleteData{Backend: d.Backend, Family: d.Family, Table: d.Table, Chain: d.Chain}
 	present := false
 	switch {
+	case d.Firewalld != nil:
+		present = d.Firewalld.observe(ctx)
+		d.Added = present
+		c.Data, _ = json.Marshal(d)
+		return present, nil
 	case d.UFW != nil:
 		present = d.UFW.inUserRules(env.Paths)
 		if present && !d.UFW.Done {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 
 	"github.com/imdsmend/imdsmend/facts/firewall"
@@ -134,4 +135,96 @@ func (d *firewallDeleteData) applyFirewalld(ctx context.Context, c *Change) erro
 	}
 	c.Data, err = json.Marshal(d)
 	return err
+}
+
+// firewalld denies outbound traffic with a policy (ingress zone HOST, target REJECT or
+// DROP), whose rules live in nft chains filter_OUT_policy_NAME of table inet firewalld.
+// firewall_allow opens IMDS there with a rich rule, which firewalld evaluates before the
+// policy's target, in the permanent and the running configuration.
+
+// firewalldPolicyChain reads the policy name out of its chain's name.
+var firewalldPolicyChain = regexp.MustCompile(`^filter_OUT_policy_(.+?)(_pre|_log|_deny|_allow|_post)?$`)
+
+// firewalldAllow is the rich rule firewall_allow adds to a firewalld policy.
+type firewalldAllow struct {
+	Policy    string `json:"policy"`
+	RichRule  string `json:"rich_rule"`
+	Permanent bool   `json:"permanent,omitempty"`
+	Runtime   bool   `json:"runtime,omitempty"`
+}
+
+// planFirewalldAllow plans the rich rule for a blocker in chain of firewalld's nft table,
+// or says why the ACCEPT can only go in live.
+func planFirewalldAllow(table, chain, family, dst string, uid *uint32) (*firewalldAllow, string) {
+	live := "firewalld owns this ruleset and imdsmend adds the rule live only: the next firewalld reload or boot removes it"
+	m := firewalldPolicyChain.FindStringSubmatch(chain)
+	switch {
+	case !strings.HasSuffix(table, " firewalld") || m == nil:
+		return nil, live
+	case uid != nil:
+		return nil, live + " (a firewalld rich rule can't match a uid)"
+	}
+	if _, err := exec.LookPath(paths.FirewallCmd); err != nil {
+		return nil, live + " (firewall-cmd is not installed)"
+	}
+	rich := fmt.Sprintf(`rule family="%s" destination address="%s" port port="80" protocol="tcp" accept`, family, dst)
+	return &firewalldAllow{Policy: m[1], RichRule: rich}, ""
+}
+
+func (f *firewalldAllow) command(op string, permanent bool) []string {
+	args := []string{"--policy=" + f.Policy, op + "=" + f.RichRule}
+	if permanent {
+		args = append([]string{"--permanent"}, args...)
+	}
+	return args
+}
+
+// describe is the commands apply runs.
+func (f *firewalldAllow) describe() string {
+	return firewall.QuoteWords(append([]string{paths.FirewallCmd}, f.command("--add-rich-rule", true)...)) + "; " +
+		firewall.QuoteWords(append([]string{paths.FirewallCmd}, f.command("--add-rich-rule", false)...))
+}
+
+// add adds the rich rule, permanent then runtime; a runtime failure takes the permanent
+// one out again.
+func (f *firewalldAllow) add(ctx context.Context) (string, error) {
+	perm, err := runFirewallCmd(ctx, f.command("--add-rich-rule", true)...)
+	if err != nil {
+		return "", err
+	}
+	f.Permanent = true
+	run, err := runFirewallCmd(ctx, f.command("--add-rich-rule", false)...)
+	if err != nil {
+		if _, rerr := runFirewallCmd(ctx, f.command("--remove-rich-rule", true)...); rerr == nil {
+			f.Permanent = false
+		}
+		return "", err
+	}
+	f.Runtime = true
+	return perm + "; " + run, nil
+}
+
+// remove takes out what add added.
+func (f *firewalldAllow) remove(ctx context.Context) (string, error) {
+	var ran []string
+	for _, permanent := range []bool{true, false} {
+		if permanent && !f.Permanent || !permanent && !f.Runtime {
+			continue
+		}
+		line, err := runFirewallCmd(ctx, f.command("--remove-rich-rule", permanent)...)
+		if err != nil {
+			return strings.Join(ran, "; "), err
+		}
+		ran = append(ran, line)
+	}
+	return strings.Join(ran, "; "), nil
+}
+
+// observe asks firewalld whether its permanent and running configurations hold the rich
+// rule, and records what it finds for undo.
+func (f *firewalldAllow) observe(ctx context.Context) bool {
+	_, perm := runFirewallCmd(ctx, f.command("--query-rich-rule", true)...)
+	_, run := runFirewallCmd(ctx, f.command("--query-rich-rule", false)...)
+	f.Permanent, f.Runtime = perm == nil, run == nil
+	return f.Permanent || f.Runtime
 }

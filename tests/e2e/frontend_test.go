@@ -81,16 +81,7 @@ func TestFirewallDefaultDeny(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ps := newPersisted(t, tc.file, tc.content, tc.load)
-			other := net.JoinHostPort(harness.HopIMDSPeer, "8080")
-			if err := ps.hop.IMDS.Do(func() error {
-				l, err := net.Listen("tcp4", other)
-				if err == nil {
-					t.Cleanup(func() { l.Close() })
-				}
-				return err
-			}); err != nil {
-				t.Fatal(err)
-			}
+			other := listenBesideIMDS(t, ps.hop)
 
 			rep, res := ps.tr.report(ps.ctx, "apply")
 			var allow []string
@@ -206,6 +197,7 @@ func TestFirewallUFW(t *testing.T) {
 			if _, err := harness.StartSim(ctx, hop.IMDS, bins.Imdssim, sim.FaultOK); err != nil {
 				t.Fatal(err)
 			}
+			other := listenBesideIMDS(t, hop)
 			tr := newProxyTree(t, hop.Host, map[string]string{})
 			ufw, err := harness.NewUFW(hop.Host, tr.root)
 			if err != nil {
@@ -239,8 +231,8 @@ func TestFirewallUFW(t *testing.T) {
 				t.Errorf("check after ufw reload: exit %d, want 0\n%s", res.ExitCode, res.Stdout)
 			}
 			if tc.kind == "firewall_allow" {
-				if err := dialTTL(ctx, hop.Host, net.JoinHostPort(harness.HopIMDSPeer, "22"), 64); err == nil {
-					t.Errorf("another address of the IMDS namespace is reachable after apply")
+				if err := dialTTL(ctx, hop.Host, other, 64); err == nil {
+					t.Errorf("%s, another listener in the IMDS namespace, is reachable after apply", other)
 				}
 			}
 
@@ -345,4 +337,78 @@ func TestFirewallUFWLocked(t *testing.T) {
 	if after, err := hop.Host.FirewallState(ctx); err != nil || after != before {
 		t.Errorf("rules changed though the action was skipped (%v) (-before +after):\n%s", err, cmp.Diff(before, after))
 	}
+}
+
+// TestFirewallFirewalldPolicy: firewalld denying outbound traffic with a policy (ingress
+// zone HOST, egress ANY, target REJECT). apply adds a rich rule for IMDS to that policy,
+// permanent and runtime, so IMDS answers after `firewall-cmd --reload` while another
+// address of the IMDS namespace stays unreachable; undo takes the rich rule out of both.
+func TestFirewallFirewalldPolicy(t *testing.T) {
+	ctx := testContext(t)
+	hop := newHop(t, 0)
+	if _, err := harness.StartSim(ctx, hop.IMDS, bins.Imdssim, sim.FaultOK); err != nil {
+		t.Fatal(err)
+	}
+	other := listenBesideIMDS(t, hop)
+	tr := newProxyTree(t, hop.Host, map[string]string{})
+	fw, err := harness.StartFirewalld(ctx, hop.Host, tr.root)
+	if err != nil {
+		t.Skip(err)
+	}
+	for _, args := range [][]string{{"--permanent", "--new-policy=outdeny"}, {"--permanent", "--policy=outdeny", "--add-ingress-zone=HOST"},
+		{"--permanent", "--policy=outdeny", "--add-egress-zone=ANY"}, {"--permanent", "--policy=outdeny", "--set-target=REJECT"}, {"--reload"}} {
+		if _, err := fw.Run(ctx, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rich := func(permanent bool) string {
+		args := []string{"--policy=outdeny", "--list-rich-rules"}
+		if permanent {
+			args = append([]string{"--permanent"}, args...)
+		}
+		out, _ := fw.Run(ctx, args...)
+		return strings.TrimSpace(out)
+	}
+
+	res := tr.exec(ctx, fw.Wrap(), "apply")
+	rep := decodeReport(t, "apply", res)
+	if res.ExitCode != 0 || len(rep.Actions) != 1 || rep.Actions[0].Kind != "firewall_allow" || rep.Actions[0].Status != "applied" {
+		t.Fatalf("apply: exit %d, actions %+v, want 0 and one applied firewall_allow\nstderr:\n%s", res.ExitCode, rep.Actions, res.Stderr)
+	}
+	want := `rule family="ipv4" destination address="169.254.169.254" port port="80" protocol="tcp" accept`
+	if rich(true) != want || rich(false) != want {
+		t.Errorf("rich rules after apply: permanent %q, runtime %q, want %q", rich(true), rich(false), want)
+	}
+	if _, err := fw.Run(ctx, "--reload"); err != nil {
+		t.Fatal(err)
+	}
+	if res := tr.exec(ctx, fw.Wrap(), "check"); res.ExitCode != 0 {
+		t.Errorf("check after firewall-cmd --reload: exit %d, want 0\n%s", res.ExitCode, res.Stdout)
+	}
+	if err := dialTTL(ctx, hop.Host, other, 64); err == nil {
+		t.Errorf("%s, another listener in the IMDS namespace, is reachable after apply", other)
+	}
+	if res := tr.exec(ctx, fw.Wrap(), "undo", "--last"); res.ExitCode != 0 {
+		t.Fatalf("undo: exit %d\n%s\n%s", res.ExitCode, res.Stdout, res.Stderr)
+	}
+	if rich(true) != "" || rich(false) != "" {
+		t.Errorf("rich rules after undo: permanent %q, runtime %q, want none", rich(true), rich(false))
+	}
+}
+
+// listenBesideIMDS listens on another address of the IMDS namespace (its veth side), which
+// an ACCEPT for IMDS alone must not open; it returns the address.
+func listenBesideIMDS(t *testing.T, hop *harness.Hop) string {
+	t.Helper()
+	other := net.JoinHostPort(harness.HopIMDSPeer, "8080")
+	if err := hop.IMDS.Do(func() error {
+		l, err := net.Listen("tcp4", other)
+		if err == nil {
+			t.Cleanup(func() { l.Close() })
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return other
 }
