@@ -30,9 +30,50 @@ import (
 type firewalldMend struct {
 	// Rule is IPV TABLE CHAIN PRIORITY ARGS... as --direct --remove-rule takes it.
 	Rule []string `json:"rule"`
-	// Permanent and Runtime say what was removed, for undo.
+	firewalldDone
+}
+
+// firewalldDone says which configurations a firewall-cmd change was made in, for undo.
+type firewalldDone struct {
 	Permanent bool `json:"permanent,omitempty"`
 	Runtime   bool `json:"runtime,omitempty"`
+}
+
+// both makes a change (op, its inverse undo) in the permanent configuration, then the
+// running one; if the second fails, the first is taken back, so it is all or nothing.
+func (f *firewalldDone) both(ctx context.Context, cmd func(op string, permanent bool) []string, op, undo string) (string, error) {
+	perm, err := runFirewallCmd(ctx, cmd(op, true)...)
+	if err != nil {
+		return "", err
+	}
+	f.Permanent = true
+	run, err := runFirewallCmd(ctx, cmd(op, false)...)
+	if err != nil {
+		if _, rerr := runFirewallCmd(ctx, cmd(undo, true)...); rerr == nil {
+			f.Permanent = false
+		} else {
+			err = fmt.Errorf("%w; and taking it back from the permanent configuration failed: %v", err, rerr)
+		}
+		return "", err
+	}
+	f.Runtime = true
+	return perm + "; " + run, nil
+}
+
+// revert runs undo in each configuration the change was made in.
+func (f *firewalldDone) revert(ctx context.Context, cmd func(op string, permanent bool) []string, undo string) (string, error) {
+	var ran []string
+	for _, permanent := range []bool{true, false} {
+		if permanent && !f.Permanent || !permanent && !f.Runtime {
+			continue
+		}
+		line, err := runFirewallCmd(ctx, cmd(undo, permanent)...)
+		if err != nil {
+			return strings.Join(ran, "; "), err
+		}
+		ran = append(ran, line)
+	}
+	return strings.Join(ran, "; "), nil
 }
 
 // planFirewalldDelete plans removing the direct rule at src, or says why not.
@@ -82,41 +123,14 @@ func runFirewallCmd(ctx context.Context, args ...string) (string, error) {
 	return line, nil
 }
 
-// remove takes the rule out of the permanent configuration, then the running one; if the
-// second fails, the first is put back, so the change is all or nothing.
+// remove takes the rule out of the permanent configuration, then the running one.
 func (f *firewalldMend) remove(ctx context.Context) (string, error) {
-	perm, err := runFirewallCmd(ctx, f.command("--remove-rule", true)...)
-	if err != nil {
-		return "", err
-	}
-	f.Permanent = true
-	run, err := runFirewallCmd(ctx, f.command("--remove-rule", false)...)
-	if err != nil {
-		if _, rerr := runFirewallCmd(ctx, f.command("--add-rule", true)...); rerr == nil {
-			f.Permanent = false
-		} else {
-			err = fmt.Errorf("%w; and adding it back to the permanent configuration failed: %v", err, rerr)
-		}
-		return "", err
-	}
-	f.Runtime = true
-	return perm + "; " + run, nil
+	return f.both(ctx, f.command, "--remove-rule", "--add-rule")
 }
 
 // restore adds back what remove took.
 func (f *firewalldMend) restore(ctx context.Context) (string, error) {
-	var ran []string
-	for _, permanent := range []bool{true, false} {
-		if permanent && !f.Permanent || !permanent && !f.Runtime {
-			continue
-		}
-		line, err := runFirewallCmd(ctx, f.command("--add-rule", permanent)...)
-		if err != nil {
-			return strings.Join(ran, "; "), err
-		}
-		ran = append(ran, line)
-	}
-	return strings.Join(ran, "; "), nil
+	return f.revert(ctx, f.command, "--add-rule")
 }
 
 // applyFirewalld removes d's direct rule through firewall-cmd.
@@ -147,10 +161,9 @@ var firewalldPolicyChain = regexp.MustCompile(`^filter_OUT_policy_(.+?)(_pre|_lo
 
 // firewalldAllow is the rich rule firewall_allow adds to a firewalld policy.
 type firewalldAllow struct {
-	Policy    string `json:"policy"`
-	RichRule  string `json:"rich_rule"`
-	Permanent bool   `json:"permanent,omitempty"`
-	Runtime   bool   `json:"runtime,omitempty"`
+	Policy   string `json:"policy"`
+	RichRule string `json:"rich_rule"`
+	firewalldDone
 }
 
 // planFirewalldAllow plans the rich rule for a blocker in chain of firewalld's nft table,
@@ -185,39 +198,14 @@ func (f *firewalldAllow) describe() string {
 		firewall.QuoteWords(append([]string{paths.FirewallCmd}, f.command("--add-rich-rule", false)...))
 }
 
-// add adds the rich rule, permanent then runtime; a runtime failure takes the permanent
-// one out again.
+// add adds the rich rule, permanent then runtime.
 func (f *firewalldAllow) add(ctx context.Context) (string, error) {
-	perm, err := runFirewallCmd(ctx, f.command("--add-rich-rule", true)...)
-	if err != nil {
-		return "", err
-	}
-	f.Permanent = true
-	run, err := runFirewallCmd(ctx, f.command("--add-rich-rule", false)...)
-	if err != nil {
-		if _, rerr := runFirewallCmd(ctx, f.command("--remove-rich-rule", true)...); rerr == nil {
-			f.Permanent = false
-		}
-		return "", err
-	}
-	f.Runtime = true
-	return perm + "; " + run, nil
+	return f.both(ctx, f.command, "--add-rich-rule", "--remove-rich-rule")
 }
 
 // remove takes out what add added.
 func (f *firewalldAllow) remove(ctx context.Context) (string, error) {
-	var ran []string
-	for _, permanent := range []bool{true, false} {
-		if permanent && !f.Permanent || !permanent && !f.Runtime {
-			continue
-		}
-		line, err := runFirewallCmd(ctx, f.command("--remove-rich-rule", permanent)...)
-		if err != nil {
-			return strings.Join(ran, "; "), err
-		}
-		ran = append(ran, line)
-	}
-	return strings.Join(ran, "; "), nil
+	return f.revert(ctx, f.command, "--remove-rich-rule")
 }
 
 // observe asks firewalld whether its permanent and running configurations hold the rich
