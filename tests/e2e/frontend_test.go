@@ -127,10 +127,8 @@ type persisted struct {
 
 func newPersisted(t *testing.T, file, content string, loader []string) *persisted {
 	t.Helper()
-	ps := &persisted{t: t, ctx: testContext(t), hop: newHop(t, 0), file: file, content: content, loader: loader}
-	if _, err := harness.StartSim(ps.ctx, ps.hop.IMDS, bins.Imdssim, sim.FaultOK); err != nil {
-		t.Fatal(err)
-	}
+	ps := &persisted{t: t, file: file, content: content, loader: loader}
+	ps.ctx, ps.hop = newFrontendHop(t)
 	ps.tr = newProxyTree(t, ps.hop.Host, map[string]string{file: content})
 	ps.load()
 	var err error
@@ -192,11 +190,7 @@ func TestFirewallUFW(t *testing.T) {
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := testContext(t)
-			hop := newHop(t, 0)
-			if _, err := harness.StartSim(ctx, hop.IMDS, bins.Imdssim, sim.FaultOK); err != nil {
-				t.Fatal(err)
-			}
+			ctx, hop := newFrontendHop(t)
 			other := listenBesideIMDS(t, hop)
 			tr := newProxyTree(t, hop.Host, map[string]string{})
 			ufw, err := harness.NewUFW(hop.Host, tr.root)
@@ -254,11 +248,7 @@ func TestFirewallUFW(t *testing.T) {
 // the permanent and the running configuration, so `firewall-cmd --reload` keeps IMDS
 // reachable; undo adds it back to both.
 func TestFirewallFirewalld(t *testing.T) {
-	ctx := testContext(t)
-	hop := newHop(t, 0)
-	if _, err := harness.StartSim(ctx, hop.IMDS, bins.Imdssim, sim.FaultOK); err != nil {
-		t.Fatal(err)
-	}
+	ctx, hop := newFrontendHop(t)
 	tr := newProxyTree(t, hop.Host, map[string]string{})
 	fw, err := harness.StartFirewalld(ctx, hop.Host, tr.root)
 	if err != nil {
@@ -304,11 +294,7 @@ func TestFirewallFirewalld(t *testing.T) {
 // TestFirewallUFWLocked: with UFW's user.rules immutable, ufw can't delete the rule: the
 // action is skipped with ufw's words, and neither UFW's files nor the live rules change.
 func TestFirewallUFWLocked(t *testing.T) {
-	ctx := testContext(t)
-	hop := newHop(t, 0)
-	if _, err := harness.StartSim(ctx, hop.IMDS, bins.Imdssim, sim.FaultOK); err != nil {
-		t.Fatal(err)
-	}
+	ctx, hop := newFrontendHop(t)
 	tr := newProxyTree(t, hop.Host, map[string]string{})
 	ufw, err := harness.NewUFW(hop.Host, tr.root)
 	if err != nil {
@@ -344,11 +330,7 @@ func TestFirewallUFWLocked(t *testing.T) {
 // permanent and runtime, so IMDS answers after `firewall-cmd --reload` while another
 // address of the IMDS namespace stays unreachable; undo takes the rich rule out of both.
 func TestFirewallFirewalldPolicy(t *testing.T) {
-	ctx := testContext(t)
-	hop := newHop(t, 0)
-	if _, err := harness.StartSim(ctx, hop.IMDS, bins.Imdssim, sim.FaultOK); err != nil {
-		t.Fatal(err)
-	}
+	ctx, hop := newFrontendHop(t)
 	other := listenBesideIMDS(t, hop)
 	tr := newProxyTree(t, hop.Host, map[string]string{})
 	fw, err := harness.StartFirewalld(ctx, hop.Host, tr.root)
@@ -411,4 +393,15 @@ func listenBesideIMDS(t *testing.T, hop *harness.Hop) string {
 		t.Fatal(err)
 	}
 	return other
+}
+
+// newFrontendHop is the one-hop layout with imdssim serving IMDS, for the front-end tests.
+func newFrontendHop(t *testing.T) (context.Context, *harness.Hop) {
+	t.Helper()
+	ctx := testContext(t)
+	hop := newHop(t, 0)
+	if _, err := harness.StartSim(ctx, hop.IMDS, bins.Imdssim, sim.FaultOK); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, hop
 }
