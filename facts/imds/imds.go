@@ -185,7 +185,7 @@ func sharedClient(endpoint string, mark int, t Timeouts, budget *rate.Limiter) (
 		return nil, err
 	}
 	if mark != 0 {
-		dialer := &net.Dialer{Timeout: t.Connect, Control: markControl(mark)}
+		dialer := &net.Dialer{Timeout: t.Connect, Control: socketControl(mark)}
 		c.tr.DialContext = dialer.DialContext
 	}
 	if old != nil {
@@ -204,7 +204,7 @@ func newIMDSClient(endpoint string, t Timeouts, budget *rate.Limiter) (*imdsClie
 		}
 		return nil, fmt.Errorf("IMDS endpoint %q is not an http:// URL such as %s; fix %s", shown, DefaultEndpoint, EndpointEnv)
 	}
-	dialer := &net.Dialer{Timeout: t.Connect}
+	dialer := &net.Dialer{Timeout: t.Connect, Control: socketControl(0)}
 	tr := &http.Transport{
 		// Never a proxy: IMDS must be reached directly, and a proxy would carry the
 		// instance's credentials off the host.

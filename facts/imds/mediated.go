@@ -138,18 +138,28 @@ func canMark(addr netip.Addr, mark int) error {
 	return nil
 }
 
-// markControl sets SO_MARK on each socket before it connects.
-func markControl(mark int) func(network, address string, rc syscall.RawConn) error {
+// socketControl prepares each socket before it connects: SO_MARK when mark is not 0, and
+// a zero linger, so closing sends a reset and leaves no TIME_WAIT socket to IMDS behind.
+// Those would be read by the next run's caller sampling as a process churning connections
+// (one per run adds up on a timer or in watch), and the reset is one packet against the
+// link-local budget where an orderly close takes several. imdsmend closes a connection
+// only after reading its last answer in full, so the reset drops nothing.
+func socketControl(mark int) func(network, address string, rc syscall.RawConn) error {
 	return func(_, _ string, rc syscall.RawConn) error {
 		var serr error
 		if err := rc.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, mark)
+			if mark != 0 {
+				if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, mark); err != nil {
+					serr = fmt.Errorf("set SO_MARK %#x: %w", mark, err)
+					return
+				}
+			}
+			if err := unix.SetsockoptLinger(int(fd), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0}); err != nil {
+				serr = fmt.Errorf("set SO_LINGER 0: %w", err)
+			}
 		}); err != nil {
 			return err
 		}
-		if serr != nil {
-			return fmt.Errorf("set SO_MARK %#x: %w", mark, serr)
-		}
-		return nil
+		return serr
 	}
 }

@@ -8,20 +8,25 @@
 //
 // With --admin, a second listener reports counters and changes the fault at run time
 // (see package sim).
+//
+// With --ec2 ADDR the same process serves the EC2 API simulator (tests/ec2sim) for the
+// same instance, and IMDS follows its metadata options: HttpEndpoint=disabled answers 403,
+// HttpTokens=optional lets tokenless GETs in, and the hop limit is the IP TTL of token
+// answers. --hop-limit N does the same without serving the API. The admin listener then
+// serves the EC2 simulator's admin under /ec2/ (POST /ec2/options id=… hop_limit=1).
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
+	"github.com/imdsmend/imdsmend/tests/ec2sim/ec2"
 	"github.com/imdsmend/imdsmend/tests/imdssim/sim"
+	"github.com/imdsmend/imdsmend/tests/simkit"
 )
 
 func main() {
@@ -47,6 +52,9 @@ func run(args []string) error {
 	delay := fs.String("delay", "", "slow: wait this long before each answer (default "+sim.DefaultDelay.String()+")")
 	userData := fs.String("user-data", "", "file whose content /latest/user-data serves (default: none, 404)")
 	admin := fs.String("admin", "", "admin listener (stats, reset, fault changes): HOST:PORT or unix:PATH")
+	ec2Addr := fs.String("ec2", "", "also serve the EC2 API simulator for this instance on ADDR; IMDS follows its metadata options")
+	hopLimit := fs.Int("hop-limit", 0, "the instance's hop limit, the IP TTL of token answers (default with --ec2: 2; without: TTL untouched)")
+	ec2Flags := ec2.RegisterConfigFlags(fs, "ec2-")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -68,71 +76,84 @@ func run(args []string) error {
 		cfg.UserData = string(data)
 	}
 	srv := sim.New(cfg)
+	sv := simkit.Serving{Close: srv.Close, Handler: srv.AdminHandler()}
+
+	var api *ec2.Server
+	if *ec2Addr != "" || *hopLimit != 0 {
+		if api, err = instanceAPI(srv, ec2Flags, *hopLimit); err != nil {
+			return err
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/", srv.AdminHandler())
+		mux.Handle(ec2.IMDSSimMount+"/", http.StripPrefix(ec2.IMDSSimMount, api.AdminHandler()))
+		sv.Handler = mux
+		sv.Close = func() error { return closeBoth(srv, api) }
+	}
 
 	// Bind everything before serving anything: once the admin socket answers, the IMDS
-	// listeners are ready too.
-	var imdsListeners []net.Listener
+	// (and EC2) listeners are ready too.
 	for _, addr := range listens {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w", addr, err)
 		}
-		imdsListeners = append(imdsListeners, l)
+		sv.Serves = append(sv.Serves, func() error { return srv.Serve(l) })
 	}
-	var adminListener net.Listener
+	if *ec2Addr != "" {
+		l, err := net.Listen("tcp", *ec2Addr)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", *ec2Addr, err)
+		}
+		sv.Serves = append(sv.Serves, func() error { return api.Serve(l) })
+	}
 	if *admin != "" {
-		if adminListener, err = listenAdmin(*admin); err != nil {
+		if sv.Admin, err = simkit.Listen(*admin); err != nil {
 			return err
 		}
 	}
-
-	errs := make(chan error, len(imdsListeners)+1)
-	for _, l := range imdsListeners {
-		go func() { errs <- srv.Serve(l) }()
-	}
-	if adminListener != nil {
-		hs := &http.Server{Handler: srv.AdminHandler()}
-		defer hs.Close()
-		go func() {
-			if err := hs.Serve(adminListener); !errors.Is(err, http.ErrServerClosed) {
-				errs <- err
-			}
-		}()
-	}
 	fmt.Fprintf(os.Stderr, "imdssim: serving IMDS on %s with fault %s", strings.Join(listens, ", "), cfg.Fault)
+	if *ec2Addr != "" {
+		fmt.Fprintf(os.Stderr, "; the EC2 API on %s", *ec2Addr)
+	}
 	if *admin != "" {
 		fmt.Fprintf(os.Stderr, "; admin on %s", *admin)
 	}
 	fmt.Fprintln(os.Stderr)
-
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	select {
-	case <-sigs:
-		return srv.Close()
-	case err := <-errs:
-		_ = srv.Close()
-		return err
-	}
+	return simkit.Run(sv)
 }
 
-// listenAdmin opens the admin listener; a unix socket left over from a killed run is
-// replaced.
-func listenAdmin(addr string) (net.Listener, error) {
-	path, isUnix := strings.CutPrefix(addr, "unix:")
-	if !isUnix {
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			return nil, fmt.Errorf("admin listen on %s: %w", addr, err)
-		}
-		return l, nil
+// instanceAPI builds the EC2 simulator that holds this instance's metadata options and
+// makes IMDS follow them.
+func instanceAPI(srv *sim.Server, flags *ec2.ConfigFlags, hopLimit int) (*ec2.Server, error) {
+	if hopLimit < 0 || hopLimit > 64 {
+		return nil, fmt.Errorf("hop limit %d: want 1 to 64", hopLimit)
 	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("remove stale admin socket: %w", err)
-	}
-	l, err := net.Listen("unix", path)
+	api, err := flags.Server()
 	if err != nil {
-		return nil, fmt.Errorf("admin listen on %s: %w", path, err)
+		return nil, err
 	}
-	return l, nil
+	if _, ok := api.Instance(sim.InstanceID); !ok {
+		// A generated fleet: this instance joins it.
+		api.AddInstance(ec2.Instance{ID: sim.InstanceID, Region: sim.Region})
+	}
+	if hopLimit > 0 {
+		o, _ := api.Instance(sim.InstanceID)
+		o.Options.HopLimit = hopLimit
+		if err := api.SetOptions(sim.InstanceID, o.Options); err != nil {
+			return nil, err
+		}
+	}
+	srv.SetOptionsSource(func() ec2.Options {
+		o, _ := api.EffectiveOptions(sim.InstanceID)
+		return o
+	})
+	return api, nil
+}
+
+func closeBoth(srv *sim.Server, api *ec2.Server) error {
+	err := srv.Close()
+	if apiErr := api.Close(); err == nil {
+		err = apiErr
+	}
+	return err
 }

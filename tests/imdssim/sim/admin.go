@@ -1,11 +1,12 @@
 package sim
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/imdsmend/imdsmend/tests/simkit"
 )
 
 // Admin paths, served on a listener of their own so the IMDS listener's counters only see
@@ -14,6 +15,9 @@ const (
 	AdminStats  = "/stats"  // GET: Stats as JSON
 	AdminReset  = "/reset"  // POST: zero the counters
 	AdminConfig = "/config" // GET: Config as JSON; POST fault=NAME [rate=N] [delay=DURATION]
+	// GET: the metadata options IMDS enforces (set them through the EC2 simulator's admin,
+	// mounted under /ec2/ by imdssim --ec2).
+	AdminOptions = "/options"
 )
 
 // AdminHandler lets tests and people read the counters and change the fault at run time:
@@ -31,6 +35,9 @@ func (s *Server) AdminHandler() http.Handler {
 	})
 	mux.HandleFunc("GET "+AdminConfig, func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, s.Config())
+	})
+	mux.HandleFunc("GET "+AdminOptions, func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, s.Options())
 	})
 	mux.HandleFunc("POST "+AdminConfig, func(w http.ResponseWriter, r *http.Request) {
 		cfg, err := ParseConfig(r.FormValue("fault"), r.FormValue("rate"), r.FormValue("delay"))
@@ -68,7 +75,4 @@ func ParseConfig(fault, rate, delay string) (Config, error) {
 	return cfg, nil
 }
 
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(v)
-}
+var writeJSON = simkit.WriteJSON

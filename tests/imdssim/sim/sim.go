@@ -17,6 +17,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/imdsmend/imdsmend/tests/ec2sim/ec2"
+	"github.com/imdsmend/imdsmend/tests/simkit"
 )
 
 // Fault selects how the server misbehaves.
@@ -90,8 +93,11 @@ const (
 	TTLHeader   = "X-aws-ec2-metadata-token-ttl-seconds"
 	TokenHeader = "X-aws-ec2-metadata-token"
 	MaxTTL      = 21600
-	// InstanceID is what /latest/meta-data/instance-id returns.
-	InstanceID = "i-0123456789abcdef0"
+	// InstanceID is what /latest/meta-data/instance-id returns: the EC2 simulator's
+	// instance, so both sides describe one instance.
+	InstanceID = ec2.DefaultInstanceID
+	// Region is the instance's region on both sides too.
+	Region = ec2.DefaultRegion
 	// OversizedBytes is the body length of the oversized fault: far above any sane limit.
 	OversizedBytes = 1 << 20
 )
@@ -105,10 +111,10 @@ var metadata = map[string]string{
 	"/latest/meta-data/instance-type":                                           "t3.micro",
 	"/latest/meta-data/local-ipv4":                                              "10.0.0.10",
 	"/latest/meta-data/placement/":                                              "availability-zone\nregion",
-	"/latest/meta-data/placement/availability-zone":                             "us-east-1a",
-	"/latest/meta-data/placement/region":                                        "us-east-1",
+	"/latest/meta-data/placement/availability-zone":                             Region + "a",
+	"/latest/meta-data/placement/region":                                        Region,
 	"/latest/dynamic/instance-identity/":                                        "document",
-	"/latest/dynamic/instance-identity/document":                                `{"instanceId":"` + InstanceID + `","region":"us-east-1","availabilityZone":"us-east-1a"}`,
+	"/latest/dynamic/instance-identity/document":                                `{"instanceId":"` + InstanceID + `","region":"` + Region + `","availabilityZone":"` + Region + `a"}`,
 	"/latest/meta-data/services/domain":                                         "amazonaws.com",
 	"/latest/meta-data/services/partition":                                      "aws",
 	"/latest/meta-data/network/interfaces/macs/":                                "0e:00:00:00:00:01/",
@@ -123,16 +129,17 @@ type Server struct {
 	tokens  map[string]time.Time // token → expiry
 	window  time.Time            // start of the current throttle second
 	inWin   float64              // requests admitted in that second
-	closing chan struct{}
-	once    sync.Once
-	servers []*http.Server
+	servers simkit.Servers
 	// now is the clock of the throttle window (a fake one in tests); guarded by mu.
 	now func() time.Time
+	// options, when set, are the instance's metadata options (an EC2 API simulator's state):
+	// they switch the endpoint off, let tokenless GETs in, and set the hop limit.
+	options func() ec2.Options
 }
 
 // New returns a server with the given configuration.
 func New(cfg Config) *Server {
-	return &Server{cfg: normalize(cfg), tokens: map[string]time.Time{}, closing: make(chan struct{}), now: time.Now}
+	return &Server{cfg: normalize(cfg), tokens: map[string]time.Time{}, now: time.Now}
 }
 
 func normalize(cfg Config) Config {
@@ -185,48 +192,46 @@ func (s *Server) ConnState(_ net.Conn, state http.ConnState) {
 
 // Serve answers IMDS requests on l until Close; after Close it returns at once.
 func (s *Server) Serve(l net.Listener) error {
-	hs := &http.Server{Handler: s, ConnState: s.ConnState, ReadHeaderTimeout: 10 * time.Second}
-	s.mu.Lock()
-	select {
-	case <-s.closing:
-		// Close ran before this Serve registered: nothing would ever stop it.
-		s.mu.Unlock()
-		return l.Close()
-	default:
-	}
-	s.servers = append(s.servers, hs)
-	s.mu.Unlock()
-	err := hs.Serve(l)
-	if err == http.ErrServerClosed {
-		return nil
-	}
-	return err
+	return s.servers.Serve(&http.Server{Handler: s, ConnState: s.ConnState, ConnContext: withConn, ReadHeaderTimeout: 10 * time.Second}, l)
 }
 
 // Close stops every Serve, releases hanging requests and drops open connections.
-func (s *Server) Close() error {
-	s.once.Do(func() { close(s.closing) })
+func (s *Server) Close() error { return s.servers.Close() }
+
+// SetOptionsSource makes the instance's metadata options (read on every request) govern
+// IMDS: HttpEndpoint disabled answers 403 to everything, HttpTokens optional lets
+// tokenless GETs in, and the hop limit becomes the IP TTL of token-PUT answers. Without
+// a source IMDS is enabled, requires tokens and leaves the TTL alone.
+func (s *Server) SetOptionsSource(options func() ec2.Options) {
 	s.mu.Lock()
-	servers := s.servers
+	defer s.mu.Unlock()
+	s.options = options
+}
+
+// Options are the metadata options IMDS enforces now.
+func (s *Server) Options() ec2.Options {
+	s.mu.Lock()
+	options := s.options
 	s.mu.Unlock()
-	var first error
-	for _, hs := range servers {
-		if err := hs.Close(); err != nil && first == nil {
-			first = err
-		}
+	if options == nil {
+		return ec2.Options{HTTPEndpoint: ec2.Enabled, HTTPTokens: ec2.Required}
 	}
-	return first
+	return options()
 }
 
 // ServeHTTP implements the IMDS protocol with the configured fault.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cfg, admitted := s.count(r)
+	opts := s.Options()
 	w.Header().Set("Server", "EC2ws")
+	if opts.HTTPEndpoint == ec2.Disabled {
+		cfg.Fault = FaultDisabled
+	}
 	switch cfg.Fault {
 	case FaultHang:
 		select {
 		case <-r.Context().Done():
-		case <-s.closing:
+		case <-s.servers.Closing():
 			// Returning would let net/http answer 200 before Close drops the
 			// connection; a held request must end without any answer.
 			panic(http.ErrAbortHandler)
@@ -237,7 +242,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-time.After(cfg.Delay):
 		case <-r.Context().Done():
 			return
-		case <-s.closing:
+		case <-s.servers.Closing():
 			panic(http.ErrAbortHandler)
 		}
 	case FaultDisabled:
@@ -259,10 +264,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if r.URL.Path == TokenPath || r.URL.Path == TokenPath+"/" {
-		s.token(w, r, cfg)
+		s.token(w, r, cfg, opts.HopLimit)
 		return
 	}
-	s.metadata(w, r, cfg)
+	s.metadata(w, r, cfg, opts.HTTPTokens == ec2.Optional)
 }
 
 // count records the request and, for the throttle fault, decides whether it is admitted.
@@ -293,7 +298,7 @@ func (s *Server) count(r *http.Request) (Config, bool) {
 	return s.cfg, admitted
 }
 
-func (s *Server) token(w http.ResponseWriter, r *http.Request, cfg Config) {
+func (s *Server) token(w http.ResponseWriter, r *http.Request, cfg Config, hopLimit int) {
 	switch {
 	case r.Method != http.MethodPut:
 		w.Header().Set("Allow", http.MethodPut)
@@ -330,18 +335,22 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, cfg Config) {
 	s.tokens[tok] = now.Add(time.Duration(ttl) * time.Second)
 	s.mu.Unlock()
 	w.Header().Set(TTLHeader, raw)
+	if hopLimit > 0 {
+		s.answerWithHopLimit(w, r, hopLimit, tok)
+		return
+	}
 	plain(w, http.StatusOK, tok)
 }
 
 var datedPath = regexp.MustCompile(`^/[0-9]{4}-[0-9]{2}-[0-9]{2}/(.*)$`)
 
-func (s *Server) metadata(w http.ResponseWriter, r *http.Request, cfg Config) {
+func (s *Server) metadata(w http.ResponseWriter, r *http.Request, cfg Config, tokensOptional bool) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		plain(w, http.StatusMethodNotAllowed, "")
 		return
 	}
-	if cfg.Fault != FaultV1Only && cfg.Fault != FaultOptional && !s.validToken(r.Header.Get(TokenHeader)) {
+	if cfg.Fault != FaultV1Only && cfg.Fault != FaultOptional && !tokensOptional && !s.validToken(r.Header.Get(TokenHeader)) {
 		plain(w, http.StatusUnauthorized, "")
 		return
 	}

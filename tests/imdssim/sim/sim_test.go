@@ -7,11 +7,12 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/imdsmend/imdsmend/tests/simkit"
 )
 
 func serve(t *testing.T, cfg Config) (*Server, string) {
@@ -147,29 +148,11 @@ func TestXFFFaultRefusesEveryForwardedRequest(t *testing.T) {
 	}
 }
 
-// fakeClock is a throttle clock that moves only when the test says.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 func TestThrottleRate(t *testing.T) {
 	s, base := serve(t, Config{Fault: FaultThrottle, Rate: 2})
-	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := simkit.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	s.mu.Lock()
-	s.now = clock.now
+	s.now = clock.Now
 	s.mu.Unlock()
 	c := &http.Client{}
 	var statuses []int
@@ -181,9 +164,9 @@ func TestThrottleRate(t *testing.T) {
 	put()
 	put()
 	put()
-	clock.advance(999 * time.Millisecond)
+	clock.Advance(999 * time.Millisecond)
 	put()
-	clock.advance(time.Millisecond)
+	clock.Advance(time.Millisecond)
 	put()
 	if diff := cmp.Diff([]int{200, 200, 429, 429, 200}, statuses); diff != "" {
 		t.Errorf("statuses (-want +got):\n%s", diff)
