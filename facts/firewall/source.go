@@ -2,7 +2,10 @@ package firewall
 
 import (
 	"context"
+	"fmt"
+	"hash/maphash"
 	"strings"
+	"syscall"
 
 	"github.com/imdsmend/imdsmend/internal/paths"
 )
@@ -187,3 +190,29 @@ func (s *sourceIndex) ufwDefaultLine(chain string) int {
 	_, line := shellValueLine(data, name)
 	return line
 }
+
+// sourceFiles are the files attributeSources reads (nftables.conf's includes aside):
+// a change to any of them changes the sources, so the watch's generation counts them.
+func sourceFiles() []string {
+	files := []string{paths.UFWConf, paths.UFWDefaults, paths.FirewalldDirect}
+	for _, fe := range restoreFiles {
+		files = append(files, fe.v4...)
+		files = append(files, fe.v6...)
+	}
+	return append(files, paths.NftablesConfs...)
+}
+
+// sourcesStamp tells versions of the source files apart without reading them.
+func sourcesStamp(p paths.Paths) uint64 {
+	var h maphash.Hash
+	h.SetSeed(stampSeed)
+	for _, f := range sourceFiles() {
+		var st syscall.Stat_t
+		if syscall.Stat(p.File(f), &st) == nil {
+			fmt.Fprintln(&h, f, st.Ino, st.Size, st.Mtim.Nano(), st.Ctim.Nano())
+		}
+	}
+	return h.Sum64()
+}
+
+var stampSeed = maphash.MakeSeed()
