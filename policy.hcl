@@ -123,11 +123,18 @@ rule "firewall_blocks_imds" {
   when     = length([for r in facts.firewall.rules : r if r.blocks]) > 0
   severity = "critical"
   summary  = "firewall rules stop root's requests to IMDS: ${join("; ", [for r in facts.firewall.rules : "${r.backend}/${r.family}/${r.table}/${r.chain}: ${r.spec} (${startswith(r.spec, "-P ") ? "kept: the chain's default policy" : r.deliberate ? "kept: owner-scoped, deliberate" : r.broad ? "kept: broad, it stops other traffic too" : strcontains(r.spec, "imdsmend:keep") ? "kept: marked imdsmend:keep" : r.leads_to != "" ? "deleted by apply: IMDS's own jump to ${r.leads_to}" : "deleted by apply"})" if r.blocks])}"
-  hint     = length([for r in facts.firewall.rules : r if r.blocks && (r.deliberate || r.broad || strcontains(r.spec, "imdsmend:keep"))]) > 0 ? "a kept rule stays, and IMDS stays blocked for root, until it is changed by hand: an ACCEPT for root's requests before it opens IMDS (iptables -I OUTPUT 1 -d 169.254.169.254/32 -p tcp --dport 80 -m owner --uid-owner 0 -j ACCEPT; a firewall_allow fix that adds one is planned), or delete it with a drop-in (docs/firewall.md)" : "imdsmend apply deletes them; docs/firewall.md tells how to keep a rule"
+  hint     = length([for r in facts.firewall.rules : r if r.blocks && (r.deliberate || strcontains(r.spec, "imdsmend:keep"))]) == 0 && length([for r in facts.firewall.rules : r if r.blocks && r.broad]) > 0 ? "imdsmend apply allows IMDS before the broad rule instead of deleting it (firewall_allow: the narrowest ACCEPT, iptables -I OUTPUT N -d 169.254.169.254/32 -p tcp --dport 80 -m comment --comment imdsmend -j ACCEPT; a drop-in can narrow it to root with uids = [0], as -m owner --uid-owner 0 -j ACCEPT); the broad rule and the default policy stay (docs/firewall.md)" : length([for r in facts.firewall.rules : r if r.blocks && (r.deliberate || r.broad || strcontains(r.spec, "imdsmend:keep"))]) > 0 ? "a kept rule stays, and IMDS stays blocked for root, until it is changed by hand: an ACCEPT for root's requests before it opens IMDS (iptables -I OUTPUT 1 -d 169.254.169.254/32 -p tcp --dport 80 -m owner --uid-owner 0 -j ACCEPT); imdsmend apply adds one before a broad rule or a DROP policy (firewall_allow), not before an owner-scoped or imdsmend:keep rule; delete that with a drop-in (docs/firewall.md)" : "imdsmend apply deletes them; docs/firewall.md tells how to keep a rule"
   evidence = { rules = [for r in facts.firewall.rules : r if r.blocks] }
 
   remediate "firewall_delete" {
     rules = [for r in facts.firewall.rules : r if r.blocks && !r.deliberate && !r.broad && !strcontains(r.spec, "imdsmend:keep")]
+  }
+
+  # A broad blocker (a DROP policy on a default-deny host, a DROP of all output) is never
+  # deleted or loosened: the narrowest ACCEPT for IMDS goes right before it instead. Not
+  # before a shared chain's DROP whose IMDS-only jump firewall_delete removes.
+  remediate "firewall_allow" {
+    rules = [for r in facts.firewall.rules : r if r.blocks && r.broad && !r.deliberate && !strcontains(r.spec, "imdsmend:keep") && !contains([for j in facts.firewall.rules : j.leads_to if j.blocks && !j.deliberate && !j.broad], "${r.chain}: ${r.spec}")]
   }
 }
 

@@ -64,6 +64,9 @@ test "firewall_delete gets the narrow blocker only" {
   remediate "firewall_blocks_imds" "firewall_delete" {
     rules = [{ id = "narrow" }]
   }
+  remediate "firewall_blocks_imds" "firewall_allow" {
+    rules = [{ id = "broad" }]
+  }
 }
 
 # Issue 8's LOGDROP example as the firewall probe reports it: the shared chain's DROP is
@@ -81,6 +84,47 @@ test "a shared chain: the jump goes, the DROP stays" {
   expect = ["firewall_blocks_imds"]
   remediate "firewall_blocks_imds" "firewall_delete" {
     rules = [{ id = "jump" }]
+  }
+  # The DROP stops nothing of IMDS's once the jump is gone: no ACCEPT before it.
+  remediate "firewall_blocks_imds" "firewall_allow" {
+    rules = []
+  }
+}
+
+# A default-deny host: the OUTPUT policy is DROP and nothing allows IMDS. The policy is
+# never deleted; firewall_allow gets it, and puts the narrowest ACCEPT before it.
+test "default-deny outbound: firewall_allow opens IMDS" {
+  facts = {
+    firewall = { sources = ["nft/ipv4"], rules = [
+      { id = "policy", backend = "nft", family = "ipv4", table = "filter", chain = "OUTPUT", position = 0,
+        spec = "-P OUTPUT DROP", effect = "drop", scope = "everyone", blocks = true, certain = true, deliberate = false, broad = true,
+        source = { front_end = "netfilter-persistent", file = "/etc/iptables/rules.v4", line = 3 } },
+    ] }
+  }
+  expect = ["firewall_blocks_imds"]
+  remediate "firewall_blocks_imds" "firewall_delete" {
+    rules = []
+  }
+  remediate "firewall_blocks_imds" "firewall_allow" {
+    rules = [{ id = "policy", source = { file = "/etc/iptables/rules.v4" } }]
+  }
+}
+
+# An owner-scoped blocker before a DROP policy stays and keeps root out; the ACCEPT goes
+# before the policy only, after the deliberate rule.
+test "default-deny behind a deliberate rule: the deliberate rule stays" {
+  facts = {
+    firewall = { sources = ["nft/ipv4"], rules = [
+      { id = "owner", backend = "nft", family = "ipv4", table = "filter", chain = "OUTPUT", position = 1,
+        spec = "-d 169.254.169.254/32 -m owner ! --uid-owner 1001 -j REJECT --reject-with icmp-port-unreachable", effect = "reject", scope = "everyone",
+        blocks = true, certain = true, deliberate = true, broad = false },
+      { id = "policy", backend = "nft", family = "ipv4", table = "filter", chain = "OUTPUT", position = 0,
+        spec = "-P OUTPUT DROP", effect = "drop", scope = "everyone", blocks = true, certain = true, deliberate = false, broad = true },
+    ] }
+  }
+  expect = ["firewall_blocks_imds"]
+  remediate "firewall_blocks_imds" "firewall_allow" {
+    rules = [{ id = "policy" }]
   }
 }
 

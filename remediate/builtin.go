@@ -32,6 +32,7 @@ type Deps struct {
 func Builtin(deps Deps) *Registry {
 	r, err := NewRegistry(
 		FirewallDelete{},
+		FirewallAllow{},
 		RouteRestore{},
 		NoProxy{},
 		RestartUnit{Systemctl: deps.Systemctl, Self: deps.SelfUnit},

@@ -23,7 +23,7 @@ func TestBuiltinDeps(t *testing.T) {
 		},
 		SelfUnit: func() string { return "ci-runner.service" },
 	})
-	if !slices.Equal(reg.Kinds(), []string{"cloud_init_rerun", "firewall_delete", "metadata_options", "no_proxy", "rate_limit_caller", "restart_unit", "route_restore"}) {
+	if !slices.Equal(reg.Kinds(), []string{"cloud_init_rerun", "firewall_allow", "firewall_delete", "metadata_options", "no_proxy", "rate_limit_caller", "restart_unit", "route_restore"}) {
 		t.Errorf("kinds = %v", reg.Kinds())
 	}
 	fx, _ := reg.Get(KindRestartUnit)

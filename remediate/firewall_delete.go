@@ -86,6 +86,12 @@ type firewallDeleteData struct {
 	// Expr and Comment are the deleted nft rule, to put back as it was.
 	Expr    json.RawMessage `json:"expr,omitempty"`
 	Comment string          `json:"comment,omitempty"`
+	// File is the rules file mended with the live rule (firewall_source.go).
+	File *sourceMend `json:"file,omitempty"`
+	// UFW is the UFW user rule deleted through ufw instead (frontend_ufw.go).
+	UFW *ufwMend `json:"ufw,omitempty"`
+	// Firewalld is the firewalld direct rule removed through firewall-cmd instead.
+	Firewalld *firewalldMend `json:"firewalld,omitempty"`
 }
 
 var iptablesTables = []string{"filter", "nat", "mangle", "raw", "security"}
@@ -95,13 +101,17 @@ var iptablesTables = []string{"filter", "nat", "mangle", "raw", "security"}
 var nftName = regexp.MustCompile(`^[A-Za-z_.][A-Za-z0-9_./-]*$`)
 
 // Plan implements Fixer: one change per distinct rule.
-func (FirewallDelete) Plan(_ context.Context, _ *Env, args cty.Value) ([]*Change, error) {
+func (FirewallDelete) Plan(_ context.Context, env *Env, args cty.Value) ([]*Change, error) {
 	list := args.GetAttr("rules")
 	if list.IsNull() || !list.IsKnown() {
 		return nil, errors.New("rules is null or unknown")
 	}
 	var changes []*Change
 	byTarget := map[string]*Change{}
+	var p paths.Paths
+	if env != nil {
+		p = env.Paths
+	}
 	for i, it := 0, list.ElementIterator(); it.Next(); i++ {
 		_, v := it.Element()
 		d, err := decodeFirewallRule(v)
@@ -112,17 +122,24 @@ func (FirewallDelete) Plan(_ context.Context, _ *Env, args cty.Value) ([]*Change
 		if err != nil {
 			return nil, fmt.Errorf("rules[%d]: %w", i, err)
 		}
+		src := decodeSource(v)
 		if c, dup := byTarget[target]; dup {
+			var prev firewallDeleteData
+			_ = json.Unmarshal(c.Data, &prev)
 			if d.Backend != "nftables" {
-				var prev firewallDeleteData
-				_ = json.Unmarshal(c.Data, &prev)
 				prev.Copies++
-				c.Data, _ = json.Marshal(prev)
 			}
+			if note := planMend(p, &prev, src); note != "" && !strings.Contains(c.Detail, note) {
+				c.Detail += "; " + note
+			}
+			c.Data, _ = json.Marshal(prev)
 			continue
 		}
 		if d.Backend != "nftables" {
 			d.Copies = 1
+		}
+		if note := planMend(p, &d, src); note != "" {
+			detail += "; " + note
 		}
 		data, err := json.Marshal(d)
 		if err != nil {
@@ -131,6 +148,18 @@ func (FirewallDelete) Plan(_ context.Context, _ *Env, args cty.Value) ([]*Change
 		c := &Change{Target: target, Detail: detail, Data: data}
 		byTarget[target] = c
 		changes = append(changes, c)
+	}
+	for _, c := range changes {
+		var d firewallDeleteData
+		if err := json.Unmarshal(c.Data, &d); err == nil && d.File != nil {
+			c.Detail += "; " + d.File.describe()
+		}
+		if d.Firewalld != nil {
+			c.Detail = firewall.QuoteWords(append([]string{paths.FirewallCmd}, d.Firewalld.command("--remove-rule", true)...)) + "; " + firewall.QuoteWords(append([]string{paths.FirewallCmd}, d.Firewalld.command("--remove-rule", false)...))
+		}
+		if d.UFW != nil {
+			c.Detail = firewall.QuoteWords(append([]string{paths.UFW, "--force", "delete"}, withoutComment(d.UFW.Rule)...)) + fmt.Sprintf(" (UFW's rule %d: ufw deletes it live and from its files)", d.UFW.Number)
+		}
 	}
 	return changes, nil
 }
@@ -198,16 +227,34 @@ func (d firewallDeleteData) describe() (target, detail string, err error) {
 }
 
 // Apply implements Fixer.
-func (FirewallDelete) Apply(ctx context.Context, _ *Env, c *Change) error {
+func (FirewallDelete) Apply(ctx context.Context, env *Env, c *Change) error {
 	var d firewallDeleteData
 	if err := json.Unmarshal(c.Data, &d); err != nil {
 		return fmt.Errorf("read change record: %w", err)
 	}
+	if d.UFW != nil {
+		return d.applyUFW(ctx, c)
+	}
+	if d.Firewalld != nil {
+		return d.applyFirewalld(ctx, c)
+	}
 	var err error
-	if d.Backend == "nftables" {
-		err = d.deleteNft(ctx)
-	} else {
-		err = d.deleteIptables()
+	restoreFile := func() error { return nil }
+	if d.File != nil {
+		restoreFile, err = d.File.apply(env.Paths)
+	}
+	if err == nil {
+		if d.Backend == "nftables" {
+			err = d.deleteNft(ctx)
+		} else {
+			err = d.deleteIptables()
+		}
+		if err != nil && len(d.Positions) == 0 && d.File != nil {
+			// Nothing went live: the file goes back as it was, so the change is all or nothing.
+			if rerr := restoreFile(); rerr != nil {
+				err = fmt.Errorf("%w; and putting %s back failed: %v (the original is in %s)", err, d.File.Path, rerr, env.Paths.File(d.File.Backup))
+			}
+		}
 	}
 	var skip *skipError
 	switch {
@@ -219,7 +266,7 @@ func (FirewallDelete) Apply(ctx context.Context, _ *Env, c *Change) error {
 		c.Error = fmt.Sprintf("deleted %d of %d identical rules, then: %v", len(d.Positions), d.Copies, err)
 	case err != nil:
 		return err
-	case len(d.Positions) == 0:
+	case len(d.Positions) == 0 && d.File == nil:
 		c.Status = types.StatusUnchanged
 	}
 	c.Data, err = json.Marshal(d)
@@ -234,18 +281,44 @@ func (e *skipError) Error() string { return e.reason }
 
 // Undo implements Fixer. It sets c.Detail to the commands it ran, or says that nothing
 // was missing.
-func (FirewallDelete) Undo(ctx context.Context, _ *Env, c *Change) error {
+func (FirewallDelete) Undo(ctx context.Context, env *Env, c *Change) error {
 	var d firewallDeleteData
 	if err := json.Unmarshal(c.Data, &d); err != nil {
 		return fmt.Errorf("read change record: %w", err)
 	}
+	if d.Firewalld != nil {
+		ran, err := d.Firewalld.restore(ctx)
+		if c.Detail = ran; ran == "" && err == nil {
+			c.Detail = "nothing to do: firewall-cmd removed nothing"
+		}
+		return err
+	}
+	if d.UFW != nil {
+		if !d.UFW.Done {
+			c.Detail = "nothing to do: ufw deleted nothing"
+			return nil
+		}
+		ran, err := d.UFW.restore(ctx, env.Paths)
+		c.Detail = ran
+		return err
+	}
 	var ran []string
 	var err error
-	if d.Backend == "nftables" {
-		ran, err = d.restoreNft(ctx)
-	} else {
-		ran, err = d.restoreIptables()
+	if d.File != nil && d.File.NewSHA256 != "" {
+		var did string
+		if did, err = d.File.undo(env.Paths); err != nil {
+			return err
+		} else if did != "" {
+			ran = append(ran, did)
+		}
 	}
+	var live []string
+	if d.Backend == "nftables" {
+		live, err = d.restoreNft(ctx)
+	} else {
+		live, err = d.restoreIptables()
+	}
+	ran = append(ran, live...)
 	switch {
 	case len(ran) > 0:
 		c.Detail = strings.Join(ran, "; ")

@@ -33,6 +33,7 @@ type generation struct {
 	// packets are the IMDS packets of each family as the routes make them.
 	packets [2]packet
 	users   [2]fileStamp // /etc/passwd and /etc/group under the root
+	sources uint64       // the rules files sources are found in (source.go)
 	root    string
 	ipv6    bool
 }
@@ -65,6 +66,7 @@ func currentGeneration(cfg Config) (generation, error) {
 			g.users[i] = fileStamp{st.Ino, uint64(st.Size), st.Mtim, st.Ctim}
 		}
 	}
+	g.sources = sourcesStamp(cfg.Paths)
 	return g, nil
 }
 

@@ -2,7 +2,10 @@ package firewall
 
 import (
 	"context"
+	"fmt"
+	"hash/maphash"
 	"strings"
+	"syscall"
 
 	"github.com/imdsmend/imdsmend/internal/paths"
 )
@@ -84,7 +87,7 @@ func (s *sourceIndex) find(r *Rule) Source {
 			}
 			return src
 		}
-		if file, line := s.findRestore(ufwFiles(v6), r.Table, r.Chain, key); file != "" {
+		if file, line := s.findRestore(ufwFiles(v6), v6, r.Table, r.Chain, key); file != "" {
 			src.File, src.Line = file, line
 		}
 		return src
@@ -100,7 +103,7 @@ func (s *sourceIndex) find(r *Rule) Source {
 		if v6 {
 			files = fe.v6
 		}
-		if file, line := s.findRestore(files, r.Table, r.Chain, key); file != "" {
+		if file, line := s.findRestore(files, v6, r.Table, r.Chain, key); file != "" {
 			return Source{FrontEnd: fe.frontEnd, File: file, Line: line}
 		}
 	}
@@ -115,12 +118,12 @@ func ufwFiles(v6 bool) []string {
 }
 
 // findRestore finds the next unmatched line of files holding key in table and chain.
-func (s *sourceIndex) findRestore(files []string, table, chain, key string) (string, int) {
+func (s *sourceIndex) findRestore(files []string, v6 bool, table, chain, key string) (string, int) {
 	for _, f := range files {
 		rules, ok := s.restore[f]
 		if !ok {
 			if data, err := s.p.ReadFile(f); err == nil {
-				rules = parseRestoreFile(data, strings.HasSuffix(f, "6") || strings.Contains(f, "6.rules") || strings.HasSuffix(f, ".v6"), s.users)
+				rules = parseRestoreFile(data, v6, s.users)
 			}
 			s.restore[f] = rules
 		}
@@ -187,3 +190,29 @@ func (s *sourceIndex) ufwDefaultLine(chain string) int {
 	_, line := shellValueLine(data, name)
 	return line
 }
+
+// sourceFiles are the files attributeSources reads (nftables.conf's includes aside):
+// a change to any of them changes the sources, so the watch's generation counts them.
+func sourceFiles() []string {
+	files := []string{paths.UFWConf, paths.UFWDefaults, paths.FirewalldDirect}
+	for _, fe := range restoreFiles {
+		files = append(files, fe.v4...)
+		files = append(files, fe.v6...)
+	}
+	return append(files, paths.NftablesConfs...)
+}
+
+// sourcesStamp tells versions of the source files apart without reading them.
+func sourcesStamp(p paths.Paths) uint64 {
+	var h maphash.Hash
+	h.SetSeed(stampSeed)
+	for _, f := range sourceFiles() {
+		var st syscall.Stat_t
+		if syscall.Stat(p.File(f), &st) == nil {
+			fmt.Fprintln(&h, f, st.Ino, st.Size, st.Mtim.Nano(), st.Ctim.Nano())
+		}
+	}
+	return h.Sum64()
+}
+
+var stampSeed = maphash.MakeSeed()

@@ -19,6 +19,8 @@ type directRule struct {
 	family, table, chain string
 	key                  string
 	line                 int
+	priority             string
+	args                 []string
 }
 
 // parseDirectXML reads direct.xml's rules; what it can't read ends the list.
@@ -44,6 +46,8 @@ func parseDirectXML(data []byte, users *userDB) []directRule {
 				r.table = a.Value
 			case "chain":
 				r.chain = a.Value
+			case "priority":
+				r.priority = a.Value
 			}
 		}
 		var args string
@@ -55,6 +59,7 @@ func parseDirectXML(data []byte, users *userDB) []directRule {
 			continue
 		}
 		r.key = RuleKey(words, r.family == "ipv6", users)
+		r.args = words
 		rules = append(rules, r)
 	}
 }
@@ -83,4 +88,21 @@ func isFirewalldChain(chain string) bool {
 		}
 	}
 	return false
+}
+
+// DirectRule is a rule of firewalld's direct.xml, as `firewall-cmd --direct --add-rule`
+// takes it: IPV TABLE CHAIN PRIORITY ARGS....
+type DirectRule struct {
+	IPV, Table, Chain, Priority string
+	Args                        []string
+}
+
+// FirewalldDirectRuleAt reads the <rule> of direct.xml (data) that starts on line.
+func FirewalldDirectRuleAt(data []byte, line int) (DirectRule, bool) {
+	for _, r := range parseDirectXML(data, nil) {
+		if r.line == line {
+			return DirectRule{IPV: r.family, Table: r.table, Chain: r.chain, Priority: r.priority, Args: r.args}, true
+		}
+	}
+	return DirectRule{}, false
 }

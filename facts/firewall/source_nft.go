@@ -441,3 +441,40 @@ func (s *sourceIndex) findNft(r *Rule) Source {
 	}
 	return Source{FrontEnd: FrontEndLive}
 }
+
+// NftSingleRuleLine reports whether line of nftables.conf is one rule statement and
+// nothing else (no brace, no second statement), so cutting the line cuts just that rule.
+func NftSingleRuleLine(line string) bool {
+	toks := nftTokens([]byte(line))
+	words := 0
+	for i, t := range toks {
+		switch t.text {
+		case "{", "}":
+			return false
+		case ";":
+			if i != len(toks)-1 && toks[i+1].text != "\n" {
+				return false
+			}
+		case "\n":
+		default:
+			words++
+		}
+	}
+	if words == 0 {
+		return false
+	}
+	first := toks[0].text
+	return !slices.Contains([]string{"policy", "type", "table", "chain", "include", "define", "flush", "add", "insert", "set", "map"}, first)
+}
+
+// NftConfRuleLines lists the 0-based lines of the rule statements of every chain named
+// chain in an nftables.conf text (includes not followed).
+func NftConfRuleLines(data []byte, chain string) []int {
+	var lines []int
+	for _, r := range parseNftConf(data) {
+		if r.chain == chain && r.policy == "" {
+			lines = append(lines, r.line)
+		}
+	}
+	return lines
+}

@@ -251,3 +251,11 @@ func ruleKeyOfSpec(spec string, v6 bool, users *userDB) (string, error) {
 	}
 	return RuleKey(words, v6, users), nil
 }
+
+// RestoreLineHolds reports whether line of a rules file appends (or inserts) the rule
+// spec, as iptables prints it, to chain.
+func RestoreLineHolds(line, chain, spec string, v6 bool) bool {
+	rules := parseRestoreFile([]byte(line), v6, nil)
+	key, err := ruleKeyOfSpec(spec, v6, nil)
+	return err == nil && len(rules) == 1 && rules[0].chain == chain && rules[0].key == key
+}

@@ -201,3 +201,51 @@ func TestAttributeSourcesNft(t *testing.T) {
 		}
 	}
 }
+
+// An IPv6 file is read as IPv6 whatever its name: a REJECT without a reason is
+// icmp6-port-unreachable there.
+func TestAttributeSourcesIPv6File(t *testing.T) {
+	p := writeTree(t, map[string]string{paths.SysconfigIp6tables: "*filter\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -d fd00:ec2::254 -p tcp --dport 80 -j REJECT\nCOMMIT\n"})
+	rules := []Rule{{Backend: "nft", Family: "ipv6", Table: "filter", Chain: "OUTPUT", Spec: "-d fd00:ec2::254/128 -p tcp -m tcp --dport 80 -j REJECT --reject-with icmp6-port-unreachable"}}
+	attributeSources(context.Background(), rules, p)
+	if want := (Source{FrontEndIptablesServices, paths.SysconfigIp6tables, 3}); rules[0].Source != want {
+		t.Errorf("source %+v, want %+v", rules[0].Source, want)
+	}
+}
+
+// TestMemoFollowsSourceFiles: a watch pass reads again when a rules file changed though
+// the ruleset did not, so a rule's source is never a stale line.
+func TestMemoFollowsSourceFiles(t *testing.T) {
+	if !inNetns(t, "-test.run") {
+		return
+	}
+	reads := 0
+	m := &Memo{read: func(ctx context.Context, cfg Config) (*Firewall, error) {
+		reads++
+		return Read(ctx, cfg)
+	}}
+	root := t.TempDir()
+	cfg := Config{Paths: paths.New(root)}
+	read := func() Source {
+		t.Helper()
+		fw, err := m.Read(context.Background(), cfg)
+		if err != nil || len(fw.Rules) != 1 {
+			t.Fatalf("read: %v, %+v", err, fw)
+		}
+		return fw.Rules[0].Source
+	}
+	run(t, "iptables-nft", "-A", "OUTPUT", "-d", "169.254.169.254", "-j", "REJECT")
+	if src := read(); src.FrontEnd != FrontEndLive {
+		t.Errorf("without a file: %+v", src)
+	}
+	file := filepath.Join(root, paths.IptablesRulesV4)
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, []byte("*filter\n-A OUTPUT -d 169.254.169.254 -j REJECT\nCOMMIT\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if src := read(); reads != 2 || src != (Source{FrontEndNetfilterPersistent, paths.IptablesRulesV4, 2}) {
+		t.Errorf("after writing rules.v4: %d reads, source %+v; want 2 reads and its line", reads, src)
+	}
+}

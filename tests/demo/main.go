@@ -138,6 +138,33 @@ func run(ctx context.Context, out io.Writer, imdsmendBin, imdssimBin string) err
 		return err
 	}
 	restored := harness.RejectIMDS.Gone(ctx, d.ns) != nil
+	if err := d.shell(ctx, "iptables", "-F", "OUTPUT"); err != nil {
+		return err
+	}
+
+	d.section("6. A default-deny host (CIS-hardened): outbound policy DROP, replies allowed")
+	for _, args := range [][]string{{"-A", "OUTPUT", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"}, {"-P", "OUTPUT", "DROP"}} {
+		if err := d.shell(ctx, "iptables", args...); err != nil {
+			return err
+		}
+	}
+	d.say("The policy stays DROP: apply adds the narrowest ACCEPT for IMDS (firewall_allow), marked imdsmend.")
+	for _, cmd := range []string{"plan", "apply"} {
+		if err := d.imdsmend(ctx, cmd); err != nil {
+			return err
+		}
+	}
+	if err := d.shell(ctx, "iptables", "-S", "OUTPUT"); err != nil {
+		return err
+	}
+	res, err := d.ns.Exec(ctx, nil, "iptables", "-C", "OUTPUT", "-d", harness.IMDSAddr+"/32", "-p", "tcp", "-m", "tcp", "--dport", "80", "-m", "comment", "--comment", "imdsmend", "-j", "ACCEPT")
+	allowed := err == nil && res.ExitCode == 0
+	if err := d.imdsmend(ctx, "undo", "--last"); err != nil {
+		return err
+	}
+	if err := d.shell(ctx, "iptables", "-P", "OUTPUT", "ACCEPT"); err != nil {
+		return err
+	}
 
 	first := d.ns.Name
 	if err := d.disabledEndpoint(ctx, imdssimBin, dir); err != nil {
@@ -150,8 +177,11 @@ func run(ctx context.Context, out io.Writer, imdsmendBin, imdssimBin string) err
 		return errors.New("apply left the REJECT rule in place")
 	case !restored:
 		return errors.New("apply removed the REJECT rule, but undo did not put it back")
+	case !allowed:
+		return errors.New("apply did not allow IMDS on the default-deny host")
 	}
 	d.say("apply removed the REJECT rule and IMDS answered again; undo put the rule back.")
+	d.say("On the default-deny host apply allowed IMDS alone and kept the DROP policy; undo took the ACCEPT out.")
 	d.say("apply enabled the second instance's endpoint through the EC2 API, and IMDS answered again.")
 	return ctx.Err()
 }
@@ -160,7 +190,7 @@ func run(ctx context.Context, out io.Writer, imdsmendBin, imdssimBin string) err
 // disabled, found, planned, mended through the API (imdssim serves it too) and verified.
 // It runs in a namespace of its own, as a second instance.
 func (d *demo) disabledEndpoint(ctx context.Context, imdssimBin, dir string) error {
-	d.section("6. Another instance: its HttpEndpoint is disabled, which only the EC2 API mends")
+	d.section("7. Another instance: its HttpEndpoint is disabled, which only the EC2 API mends")
 	ns, err := harness.NewNamespace()
 	if err != nil {
 		return err

@@ -252,7 +252,9 @@ rule "two_copies" {
 }
 
 // TestFirewallBroadBlockerKept: a REJECT of 1.0.0.0-254.255.255.255 stops IMDS but far more
-// too. It is reported, with why it is kept and what would open IMDS, and never deleted.
+// too. It is reported, with why it is kept and what would open IMDS, and never deleted:
+// apply puts an ACCEPT for IMDS before it (firewall_allow; TestFirewallDefaultDeny shows
+// IMDS answering one hop away) and the REJECT stays. Undo takes the ACCEPT out again.
 func TestFirewallBroadBlockerKept(t *testing.T) {
 	ctx := testContext(t)
 	ns := newNamespace(t)
@@ -261,13 +263,22 @@ func TestFirewallBroadBlockerKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := firewallState(ctx, t, ns)
-	rep, res := newRun(t, ns).report(ctx, "apply")
+	r := newRun(t, ns)
+	rep, res := r.report(ctx, "plan")
 	if res.ExitCode != report.ExitFindings || len(deleteActions(rep)) != 0 {
-		t.Fatalf("apply: exit %d, actions %+v; want exit 2 and no deletion", res.ExitCode, rep.Actions)
+		t.Fatalf("plan: exit %d, actions %+v; want exit 2 and no deletion", res.ExitCode, rep.Actions)
 	}
 	checkKeptFinding(t, rep, "-m iprange --dst-range 1.0.0.0-254.255.255.255 -j REJECT --reject-with icmp-port-unreachable (kept: broad, it stops other traffic too)")
+	rep, res = r.report(ctx, "apply")
+	if len(deleteActions(rep)) != 0 || len(rep.Actions) != 1 || rep.Actions[0].Kind != "firewall_allow" || rep.Actions[0].Status != "applied" {
+		t.Fatalf("apply: exit %d, actions %+v; want one applied firewall_allow and no deletion", res.ExitCode, rep.Actions)
+	}
+	if out, err := ns.Exec(ctx, nil, "iptables", "-w", "-C", "OUTPUT", "-p", "tcp", "-m", "iprange", "--dst-range", "1.0.0.0-254.255.255.255", "-j", "REJECT"); err != nil || out.ExitCode != 0 {
+		t.Errorf("the broad rule is gone after apply (%v)", err)
+	}
+	r.report(ctx, "undo", "--last")
 	if got := firewallState(ctx, t, ns); got != before {
-		t.Errorf("the broad rule was touched:\n%s", cmp.Diff(before, got))
+		t.Errorf("undo did not restore the rules (-before +after):\n%s", cmp.Diff(before, got))
 	}
 }
 

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 )
@@ -355,4 +358,114 @@ func (n *Namespace) RouteState(ctx context.Context) (string, error) {
 		b.WriteString(res.Stdout)
 	}
 	return b.String(), nil
+}
+
+// UFW is a private UFW configuration for the Host of a test: the host's /etc/ufw and
+// /etc/default/ufw copied under a --root tree and bind-mounted over the real ones in a
+// mount namespace of each wrapped command's own, so ufw and imdsmend (reading the tree
+// with --root) see the same files and the host's UFW is never read or changed. The copy's
+// sysctl.conf is emptied: ufw then changes no kernel setting.
+type UFW struct {
+	ns   *Namespace
+	root string
+}
+
+// NewUFW copies UFW's configuration into root (etc/ufw, etc/default/ufw) for ns.
+func NewUFW(ns *Namespace, root string) (*UFW, error) {
+	if _, err := exec.LookPath("ufw"); err != nil {
+		return nil, fmt.Errorf("ufw is not installed (apt-get install ufw): %w", err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "etc", "default"), 0o755); err != nil {
+		return nil, err
+	}
+	for _, f := range []string{"ufw", "default/ufw"} {
+		if out, err := exec.Command("cp", "-a", "/etc/"+f, filepath.Join(root, "etc", f)).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("copy /etc/%s: %w: %s", f, err, out)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc", "ufw", "sysctl.conf"), nil, 0o644); err != nil {
+		return nil, err
+	}
+	return &UFW{ns: ns, root: root}, nil
+}
+
+// Wrap is the command prefix that runs a command with the private configuration in place.
+func (u *UFW) Wrap() []string {
+	const script = `mount --bind "$1" /etc/ufw && mount --bind "$2" /etc/default/ufw && shift 2 && exec "$@"`
+	return []string{"unshare", "-m", "sh", "-c", script, "sh", filepath.Join(u.root, "etc", "ufw"), filepath.Join(u.root, "etc", "default", "ufw")}
+}
+
+// Run runs ufw with args in the namespace, with the private configuration, and fails on
+// a non-zero exit.
+func (u *UFW) Run(ctx context.Context, args ...string) (string, error) {
+	argv := append(u.Wrap(), append([]string{"ufw"}, args...)...)
+	res, err := u.ns.Exec(ctx, nil, argv[0], argv[1:]...)
+	if err == nil && res.ExitCode != 0 {
+		err = fmt.Errorf("ufw %s: exit %d: %s%s", strings.Join(args, " "), res.ExitCode, res.Stdout, res.Stderr)
+	}
+	return res.Stdout, err
+}
+
+// Firewalld is firewalld running for real in a namespace, on a D-Bus system bus of its
+// own: a copy of /etc/firewalld under a --root tree is bind-mounted over the real one and a
+// tmpfs over /run, in a mount namespace the daemons and every wrapped command share. The
+// machine's firewalld and system bus are never touched.
+type Firewalld struct {
+	ns   *Namespace
+	proc *Proc
+}
+
+// firewalldScript sets up the mount namespace, starts the system bus, waits for its
+// socket and runs firewalld in the foreground.
+const firewalldScript = `set -e
+mount --bind "$1" /etc/firewalld
+mount -t tmpfs tmpfs /run
+mkdir -p /run/dbus
+dbus-daemon --system --nofork --nopidfile &
+while [ ! -S /run/dbus/system_bus_socket ]; do sleep 0.02; done
+exec firewalld --nofork --nopid
+`
+
+// StartFirewalld copies /etc/firewalld into root (etc/firewalld) and starts the bus and
+// firewalld in ns; it returns once firewall-cmd --state answers.
+func StartFirewalld(ctx context.Context, ns *Namespace, root string) (*Firewalld, error) {
+	for _, bin := range []string{"firewalld", "firewall-cmd", "dbus-daemon", "nsenter"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			return nil, fmt.Errorf("%s is not installed (apt-get install firewalld): %w", bin, err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		return nil, err
+	}
+	if out, err := exec.Command("cp", "-a", "/etc/firewalld", filepath.Join(root, "etc", "firewalld")).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("copy /etc/firewalld: %w: %s", err, out)
+	}
+	p, err := ns.Start("unshare", "-m", "sh", "-c", firewalldScript, "sh", filepath.Join(root, "etc", "firewalld"))
+	if err != nil {
+		return nil, err
+	}
+	f := &Firewalld{ns: ns, proc: p}
+	err = waitReady(ctx, p, func(ctx context.Context) error {
+		_, err := f.Run(ctx, "--state")
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("firewalld in %s: %w", ns.Name, err)
+	}
+	return f, nil
+}
+
+// Wrap is the command prefix that runs a command in firewalld's mount namespace.
+func (f *Firewalld) Wrap() []string {
+	return []string{"nsenter", "-t", fmt.Sprint(f.proc.PID()), "-m", "--"}
+}
+
+// Run runs firewall-cmd with args and fails on a non-zero exit.
+func (f *Firewalld) Run(ctx context.Context, args ...string) (string, error) {
+	argv := append(f.Wrap(), append([]string{"firewall-cmd"}, args...)...)
+	res, err := f.ns.Exec(ctx, nil, argv[0], argv[1:]...)
+	if err == nil && res.ExitCode != 0 {
+		err = fmt.Errorf("firewall-cmd %s: exit %d: %s%s", strings.Join(args, " "), res.ExitCode, res.Stdout, res.Stderr)
+	}
+	return res.Stdout, err
 }
