@@ -56,12 +56,13 @@ func ec2Query(t *testing.T, ctx context.Context, ns *harness.Namespace, addr str
 // behind the Host gets no token (the PUT times out) while its tokenless GET is answered
 // at once (401), and the Host gets its token; after ModifyInstanceMetadataOptions sets 2
 // through the API, both get one. Disabling the endpoint through the API makes IMDS answer
-// 403.
+// 403; the admin socket sees that and puts hop limit 1 back.
 func TestEC2SimHopLimit(t *testing.T) {
 	ctx := testContext(t)
 	hop := newHop(t, 1)
 	api := net.JoinHostPort(harness.HopIMDSPeer, "8081")
-	if _, err := harness.StartSim(ctx, hop.IMDS, bins.Imdssim, sim.FaultOK, "--ec2", api, "--hop-limit", "1", "--ec2-apply-after", "0"); err != nil {
+	s, err := harness.StartSim(ctx, hop.IMDS, bins.Imdssim, sim.FaultOK, "--ec2", api, "--hop-limit", "1", "--ec2-apply-after", "0")
+	if err != nil {
 		t.Fatal(err)
 	}
 	container := hop.Containers[0]
@@ -81,14 +82,24 @@ func TestEC2SimHopLimit(t *testing.T) {
 		t.Fatalf("disable endpoint: HTTP %s", st)
 	}
 	got = append(got, probe())
+	// The admin socket sees the state the API left and sets it back.
+	admin := ec2.NewIMDSSimAdminClient(s.Socket)
+	if in, err := admin.Instance(ctx, sim.InstanceID); err != nil || in.Options.HTTPEndpoint != ec2.Disabled || in.Options.HopLimit != 2 {
+		t.Errorf("admin sees %+v, %v; want the endpoint disabled, hop limit 2", in.Options, err)
+	}
+	if err := admin.SetOptions(ctx, sim.InstanceID, ec2.Options{HTTPEndpoint: ec2.Enabled, HopLimit: 1}); err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, probe())
 	ok, timedOut := imdsCall{"200", 0}, imdsCall{"000", 28}
 	want := []seen{
 		{HostPUT: ok, ContainerPUT: timedOut, ContainerGET: imdsCall{"401", 0}},
 		{HostPUT: ok, ContainerPUT: ok, ContainerGET: imdsCall{"401", 0}},
 		{HostPUT: imdsCall{"403", 0}, ContainerPUT: imdsCall{"403", 0}, ContainerGET: imdsCall{"403", 0}},
+		{HostPUT: ok, ContainerPUT: timedOut, ContainerGET: imdsCall{"401", 0}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("hop limit 1, then 2, then the endpoint disabled (-want +got):\n%s", diff)
+		t.Errorf("hop limit 1, then 2, then the endpoint disabled, then enabled with hop limit 1 again (-want +got):\n%s", diff)
 	}
 }
 

@@ -85,7 +85,7 @@ func run(args []string) error {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/", srv.AdminHandler())
-		mux.Handle("/ec2/", http.StripPrefix("/ec2", api.AdminHandler()))
+		mux.Handle(ec2.IMDSSimMount+"/", http.StripPrefix(ec2.IMDSSimMount, api.AdminHandler()))
 		sv.Handler = mux
 		sv.Close = func() error { return closeBoth(srv, api) }
 	}

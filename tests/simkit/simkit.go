@@ -155,6 +155,14 @@ func NewAdminClient(name, addr string) *AdminClient {
 	return &AdminClient{name: name, http: &http.Client{Transport: tr}, base: "http://" + name}
 }
 
+// Under returns a client for the same listener whose paths all start with prefix (an
+// admin API mounted below another's).
+func (c *AdminClient) Under(prefix string) *AdminClient {
+	d := *c
+	d.base += prefix
+	return &d
+}
+
 // Do sends form (none when nil) and decodes a JSON answer into out (when not nil).
 func (c *AdminClient) Do(ctx context.Context, method, path string, form url.Values, out any) error {
 	var body io.Reader

@@ -33,8 +33,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	account, arn := s.principal(req.AccessKey)
-	fault := s.faultFor(req.Action)
+	fault := s.faultFor(req.Action, req.Region)
 	switch fault {
+	case FaultReset:
+		// An answer that never comes: the client sees the connection close.
+		panic(http.ErrAbortHandler)
 	case FaultSlow:
 		delay := s.Config().Delay
 		select {
@@ -51,7 +54,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, rid, errThrottled())
 		return
 	}
-	if !s.admit(account, req.Region, req.Action) {
+	if !s.admit(account, req.Region, req) {
 		s.writeError(w, rid, errThrottled())
 		return
 	}

@@ -16,9 +16,10 @@ import (
 const (
 	AdminStats     = "/stats"     // GET: Stats as JSON
 	AdminReset     = "/reset"     // POST: zero the counters
-	AdminConfig    = "/config"    // GET: Config; POST fault= actions= times= delay= apply_after= apply_delay= throttle=
+	AdminConfig    = "/config"    // GET: Config; POST fault= actions= regions= times= delay= apply_after= apply_delay= throttle=
 	AdminInstances = "/instances" // GET [?id=ID]: the instances (or one) as JSON
 	AdminOptions   = "/options"   // POST id= [http_endpoint= http_tokens= hop_limit= http_protocol_ipv6= instance_metadata_tags=]: set, applied
+	AdminRemove    = "/remove"    // POST id=: the instance is gone (terminated long ago)
 	AdminDefaults  = "/defaults"  // POST account= region= http_tokens= hop_limit= http_endpoint= http_tokens_enforced= managed_by= managed_exception_message=
 )
 
@@ -41,8 +42,7 @@ func (s *Server) AdminHandler() http.Handler {
 		simkit.WriteJSON(w, s.Config())
 	})
 	mux.HandleFunc("POST "+AdminConfig, func(w http.ResponseWriter, r *http.Request) {
-		f := r.FormValue
-		cfg, err := ParseConfig(f("fault"), f("actions"), f("times"), f("delay"), f("apply_after"), f("apply_delay"), f("throttle"))
+		cfg, err := ParseConfig(r.FormValue)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
@@ -80,6 +80,15 @@ func (s *Server) AdminHandler() http.Handler {
 		}
 		in, _ = s.Instance(id)
 		simkit.WriteJSON(w, in)
+	})
+	mux.HandleFunc("POST "+AdminRemove, func(w http.ResponseWriter, r *http.Request) {
+		id := r.FormValue("id")
+		if _, ok := s.Instance(id); !ok {
+			http.Error(w, "no instance "+id, http.StatusNotFound)
+			return
+		}
+		s.RemoveInstance(id)
+		simkit.WriteJSON(w, map[string]string{"removed": id})
 	})
 	mux.HandleFunc("POST "+AdminDefaults, func(w http.ResponseWriter, r *http.Request) {
 		f := r.FormValue
@@ -146,6 +155,15 @@ func NewAdminClient(addr string) *AdminClient {
 	return &AdminClient{simkit.NewAdminClient("ec2sim", addr)}
 }
 
+// IMDSSimMount is where imdssim --ec2 serves this admin API on its own admin listener.
+const IMDSSimMount = "/ec2"
+
+// NewIMDSSimAdminClient returns a client for the EC2 simulator inside an imdssim --ec2,
+// through imdssim's admin socket at path.
+func NewIMDSSimAdminClient(path string) *AdminClient {
+	return &AdminClient{simkit.NewAdminClient("ec2sim", "unix:"+path).Under(IMDSSimMount)}
+}
+
 // Stats reads the counters.
 func (c *AdminClient) Stats(ctx context.Context) (Stats, error) {
 	var st Stats
@@ -162,6 +180,7 @@ func (c *AdminClient) SetConfig(ctx context.Context, cfg Config) error {
 	form := url.Values{
 		"fault":       {string(cfg.Fault)},
 		"actions":     {strings.Join(cfg.Actions, ",")},
+		"regions":     {strings.Join(cfg.Regions, ",")},
 		"times":       {strconv.Itoa(cfg.Times)},
 		"apply_after": {strconv.Itoa(cfg.ApplyAfter)},
 		"throttle":    {cfg.Throttle.String()},
@@ -193,4 +212,9 @@ func (c *AdminClient) SetOptions(ctx context.Context, id string, o Options) erro
 		form.Set("hop_limit", strconv.Itoa(o.HopLimit))
 	}
 	return c.c.Do(ctx, http.MethodPost, AdminOptions, form, nil)
+}
+
+// RemoveInstance makes an instance vanish, as between an audit and an apply.
+func (c *AdminClient) RemoveInstance(ctx context.Context, id string) error {
+	return c.c.Do(ctx, http.MethodPost, AdminRemove, url.Values{"id": {id}}, nil)
 }

@@ -29,13 +29,15 @@ const (
 	FaultNeverApplied Fault = "never-applied"
 	// 200 with a truncated XML document.
 	FaultMalformed Fault = "malformed"
+	// The connection closes without an answer, as an endpoint that cannot be reached.
+	FaultReset Fault = "reset"
 	// Every answer waits Delay first.
 	FaultSlow Fault = "slow"
 )
 
 // Faults lists every fault in sorted order, for --help and validation.
 func Faults() []Fault {
-	all := []Fault{FaultOK, FaultUnauthorized, FaultThrottled, FaultUnsupported, FaultDeclarative, FaultNeverApplied, FaultMalformed, FaultSlow}
+	all := []Fault{FaultOK, FaultUnauthorized, FaultThrottled, FaultUnsupported, FaultDeclarative, FaultNeverApplied, FaultMalformed, FaultReset, FaultSlow}
 	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
 	return all
 }
@@ -55,19 +57,27 @@ func ParseFault(name string) (Fault, error) {
 // DeclarativeMessage is the exception message the simulated declarative policy carries.
 const DeclarativeMessage = "IMDS settings are managed by your organization's declarative policy; contact your cloud platform team"
 
-// Rates are EC2's request token buckets for one account and region: each request takes a
-// token from its kind's bucket, which refills at Rate tokens per second up to Burst. An
-// empty bucket answers RequestLimitExceeded. Zero Burst turns that kind's throttling off.
-type Rates struct {
-	MutatingBurst    int     `json:"mutating_burst"`
-	MutatingRate     float64 `json:"mutating_rate"`
-	NonMutatingBurst int     `json:"non_mutating_burst"`
-	NonMutatingRate  float64 `json:"non_mutating_rate"`
+// Bucket is one kind of EC2 request token bucket: Burst tokens at most, refilled at Rate
+// tokens per second. Zero Burst does not throttle that kind.
+type Bucket struct {
+	Burst int     `json:"burst"`
+	Rate  float64 `json:"rate"`
 }
 
-// DefaultRates are the bucket sizes and refill rates EC2 documents for its request
-// throttling (mutating: 50, 5/s; non-mutating: 100, 20/s).
-var DefaultRates = Rates{MutatingBurst: 50, MutatingRate: 5, NonMutatingBurst: 100, NonMutatingRate: 20}
+// Rates are EC2's request rate limits: every action has a bucket of its own per account
+// and region, sized by its kind; a request takes a token, and an empty bucket answers
+// RequestLimitExceeded.
+type Rates struct {
+	Mutating    Bucket `json:"mutating"`
+	NonMutating Bucket `json:"non_mutating"`
+	// Unpaginated is for non-mutating calls with neither a filter, nor IDs, nor a page size.
+	Unpaginated Bucket `json:"unpaginated"`
+}
+
+// DefaultRates are the bucket sizes and refill rates EC2 documents for request rate
+// limiting: mutating 200 and 5/s, non-mutating 100 and 20/s, unfiltered and unpaginated
+// non-mutating 50 and 10/s.
+var DefaultRates = Rates{Mutating: Bucket{200, 5}, NonMutating: Bucket{100, 20}, Unpaginated: Bucket{50, 10}}
 
 // Config is the server's behaviour; it can be changed while the server runs.
 type Config struct {
@@ -75,6 +85,8 @@ type Config struct {
 	// Actions limits the fault to these actions (e.g. ModifyInstanceMetadataOptions);
 	// empty means every action.
 	Actions []string `json:"actions,omitempty"`
+	// Regions limits the fault to requests scoped to these regions; empty means all.
+	Regions []string `json:"regions,omitempty"`
 	// Times is how many answers the fault spoils before the server is healthy again;
 	// 0 is every answer.
 	Times int `json:"times,omitempty"`
@@ -123,50 +135,63 @@ func (s *Server) setConfigLocked(cfg Config) {
 	s.buckets = map[string]*bucket{}
 }
 
-// ParseConfig builds a Config from its textual form (flags or the admin form); empty
-// strings take the defaults.
-func ParseConfig(fault, actions, times, delay, applyAfter, applyDelay, throttle string) (Config, error) {
+// The fields of a Config's textual form: the admin form's names, and (with - for _) the
+// flags'.
+var configFields = []string{"fault", "actions", "regions", "times", "delay", "apply_after", "apply_delay", "throttle"}
+
+// ParseConfig builds a Config from its textual form, field by field (see configFields);
+// empty fields take the defaults.
+func ParseConfig(field func(name string) string) (Config, error) {
 	cfg := Config{ApplyAfter: DefaultApplyAfter}
 	var err error
+	fault := field("fault")
 	if fault == "" {
 		fault = string(FaultOK)
 	}
 	if cfg.Fault, err = ParseFault(fault); err != nil {
 		return Config{}, err
 	}
-	for _, a := range strings.Split(actions, ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			cfg.Actions = append(cfg.Actions, a)
-		}
-	}
-	if times != "" {
+	cfg.Actions, cfg.Regions = splitList(field("actions")), splitList(field("regions"))
+	if times := field("times"); times != "" {
 		if cfg.Times, err = strconv.Atoi(times); err != nil || cfg.Times < 0 {
 			return Config{}, fmt.Errorf("times %q: want a count, at least 0", times)
 		}
 	}
-	if delay != "" {
+	if delay := field("delay"); delay != "" {
 		if cfg.Delay, err = time.ParseDuration(delay); err != nil || cfg.Delay < 0 {
 			return Config{}, fmt.Errorf("delay %q: want a duration such as 300ms", delay)
 		}
 	}
-	if applyAfter != "" {
+	if applyAfter := field("apply_after"); applyAfter != "" {
 		if cfg.ApplyAfter, err = strconv.Atoi(applyAfter); err != nil || cfg.ApplyAfter < 0 {
 			return Config{}, fmt.Errorf("apply-after %q: want a count of DescribeInstances answers, at least 0", applyAfter)
 		}
 	}
-	if applyDelay != "" {
+	if applyDelay := field("apply_delay"); applyDelay != "" {
 		if cfg.ApplyDelay, err = time.ParseDuration(applyDelay); err != nil || cfg.ApplyDelay < 0 {
 			return Config{}, fmt.Errorf("apply-delay %q: want a duration such as 2s", applyDelay)
 		}
 	}
+	throttle := field("throttle")
 	if cfg.Throttle, err = ParseRates(throttle); err != nil {
 		return Config{}, err
 	}
 	return cfg, nil
 }
 
+func splitList(v string) []string {
+	var out []string
+	for _, a := range strings.Split(v, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // ParseRates reads "off" or "", "default" (EC2's documented rates), or
-// "MUTBURST/MUTRATE,BURST/RATE" such as "50/5,100/20".
+// "MUTATING,NON_MUTATING[,UNPAGINATED]" buckets as BURST/RATE, such as "200/5,100/20,50/10"
+// (without the third, unpaginated calls share the non-mutating sizes).
 func ParseRates(v string) (Rates, error) {
 	switch v {
 	case "", "off":
@@ -174,36 +199,26 @@ func ParseRates(v string) (Rates, error) {
 	case "default":
 		return DefaultRates, nil
 	}
-	bad := fmt.Errorf("throttle %q: want off, default, or MUTATING_BURST/RATE,NON_MUTATING_BURST/RATE such as 50/5,100/20", v)
-	mut, non, ok := strings.Cut(v, ",")
-	if !ok {
+	bad := fmt.Errorf("throttle %q: want off, default, or MUTATING,NON_MUTATING[,UNPAGINATED] buckets as BURST/RATE such as 200/5,100/20,50/10", v)
+	parts := strings.Split(v, ",")
+	if len(parts) < 2 || len(parts) > 3 {
 		return Rates{}, bad
 	}
-	var r Rates
-	var err1, err2 error
-	if r.MutatingBurst, r.MutatingRate, err1 = parseBucket(mut); err1 != nil {
-		return Rates{}, bad
+	var buckets []Bucket
+	for _, p := range parts {
+		b, r, ok := strings.Cut(p, "/")
+		burst, err1 := strconv.Atoi(b)
+		rate, err2 := strconv.ParseFloat(r, 64)
+		if !ok || err1 != nil || err2 != nil || burst < 0 || rate < 0 {
+			return Rates{}, bad
+		}
+		buckets = append(buckets, Bucket{burst, rate})
 	}
-	if r.NonMutatingBurst, r.NonMutatingRate, err2 = parseBucket(non); err2 != nil {
-		return Rates{}, bad
+	r := Rates{Mutating: buckets[0], NonMutating: buckets[1], Unpaginated: buckets[1]}
+	if len(buckets) == 3 {
+		r.Unpaginated = buckets[2]
 	}
 	return r, nil
-}
-
-func parseBucket(v string) (int, float64, error) {
-	b, r, ok := strings.Cut(v, "/")
-	if !ok {
-		return 0, 0, fmt.Errorf("no /")
-	}
-	burst, err := strconv.Atoi(b)
-	if err != nil || burst < 0 {
-		return 0, 0, fmt.Errorf("burst %q", b)
-	}
-	rate, err := strconv.ParseFloat(r, 64)
-	if err != nil || rate < 0 {
-		return 0, 0, fmt.Errorf("rate %q", r)
-	}
-	return burst, rate, nil
 }
 
 // String is the form ParseRates reads.
@@ -211,16 +226,17 @@ func (r Rates) String() string {
 	if r == (Rates{}) {
 		return "off"
 	}
-	f := func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
-	return fmt.Sprintf("%d/%s,%d/%s", r.MutatingBurst, f(r.MutatingRate), r.NonMutatingBurst, f(r.NonMutatingRate))
+	f := func(b Bucket) string { return strconv.Itoa(b.Burst) + "/" + strconv.FormatFloat(b.Rate, 'g', -1, 64) }
+	return f(r.Mutating) + "," + f(r.NonMutating) + "," + f(r.Unpaginated)
 }
 
 // faultFor says whether the configured fault spoils this answer, and counts it.
-func (s *Server) faultFor(action string) Fault {
+func (s *Server) faultFor(action, region string) Fault {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cfg := s.cfg
-	if cfg.Fault == FaultOK || (len(cfg.Actions) > 0 && !containsString(cfg.Actions, action)) {
+	if cfg.Fault == FaultOK || (len(cfg.Actions) > 0 && !containsString(cfg.Actions, action)) ||
+		(len(cfg.Regions) > 0 && !containsString(cfg.Regions, region)) {
 		return FaultOK
 	}
 	switch cfg.Fault {
@@ -243,33 +259,36 @@ type bucket struct {
 	last   time.Time
 }
 
-// mutating lists the actions that take from the mutating bucket.
+// mutating lists the actions that take from mutating buckets.
 var mutating = map[string]bool{"ModifyInstanceMetadataOptions": true}
 
-// admit takes a token for the request from its account's and region's bucket.
-func (s *Server) admit(account, region, action string) bool {
+// admit takes a token for the request from its action's bucket in its account and region.
+func (s *Server) admit(account, region string, req *request) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.cfg.Throttle
-	burst, rate, kind := r.NonMutatingBurst, r.NonMutatingRate, "non-mutating"
-	if mutating[action] {
-		burst, rate, kind = r.MutatingBurst, r.MutatingRate, "mutating"
+	b, kind := r.NonMutating, "non-mutating"
+	switch {
+	case mutating[req.Action]:
+		b, kind = r.Mutating, "mutating"
+	case len(req.filters()) == 0 && len(req.list("InstanceId")) == 0 && req.Params.Get("MaxResults") == "":
+		b, kind = r.Unpaginated, "unpaginated"
 	}
-	if burst == 0 {
+	if b.Burst == 0 {
 		return true
 	}
 	now := s.now()
-	key := account + "/" + region + "/" + kind
-	b, ok := s.buckets[key]
+	key := account + "/" + region + "/" + req.Action + "/" + kind
+	tb, ok := s.buckets[key]
 	if !ok {
-		b = &bucket{tokens: float64(burst), last: now}
-		s.buckets[key] = b
+		tb = &bucket{tokens: float64(b.Burst), last: now}
+		s.buckets[key] = tb
 	}
-	b.tokens = min(float64(burst), b.tokens+now.Sub(b.last).Seconds()*rate)
-	b.last = now
-	if b.tokens < 1 {
+	tb.tokens = min(float64(b.Burst), tb.tokens+now.Sub(tb.last).Seconds()*b.Rate)
+	tb.last = now
+	if tb.tokens < 1 {
 		return false
 	}
-	b.tokens--
+	tb.tokens--
 	return true
 }

@@ -3,8 +3,11 @@ package ec2
 import (
 	"context"
 	"errors"
+	"flag"
+	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,7 +24,7 @@ import (
 )
 
 // serve runs s on a loopback port for the test.
-func serve(t *testing.T, s *Server) string {
+func serve(t testing.TB, s *Server) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -35,11 +38,16 @@ func serve(t *testing.T, s *Server) string {
 // client is the real SDK's EC2 client pointed at the simulator, without retries so every
 // error reaches the test.
 func client(url, region, key string) *awsec2.Client {
+	return clientWith(url, region, credentials.NewStaticCredentialsProvider(key, "secret", ""))
+}
+
+func clientWith(url, region string, creds aws.CredentialsProvider) *awsec2.Client {
 	return awsec2.New(awsec2.Options{
 		Region:       region,
 		BaseEndpoint: aws.String(url),
-		Credentials:  credentials.NewStaticCredentialsProvider(key, "secret", ""),
+		Credentials:  creds,
 		Retryer:      aws.NopRetryer{},
+		HTTPClient:   BufferingClient{},
 	})
 }
 
@@ -179,6 +187,14 @@ func TestErrors(t *testing.T) {
 			_, err := client(*c.Options().BaseEndpoint, "us-nowhere-1", "AKIDEXAMPLE").DescribeInstances(ctx, &awsec2.DescribeInstancesInput{})
 			return err
 		}, apiErr{"AuthFailure", 401, true}},
+		{"the instance asked for in another region", func() error {
+			_, err := client(*c.Options().BaseEndpoint, "eu-west-1", "AKIDEXAMPLE").DescribeInstances(ctx, &awsec2.DescribeInstancesInput{InstanceIds: []string{DefaultInstanceID}})
+			return err
+		}, apiErr{"InvalidInstanceID.NotFound", 400, true}},
+		{"an unknown region name", func() error {
+			_, err := c.DescribeRegions(ctx, &awsec2.DescribeRegionsInput{AllRegions: aws.Bool(true), Filters: []types.Filter{{Name: aws.String("region-name"), Values: []string{"x"}}}, RegionNames: []string{"nowhere-1"}})
+			return err
+		}, apiErr{"InvalidParameterValue", 400, true}},
 		{"an action the simulator lacks", func() error {
 			_, err := c.DescribeVpcs(ctx, &awsec2.DescribeVpcsInput{})
 			return err
@@ -537,7 +553,7 @@ func TestAssumeRoleAccounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	url := serve(t, s)
-	stsc := sts.New(sts.Options{Region: "us-east-1", BaseEndpoint: aws.String(url), Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""), Retryer: aws.NopRetryer{}})
+	stsc := sts.New(sts.Options{Region: "us-east-1", BaseEndpoint: aws.String(url), Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""), Retryer: aws.NopRetryer{}, HTTPClient: BufferingClient{}})
 	out, err := stsc.AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String(RoleARN(FleetAccount(2))), RoleSessionName: aws.String("imdsmend")})
 	if err != nil {
 		t.Fatal(err)
@@ -546,8 +562,7 @@ func TestAssumeRoleAccounts(t *testing.T) {
 	if *out.AssumedRoleUser.Arn != "arn:aws:sts::200000000002:assumed-role/imdsmend-fleet/imdsmend" || cr.Expiration == nil || *cr.SessionToken == "" {
 		t.Errorf("assumed role %s, expiration %v", *out.AssumedRoleUser.Arn, cr.Expiration)
 	}
-	c := awsec2.New(awsec2.Options{Region: "us-east-1", BaseEndpoint: aws.String(url), Retryer: aws.NopRetryer{},
-		Credentials: credentials.NewStaticCredentialsProvider(*cr.AccessKeyId, *cr.SecretAccessKey, *cr.SessionToken)})
+	c := clientWith(url, "us-east-1", credentials.NewStaticCredentialsProvider(*cr.AccessKeyId, *cr.SecretAccessKey, *cr.SessionToken))
 	d, err := c.DescribeInstances(ctx, &awsec2.DescribeInstancesInput{})
 	if err != nil {
 		t.Fatal(err)
@@ -561,7 +576,7 @@ func TestAssumeRoleAccounts(t *testing.T) {
 	if len(d.Reservations) != want || want == 0 || *d.Reservations[0].OwnerId != "200000000002" {
 		t.Errorf("%d reservations, want %d of account 200000000002", len(d.Reservations), want)
 	}
-	id, err := sts.New(sts.Options{Region: "us-east-1", BaseEndpoint: aws.String(url), Retryer: aws.NopRetryer{},
+	id, err := sts.New(sts.Options{Region: "us-east-1", BaseEndpoint: aws.String(url), Retryer: aws.NopRetryer{}, HTTPClient: BufferingClient{},
 		Credentials: credentials.NewStaticCredentialsProvider(*cr.AccessKeyId, *cr.SecretAccessKey, *cr.SessionToken)}).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil || *id.Account != "200000000002" {
 		t.Errorf("caller identity %v, %v", id, err)
@@ -572,32 +587,43 @@ func TestAssumeRoleAccounts(t *testing.T) {
 	}
 }
 
-// TestThrottleBuckets: each account and region has a mutating and a non-mutating bucket;
-// an empty one answers RequestLimitExceeded until it refills.
+// TestThrottleBuckets: each action has its own bucket per account and region, sized by
+// kind (mutating, non-mutating, unfiltered and unpaginated); an empty one answers
+// RequestLimitExceeded until it refills.
 func TestThrottleBuckets(t *testing.T) {
-	s := NewDefault(Config{Throttle: Rates{MutatingBurst: 2, MutatingRate: 1, NonMutatingBurst: 3, NonMutatingRate: 1}})
+	s := NewDefault(Config{Throttle: Rates{Mutating: Bucket{2, 1}, NonMutating: Bucket{3, 1}, Unpaginated: Bucket{1, 1}}})
 	clock := simkit.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	s.SetClock(clock.Now)
 	url := serve(t, s)
 	c := client(url, DefaultRegion, "AKIDEXAMPLE")
 	other := client(url, "eu-west-1", "AKIDEXAMPLE")
-	describe := func(c *awsec2.Client) string {
+	code := func(err error) string { return errOf(t, err).Code }
+	unpaginated := func(c *awsec2.Client) string {
 		_, err := c.DescribeInstances(ctx, &awsec2.DescribeInstancesInput{})
-		return errOf(t, err).Code
+		return code(err)
+	}
+	paged := func() string {
+		_, err := c.DescribeInstances(ctx, &awsec2.DescribeInstancesInput{MaxResults: aws.Int32(5)})
+		return code(err)
 	}
 	modify := func() string {
 		_, err := c.ModifyInstanceMetadataOptions(ctx, &awsec2.ModifyInstanceMetadataOptionsInput{InstanceId: aws.String(DefaultInstanceID), HttpEndpoint: "enabled"})
-		return errOf(t, err).Code
+		return code(err)
 	}
-	got := []string{describe(c), describe(c), describe(c), describe(c), modify(), modify(), modify(), describe(other)}
+	regions := func() string {
+		_, err := c.DescribeRegions(ctx, &awsec2.DescribeRegionsInput{RegionNames: []string{"us-east-1"}})
+		return code(err)
+	}
+	got := []string{unpaginated(c), unpaginated(c), paged(), paged(), paged(), paged(), regions(), modify(), modify(), modify(), unpaginated(other)}
 	clock.Advance(time.Second)
-	got = append(got, describe(c), describe(c), modify(), modify())
-	want := []string{"", "", "", "RequestLimitExceeded", "", "", "RequestLimitExceeded", "", "", "RequestLimitExceeded", "", "RequestLimitExceeded"}
+	got = append(got, unpaginated(c), unpaginated(c), paged(), modify(), modify())
+	const rle = "RequestLimitExceeded"
+	want := []string{"", rle, "", "", "", rle, "", "", "", rle, "", "", rle, "", "", rle}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("codes (-want +got):\n%s", diff)
 	}
 	st := s.Stats()
-	if st.Throttled != 4 || st.ByAction["DescribeInstances"] != 7 || st.ByAction["ModifyInstanceMetadataOptions"] != 5 || st.Modified != 3 {
+	if st.Throttled != 5 || st.ByAction["DescribeInstances"] != 10 || st.ByAction["ModifyInstanceMetadataOptions"] != 5 || st.Modified != 3 {
 		t.Errorf("stats %+v", st)
 	}
 }
@@ -644,10 +670,156 @@ func TestAdmin(t *testing.T) {
 	if st.Requests != 2 || st.Errors["UnauthorizedOperation"] != 1 {
 		t.Errorf("stats %+v", st)
 	}
+	if err := admin.RemoveInstance(ctx, DefaultInstanceID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.DescribeInstances(ctx, &awsec2.DescribeInstancesInput{InstanceIds: []string{DefaultInstanceID}})
+	if got := errOf(t, err); got.Code != "InvalidInstanceID.NotFound" {
+		t.Errorf("describe a removed instance: %+v", got)
+	}
 	if err := admin.SetConfig(ctx, Config{Fault: "bogus"}); err == nil {
 		t.Error("a bogus fault was accepted")
 	}
 	if err := admin.SetOptions(ctx, DefaultInstanceID, Options{HopLimit: 65}); err == nil {
 		t.Error("hop limit 65 was accepted")
+	}
+}
+
+// TestFlags: the standalone flags build the fleet, the fault and the access keys.
+func TestFlags(t *testing.T) {
+	fs := flag.NewFlagSet("ec2sim", flag.ContinueOnError)
+	c := RegisterConfigFlags(fs, "")
+	err := fs.Parse([]string{"--instances", "100", "--regions", "2", "--accounts", "2", "--seed", "9", "--fault", "unauthorized", "--fault-actions", "ModifyInstanceMetadataOptions", "--fault-regions", "us-east-1",
+		"--apply-after", "3", "--throttle", "default", "--access-key", "AKIDSECOND=" + FleetAccount(1), "--role", "arn:aws:iam::111122223333:role/ops"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Server()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := s.Config(); cfg.Fault != FaultUnauthorized || cfg.ApplyAfter != 3 || cfg.Throttle != DefaultRates || len(cfg.Actions) != 1 || len(cfg.Regions) != 1 {
+		t.Errorf("config %+v", cfg)
+	}
+	c2 := client(serve(t, s), "eu-central-1", "AKIDSECOND")
+	out, err := c2.DescribeInstances(ctx, &awsec2.DescribeInstancesInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Reservations) != 25 || *out.Reservations[0].OwnerId != FleetAccount(1) {
+		t.Errorf("%d reservations for the second account in eu-central-1, want 25", len(out.Reservations))
+	}
+	if !s.roles["arn:aws:iam::111122223333:role/ops"] {
+		t.Error("--role not registered")
+	}
+	for _, bad := range [][]string{{"--access-key", "AKID=1"}, {"--fault", "nope"}, {"--throttle", "lots"}, {"--role", "ops"}} {
+		fs := flag.NewFlagSet("ec2sim", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		c := RegisterConfigFlags(fs, "")
+		if err := fs.Parse(bad); err == nil {
+			_, err = c.Server()
+			if err == nil {
+				t.Errorf("%v accepted", bad)
+			}
+		}
+	}
+}
+
+func TestParseRates(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Rates
+		ok   bool
+	}{
+		{"", Rates{}, true},
+		{"off", Rates{}, true},
+		{"default", DefaultRates, true},
+		{"200/5,100/20,50/10", DefaultRates, true},
+		{"10/1,20/2", Rates{Bucket{10, 1}, Bucket{20, 2}, Bucket{20, 2}}, true},
+		{"10/1", Rates{}, false},
+		{"10/1,x/2", Rates{}, false},
+		{"10/1,20/-2", Rates{}, false},
+		{"1/1,2/2,3/3,4/4", Rates{}, false},
+	}
+	for _, tt := range tests {
+		got, err := ParseRates(tt.in)
+		if (err == nil) != tt.ok || got != tt.want {
+			t.Errorf("ParseRates(%q) = %+v, %v; want %+v, ok %v", tt.in, got, err, tt.want, tt.ok)
+		}
+		if tt.ok {
+			if back, _ := ParseRates(got.String()); back != got {
+				t.Errorf("%q: String %q reads back as %+v", tt.in, got.String(), back)
+			}
+		}
+	}
+}
+
+// TestFaultScope: a fault limited to a region and an action spoils only those answers; the
+// reset fault closes the connection without an answer.
+func TestFaultScope(t *testing.T) {
+	s := NewDefault(Config{Fault: FaultReset, Regions: []string{"eu-west-1"}, Actions: []string{"DescribeInstances"}})
+	url := serve(t, s)
+	eu, us := client(url, "eu-west-1", "AKIDEXAMPLE"), client(url, DefaultRegion, "AKIDEXAMPLE")
+	if _, err := us.DescribeInstances(ctx, &awsec2.DescribeInstancesInput{}); err != nil {
+		t.Errorf("us-east-1: %v", err)
+	}
+	if _, err := eu.DescribeRegions(ctx, &awsec2.DescribeRegionsInput{}); err != nil {
+		t.Errorf("eu-west-1 DescribeRegions: %v", err)
+	}
+	_, err := eu.DescribeInstances(ctx, &awsec2.DescribeInstancesInput{})
+	var ae smithy.APIError
+	if err == nil || errors.As(err, &ae) {
+		t.Errorf("eu-west-1 DescribeInstances: %v, want a transport error", err)
+	}
+}
+
+// TestUnknownParameter: a parameter the action does not take is refused, as the service
+// does (the SDK never sends one, so this goes by hand).
+func TestUnknownParameter(t *testing.T) {
+	url := serve(t, NewDefault(Config{}))
+	resp, err := http.PostForm(url, map[string][]string{"Action": {"DescribeInstances"}, "Version": {APIVersion}, "InstanceIds.1": {DefaultInstanceID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 400 || !strings.Contains(string(body), "<Code>UnknownParameter</Code>") {
+		t.Errorf("%d %s", resp.StatusCode, body)
+	}
+}
+
+// TestAssumeRoleWithWebIdentity: the SDK's web identity exchange (unsigned) gets credentials
+// of the role's account; a token that is not a JWT and an unknown role are refused.
+func TestAssumeRoleWithWebIdentity(t *testing.T) {
+	s := NewDefault(Config{})
+	role := RoleARN("210987654321")
+	s.AddRole(role)
+	url := serve(t, s)
+	stsc := sts.New(sts.Options{Region: "us-east-1", BaseEndpoint: aws.String(url), Retryer: aws.NopRetryer{}, HTTPClient: BufferingClient{}})
+	jwt := "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJpbWRzbWVuZCJ9.c2ln"
+	out, err := stsc.AssumeRoleWithWebIdentity(ctx, &sts.AssumeRoleWithWebIdentityInput{RoleArn: aws.String(role), RoleSessionName: aws.String("pod"), WebIdentityToken: aws.String(jwt)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *out.AssumedRoleUser.Arn != "arn:aws:sts::210987654321:assumed-role/imdsmend-fleet/pod" || *out.Credentials.AccessKeyId == "" || *out.Provider == "" {
+		t.Errorf("assumed %s with key %q, provider %v", *out.AssumedRoleUser.Arn, *out.Credentials.AccessKeyId, out.Provider)
+	}
+	cr := out.Credentials
+	id, err := sts.New(sts.Options{Region: "us-east-1", BaseEndpoint: aws.String(url), Retryer: aws.NopRetryer{}, HTTPClient: BufferingClient{},
+		Credentials: credentials.NewStaticCredentialsProvider(*cr.AccessKeyId, *cr.SecretAccessKey, *cr.SessionToken)}).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil || *id.Account != "210987654321" {
+		t.Errorf("caller identity %v, %v", id, err)
+	}
+	for _, tt := range []struct {
+		role, token string
+		want        apiErr
+	}{
+		{role, "not-a-jwt", apiErr{"InvalidIdentityToken", 400, true}},
+		{RoleARN("999999999999"), jwt, apiErr{"AccessDenied", 403, true}},
+	} {
+		_, err := stsc.AssumeRoleWithWebIdentity(ctx, &sts.AssumeRoleWithWebIdentityInput{RoleArn: aws.String(tt.role), RoleSessionName: aws.String("pod"), WebIdentityToken: aws.String(tt.token)})
+		if got := errOf(t, err); got != tt.want {
+			t.Errorf("%s, %q: %+v, want %+v", tt.role, tt.token, got, tt.want)
+		}
 	}
 }

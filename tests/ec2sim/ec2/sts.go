@@ -74,13 +74,23 @@ type stsResponseMetadata struct {
 	RequestID string `xml:"RequestId"`
 }
 
-type assumeRoleResponse struct {
-	XMLName          xml.Name            `xml:"AssumeRoleResponse"`
-	Xmlns            string              `xml:"xmlns,attr"`
-	AssumedRoleUser  stsAssumedRoleUser  `xml:"AssumeRoleResult>AssumedRoleUser"`
-	Credentials      stsCredentials      `xml:"AssumeRoleResult>Credentials"`
-	PackedPolicySize int                 `xml:"AssumeRoleResult>PackedPolicySize"`
-	Metadata         stsResponseMetadata `xml:"ResponseMetadata"`
+// assumeResponse is AssumeRoleResponse or AssumeRoleWithWebIdentityResponse (XMLName says
+// which, as does its result's).
+type assumeResponse struct {
+	XMLName  xml.Name
+	Xmlns    string              `xml:"xmlns,attr"`
+	Result   assumeResult        // AssumeRoleResult or AssumeRoleWithWebIdentityResult
+	Metadata stsResponseMetadata `xml:"ResponseMetadata"`
+}
+
+type assumeResult struct {
+	XMLName          xml.Name
+	AssumedRoleUser  stsAssumedRoleUser `xml:"AssumedRoleUser"`
+	Audience         string             `xml:"Audience,omitempty"`
+	Credentials      stsCredentials     `xml:"Credentials"`
+	PackedPolicySize int                `xml:"PackedPolicySize"`
+	Provider         string             `xml:"Provider,omitempty"`
+	Subject          string             `xml:"SubjectFromWebIdentityToken,omitempty"`
 }
 
 type getCallerIdentityResponse struct {
@@ -104,7 +114,8 @@ type stsErrorResponse struct {
 // STSSessionDuration is how long AssumeRole's credentials last when not asked otherwise.
 const STSSessionDuration = time.Hour
 
-// serveSTS answers the STS calls a fleet client makes: AssumeRole and GetCallerIdentity.
+// serveSTS answers the STS calls a fleet or credentials client makes: AssumeRole,
+// AssumeRoleWithWebIdentity (any well-formed JWT is accepted) and GetCallerIdentity.
 func (s *Server) serveSTS(w http.ResponseWriter, rid string, req *request) {
 	s.count("sts:" + req.Action)
 	// STS, unlike EC2, carries its request ID in a header too, where the SDK reads it.
@@ -119,15 +130,17 @@ func (s *Server) serveSTS(w http.ResponseWriter, rid string, req *request) {
 	switch req.Action {
 	case "GetCallerIdentity":
 		writeXML(w, http.StatusOK, getCallerIdentityResponse{Xmlns: stsNamespace, Arn: arn, UserID: "AIDA" + strings.Repeat("X", 17), Account: account, Metadata: stsResponseMetadata{rid}}, false)
-	case "AssumeRole":
+	case "AssumeRole", "AssumeRoleWithWebIdentity":
 		role := req.Params.Get("RoleArn")
 		session := req.Params.Get("RoleSessionName")
-		if role == "" || session == "" {
-			missing := "roleArn"
-			if role != "" {
-				missing = "roleSessionName"
-			}
+		token := req.Params.Get("WebIdentityToken")
+		web := req.Action == "AssumeRoleWithWebIdentity"
+		if missing := firstMissing(map[string]string{"roleArn": role, "roleSessionName": session}, web, token); missing != "" {
 			stsErr(http.StatusBadRequest, "ValidationError", "1 validation error detected: Value null at '"+missing+"' failed to satisfy constraint: Member must not be null")
+			return
+		}
+		if web && strings.Count(token, ".") != 2 {
+			stsErr(http.StatusBadRequest, "InvalidIdentityToken", "The ID Token provided is not a valid JWT. (You may see this error if you sent an Access Token)")
 			return
 		}
 		s.mu.Lock()
@@ -135,7 +148,11 @@ func (s *Server) serveSTS(w http.ResponseWriter, rid string, req *request) {
 		s.mu.Unlock()
 		roleAccount, roleName := parseRoleARN(role)
 		if !ok || roleAccount == "" {
-			stsErr(http.StatusForbidden, "AccessDenied", "User: "+arn+" is not authorized to perform: sts:AssumeRole on resource: "+role)
+			msg := "User: " + arn + " is not authorized to perform: sts:AssumeRole on resource: " + role
+			if web {
+				msg = "Not authorized to perform sts:AssumeRoleWithWebIdentity"
+			}
+			stsErr(http.StatusForbidden, "AccessDenied", msg)
 			return
 		}
 		c := Credentials{
@@ -149,15 +166,32 @@ func (s *Server) serveSTS(w http.ResponseWriter, rid string, req *request) {
 		c.Expiration = s.now().Add(STSSessionDuration).UTC()
 		s.keys[c.AccessKeyID] = c
 		s.mu.Unlock()
-		writeXML(w, http.StatusOK, assumeRoleResponse{
-			Xmlns:           stsNamespace,
+		result := assumeResult{
+			XMLName:         xml.Name{Local: req.Action + "Result"},
 			AssumedRoleUser: stsAssumedRoleUser{Arn: c.ARN, AssumedRoleID: "AROA" + randomKey(17) + ":" + session},
 			Credentials:     stsCredentials{c.AccessKeyID, c.SecretAccessKey, c.SessionToken, c.Expiration.Format(time.RFC3339)},
-			Metadata:        stsResponseMetadata{rid},
-		}, false)
+		}
+		if web {
+			result.Audience, result.Provider, result.Subject = "sts.amazonaws.com", "oidc.imdsmend.invalid", "system:serviceaccount:imdsmend:imdsmend"
+		}
+		writeXML(w, http.StatusOK, assumeResponse{XMLName: xml.Name{Local: req.Action + "Response"}, Xmlns: stsNamespace, Result: result, Metadata: stsResponseMetadata{rid}}, false)
 	default:
 		stsErr(http.StatusBadRequest, "InvalidAction", "Could not find operation "+req.Action+" for version "+stsVersion)
 	}
+}
+
+// firstMissing names the first required AssumeRole parameter that is empty, in the
+// service's order.
+func firstMissing(params map[string]string, web bool, token string) string {
+	for _, name := range []string{"roleArn", "roleSessionName"} {
+		if params[name] == "" {
+			return name
+		}
+	}
+	if web && token == "" {
+		return "webIdentityToken"
+	}
+	return ""
 }
 
 // parseRoleARN splits arn:aws:iam::ACCOUNT:role/NAME.
