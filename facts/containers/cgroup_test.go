@@ -48,6 +48,7 @@ func TestParseCgroup(t *testing.T) {
 
 		{"a pod-named directory outside kubepods is no pod", "0::/pod6b1e0f4c-9a3d-4e2b-8c1f-0d2e3f4a5b6c/" + id1 + "\n", Cgroup{}, false},
 		{"a 64-hex directory right under a QoS class is no container", "0::/kubepods/besteffort/" + id1 + "\n", Cgroup{}, false},
+		{"a colon in the path", "0::/odd:name/docker/" + id1 + "\n", Cgroup{Runtime: RuntimeDocker, ID: id1}, true},
 		{"podman's conmon is no container", "0::/machine.slice/libpod-conmon-" + id1 + ".scope\n", Cgroup{}, false},
 		{"cri-o's conmon is no container", "0::/kubepods.slice/crio-conmon-" + id1 + ".scope\n", Cgroup{}, false},
 		{"the docker daemon is no container", "0::/system.slice/docker.service\n", Cgroup{}, false},

@@ -29,6 +29,7 @@ func TestClassify(t *testing.T) {
 		{"tokens required, PUT hangs: the hop limit", imds.Reply{Sent: true, Status: 401, Class: types.ClassHTTP401}, timedOut, FingerprintHopLimit},
 		{"tokens optional, PUT hangs: the hop limit", imds.Reply{Sent: true, Status: 200, Class: types.ClassOK}, timedOut, FingerprintHopLimit},
 		{"healthy, tokens required", imds.Reply{Sent: true, Status: 401, Class: types.ClassHTTP401}, imds.Reply{Sent: true, Status: 200, Class: types.ClassOK}, FingerprintOK},
+		{"any 2xx to the PUT is an answer", imds.Reply{Sent: true, Status: 401, Class: types.ClassHTTP401}, imds.Reply{Sent: true, Status: 299, Class: types.ClassOK}, FingerprintOK},
 		{"healthy, tokens optional", imds.Reply{Sent: true, Status: 200, Class: types.ClassOK}, imds.Reply{Sent: true, Status: 200, Class: types.ClassOK}, FingerprintOK},
 		{"token reply without the TTL echo still answers", imds.Reply{Sent: true, Status: 401}, imds.Reply{Sent: true, Status: 200, Class: types.ClassBadResponse}, FingerprintOK},
 		{"nothing answers the GET either", imds.Reply{Sent: true, Class: types.ClassTimeout}, timedOut, FingerprintUnreachable},
@@ -226,6 +227,7 @@ func TestReprobeInOwnNamespace(t *testing.T) {
 	}{
 		{"served", healthy, []Container{me}, []string{FingerprintOK}, []string{""}},
 		{"token PUT unanswered", hanging, []Container{me}, []string{FingerprintHopLimit}, []string{"token PUT"}},
+		{"nothing listens", "http://127.0.0.1:1", []Container{me}, []string{FingerprintUnreachable}, []string{"connection refused"}},
 		{"the PID is in another namespace now", healthy, []Container{reused}, []string{FingerprintNotProbed}, []string{"reused?"}},
 		{"over the bound", healthy, []Container{me, me, me}, []string{FingerprintOK, FingerprintOK, FingerprintNotProbed}, []string{"", "", "over the bound of 2"}},
 	}
@@ -249,6 +251,23 @@ func TestReprobeInOwnNamespace(t *testing.T) {
 				t.Errorf("served: %+v; want GET 401, PUT 200", got[0])
 			}
 		})
+	}
+}
+
+// TestGatherLive: on the running system (no container here is probed but through
+// loopback, where nothing listens) Gather always fills its section.
+func TestGatherLive(t *testing.T) {
+	got, err := Gather(context.Background(), Config{Paths: paths.New("/"), IMDS: imds.Config{Endpoint: "http://127.0.0.1:1"}})
+	if err != nil || got == nil {
+		t.Fatalf("Gather = %v, %v; want a section", got, err)
+	}
+	if got.Present != (got.Found > 0) || got.MaxProbed != DefaultMaxProbed {
+		t.Errorf("Gather = %+v", got)
+	}
+	for _, c := range got.List {
+		if c.Fingerprint == "" {
+			t.Errorf("container %+v has no fingerprint", c)
+		}
 	}
 }
 
