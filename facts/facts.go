@@ -11,6 +11,8 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/imdsmend/imdsmend/facts/callers"
@@ -132,6 +134,33 @@ func Gather(ctx context.Context, cfg Config, probes []Probe) *Facts {
 				}
 			}
 			return f
+		}
+	}
+	return f
+}
+
+// GatherAgain runs only the probes named in sections and takes every other section, and
+// how its probe went, from prev: a watch pass woken by a change re-reads what that change
+// can have touched. A probe prev has no result for runs too. A probe fills the section
+// named as it is (cty) and that section's "_ipv6" twin.
+func GatherAgain(ctx context.Context, cfg Config, probes []Probe, sections []string, prev *Facts) *Facts {
+	var run []Probe
+	for _, p := range probes {
+		if _, had := prev.Probes[p.Name()]; !had || slices.Contains(sections, p.Name()) {
+			run = append(run, p)
+		}
+	}
+	f := Gather(ctx, cfg, run)
+	dst, src := reflect.ValueOf(f).Elem(), reflect.ValueOf(prev).Elem()
+	for i := range src.NumField() {
+		probe := strings.TrimSuffix(strings.Split(src.Type().Field(i).Tag.Get("cty"), ",")[0], "_ipv6")
+		if _, ran := f.Probes[probe]; !ran && src.Field(i).Kind() == reflect.Pointer {
+			dst.Field(i).Set(src.Field(i))
+		}
+	}
+	for name, r := range prev.Probes {
+		if _, ran := f.Probes[name]; !ran {
+			f.Probes[name] = r
 		}
 	}
 	return f

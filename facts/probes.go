@@ -17,8 +17,16 @@ import (
 // DefaultProbes are the probes every run gathers, in no particular order (they run
 // concurrently).
 func DefaultProbes() []Probe {
-	return []Probe{imdsProbe{}, firewallProbe{}, routeProbe{}, proxyProbe{}, nicProbe{}, callersProbe{}, cloudInitProbe{}, containersProbe{}}
+	return []Probe{imdsProbe{}, firewallProbe{new(firewall.Memo)}, routeProbe{}, proxyProbe{}, nicProbe{}, callersProbe{}, cloudInitProbe{}, containersProbe{}}
 }
+
+// Names of the probes a watch pass can re-gather on its own (events.Trigger.Sections).
+const (
+	ProbeIMDS     = "imds"
+	ProbeFirewall = "firewall"
+	ProbeRoute    = "route"
+	ProbeProxy    = "proxy"
+)
 
 // The probes adapt each source package's reader to Probe: the source packages know
 // nothing of Facts or Config, so they import no hub and each other only for shared
@@ -27,7 +35,7 @@ func DefaultProbes() []Probe {
 // imdsProbe fills facts.imds (and facts.imds_ipv6 when cfg.IPv6 is set).
 type imdsProbe struct{}
 
-func (imdsProbe) Name() string { return "imds" }
+func (imdsProbe) Name() string { return ProbeIMDS }
 
 func (imdsProbe) Gather(ctx context.Context, cfg Config, f *Facts) error {
 	v4, v6, err := imds.Gather(ctx, cfg.IMDS, cfg.IPv6)
@@ -35,20 +43,21 @@ func (imdsProbe) Gather(ctx context.Context, cfg Config, f *Facts) error {
 	return err
 }
 
-// firewallProbe fills facts.firewall.
-type firewallProbe struct{}
+// firewallProbe fills facts.firewall; memo keeps the previous read for when the ruleset
+// has not changed since (the watch's passes).
+type firewallProbe struct{ memo *firewall.Memo }
 
-func (firewallProbe) Name() string { return "firewall" }
+func (firewallProbe) Name() string { return ProbeFirewall }
 
-func (firewallProbe) Gather(ctx context.Context, cfg Config, f *Facts) (err error) {
-	f.Firewall, err = firewall.Read(ctx, firewall.Config{Paths: cfg.Paths, IPv6: cfg.IPv6})
+func (p firewallProbe) Gather(ctx context.Context, cfg Config, f *Facts) (err error) {
+	f.Firewall, err = p.memo.Read(ctx, firewall.Config{Paths: cfg.Paths, IPv6: cfg.IPv6})
 	return err
 }
 
 // routeProbe fills facts.route.
 type routeProbe struct{}
 
-func (routeProbe) Name() string { return "route" }
+func (routeProbe) Name() string { return ProbeRoute }
 
 func (routeProbe) Gather(_ context.Context, _ Config, f *Facts) (err error) {
 	f.Route, err = route.Read()
@@ -58,7 +67,7 @@ func (routeProbe) Gather(_ context.Context, _ Config, f *Facts) (err error) {
 // proxyProbe fills facts.proxy.
 type proxyProbe struct{}
 
-func (proxyProbe) Name() string { return "proxy" }
+func (proxyProbe) Name() string { return ProbeProxy }
 
 func (proxyProbe) Gather(ctx context.Context, cfg Config, f *Facts) (err error) {
 	f.Proxy, err = proxy.Gather(ctx, cfg.Paths, proxy.Hosts(cfg.IPv6))

@@ -164,6 +164,17 @@ func PassFailedEntry(err error, trigger string) Entry {
 	}
 }
 
+// SourceFailedEntry records that one of watch's event sources could not start or stopped:
+// what it watches is seen at the interval from then on.
+func SourceFailedEntry(source string, err error, interval time.Duration) Entry {
+	return Entry{
+		MessageID: MessageSourceFailed,
+		Priority:  journal.PriWarning,
+		Message:   fmt.Sprintf("%v; its changes are seen at the interval (%s) instead", err, interval),
+		Fields:    map[string]string{FieldCommand: "watch", FieldTrigger: source, FieldError: err.Error()},
+	}
+}
+
 // PolicyReloadedEntry records that watch took a new policy.
 func PolicyReloadedEntry(policy string, rules int, interval time.Duration) Entry {
 	return Entry{

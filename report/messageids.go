@@ -32,6 +32,9 @@ const (
 	MessagePolicyReloaded = "29b881f26c684161b5d4fde85bf050f9"
 	// MessagePolicyRejected: watch refused a new policy with errors and kept the old one.
 	MessagePolicyRejected = "b958c046aa6840cbb4ab8aab215b593e"
+	// MessageSourceFailed: one of watch's event sources could not start or stopped; its
+	// changes are seen at the interval.
+	MessageSourceFailed = "976085a5a90347749b07d61bfe7fb61a"
 )
 
 // MessageIDs names every MESSAGE_ID, for the catalog check and the docs.
@@ -50,4 +53,5 @@ var MessageIDs = map[string]string{
 	MessagePassFailed:      "pass failed",
 	MessagePolicyReloaded:  "policy reloaded",
 	MessagePolicyRejected:  "policy reload rejected",
+	MessageSourceFailed:    "event source failed",
 }

@@ -10,6 +10,11 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/imdsmend/imdsmend/internal/engine"
+	"github.com/imdsmend/imdsmend/internal/events"
+	"github.com/imdsmend/imdsmend/internal/events/iptlegacy"
+	"github.com/imdsmend/imdsmend/internal/events/nftables"
+	"github.com/imdsmend/imdsmend/internal/events/proxyfiles"
+	"github.com/imdsmend/imdsmend/internal/events/routes"
 	"github.com/imdsmend/imdsmend/internal/paths"
 	"github.com/imdsmend/imdsmend/report"
 	"github.com/imdsmend/imdsmend/rules"
@@ -23,10 +28,12 @@ const stopTimeout = 5 * time.Second
 func newWatchCommand(g *globalFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "watch",
-		Short: "Long-running: apply at start, then at the policy's interval (systemd Type=notify)",
-		Long: `watch applies the policy at start, then again at the policy's settings.interval
-(with ±10% jitter). It writes a journal entry when a finding opens, changes or closes and
-for every action, not for every pass. Under systemd it sends READY=1 after the first
+		Short: "Long-running: apply at start, on every relevant change, and at the policy's interval (systemd Type=notify)",
+		Long: `watch applies the policy at start, then again whenever something that can block IMDS
+changes (routes and addresses, nftables and iptables-nft rules, legacy iptables tables,
+the proxy configuration files), re-reading only the facts the change touched, and at the
+policy's settings.interval (with ±10% jitter) in any case. It writes a journal entry
+when a finding opens, changes or closes and for every action, not for every pass. Under systemd it sends READY=1 after the first
 pass, STATUS= after every pass and WATCHDOG=1 at half of WatchdogSec. SIGHUP reloads the
 policy (a policy with errors is rejected and the old one kept); SIGTERM stops it.`,
 		Args: cobra.NoArgs,
@@ -46,8 +53,13 @@ policy (a policy with errors is rejected and the old one kept); SIGTERM stops it
 				journal: report.NewJournal(cmd.ErrOrStderr()), notify: report.NewNotifier(),
 				stderr: cmd.ErrOrStderr(), metricsFile: metricsFile, root: paths.New(g.root), policy: g.policy,
 			}
+			triggers := make(chan engine.Trigger)
+			events.Start(cmd.Context(), eventSources(e.Paths), events.DefaultDebounce, triggers, func(source string, err error) {
+				obs.journal.Write([]report.Entry{report.SourceFailedEntry(source, err, e.Policy.Settings.Interval)})
+			})
 			w := &engine.Watch{
 				Engine:           e,
+				Triggers:         triggers,
 				Load:             func() (*engine.Engine, hcl.Diagnostics) { return engine.New(g.engineOptions(cmd)) },
 				Reload:           hup,
 				Observer:         obs,
@@ -58,6 +70,11 @@ policy (a policy with errors is rejected and the old one kept); SIGTERM stops it
 			return w.Run(cmd.Context())
 		},
 	}
+}
+
+// eventSources are the changes that start a pass: each names the facts it touches.
+func eventSources(p paths.Paths) []events.Source {
+	return []events.Source{routes.Source{}, nftables.Source{}, iptlegacy.Source{}, proxyfiles.Source{Paths: p}}
 }
 
 // watchObserver turns the loop's events into journal entries (transitions only), the

@@ -10,6 +10,9 @@ import (
 	"github.com/imdsmend/imdsmend/internal/paths"
 )
 
+// The files owner matches' names come from (under the probe's root).
+const passwdFile, groupFile = "/etc/passwd", "/etc/group"
+
 // maxID is the largest valid uid or gid; (uid_t)-1 means "none".
 const maxID = 1<<32 - 2
 
@@ -69,8 +72,8 @@ func (db *userDB) id(s string, uid bool) (uint32, bool) {
 		return 0, false
 	}
 	db.once.Do(func() {
-		db.users = readIDFile(db.paths, "/etc/passwd")
-		db.groups = readIDFile(db.paths, "/etc/group")
+		db.users = readIDFile(db.paths, passwdFile)
+		db.groups = readIDFile(db.paths, groupFile)
 	})
 	names := db.groups
 	if uid {

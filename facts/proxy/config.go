@@ -89,6 +89,9 @@ type Config struct {
 	Files []*File
 	// Errors are files that could not be read or parsed, as "path: reason".
 	Errors []string
+	// Looked lists every path LoadConfig looked at, there or not: the files it read and
+	// the directories it listed (system paths). The watch follows changes to them.
+	Looked []string
 
 	environment *File
 	profiles    []*File
@@ -139,6 +142,7 @@ func (c *Config) File(p string) *File {
 // glob lists dir's entries ending in suffix, sorted as the shell and systemd sort them.
 // Links in dir's path lead where they lead inside the root, as the files' own do.
 func (c *Config) glob(p paths.Paths, dir, suffix string) []string {
+	c.Looked = append(c.Looked, dir)
 	resolved, err := p.Resolve(dir)
 	var entries []os.DirEntry
 	if err == nil {
@@ -162,6 +166,7 @@ func (c *Config) glob(p paths.Paths, dir, suffix string) []string {
 
 // load reads and parses one file; nil when it is absent or broken (then noted in Errors).
 func (c *Config) load(p paths.Paths, sysPath, kind, format, unit string) *File {
+	c.Looked = append(c.Looked, sysPath)
 	data, resolved, err := ReadFileInRoot(p, sysPath, MaxConfigFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil

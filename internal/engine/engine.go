@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -105,6 +106,33 @@ func (e *Engine) Gather(ctx context.Context) *facts.Facts {
 
 // Run is one pass of check, plan or apply.
 func (e *Engine) Run(ctx context.Context, command types.Command) (*report.Report, error) {
+	rep, _, err := e.run(ctx, command, nil, nil)
+	return rep, err
+}
+
+// Pass is one watch pass: an apply that, given the previous pass's facts, gathers only
+// the sections named and keeps the others; without them (or sections), all. IMDS is
+// probed first only when the previous pass did not reach it (a recovery shows at once),
+// and after every mend. It returns the facts its report was made from, for the next pass.
+func (e *Engine) Pass(ctx context.Context, sections []string, prev *facts.Facts) (*report.Report, *facts.Facts, error) {
+	return e.run(ctx, types.CommandApply, sections, prev)
+}
+
+// gather runs every probe, or, when prev can fill the rest, those sections name, and
+// IMDS's when imds is set or prev did not reach it.
+func (e *Engine) gather(ctx context.Context, sections []string, prev *facts.Facts, imds bool) *facts.Facts {
+	if prev == nil || sections == nil {
+		return e.Gather(ctx)
+	}
+	if imds || !reached(prev.IMDS) || prev.IMDSv6 != nil && !prev.IMDSv6.Reachable {
+		sections = append(slices.Clone(sections), facts.ProbeIMDS)
+	}
+	return facts.GatherAgain(ctx, e.FactsConfig(), e.Probes, sections, prev)
+}
+
+func reached(i *types.IMDS) bool { return i != nil && i.Reachable }
+
+func (e *Engine) run(ctx context.Context, command types.Command, sections []string, prev *facts.Facts) (*report.Report, *facts.Facts, error) {
 	start := time.Now()
 	rep := &report.Report{Schema: report.Schema, Command: string(command), RunID: NewRunID()}
 	if command == types.CommandApply {
@@ -112,7 +140,7 @@ func (e *Engine) Run(ctx context.Context, command types.Command) (*report.Report
 		// was still changing the system would plan what it has already done.
 		unlock, err := Lock(ctx, e.Paths.Lock())
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		defer unlock()
 	}
@@ -121,13 +149,13 @@ func (e *Engine) Run(ctx context.Context, command types.Command) (*report.Report
 		// Before the facts: a change an interrupted run made is part of the system now.
 		var err error
 		if settled, err = e.executor(rep.RunID, nil).Reconcile(ctx); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	f := e.Gather(ctx)
+	f := e.gather(ctx, sections, prev, false)
 	res, err := e.evaluate(f)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if command == types.CommandPlan || command == types.CommandApply {
 		x := e.executor(rep.RunID, f)
@@ -139,9 +167,9 @@ func (e *Engine) Run(ctx context.Context, command types.Command) (*report.Report
 			x.Apply(ctx, changes)
 			if changed(changes) {
 				// Verify: the report says what is true after the fixes, not before.
-				f = e.Gather(ctx)
+				f = e.gather(ctx, sections, f, true)
 				if res, err = e.evaluate(f); err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 			}
 		}
@@ -149,7 +177,7 @@ func (e *Engine) Run(ctx context.Context, command types.Command) (*report.Report
 	}
 	fill(rep, f, res)
 	rep.DurationMS = float64(time.Since(start).Microseconds()) / 1000
-	return rep, nil
+	return rep, f, nil
 }
 
 // Undo reverts recorded changes (the last run's, or those named) and re-probes.

@@ -8,23 +8,21 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/imdsmend/imdsmend/facts"
 	"github.com/imdsmend/imdsmend/facts/nic"
+	"github.com/imdsmend/imdsmend/internal/events"
 	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/imdsmend/imdsmend/report"
 )
 
 // Trigger asks the watch loop for a pass. The timer is one source of triggers; event
-// sources (route changes over netlink, nftables ruleset changes, file changes over
-// inotify) are others, each running on its own and sending on Watch.Triggers. Triggers
-// that arrive while a pass runs coalesce into one pass after it, so a burst of events
-// costs one pass, not one each.
-//
-// An event source will want a pass to re-gather only the facts its source feeds; that is
-// a field here (the fact sections) and a Gather that takes it, leaving the loop as it is.
-type Trigger struct {
-	// Source names what asked for the pass; it is logged as IMDSMEND_TRIGGER.
-	Source string
-}
+// sources (internal/events: route changes over netlink, nftables transactions, legacy
+// tables polled, proxy files over inotify) are others, each running on its own, debounced,
+// and sending on Watch.Triggers. A trigger names the fact sections its change can touch;
+// the pass re-gathers those and IMDS, and keeps the rest from the previous pass. Triggers
+// that arrive while a pass runs merge into one pass after it, so a burst of events costs
+// one pass, not one each.
+type Trigger = events.Trigger
 
 // Built-in trigger sources.
 const (
@@ -53,7 +51,8 @@ type WatchObserver interface {
 }
 
 // Watch is the loop of `imdsmend watch`: an apply pass at start, then one at the policy's
-// interval (with jitter) or whenever a trigger arrives, until ctx ends.
+// interval (with jitter) or whenever a trigger arrives, until ctx ends. A timed, start or
+// reload pass gathers every fact; a triggered one only what its trigger names.
 type Watch struct {
 	Engine *Engine
 	// Load builds a new engine from the policy on disk (New with the same options); it
@@ -96,6 +95,7 @@ func Jitter(interval time.Duration) time.Duration {
 
 type passResult struct {
 	rep     *report.Report
+	facts   *facts.Facts
 	err     error
 	trigger Trigger
 }
@@ -159,6 +159,9 @@ type watchLoop struct {
 	cancel   context.CancelFunc
 	deadline time.Time
 	pending  *Trigger // asked for while a pass ran
+	// facts are the last good pass's, which a triggered pass keeps what it does not
+	// gather again from; nil until a pass ends well and after a reload.
+	facts *facts.Facts
 
 	// The NIC samples' ticker, at nicEvery, and the last sample's linklocal counters.
 	nicC     <-chan time.Time
@@ -224,22 +227,26 @@ func (l *watchLoop) start(t Trigger) {
 	pctx, l.cancel = context.WithTimeout(context.Background(), l.PassTimeout)
 	l.deadline = time.Now().Add(l.PassTimeout)
 	l.done = make(chan passResult, 1)
-	go func(e *Engine, done chan<- passResult) {
-		rep, err := e.Run(pctx, types.CommandApply)
+	go func(e *Engine, prev *facts.Facts, done chan<- passResult) {
+		rep, f, err := e.Pass(pctx, t.Sections, prev)
 		if rep != nil {
 			rep.Command = string(types.CommandWatch)
 		}
-		done <- passResult{rep, err, t}
-	}(l.engine, l.done)
+		done <- passResult{rep, f, err, t}
+	}(l.engine, l.facts, l.done)
 }
 
 // ask starts a pass for t, or keeps it for after the running one (one at most: triggers
-// during a pass coalesce).
+// during a pass merge, their sections too).
 func (l *watchLoop) ask(t Trigger) {
-	if l.done == nil {
+	switch {
+	case l.done == nil:
 		l.start(t)
-	} else if l.pending == nil {
+	case l.pending == nil:
 		l.pending = &t
+	default:
+		m := l.pending.Merge(t)
+		l.pending = &m
 	}
 }
 
@@ -247,6 +254,9 @@ func (l *watchLoop) ask(t Trigger) {
 func (l *watchLoop) finished(r passResult) {
 	l.cancel()
 	l.done = nil
+	if r.err == nil {
+		l.facts = r.facts
+	}
 	l.Observer.Pass(r.rep, r.trigger, r.err)
 	if l.pending != nil {
 		t := *l.pending
@@ -269,7 +279,7 @@ func (l *watchLoop) reload() {
 		l.Observer.ReloadRejected(files, diags)
 		return
 	}
-	l.engine = ne
+	l.engine, l.facts = ne, nil
 	l.tickNIC()
 	l.Observer.Reloaded(ne, diags)
 	l.ask(Trigger{Source: TriggerReload})
