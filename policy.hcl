@@ -72,11 +72,13 @@ rule "hop_limit_too_low" {
   # and at 1 the host's forwarding hop spends it, so a container's token PUT gets no answer
   # while its tokenless GET does (401, or 200 when tokens are optional). SDKs in the
   # containers then wait out every PUT and fail, or fall back to IMDSv1. With the EC2 API's
-  # facts, a hop limit of 1 while containers run says the same before they fail.
+  # facts, a hop limit of 1 while containers run says the same before they fail. A warning,
+  # not critical: the host is served, and on EKS a hop limit of 1 is the advised way to keep
+  # pods from the node's role (turn the rule off with a drop-in where that is the intent).
   when     = length([for c in facts.containers.list : c if c.fingerprint == "hop_limit_too_low"]) > 0 || (try(facts.ec2.metadata_options.hop_limit == 1, false) && try(facts.containers.present, false))
-  severity = "critical"
+  severity = "warning"
   summary  = "IMDS token requests from containers get no answer while their tokenless requests do: the instance's hop limit (HttpPutResponseHopLimit) is too low for containers one hop behind this host: ${join("; ", [for c in facts.containers.list : "${c.runtime} ${substr(c.id, 0, 12)} (PID ${c.pid} ${c.command}: GET ${c.get_status} in ${floor(c.get_latency_ms)} ms, token PUT unanswered after ${floor(c.put_latency_ms)} ms)" if c.fingerprint == "hop_limit_too_low"])}${try(" (the EC2 API says HttpPutResponseHopLimit = ${facts.ec2.metadata_options.hop_limit})", "")}"
-  hint     = "set the hop limit to 2: with settings { allow { ec2_api = true } } imdsmend apply does; by hand: aws ec2 modify-instance-metadata-options --instance-id ${try(facts.identity.instance_id != "" ? facts.identity.instance_id : "ID", "ID")} --http-put-response-hop-limit 2 --http-endpoint enabled (ModifyInstanceMetadataOptions; docs/ec2-api.md)"
+  hint     = "if the containers need IMDS, set the hop limit to 2: with settings { allow { ec2_api = true } } imdsmend apply does; by hand: aws ec2 modify-instance-metadata-options --instance-id ${try(facts.identity.instance_id != "" ? facts.identity.instance_id : "ID", "ID")} --http-put-response-hop-limit 2 --http-endpoint enabled (ModifyInstanceMetadataOptions; docs/ec2-api.md); if keeping them from it is the intent (EKS advises hop limit 1 for pods), turn this rule off: rule \"hop_limit_too_low\" { enabled = false } in a drop-in"
   evidence = {
     containers = [for c in facts.containers.list : c if c.fingerprint == "hop_limit_too_low"]
     hop_limit  = try(facts.ec2.metadata_options.hop_limit, null)

@@ -32,14 +32,15 @@ import (
 // Facts is everything the probes found. Its shape is the `facts` variable of the policy;
 // the cty and doc tags drive the policy's type, `imdsmend facts` and docs/facts.md.
 type Facts struct {
-	IMDS       *types.IMDS            `cty:"imds" json:"imds" doc:"IMDS probe over IPv4 (or the endpoint AWS_EC2_METADATA_SERVICE_ENDPOINT names)."`
-	IMDSv6     *types.IMDS            `cty:"imds_ipv6" json:"imds_ipv6" doc:"IMDS probe over IPv6 ([fd00:ec2::254]); null unless settings.ipv6 is true."`
-	Firewall   *firewall.Firewall     `cty:"firewall" json:"firewall" doc:"iptables, ip6tables and nftables rules that output traffic to IMDS meets."`
-	Proxy      *proxy.Proxy           `cty:"proxy" json:"proxy" doc:"Proxy settings that could carry IMDS requests away from the instance."`
-	Route      *route.Route           `cty:"route" json:"route" doc:"The route the kernel uses to reach 169.254.169.254."`
-	NIC        *nic.NIC               `cty:"nic" json:"nic" doc:"The ENA driver's allowance counters (ethtool -S) and how much they rose since the previous run."`
-	Callers    *callers.Callers       `cty:"callers" json:"callers" doc:"The processes holding TCP connections to IMDS, sampled from /proc a few times over a short window."`
-	CloudInit  *cloudinit.CloudInit   `cty:"cloud_init" json:"cloud_init" doc:"How this boot's cloud-init went (/run/cloud-init): the datasource it ended on, its errors, and whether Ec2 was configured."`
+	IMDS      *types.IMDS          `cty:"imds" json:"imds" doc:"IMDS probe over IPv4 (or the endpoint AWS_EC2_METADATA_SERVICE_ENDPOINT names)."`
+	IMDSv6    *types.IMDS          `cty:"imds_ipv6" json:"imds_ipv6" doc:"IMDS probe over IPv6 ([fd00:ec2::254]); null unless settings.ipv6 is true."`
+	Firewall  *firewall.Firewall   `cty:"firewall" json:"firewall" doc:"iptables, ip6tables and nftables rules that output traffic to IMDS meets."`
+	Proxy     *proxy.Proxy         `cty:"proxy" json:"proxy" doc:"Proxy settings that could carry IMDS requests away from the instance."`
+	Route     *route.Route         `cty:"route" json:"route" doc:"The route the kernel uses to reach 169.254.169.254."`
+	NIC       *nic.NIC             `cty:"nic" json:"nic" doc:"The ENA driver's allowance counters (ethtool -S) and how much they rose since the previous run."`
+	Callers   *callers.Callers     `cty:"callers" json:"callers" doc:"The processes holding TCP connections to IMDS, sampled from /proc a few times over a short window."`
+	CloudInit *cloudinit.CloudInit `cty:"cloud_init" json:"cloud_init" doc:"How this boot's cloud-init went (/run/cloud-init): the datasource it ended on, its errors, and whether Ec2 was configured."`
+	// Measured from inside each container's network namespace.
 	Containers *containers.Containers `cty:"containers" json:"containers" doc:"Running containers with a network namespace of their own behind this one, and what IMDS answered inside each (the hop-limit fingerprint)."`
 	Identity   *identity.Identity     `cty:"identity" json:"identity" doc:"The instance ID and region found without IMDS (DMI asset tag, cloud-init, dnf/yum vars, AWS_REGION, the policy) and from IMDS when it answered, each with its source."`
 	EC2        *ec2.EC2               `cty:"ec2" json:"ec2" doc:"The instance's metadata options and the account's defaults through the EC2 API; null unless settings.allow.ec2_api is true."`

@@ -44,6 +44,11 @@ func TestParseCgroup(t *testing.T) {
 		{"podman, a process inside the container's own cgroup", "0::/machine.slice/libpod-" + id1 + ".scope/container\n", Cgroup{Runtime: RuntimePodman, ID: id1}, true},
 		{"podman, cgroupfs driver", "0::/libpod_parent/" + id1 + "\n", Cgroup{Runtime: RuntimePodman, ID: id1}, true},
 
+		{"the unified hierarchy before the v1 ones", v1("/docker/"+id2) + "0::/system.slice/docker-" + id1 + ".scope\n", Cgroup{Runtime: RuntimeDocker, ID: id1}, true},
+
+		{"a pod-named directory outside kubepods is no pod", "0::/pod6b1e0f4c-9a3d-4e2b-8c1f-0d2e3f4a5b6c/" + id1 + "\n", Cgroup{}, false},
+		{"a 64-hex directory right under a QoS class is no container", "0::/kubepods/besteffort/" + id1 + "\n", Cgroup{}, false},
+		{"a colon in the path", "0::/odd:name/docker/" + id1 + "\n", Cgroup{Runtime: RuntimeDocker, ID: id1}, true},
 		{"podman's conmon is no container", "0::/machine.slice/libpod-conmon-" + id1 + ".scope\n", Cgroup{}, false},
 		{"cri-o's conmon is no container", "0::/kubepods.slice/crio-conmon-" + id1 + ".scope\n", Cgroup{}, false},
 		{"the docker daemon is no container", "0::/system.slice/docker.service\n", Cgroup{}, false},

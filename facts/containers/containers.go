@@ -13,7 +13,9 @@ package containers
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -144,10 +146,13 @@ func Reprobe(ctx context.Context, cfg Config, list []Container) []Container {
 
 // Scan lists the processes in a container runtime's cgroup whose network namespace is
 // not self's (0: none left out), one per namespace: the lowest PID. It reads /proc under
-// p's root and stops when ctx ends.
+// p's root (a tree without one has no containers) and stops when ctx ends.
 func Scan(ctx context.Context, p paths.Paths, self int64) ([]Container, error) {
 	proc := p.File(paths.ProcDir)
 	entries, err := os.ReadDir(proc)
+	if errors.Is(err, fs.ErrNotExist) && !(p.Root == "" || p.Root == "/") {
+		return nil, nil // a tree without /proc (an image, a test tree) runs no containers
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list processes: %w", err)
 	}

@@ -2,17 +2,11 @@ package e2e
 
 import (
 	"bufio"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"io/fs"
-	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,6 +20,7 @@ import (
 	"github.com/imdsmend/imdsmend/facts/imds"
 	"github.com/imdsmend/imdsmend/internal/paths"
 	"github.com/imdsmend/imdsmend/report"
+	"github.com/imdsmend/imdsmend/tests/ec2sim/ec2"
 	"github.com/imdsmend/imdsmend/tests/harness"
 	"github.com/imdsmend/imdsmend/tests/imdssim/sim"
 )
@@ -189,7 +184,7 @@ func TestContainersReprobe(t *testing.T) {
 			return err
 		}
 		before = containers.Reprobe(ctx, cfg, found.List)
-		if err := setHopLimit(ctx, s, 2); err != nil {
+		if err := ec2.NewIMDSSimAdminClient(s.Socket).SetOptions(ctx, sim.InstanceID, ec2.Options{HopLimit: 2}); err != nil {
 			return err
 		}
 		after = containers.Reprobe(ctx, cfg, found.List)
@@ -212,29 +207,4 @@ func TestContainersReprobe(t *testing.T) {
 	if after[0].ID != id || after[0].PID != pid || after[0].PutStatus != 200 || after[0].Error != "" {
 		t.Errorf("after hop limit 2: %+v; want the same container, its PUT answered 200, no error", after[0])
 	}
-}
-
-// setHopLimit sets the simulated instance's hop limit through imdssim's admin socket (the
-// EC2 simulator's admin, under /ec2/), applied at once.
-func setHopLimit(ctx context.Context, s *harness.Sim, n int) error {
-	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", s.Socket)
-	}}}
-	form := url.Values{"id": {sim.InstanceID}, "hop_limit": {strconv.Itoa(n)}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://imdssim/ec2/options", strings.NewReader(form.Encode()))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := c.Do(req)
-	if err != nil {
-		return fmt.Errorf("set hop limit %d: %w", n, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("set hop limit %d: HTTP %d %s", n, resp.StatusCode, b)
-	}
-	return nil
 }
