@@ -40,6 +40,9 @@ func startIMDSSim(t testing.TB, cfg sim.Config) (*sim.Server, string) {
 
 func probeIMDS(t *testing.T, endpoint string, timeouts Timeouts) *types.IMDS {
 	t.Helper()
+	// Parallel tests' servers come and go: a later one may get a closed one's port, and must
+	// not meet its token (registered after the server's Close, so this runs first).
+	t.Cleanup(func() { forgetClients(endpoint) })
 	v4, _, err := Gather(context.Background(), Config{Endpoint: endpoint, Timeouts: timeouts}, false)
 	if err != nil {
 		t.Fatalf("Gather: %v", err)
@@ -48,6 +51,18 @@ func probeIMDS(t *testing.T, endpoint string, timeouts Timeouts) *types.IMDS {
 		t.Fatal("Gather left the IPv4 result nil")
 	}
 	return v4
+}
+
+// forgetClients drops the process's shared clients (and their tokens) for endpoint.
+func forgetClients(endpoint string) {
+	clients.Lock()
+	defer clients.Unlock()
+	for k, c := range clients.m {
+		if k.endpoint == endpoint {
+			c.tr.CloseIdleConnections()
+			delete(clients.m, k)
+		}
+	}
 }
 
 // imdsIgnoreVolatile drops what differs between runs; each case asserts Error separately.
