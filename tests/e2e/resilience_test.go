@@ -186,9 +186,9 @@ func TestResilienceConcurrentRuns(t *testing.T) {
 }
 
 // TestResilienceFightLoop: a rule re-added after every fix, as a configuration tool that
-// restores /etc/iptables/rules.v4 would, is deleted four times; the fifth time the breaker
-// holds the fix with a critical remediation_loop finding naming the rules file, and leaves
-// the rule. `imdsmend reset` re-arms it.
+// rewrites /etc/iptables/rules.v4 and restores it would, is deleted four times (from the
+// file too); the fifth time the breaker holds the fix with a critical remediation_loop
+// finding naming the rules file, and leaves the rule. `imdsmend reset` re-arms it.
 func TestResilienceFightLoop(t *testing.T) {
 	ctx := testContext(t)
 	ns := newNamespace(t)
@@ -203,6 +203,9 @@ func TestResilienceFightLoop(t *testing.T) {
 	tr := newProxyTree(t, ns, map[string]string{"etc/iptables/rules.v4": saved.Stdout})
 	readd := func() {
 		t.Helper()
+		if err := os.WriteFile(tr.path("etc/iptables/rules.v4"), []byte(saved.Stdout), 0o644); err != nil {
+			t.Fatal(err)
+		}
 		if err := harness.RejectIMDS.Gone(ctx, ns); err != nil {
 			return // still there
 		}
