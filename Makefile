@@ -17,9 +17,11 @@ deps:
 	@.ci/deps
 
 # imdsmend is static (no cgo): it resolves no host names, and a static binary starts without
-# the dynamic loader and runs on every distribution the packages target.
+# the dynamic loader and runs on every distribution the packages target. -s -w drop the symbol
+# table and DWARF (a third of the size, issue 10); panics' stack traces stay readable, as Go
+# names functions and lines from its own pclntab.
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/imdsmend ./cmd/imdsmend
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(LDFLAGS)" -o $(BIN)/imdsmend ./cmd/imdsmend
 	$(GO) build -o $(BIN)/imdssim ./tests/imdssim
 
 lint:

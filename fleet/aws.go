@@ -8,7 +8,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -17,8 +16,9 @@ import (
 	"github.com/imdsmend/imdsmend/internal/ec2api"
 )
 
-// AWS is the real Cloud: credentials from the SDK's default chain (environment, shared
-// config and credentials files with their profiles, SSO, web identity), endpoints from
+// AWS is the real Cloud: credentials from ec2api.LoadAWSConfig's chain (environment, web
+// identity, shared config and credentials files with their profiles, the instance role;
+// not SSO), endpoints from
 // AWS_ENDPOINT_URL_EC2 and AWS_ENDPOINT_URL_STS when set, and the SDK's adaptive retry,
 // which backs off on RequestLimitExceeded. The configuration is loaded once and each
 // role assumed once; internal/ec2api's client is built on it per region.
@@ -32,13 +32,12 @@ const roleSessionName = "imdsmend-fleet"
 // NewAWS loads the SDK's configuration; homeRegion, when set, replaces the configured
 // region for STS and DescribeRegions.
 func NewAWS(ctx context.Context, homeRegion string) (*AWS, error) {
-	opts := []func(*config.LoadOptions) error{
-		config.WithRetryer(func() aws.Retryer { return retry.NewAdaptiveMode() }),
-	}
-	if homeRegion != "" {
-		opts = append(opts, config.WithRegion(homeRegion))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	// The instance role stays in the chain, as with the SDK's: fleet may run on an
+	// administration instance.
+	cfg, err := ec2api.LoadAWSConfig(ctx, ec2api.AWSOptions{
+		Region:  homeRegion,
+		Retryer: func() aws.Retryer { return retry.NewAdaptiveMode() },
+	})
 	if err != nil {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}

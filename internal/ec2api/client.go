@@ -2,8 +2,8 @@
 // (DescribeInstances), the account's defaults (GetInstanceMetadataDefaults) and their
 // change (ModifyInstanceMetadataOptions: a dry run, the call, then polling until applied).
 // It is built on aws-sdk-go-v2, takes its endpoint from the SDK's own variables
-// (AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL) and its credentials from the SDK's chain, less
-// the sources that need IMDS when asked (IMDS may be what is broken). Every failure is an
+// (AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL) and its credentials from LoadAWSConfig's chain,
+// less the instance role when asked (IMDS may be what is broken). Every failure is an
 // *Error whose Kind the fixer and the fleet turn into findings.
 package ec2api
 
@@ -17,9 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
-	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
@@ -31,7 +29,7 @@ type Config struct {
 	Region string
 	// NoIMDS leaves out every credential source that asks IMDS (the instance role), for
 	// when IMDS is what is broken: environment, shared config and credentials files
-	// (AWS_PROFILE), web identity, the container credentials endpoint remain.
+	// (AWS_PROFILE), web identity remain.
 	NoIMDS bool
 	// RoleARN, when set, is assumed through STS with the credentials found, and the EC2
 	// calls are made as that role.
@@ -75,22 +73,17 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	timeout := cmpOr(cfg.Timeout, DefaultTimeout)
 	attempts := cmpOr(cfg.MaxAttempts, DefaultMaxAttempts)
 	backoff := cmpOr(cfg.MaxBackoff, DefaultMaxBackoff)
-	opts := []func(*config.LoadOptions) error{
-		config.WithRegion(cfg.Region),
-		config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(timeout)),
-		config.WithRetryer(func() aws.Retryer {
+	awsCfg, err := LoadAWSConfig(ctx, AWSOptions{
+		Region:     cfg.Region,
+		NoIMDS:     cfg.NoIMDS,
+		HTTPClient: awshttp.NewBuildableClient().WithTimeout(timeout),
+		Retryer: func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = attempts
 				o.MaxBackoff = backoff
 			})
-		}),
-	}
-	if cfg.NoIMDS {
-		// The SDK's IMDS client then refuses every request, so the chain's last source
-		// (the instance role) fails at once instead of waiting on a broken IMDS.
-		opts = append(opts, config.WithEC2IMDSClientEnableState(imds.ClientDisabled))
-	}
-	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+		},
+	})
 	if err != nil {
 		return nil, &Error{Kind: KindNoCredentials, Op: OpConfigure, Message: "load the AWS configuration: " + err.Error(), Err: err}
 	}
@@ -140,7 +133,7 @@ func (c *Client) noCredentials(err error) *Error {
 	if c.noIMDS {
 		tried = "IMDS is not used for credentials while it is broken, and none of the sources that don't need it has any"
 	} else {
-		tried = "no credential source of the AWS SDK's chain has any"
+		tried = "no credential source has any"
 	}
 	msg := tried + ": set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile in the shared credentials or config file (AWS_PROFILE), or AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN, in imdsmend's environment"
 	if c.roleARN != "" {
