@@ -4,12 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
+	"github.com/aws/aws-sdk-go-v2/credentials/endpointcreds"
 	"github.com/aws/aws-sdk-go-v2/credentials/processcreds"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
@@ -33,8 +39,9 @@ type AWSOptions struct {
 // (about 1.3 MB of the binary, issue 10): credentials come, in order, from the environment
 // (AWS_ACCESS_KEY_ID…), web identity (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN), the
 // shared files' profile (AWS_PROFILE, else default: static keys, role_arn with
-// source_profile or credential_source, web_identity_token_file, credential_process), and
-// last the instance role unless NoIMDS. Endpoints (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_EC2,
+// source_profile or credential_source, web_identity_token_file, credential_process), the
+// container credentials endpoint (ECS, EKS Pod Identity, CodeBuild), and last the instance
+// role unless NoIMDS. Endpoints (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_EC2,
 // AWS_ENDPOINT_URL_STS, the profile's services section) and the IMDS client's settings
 // still come from the environment and the profile, through ConfigSources.
 func LoadAWSConfig(ctx context.Context, o AWSOptions) (aws.Config, error) {
@@ -94,7 +101,7 @@ func LoadAWSConfig(ctx context.Context, o AWSOptions) (aws.Config, error) {
 var errNoSource = errors.New("no credential source is configured")
 
 // profileCredentials follows the profile p, as the SDK does, less what imdsmend does not
-// link (SSO, "aws login", the container endpoint).
+// link (SSO, "aws login").
 func profileCredentials(cfg aws.Config, env config.EnvConfig, p *config.SharedConfig, noIMDS bool) (aws.CredentialsProvider, error) {
 	var creds aws.CredentialsProvider
 	var err error
@@ -107,8 +114,10 @@ func profileCredentials(cfg aws.Config, env config.EnvConfig, p *config.SharedCo
 		creds = credentials.StaticCredentialsProvider{Value: env.Credentials}
 	case p.CredentialSource == "Ec2InstanceMetadata":
 		creds, err = instanceRole(cfg, noIMDS)
+	case p.CredentialSource == "EcsContainer":
+		creds, err = containerCredentials(env)
 	case p.CredentialSource != "":
-		err = fmt.Errorf("AWS profile %s: credential_source %s is not supported (Environment and Ec2InstanceMetadata are)", p.Profile, p.CredentialSource)
+		err = fmt.Errorf("AWS profile %s: credential_source %s is not supported (Environment, EcsContainer and Ec2InstanceMetadata are)", p.Profile, p.CredentialSource)
 	case p.WebIdentityTokenFile != "":
 		// The web identity assumes the profile's role itself.
 		return webIdentity(cfg, p.WebIdentityTokenFile, p.RoleARN, p.RoleSessionName)
@@ -117,6 +126,8 @@ func profileCredentials(cfg aws.Config, env config.EnvConfig, p *config.SharedCo
 			"export its credentials with `eval \"$(aws configure export-credentials --profile %s --format env)\"`", p.Profile, p.Profile)
 	case p.CredentialProcess != "":
 		creds = processcreds.NewProvider(p.CredentialProcess)
+	case env.ContainerCredentialsEndpoint != "" || env.ContainerCredentialsRelativePath != "":
+		creds, err = containerCredentials(env)
 	default:
 		creds, err = instanceRole(cfg, noIMDS)
 	}
@@ -134,6 +145,48 @@ func profileCredentials(cfg aws.Config, env config.EnvConfig, p *config.SharedCo
 		}
 		if p.RoleDurationSeconds != nil {
 			o.Duration = *p.RoleDurationSeconds
+		}
+	}), nil
+}
+
+// The container credentials endpoints ECS and EKS Pod Identity serve (and CodeBuild, where
+// a fleet audit may run in CI): a relative path is ECS's own address; a full URI over plain
+// HTTP must be one of those hosts or loopback, as the SDK requires, since the answer is a
+// set of credentials.
+var containerHosts = []netip.Addr{
+	netip.MustParseAddr("169.254.170.2"), netip.MustParseAddr("169.254.170.23"), netip.MustParseAddr("fd00:ec2::23"),
+}
+
+const ecsCredentialsEndpoint = "http://169.254.170.2"
+
+// containerCredentials reads the credentials a container runtime serves
+// (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI, with AWS_CONTAINER_AUTHORIZATION_TOKEN
+// or _TOKEN_FILE).
+func containerCredentials(env config.EnvConfig) (aws.CredentialsProvider, error) {
+	endpoint := env.ContainerCredentialsEndpoint
+	if env.ContainerCredentialsRelativePath != "" {
+		endpoint = ecsCredentialsEndpoint + env.ContainerCredentialsRelativePath
+	} else {
+		u, err := url.Parse(endpoint)
+		if err != nil || u.Hostname() == "" {
+			return nil, fmt.Errorf("AWS_CONTAINER_CREDENTIALS_FULL_URI %q is not a URL", endpoint)
+		}
+		addr, err := netip.ParseAddr(u.Hostname())
+		if u.Scheme == "http" && (err != nil || !(addr.IsLoopback() || slices.Contains(containerHosts, addr.Unmap()))) {
+			return nil, fmt.Errorf("AWS_CONTAINER_CREDENTIALS_FULL_URI %s: over plain HTTP only loopback and the ECS/EKS addresses may serve credentials", endpoint)
+		}
+	}
+	tokenFile := os.Getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
+	return endpointcreds.New(endpoint, func(o *endpointcreds.Options) {
+		o.AuthorizationToken = env.ContainerAuthorizationToken
+		if tokenFile != "" {
+			o.AuthorizationTokenProvider = endpointcreds.TokenProviderFunc(func() (string, error) {
+				b, err := os.ReadFile(tokenFile)
+				if err != nil {
+					return "", fmt.Errorf("read the container authorization token: %w", err)
+				}
+				return strings.TrimSpace(string(b)), nil
+			})
 		}
 	}), nil
 }

@@ -39,6 +39,9 @@ func (f *fakeSTS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		`<Expiration>2099-01-01T00:00:00Z</Expiration></Credentials></%[1]sResult></%[1]sResponse>`, action)
 }
 
+// containerToken is what the fake container endpoint wants in Authorization.
+const containerToken = "container-auth"
+
 func TestLoadAWSConfigCredentials(t *testing.T) {
 	const sso = "sso_start_url = https://example.awsapps.com/start\nsso_region = eu-west-1\nsso_account_id = 111122223333\nsso_role_name = Admin\n"
 	for _, tc := range []struct {
@@ -70,6 +73,15 @@ func TestLoadAWSConfigCredentials(t *testing.T) {
 			wantKey: "AKAssumeRoleWithWebIdentity", wantCalls: "AssumeRoleWithWebIdentity by unsigned"},
 		{name: "credential process", config: "[default]\ncredential_process = echo '{\"Version\": 1, \"AccessKeyId\": \"AKPROC\", \"SecretAccessKey\": \"s\"}'\n",
 			wantKey: "AKPROC"},
+		{name: "container endpoint (ECS, EKS Pod Identity, CodeBuild)",
+			env:     map[string]string{"AWS_CONTAINER_CREDENTIALS_FULL_URI": "CONTAINER/creds", "AWS_CONTAINER_AUTHORIZATION_TOKEN": containerToken},
+			wantKey: "AKCONTAINER"},
+		{name: "container endpoint, token from a file",
+			env:     map[string]string{"AWS_CONTAINER_CREDENTIALS_FULL_URI": "CONTAINER/creds", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": "CTRTOKEN"},
+			wantKey: "AKCONTAINER"},
+		{name: "container endpoint on another host over HTTP",
+			env:     map[string]string{"AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://192.0.2.1/creds"},
+			wantErr: "only loopback and the ECS/EKS addresses"},
 		{name: "SSO profile", env: map[string]string{"AWS_PROFILE": "sso"}, config: "[profile sso]\n" + sso,
 			wantErr: "aws configure export-credentials --profile sso --format env"},
 		{name: "SSO behind a source profile", env: map[string]string{"AWS_PROFILE": "ops"},
@@ -89,10 +101,23 @@ func TestLoadAWSConfigCredentials(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			container := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("Authorization") != containerToken {
+					http.Error(w, "no token", http.StatusUnauthorized)
+					return
+				}
+				fmt.Fprint(w, `{"AccessKeyId": "AKCONTAINER", "SecretAccessKey": "s", "Token": "t", "Expiration": "2099-01-01T00:00:00Z"}`)
+			}))
+			t.Cleanup(container.Close)
+			ctrToken := filepath.Join(dir, "ctrtoken")
+			if err := os.WriteFile(ctrToken, []byte(containerToken+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
 			isolate(t, map[string]string{"HOME": dir, "AWS_CONFIG_FILE": filepath.Join(dir, "config"),
 				"AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "credentials"), "AWS_ENDPOINT_URL_STS": srv.URL})
 			for k, v := range tc.env {
-				t.Setenv(k, strings.ReplaceAll(v, "TOKEN", token))
+				v = strings.NewReplacer("CONTAINER", container.URL, "CTRTOKEN", ctrToken, "TOKEN", token).Replace(v)
+				t.Setenv(k, v)
 			}
 			cfg, err := LoadAWSConfig(context.Background(), AWSOptions{Region: "eu-west-1", NoIMDS: true})
 			if err == nil {
@@ -132,7 +157,8 @@ func isolate(t *testing.T, env map[string]string) {
 	t.Helper()
 	for _, k := range []string{"AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
 		"AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME", "AWS_REGION", "AWS_DEFAULT_REGION",
-		"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_EC2", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"} {
+		"AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+		"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_EC2", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"} {
 		t.Setenv(k, "")
 	}
 	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:1")
