@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -19,6 +17,7 @@ import (
 	"github.com/imdsmend/imdsmend/facts/callers"
 	"github.com/imdsmend/imdsmend/facts/firewall"
 	"github.com/imdsmend/imdsmend/internal/paths"
+	"github.com/imdsmend/imdsmend/internal/statefile"
 	"github.com/imdsmend/imdsmend/internal/types"
 )
 
@@ -28,9 +27,6 @@ const BreakerRule = "remediation_loop"
 // breakerKey is the breaker's key in state.json; the file's other keys belong to others
 // and are kept as they are.
 const breakerKey = "breaker"
-
-// stateFile is the state directory's file of what runs keep for the next (nic.StateFile).
-const stateFile = "state.json"
 
 // Breaker stops a fight: a fix that something else keeps undoing is re-applied at most
 // Reapplies times within Window; the next time it is called for it is held (skipped, with
@@ -77,7 +73,7 @@ type Loop struct {
 // the breaker then needs Reapplies more passes to notice a fight, nothing worse.
 func LoadBreaker(p paths.Paths, reapplies int, window time.Duration, policy string) *Breaker {
 	b := &Breaker{Reapplies: reapplies, Window: window, Policy: policy, Paths: p}
-	doc, _ := readState(p)
+	doc, _ := statefile.Read(p)
 	if raw, ok := doc[breakerKey]; ok {
 		_ = json.Unmarshal(raw, &b.state)
 	}
@@ -196,41 +192,11 @@ func ResetBreaker(p paths.Paths) ([]string, error) {
 	return held, err
 }
 
-// readState reads state.json as an object of raw keys; a missing file is an empty one.
-func readState(p paths.Paths) (map[string]json.RawMessage, error) {
-	file := filepath.Join(p.StateDir, stateFile)
-	doc := map[string]json.RawMessage{}
-	data, err := p.ReadFile(file)
-	if errors.Is(err, fs.ErrNotExist) {
-		return doc, nil
-	}
-	if err != nil {
-		return doc, fmt.Errorf("read %s: %w", file, err)
-	}
-	if err := json.Unmarshal(data, &doc); err != nil {
-		return map[string]json.RawMessage{}, fmt.Errorf("%s is not a JSON object: %w", file, err)
-	}
-	return doc, nil
-}
-
-// updateState changes state.json's keys with edit and writes it back atomically. A damaged
-// file is replaced, as the NIC counters do.
+// updateState is statefile.Update: a damaged file it replaced is no failure of the
+// breaker's, whose history starts empty then (LoadBreaker).
 func updateState(p paths.Paths, edit func(doc map[string]json.RawMessage) error) error {
-	file := filepath.Join(p.StateDir, stateFile)
-	doc, _ := readState(p)
-	doc = maps.Clone(doc)
-	if err := edit(doc); err != nil {
+	if err := statefile.Update(p, edit); err != nil && !errors.Is(err, statefile.ErrDamaged) {
 		return err
-	}
-	data, err := json.MarshalIndent(doc, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", file, err)
-	}
-	if err := p.MkdirAll(p.StateDir, 0o700); err != nil {
-		return fmt.Errorf("create the state directory for %s: %w", file, err)
-	}
-	if err := p.WriteFile(file, append(data, '\n'), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", file, err)
 	}
 	return nil
 }

@@ -2,17 +2,16 @@ package ec2
 
 import (
 	"encoding/json"
-	"maps"
-	"path/filepath"
 	"time"
 
 	"github.com/imdsmend/imdsmend/internal/paths"
+	"github.com/imdsmend/imdsmend/internal/statefile"
 )
 
 // StateFile is the state directory's file of values kept between runs; this package
 // owns its key "ec2", other keys are kept as they are.
 const (
-	StateFile = "state.json"
+	StateFile = statefile.File
 	stateKey  = "ec2"
 )
 
@@ -55,40 +54,26 @@ func save(cfg Config, e *EC2) {
 	if err != nil {
 		return
 	}
-	doc := readDoc(cfg.Paths)
-	doc[stateKey] = raw
-	_ = writeDoc(cfg.Paths, doc)
+	_ = statefile.Update(cfg.Paths, func(doc map[string]json.RawMessage) error {
+		doc[stateKey] = raw
+		return nil
+	})
 }
 
 // Forget drops the kept answer, as a fixer must after changing the options: the next
 // probe asks the API again.
 func Forget(p paths.Paths) error {
-	doc := readDoc(p)
-	if _, ok := doc[stateKey]; !ok {
+	if _, ok := readDoc(p)[stateKey]; !ok {
+		return nil // nothing to write: no state directory made for it
+	}
+	return statefile.Update(p, func(doc map[string]json.RawMessage) error {
+		delete(doc, stateKey)
 		return nil
-	}
-	delete(doc, stateKey)
-	return writeDoc(p, doc)
+	})
 }
 
+// readDoc is state.json's keys; a missing or damaged file has none.
 func readDoc(p paths.Paths) map[string]json.RawMessage {
-	doc := map[string]json.RawMessage{}
-	data, err := p.ReadFile(filepath.Join(p.StateDir, StateFile))
-	if err == nil {
-		if json.Unmarshal(data, &doc) != nil {
-			return map[string]json.RawMessage{}
-		}
-	}
+	doc, _ := statefile.Read(p)
 	return doc
-}
-
-func writeDoc(p paths.Paths, doc map[string]json.RawMessage) error {
-	data, err := json.MarshalIndent(maps.Clone(doc), "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := p.MkdirAll(p.StateDir, 0o700); err != nil {
-		return err
-	}
-	return p.WriteFile(filepath.Join(p.StateDir, StateFile), append(data, '\n'), 0o644)
 }

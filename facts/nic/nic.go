@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/imdsmend/imdsmend/internal/paths"
+	"github.com/imdsmend/imdsmend/internal/statefile"
 	"github.com/safchain/ethtool"
 	"golang.org/x/sys/unix"
 )
@@ -155,7 +156,7 @@ type Config struct {
 }
 
 // StateFile is the name, in the state directory, of the file the counters are kept in.
-const StateFile = "state.json"
+const StateFile = statefile.File
 
 // Read reads every non-loopback interface's allowance counters with ethtool's ioctls and
 // the deltas since the counters kept in state.json, then keeps these for the next run.

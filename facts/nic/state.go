@@ -1,13 +1,13 @@
 package nic
 
 import (
+	"cmp"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"maps"
 	"path/filepath"
 	"time"
+
+	"github.com/imdsmend/imdsmend/internal/statefile"
 )
 
 // sample is what state.json keeps of one run's counters, under the key "nic"; other keys
@@ -37,14 +37,20 @@ func track(cfg Config, ins []Interface) *NIC {
 	if len(cur.Interfaces) == 0 {
 		return n
 	}
-	file := filepath.Join(cfg.Paths.StateDir, StateFile) // as seen inside --root
-	doc, prev, err := loadState(cfg, file)
-	if err != nil {
-		// A damaged file only costs this run its deltas: it is replaced below.
-		n.StateError = err.Error()
-	}
-	n.WindowSeconds, n.LinkLocalExceededDelta = compare(n.Interfaces, prev, cfg.Now)
-	if err := saveState(cfg, file, doc, cur); err != nil {
+	var keyErr error
+	err := statefile.Update(cfg.Paths, func(doc map[string]json.RawMessage) error {
+		var prev *sample
+		prev, keyErr = previous(cfg, doc)
+		n.WindowSeconds, n.LinkLocalExceededDelta = compare(n.Interfaces, prev, cfg.Now)
+		raw, err := json.Marshal(cur)
+		if err != nil {
+			return fmt.Errorf("encode the counters: %w", err)
+		}
+		doc[stateKey] = raw
+		return nil
+	})
+	// A damaged file or key only costs this run its deltas: it is replaced.
+	if err = cmp.Or(err, keyErr); err != nil {
 		n.StateError = err.Error()
 	}
 	return n
@@ -89,47 +95,16 @@ func compare(ins []Interface, prev *sample, now time.Time) (window float64, link
 	return window, linklocal
 }
 
-// loadState reads state.json: the whole document (to keep the other keys) and the
-// previous sample, nil when there is none.
-func loadState(cfg Config, file string) (map[string]json.RawMessage, *sample, error) {
-	doc := map[string]json.RawMessage{}
-	data, err := cfg.Paths.ReadFile(file)
-	if errors.Is(err, fs.ErrNotExist) {
-		return doc, nil, nil
-	}
-	if err != nil {
-		return doc, nil, fmt.Errorf("read %s: %w", file, err)
-	}
-	if err := json.Unmarshal(data, &doc); err != nil {
-		return map[string]json.RawMessage{}, nil, fmt.Errorf("%s is not a JSON object, replaced: %w", file, err)
-	}
+// previous is the sample kept in state.json's doc, nil when there is none.
+func previous(cfg Config, doc map[string]json.RawMessage) (*sample, error) {
 	raw, ok := doc[stateKey]
 	if !ok {
-		return doc, nil, nil
+		return nil, nil
 	}
 	var s sample
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return doc, nil, fmt.Errorf("%s: its %q key is damaged, replaced: %w", file, stateKey, err)
+		file := filepath.Join(cfg.Paths.StateDir, StateFile) // as seen inside --root
+		return nil, fmt.Errorf("%s: its %q key is damaged, replaced: %w", file, stateKey, err)
 	}
-	return doc, &s, nil
-}
-
-func saveState(cfg Config, file string, doc map[string]json.RawMessage, cur sample) error {
-	raw, err := json.Marshal(cur)
-	if err != nil {
-		return fmt.Errorf("encode the counters: %w", err)
-	}
-	out := maps.Clone(doc)
-	out[stateKey] = raw
-	data, err := json.MarshalIndent(out, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", file, err)
-	}
-	if err := cfg.Paths.MkdirAll(cfg.Paths.StateDir, 0o700); err != nil {
-		return fmt.Errorf("create the state directory for %s: %w", file, err)
-	}
-	if err := cfg.Paths.WriteFile(file, append(data, '\n'), 0o644); err != nil {
-		return fmt.Errorf("keep the counters in %s: %w", file, err)
-	}
-	return nil
+	return &s, nil
 }
