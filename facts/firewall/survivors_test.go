@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/imdsmend/imdsmend/internal/paths"
 )
 
 // TestReadSaves runs readSaves against fake -save tools on a PATH of their own.
@@ -23,19 +24,28 @@ func TestReadSaves(t *testing.T) {
 		want           []saveText
 		wantNftInstead bool
 		wantErr        bool
+		lockUnusable   bool // the xtables lock can't be taken
 	}{
 		{"legacy tables are read under the lock",
 			map[string]string{"iptables-legacy-save": "echo legacy4"},
 			map[string]bool{"legacy/ipv4": true},
-			[]saveText{{"legacy", "ipv4", "legacy4\n"}}, false, false},
+			[]saveText{{"legacy", "ipv4", "legacy4\n"}}, false, false, false},
 		{"a failing reader fails the read and says nothing else",
 			map[string]string{"iptables-nft-save": "exit 1"},
 			map[string]bool{"nft/ipv4": true},
-			nil, false, true},
+			nil, false, true, false},
 		{"iptables-nft tables without iptables-nft-save are read by nft",
 			nil,
 			map[string]bool{"nft/ipv4": true},
-			nil, true, false},
+			nil, true, false, false},
+		{"iptables-nft tables alone are read without the xtables lock",
+			map[string]string{"iptables-nft-save": "echo nft4"},
+			map[string]bool{"nft/ipv4": true},
+			[]saveText{{"nft", "ipv4", "nft4\n"}}, false, false, true},
+		{"legacy tables are not read without the xtables lock",
+			map[string]string{"iptables-legacy-save": "echo legacy4"},
+			map[string]bool{"legacy/ipv4": true},
+			nil, false, true, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -46,7 +56,11 @@ func TestReadSaves(t *testing.T) {
 				}
 			}
 			t.Setenv("PATH", dir)
-			t.Setenv("XTABLES_LOCKFILE", filepath.Join(dir, "xtables.lock"))
+			lock := filepath.Join(dir, "xtables.lock")
+			if tt.lockUnusable {
+				lock = filepath.Join(dir, "missing", "xtables.lock")
+			}
+			t.Setenv("XTABLES_LOCKFILE", lock)
 			saves, nftInstead, err := readSaves(context.Background(), tt.present)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
@@ -131,14 +145,20 @@ func TestNftValueNarrow(t *testing.T) {
 		{`{"set":[]}`, false},
 	}
 	for _, tt := range tests {
-		var v any
-		if err := json.Unmarshal([]byte(tt.value), &v); err != nil {
-			t.Fatal(err)
-		}
-		if got := decodeNftValue(v).narrow(false); got != tt.want {
+		if got := nftValueOf(t, tt.value).narrow(false); got != tt.want {
 			t.Errorf("narrow(%s) = %v, want %v", tt.value, got, tt.want)
 		}
 	}
+}
+
+// nftValueOf decodes a value of nft's JSON.
+func nftValueOf(t *testing.T, s string) nftValue {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatal(err)
+	}
+	return decodeNftValue(v)
 }
 
 // A port list with a word that is no number is not a port list.
@@ -175,5 +195,94 @@ func TestNeedsFullRead(t *testing.T) {
 		if got := needsFullRead(present, tt.native, tt.nlErr); got != tt.want {
 			t.Errorf("%s: needsFullRead = %v, want %v", tt.name, got, tt.want)
 		}
+	}
+}
+
+// A spread key (numgen mod N offset M) meets a set range that overlaps it at either end.
+func TestNftValueHoldsSpread(t *testing.T) {
+	spread := keyPart{lo: 5, hi: 14, spread: true} // numgen inc mod 10 offset 5
+	tests := []struct {
+		value string
+		want  outcome
+	}{
+		{`{"set":[{"range":[0,20]}]}`, all},
+		{`{"set":[{"range":[1,7]}]}`, some},
+		{`{"set":[{"range":[12,20]}]}`, some},
+		{`{"set":[{"range":[1,4]}]}`, none},
+		{`{"set":[{"range":[15,20]}]}`, none},
+	}
+	for _, tt := range tests {
+		if got := nftValueOf(t, tt.value).holds(spread); got != tt.want {
+			t.Errorf("%s holds 5-14 = %v, want %v", tt.value, got, tt.want)
+		}
+	}
+}
+
+// UFW's rules files are its own, per family.
+func TestUFWFiles(t *testing.T) {
+	tests := []struct {
+		v6   bool
+		want []string
+	}{
+		{false, []string{paths.UFWUserRules, paths.UFWBeforeRules, paths.UFWAfterRules}},
+		{true, []string{paths.UFWUser6Rules, paths.UFWBefore6Rules, paths.UFWAfter6Rules}},
+	}
+	for _, tt := range tests {
+		if diff := cmp.Diff(tt.want, ufwFiles(tt.v6)); diff != "" {
+			t.Errorf("ufwFiles(%v) (-want +got):\n%s", tt.v6, diff)
+		}
+	}
+}
+
+// A chain block may stand at the top level, naming its table; a table block holds chains.
+func TestParseNftConfBlocks(t *testing.T) {
+	tests := []struct {
+		name, conf string
+		want       []nftConfRule
+	}{
+		{"chain in a table", "table ip filter {\n\tchain output {\n\t\tip daddr 1.1.1.1 drop\n\t}\n}\n",
+			[]nftConfRule{{table: "ip filter", chain: "output", line: 2}}}, // lines count from 0
+		{"chain at the top level", "chain inet filter output {\n\tip daddr 1.1.1.1 drop\n}\n",
+			[]nftConfRule{{table: "inet filter", chain: "output", line: 1}}},
+		{"chain without a family at the top level", "add chain filter output {\n\tip daddr 1.1.1.1 drop\n}\n",
+			[]nftConfRule{{table: "ip filter", chain: "output", line: 1}}},
+	}
+	for _, tt := range tests {
+		if diff := cmp.Diff(tt.want, parseNftConf([]byte(tt.conf)), cmp.AllowUnexported(nftConfRule{})); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tt.name, diff)
+		}
+	}
+}
+
+// readBases reads every built-in chain of the table before it answers.
+func TestReadBases(t *testing.T) {
+	tests := []struct {
+		name, script string
+		want         bool
+	}{
+		{"every chain read", `echo "-P $4 ACCEPT"`, true},
+		{"a chain fails", `[ "$4" = OUTPUT ] && exit 1; echo "-P $4 ACCEPT"`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bin := filepath.Join(t.TempDir(), "iptables-nft")
+			if err := os.WriteFile(bin, []byte("#!/bin/sh\n"+tt.script+"\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			tbl := &fwTable{backend: "nft", family: "ipv4", name: "mangle", chains: map[string]*fwChain{}}
+			if got := readBases(context.Background(), tbl, bin, nil); got != tt.want {
+				t.Fatalf("readBases = %v, want %v", got, tt.want)
+			}
+			if !tt.want {
+				return
+			}
+			var names []string
+			for _, c := range tbl.order {
+				names = append(names, c.name)
+			}
+			if diff := cmp.Diff(tableBases["mangle"], names); diff != "" {
+				t.Errorf("chains (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
