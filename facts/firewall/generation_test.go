@@ -203,3 +203,41 @@ func BenchmarkMemoUnchanged(b *testing.B) {
 		})
 	}
 }
+
+// TestPresentTablesNames: an ip or ip6 table named as iptables-nft names its tables is
+// iptables-nft's; any other is native nftables.
+func TestPresentTablesNames(t *testing.T) {
+	if !inNetns(t, "-test.run") {
+		return
+	}
+	tests := []struct {
+		table       string // family and name
+		wantPresent string
+		wantNative  bool
+	}{
+		{"ip filter", "nft/ipv4", false},
+		{"ip nat", "nft/ipv4", false},
+		{"ip mangle", "nft/ipv4", false},
+		{"ip raw", "nft/ipv4", false},
+		{"ip security", "nft/ipv4", false},
+		{"ip6 mangle", "nft/ipv6", false},
+		{"ip imds", "", true},
+		{"inet filter", "", true},
+	}
+	for _, tt := range tests {
+		run(t, "nft", "flush ruleset")
+		run(t, "nft", "add table "+tt.table)
+		present, native, err := presentTables()
+		if err != nil {
+			t.Fatalf("%s: %v", tt.table, err)
+		}
+		if native != tt.wantNative {
+			t.Errorf("%s: native = %v, want %v", tt.table, native, tt.wantNative)
+		}
+		for _, p := range []string{"nft/ipv4", "nft/ipv6"} {
+			if present[p] != (p == tt.wantPresent) {
+				t.Errorf("%s: present[%s] = %v, want %v", tt.table, p, present[p], p == tt.wantPresent)
+			}
+		}
+	}
+}
