@@ -212,6 +212,8 @@ func TestNftLookups(t *testing.T) {
 			all, []vmapHit{{vDrop, "", all}}, "ip daddr . tcp dport vmap @portmap"},
 		{"vmap on a UDP port finds nothing", `[{"vmap":{"key":{"payload":{"protocol":"udp","field":"dport"}},"data":"@portmap"}}]`, false,
 			all, nil, "udp dport vmap @portmap"},
+		{"vmap on l4proto by number", `[{"vmap":{"key":{"meta":{"key":"l4proto"}},"data":{"set":[[6,{"drop":null}]]}}}]`, false,
+			all, []vmapHit{{vDrop, "", all}}, "meta l4proto vmap { 6 : drop }"},
 		{"numgen of one", `[{"vmap":{"key":{"numgen":{"mode":"random","mod":1,"offset":0}},"data":{"set":[[0,{"goto":{"target":"e"}}]]}}}]`, false,
 			all, []vmapHit{{vGoto, "e", all}}, "numgen random mod 1 vmap { 0 : goto e }"},
 		{"numgen of two", `[{"vmap":{"key":{"numgen":{"mode":"random","mod":2,"offset":0}},"data":{"set":[[0,{"goto":{"target":"e"}}],[1,{"accept":null}]]}}}]`, false,

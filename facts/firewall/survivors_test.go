@@ -9,6 +9,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -284,5 +285,65 @@ func TestReadBases(t *testing.T) {
 				t.Errorf("chains (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// A DNAT to IMDS's own address and port changes nothing; an IPv6 address may be bracketed.
+func TestDnatKeepsIMDS(t *testing.T) {
+	tests := []struct {
+		to   string
+		v6   bool
+		want bool
+	}{
+		{"169.254.169.254", false, true},
+		{"169.254.169.254:80", false, true},
+		{"169.254.169.254:8080", false, false},
+		{"[fd00:ec2::254]", true, true},
+		{"[fd00:ec2::254]:80", true, true},
+		{"[fd00:ec2::254]:8080", true, false},
+		{"[fd00:ec2::253]", true, false},
+	}
+	for _, tt := range tests {
+		if got := dnatKeepsIMDS(tt.to, tt.v6); got != tt.want {
+			t.Errorf("dnatKeepsIMDS(%q, %v) = %v, want %v", tt.to, tt.v6, got, tt.want)
+		}
+	}
+}
+
+// A restore file's -I (or --insert) line inserts, its position number not part of the rule.
+func TestParseRestoreInsert(t *testing.T) {
+	key := RuleKey([]string{"-d", "169.254.169.254/32", "-j", "DROP"}, false, nil)
+	tests := []struct {
+		line   string
+		insert bool
+	}{
+		{"-A OUTPUT -d 169.254.169.254/32 -j DROP", false},
+		{"-I OUTPUT -d 169.254.169.254/32 -j DROP", true},
+		{"-I OUTPUT 1 -d 169.254.169.254/32 -j DROP", true},
+		{"--insert OUTPUT 2 -d 169.254.169.254/32 -j DROP", true},
+	}
+	for _, tt := range tests {
+		rules := parseRestoreFile([]byte("*filter\n"+tt.line+"\n"), false, nil)
+		if len(rules) != 1 || rules[0].insert != tt.insert || rules[0].key != key {
+			t.Errorf("%q: got %+v, want one rule, insert %v, key %q", tt.line, rules, tt.insert, key)
+		}
+	}
+}
+
+// A firewalld direct rule's key is its family's: an IPv6 REJECT's default is icmp6.
+func TestParseDirectXMLFamily(t *testing.T) {
+	tests := []struct {
+		ipv  string
+		want string
+	}{
+		{"ipv4", "icmp-port-unreachable"},
+		{"ipv6", "icmp6-port-unreachable"},
+	}
+	for _, tt := range tests {
+		doc := `<direct><rule ipv="` + tt.ipv + `" table="filter" chain="OUTPUT" priority="0">-p tcp -j REJECT</rule></direct>`
+		rules := parseDirectXML([]byte(doc), nil)
+		if len(rules) != 1 || !strings.Contains(rules[0].key, tt.want) {
+			t.Errorf("%s: got %+v, want one rule whose key holds %s", tt.ipv, rules, tt.want)
+		}
 	}
 }
