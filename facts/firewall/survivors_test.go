@@ -247,6 +247,8 @@ func TestParseNftConfBlocks(t *testing.T) {
 			[]nftConfRule{{table: "inet filter", chain: "output", line: 1}}},
 		{"chain without a family at the top level", "add chain filter output {\n\tip daddr 1.1.1.1 drop\n}\n",
 			[]nftConfRule{{table: "ip filter", chain: "output", line: 1}}},
+		{"a last statement without a newline", "add rule ip filter output ip daddr 1.1.1.1 drop",
+			[]nftConfRule{{table: "ip filter", chain: "output", line: 0}}},
 	}
 	for _, tt := range tests {
 		if diff := cmp.Diff(tt.want, parseNftConf([]byte(tt.conf)), cmp.AllowUnexported(nftConfRule{})); diff != "" {
@@ -344,6 +346,26 @@ func TestParseDirectXMLFamily(t *testing.T) {
 		rules := parseDirectXML([]byte(doc), nil)
 		if len(rules) != 1 || !strings.Contains(rules[0].key, tt.want) {
 			t.Errorf("%s: got %+v, want one rule whose key holds %s", tt.ipv, rules, tt.want)
+		}
+	}
+}
+
+// RestoreLineHolds finds a rule only on a line that appends (or inserts) it to that chain.
+func TestRestoreLineHolds(t *testing.T) {
+	spec := "-d 169.254.169.254/32 -j DROP"
+	tests := []struct {
+		line, chain string
+		want        bool
+	}{
+		{"-A OUTPUT -d 169.254.169.254/32 -j DROP", "OUTPUT", true},
+		{"-I OUTPUT 1 -d 169.254.169.254 -j DROP", "OUTPUT", true},
+		{"-A OUTPUT -d 169.254.169.254/32 -j DROP", "FORWARD", false},
+		{"-A OUTPUT -d 169.254.169.253/32 -j DROP", "OUTPUT", false},
+		{"# -A OUTPUT -d 169.254.169.254/32 -j DROP", "OUTPUT", false},
+	}
+	for _, tt := range tests {
+		if got := RestoreLineHolds(tt.line, tt.chain, spec, false); got != tt.want {
+			t.Errorf("RestoreLineHolds(%q, %s) = %v, want %v", tt.line, tt.chain, got, tt.want)
 		}
 	}
 }
