@@ -369,3 +369,27 @@ func TestRestoreLineHolds(t *testing.T) {
 		}
 	}
 }
+
+// A configuration nft refuses is reported with nft's message, a long one cut short.
+func TestLoadNftScratchRefused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create a network namespace")
+	}
+	tests := []struct {
+		name, text string
+		cut        bool
+	}{
+		{"short message", "nonsense\n", false},
+		{"long message", strings.Repeat("nonsense\n", 40), true},
+	}
+	for _, tt := range tests {
+		_, err := loadNftScratch(context.Background(), []byte(tt.text))
+		if err == nil {
+			t.Fatalf("%s: loaded", tt.name)
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, "nft could not load it") || !strings.Contains(msg, "nonsense") || strings.HasSuffix(msg, "…") != tt.cut {
+			t.Errorf("%s: error %q, want nft's message, cut short %v", tt.name, msg, tt.cut)
+		}
+	}
+}
