@@ -241,3 +241,30 @@ func TestPresentTablesNames(t *testing.T) {
 		}
 	}
 }
+
+// TestReadChainsAnswers: with only iptables-nft rules, the chain walk answers alone when
+// nothing on IMDS's path stops it, and leaves a rule to report to the full read.
+func TestReadChainsAnswers(t *testing.T) {
+	if !inNetns(t, "-test.run") {
+		return
+	}
+	steps := []struct {
+		name   string
+		args   []string
+		wantOK bool
+	}{
+		{"a rule off IMDS's path", []string{"-A", "OUTPUT", "-d", "10.0.0.1", "-j", "DROP"}, true},
+		{"a mangle rule off IMDS's path", []string{"-t", "mangle", "-A", "OUTPUT", "-d", "10.0.0.1", "-j", "MARK", "--set-mark", "1"}, true},
+		{"a rule dropping IMDS", []string{"-A", "OUTPUT", "-d", "169.254.169.254", "-j", "DROP"}, false},
+	}
+	for _, s := range steps {
+		run(t, "iptables-nft", s.args...)
+		fw, ok := readChains(context.Background(), testUsers, ec2Packets)
+		if ok != s.wantOK {
+			t.Fatalf("after %s: readChains ok = %v, want %v", s.name, ok, s.wantOK)
+		}
+		if ok && (len(fw.Rules) != 0 || len(fw.Sources) != 1 || fw.Sources[0] != "nft/ipv4") {
+			t.Errorf("after %s: rules %v sources %v, want none from nft/ipv4", s.name, fw.Rules, fw.Sources)
+		}
+	}
+}
