@@ -164,6 +164,8 @@ func TestSettingsBoundaries(t *testing.T) {
 		{`interval = "0s"`, "interval"},
 		{`probe_timeout = "1ns"`, ""},
 		{`probe_timeout = "0s"`, "probe_timeout"},
+		{"interval = \"2s\"\n  probe_timeout = \"2s\"", "must be shorter than interval"},
+		{"probe_timeout = \"2s\"\n  imds { connect_timeout = \"2s\" }", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.settings, func(t *testing.T) {

@@ -33,6 +33,8 @@ func TestFleetLimits(t *testing.T) {
 		{"an error rate of exactly 1", []string{"policy.hcl", rule + "settings {\n  fleet {\n    max_error_rate = 1\n  }\n}\n"}, FleetLimits{MaxErrorRate: 1}, ""},
 		{"an error rate of 0", []string{"policy.hcl", rule + "settings {\n  fleet {\n    max_error_rate = 0\n  }\n}\n"}, FleetLimits{}, "Invalid max_error_rate"},
 		{"a negative error rate", []string{"policy.hcl", rule + "settings {\n  fleet {\n    max_error_rate = -0.5\n  }\n}\n"}, FleetLimits{}, "Invalid max_error_rate"},
+		{"one change", []string{"policy.hcl", rule + "settings {\n  fleet {\n    max_changes = 1\n  }\n}\n"}, FleetLimits{MaxChanges: 1}, ""},
+		{"an error rate over 1", []string{"policy.hcl", rule + "settings {\n  fleet {\n    max_error_rate = 1.5\n  }\n}\n"}, FleetLimits{}, "Invalid max_error_rate"},
 		{"a percentage", []string{"policy.hcl", rule + "settings {\n  fleet {\n    max_error_rate = 5\n  }\n}\n"}, FleetLimits{}, "Invalid max_error_rate"},
 		{"not constant", []string{"policy.hcl", rule + "settings {\n  fleet {\n    max_changes = facts.imds.status\n  }\n}\n"}, FleetLimits{}, "Variables not allowed"},
 		{"unknown", []string{"policy.hcl", rule + "settings {\n  fleet {\n    max_change = 3\n  }\n}\n"}, FleetLimits{}, "Unsupported argument"},
