@@ -79,6 +79,37 @@ func TestReadPolicyFileBoundaries(t *testing.T) {
 	}
 }
 
+// TestReadPolicyFileErrors: a policy file that opens but cannot be examined or read is an
+// error naming the file, not an empty policy.
+func TestReadPolicyFileErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		open func(string) (*os.File, error)
+	}{
+		{"Stat fails", func(path string) (*os.File, error) {
+			f, err := os.Open(path)
+			if err == nil {
+				err = f.Close()
+			}
+			return f, err
+		}},
+		// A regular file, root's, opened write-only: Stat passes, reading fails.
+		{"reading fails", func(path string) (*os.File, error) { return os.OpenFile(path, os.O_WRONLY, 0) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "policy.hcl")
+			if err := os.WriteFile(path, []byte(oneRule), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			data, err := readPolicyFile(tt.open, path)
+			if err == nil || !strings.Contains(err.Error(), "read policy "+path+": ") {
+				t.Errorf("readPolicyFile: %q, %v; want an error naming %s", data, err, path)
+			}
+		})
+	}
+}
+
 // TestLoadErrors: a policy path that is a directory and a policy.d that cannot be read
 // are errors, not an empty policy.
 func TestLoadErrors(t *testing.T) {
@@ -133,6 +164,8 @@ func TestSettingsBoundaries(t *testing.T) {
 		{`interval = "0s"`, "interval"},
 		{`probe_timeout = "1ns"`, ""},
 		{`probe_timeout = "0s"`, "probe_timeout"},
+		{"interval = \"2s\"\n  probe_timeout = \"2s\"", "must be shorter than interval"},
+		{"probe_timeout = \"2s\"\n  imds { connect_timeout = \"2s\" }", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.settings, func(t *testing.T) {
