@@ -330,6 +330,7 @@ func TestUFWRestoreNumber(t *testing.T) {
 		number int
 		want   string
 	}{
+		{0, "deny out to 169.254.169.254"},
 		{1, "insert 1 deny out to 169.254.169.254"},
 		{2, "insert 2 deny out to 169.254.169.254"},
 		{3, "deny out to 169.254.169.254"},
