@@ -452,6 +452,20 @@ func TestOpenIntents(t *testing.T) {
 	if diff := cmp.Diff([]string{"r1 intent", "u1 undo_intent"}, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
+	// Many open intents come back in ledger order, whatever order the map gives them in.
+	entries, want := nil, []string(nil)
+	for i := range 32 {
+		id := fmt.Sprintf("c%02d", i)
+		entries = append(entries, entry("r3", PhaseIntent, id, types.StatusPlanned))
+		want = append(want, id)
+	}
+	got = nil
+	for _, e := range openIntents(entries) {
+		got = append(got, e.Change.ID)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("order (-want +got):\n%s", diff)
+	}
 }
 
 // TestExecutorUndoOnceAcrossRuns: an action ID applied in two runs (reverted by hand in

@@ -212,6 +212,13 @@ func TestMetadataOptionsArgs(t *testing.T) {
 			t.Errorf("Plan(%#v) = %v, want %q", tc.args, err, tc.want)
 		}
 	}
+	// The bounds themselves are hop limits EC2 takes.
+	for _, n := range []int64{1, 64} {
+		ch, _, err := decodeMetadataArgs(metadataArgs(map[string]cty.Value{"hop_limit": cty.NumberIntVal(n)}))
+		if err != nil || int64(ch.HopLimit) != n {
+			t.Errorf("hop_limit %d: %d, %v", n, ch.HopLimit, err)
+		}
+	}
 }
 
 // TestMetadataOptionsReconcile: a run killed between the call and its result record

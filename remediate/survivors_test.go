@@ -9,11 +9,16 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/imdsmend/imdsmend/facts"
 	"github.com/imdsmend/imdsmend/facts/cloudinit"
+	"github.com/imdsmend/imdsmend/facts/firewall"
+	"github.com/imdsmend/imdsmend/internal/paths"
+	"github.com/imdsmend/imdsmend/internal/types"
+	"github.com/imdsmend/imdsmend/tests/tree"
 )
 
 // TestUndoApplyBadRecord: a change record that does not decode is an error, never a
@@ -27,6 +32,8 @@ func TestUndoApplyBadRecord(t *testing.T) {
 	}{
 		{"no_proxy undo", func(c *Change) error { return NoProxy{}.Undo(ctx, env, c) }},
 		{"firewall_delete apply", func(c *Change) error { return FirewallDelete{}.Apply(ctx, env, c) }},
+		{"firewall_allow undo", func(c *Change) error { return FirewallAllow{}.Undo(ctx, env, c) }},
+		{"metadata_options undo", func(c *Change) error { return MetadataOptions{}.Undo(ctx, env, c) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -186,5 +193,174 @@ func TestRateLimitCallerInsertsFirst(t *testing.T) {
 				t.Errorf("iptables calls:\n%s\nwant %s", calls, tt.want)
 			}
 		})
+	}
+}
+
+// TestLineCut: a line is cut from its first byte to its newline (or the file's end).
+func TestLineCut(t *testing.T) {
+	data := []byte("one\ntwo\nthree")
+	tests := []struct {
+		n    int
+		want cut
+		err  bool
+	}{
+		{1, cut{Line: 1, Start: 0, End: 4, Text: "one\n"}, false},
+		{2, cut{Line: 2, Start: 4, End: 8, Text: "two\n"}, false},
+		{3, cut{Line: 3, Start: 8, End: 13, Text: "three"}, false},
+		{4, cut{}, true},
+		{0, cut{}, true},
+	}
+	for _, tt := range tests {
+		got, err := lineCut(data, tt.n)
+		if (err != nil) != tt.err || err == nil && !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("lineCut(%d) = %+v, %v; want %+v (error %v)", tt.n, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+// TestSourceMendLastLine: a planned cut may end at the file's last byte.
+func TestSourceMendLastLine(t *testing.T) {
+	for _, content := range []string{"keep\ncut me\n", "keep\ncut me"} {
+		root := t.TempDir()
+		p := paths.New(root)
+		tree.Write(t, root, map[string]string{"/etc/rules": content})
+		c, err := lineCut([]byte(content), 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := &sourceMend{Path: "/etc/rules", SHA256: digest([]byte(content)), Cuts: []cut{c}}
+		if _, err := m.apply(p); err != nil {
+			t.Fatalf("%q: %v", content, err)
+		}
+		if got, _ := os.ReadFile(p.File("/etc/rules")); string(got) != "keep\n" {
+			t.Errorf("%q: file after the cut %q, want %q", content, got, "keep\n")
+		}
+	}
+}
+
+// TestPlanAllowFileLiveOnly: a rule with no file is added live, with a note only when a
+// front end owns the ruleset.
+func TestPlanAllowFileLiveOnly(t *testing.T) {
+	p := paths.New(t.TempDir())
+	tests := []struct {
+		src  firewall.Source
+		note string
+	}{
+		{firewall.Source{}, ""},
+		{firewall.Source{FrontEnd: firewall.FrontEndLive}, ""},
+		{firewall.Source{FrontEnd: "docker"}, "docker owns this ruleset"},
+	}
+	for _, tt := range tests {
+		var d firewallAllowData
+		got := planAllowFile(p, &d, tt.src, "")
+		if tt.note == "" && got != "" || !strings.Contains(got, tt.note) || d.File != nil {
+			t.Errorf("%+v: note %q (file %+v), want %q and no file", tt.src, got, d.File, tt.note)
+		}
+	}
+}
+
+// TestFirewallAllowNoFileNothingAdded: undoing an allow that added nothing and planned no
+// file is nothing to do, never a file undo.
+func TestFirewallAllowNoFileNothingAdded(t *testing.T) {
+	env := testEnv(t.TempDir(), false)
+	for _, data := range []string{`{"backend": "nftables"}`, `{"backend": "nftables", "file": {"path": "/etc/nftables.conf"}}`} {
+		if err := (FirewallAllow{}).Undo(context.Background(), env, &Change{Data: json.RawMessage(data)}); err != nil {
+			t.Errorf("%s: Undo = %v", data, err)
+		}
+	}
+}
+
+// TestFirewallAllowFirewalldApply: firewall-cmd adding the rich rule is an applied change
+// that records it, not a skip.
+func TestFirewallAllowFirewalldApply(t *testing.T) {
+	tests := []struct {
+		fail   string
+		status types.Status
+		added  bool
+	}{
+		{"NOTHING", "", true},
+		{"*", types.StatusSkipped, false},
+	}
+	for _, tt := range tests {
+		log := fakeFirewallCmd(t, tt.fail)
+		c := &Change{Data: json.RawMessage(`{"backend": "nftables", "firewalld": {"policy": "p", "rich_rule": "rule accept"}}`)}
+		if err := (FirewallAllow{}).Apply(context.Background(), testEnv(t.TempDir(), false), c); err != nil {
+			t.Fatal(err)
+		}
+		var d firewallAllowData
+		if err := json.Unmarshal(c.Data, &d); err != nil {
+			t.Fatal(err)
+		}
+		if c.Status != tt.status || d.Added != tt.added {
+			t.Errorf("fail %q: status %q, added %v (log %q); want %q, %v", tt.fail, c.Status, d.Added, readLog(t, log), tt.status, tt.added)
+		}
+	}
+}
+
+// TestFirewallDeleteDuplicateNote: a second copy of a rule from another source adds its
+// own note to the change.
+func TestFirewallDeleteDuplicateNote(t *testing.T) {
+	fakeTools(t, "iptables-nft")
+	rule := func(frontEnd string) string {
+		return `{backend = "nft", family = "ipv4", table = "filter", chain = "OUTPUT", spec = "-d 169.254.169.254/32 -j DROP", source = {front_end = "` + frontEnd + `", file = "", line = 0}}`
+	}
+	args := decodeArgs(t, FirewallDelete{}.Spec(), `rules = [`+rule("")+`, `+rule("docker")+`]`)
+	changes, err := FirewallDelete{}.Plan(context.Background(), &Env{}, args)
+	if err != nil || len(changes) != 1 {
+		t.Fatal(changes, err)
+	}
+	if want := "made by docker"; !strings.Contains(changes[0].Detail, want) {
+		t.Errorf("detail %q, want %q", changes[0].Detail, want)
+	}
+}
+
+// TestUFWRestoreNumber: a deleted rule goes back at its number when there are that many
+// rules, including the last, and is appended when there are fewer.
+func TestUFWRestoreNumber(t *testing.T) {
+	root := t.TempDir()
+	p := paths.New(root)
+	tree.Write(t, root, map[string]string{paths.UFWUserRules: "*filter\n### tuple ### allow tcp 22 0.0.0.0/0 any 0.0.0.0/0 in\n-A ufw-user-input -p tcp --dport 22 -j ACCEPT\n### tuple ### allow tcp 443 0.0.0.0/0 any 0.0.0.0/0 in\n-A ufw-user-input -p tcp --dport 443 -j ACCEPT\nCOMMIT\n"})
+	dir := t.TempDir()
+	log := filepath.Join(dir, "log")
+	if err := os.WriteFile(filepath.Join(dir, "ufw"), []byte("#!/bin/sh\necho \"$*\" >> "+log+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+":/usr/bin:/bin")
+	tests := []struct {
+		number int
+		want   string
+	}{
+		{0, "deny out to 169.254.169.254"},
+		{1, "insert 1 deny out to 169.254.169.254"},
+		{2, "insert 2 deny out to 169.254.169.254"},
+		{3, "deny out to 169.254.169.254"},
+	}
+	for _, tt := range tests {
+		_ = os.Remove(log)
+		u := &ufwMend{Rule: []string{"deny", "out", "to", "169.254.169.254"}, Number: tt.number}
+		if _, err := u.restore(context.Background(), p); err != nil {
+			t.Fatal(err)
+		}
+		if got := readLog(t, log); len(got) != 1 || got[0] != tt.want {
+			t.Errorf("number %d: ufw ran %q, want %q", tt.number, got, tt.want)
+		}
+	}
+}
+
+// TestNoProxyApplyFileGone: a file removed between plan and apply is an error, never a
+// change taken as done.
+func TestNoProxyApplyFileGone(t *testing.T) {
+	root := t.TempDir()
+	tree.Write(t, root, map[string]string{"etc/environment": "http_proxy=http://p\n"})
+	env := testEnv(root, false)
+	changes, err := NoProxy{}.Plan(context.Background(), env, filesArg("/etc/environment"))
+	if err != nil || len(changes) != 1 {
+		t.Fatal(changes, err)
+	}
+	if err := os.Remove(filepath.Join(root, "etc/environment")); err != nil {
+		t.Fatal(err)
+	}
+	if err := (NoProxy{}).Apply(context.Background(), env, changes[0]); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Apply = %v, want the file's absence", err)
 	}
 }
