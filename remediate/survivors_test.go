@@ -13,6 +13,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hcldec"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/imdsmend/imdsmend/facts"
 	"github.com/imdsmend/imdsmend/facts/cloudinit"
 	"github.com/imdsmend/imdsmend/facts/firewall"
@@ -362,5 +365,27 @@ func TestNoProxyApplyFileGone(t *testing.T) {
 	}
 	if err := (NoProxy{}).Apply(context.Background(), env, changes[0]); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Apply = %v, want the file's absence", err)
+	}
+}
+
+// TestUFWUserRuleFirstLine: line 1 of a user rules file exists; the note says no rule holds
+// it, not that the line is missing.
+func TestUFWUserRuleFirstLine(t *testing.T) {
+	root := t.TempDir()
+	tree.Write(t, root, map[string]string{paths.UFWUserRules: "*filter\nCOMMIT\n"})
+	_, _, err := ufwUserRule(paths.New(root), firewall.Source{FrontEnd: "ufw", File: paths.UFWUserRules, Line: 1})
+	if err == nil || !strings.Contains(err.Error(), "no ufw rule") {
+		t.Errorf("error %v, want one saying no ufw rule holds line 1", err)
+	}
+}
+
+// TestRestartUnitUnitsRequired: a restart_unit block without units is a policy error.
+func TestRestartUnitUnitsRequired(t *testing.T) {
+	f, diags := hclsyntax.ParseConfig([]byte(""), "test.hcl", hcl.InitialPos)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if _, diags := hcldec.Decode(f.Body, RestartUnit{}.Spec(), nil); !diags.HasErrors() {
+		t.Error("units may be left out")
 	}
 }
