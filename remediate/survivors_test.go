@@ -22,6 +22,7 @@ import (
 	"github.com/imdsmend/imdsmend/internal/paths"
 	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/imdsmend/imdsmend/tests/tree"
+	"github.com/zclconf/go-cty/cty"
 )
 
 // TestUndoApplyBadRecord: a change record that does not decode is an error, never a
@@ -387,5 +388,23 @@ func TestRestartUnitUnitsRequired(t *testing.T) {
 	}
 	if _, diags := hcldec.Decode(f.Body, RestartUnit{}.Spec(), nil); !diags.HasErrors() {
 		t.Error("units may be left out")
+	}
+}
+
+// TestRateLimitCallerPlansMissingRule: with iptables at hand and the rule not there, Plan
+// proposes inserting it.
+func TestRateLimitCallerPlansMissingRule(t *testing.T) {
+	dir := t.TempDir()
+	script := "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'iptables v1.8.9 (nf_tables)'; exit 0; }\ncase \" $* \" in *\" -C \"*) exit 1;; esac\nexit 0\n"
+	if err := os.WriteFile(filepath.Join(dir, "iptables"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+":/usr/bin:/bin")
+	root := t.TempDir()
+	tree.Write(t, root, map[string]string{"etc/passwd": "root:x:0:0::/root:/bin/sh\npoller:x:1001:1001::/:/bin/sh\n"})
+	args := cty.ObjectVal(map[string]cty.Value{"user": cty.StringVal("poller"), "rate": cty.NullVal(cty.String), "burst": cty.NullVal(cty.Number)})
+	changes, err := RateLimitCaller{}.Plan(context.Background(), testEnv(root, false), args)
+	if err != nil || len(changes) != 1 || changes[0].Target != "ipv4/filter/OUTPUT" {
+		t.Fatalf("Plan = %v, %v; want one ipv4 change", changes, err)
 	}
 }
