@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -407,4 +408,45 @@ func TestRateLimitCallerPlansMissingRule(t *testing.T) {
 	if err != nil || len(changes) != 1 || changes[0].Target != "ipv4/filter/OUTPUT" {
 		t.Fatalf("Plan = %v, %v; want one ipv4 change", changes, err)
 	}
+}
+
+// fakeIptablesFailing installs an iptables-nft whose -S exits with listExit (0: an empty
+// OUTPUT chain) and whose -I fails when the listing does not.
+func fakeIptablesFailing(t *testing.T, listExit int) {
+	t.Helper()
+	dir := t.TempDir()
+	script := "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'iptables v1.8.9 (nf_tables)'; exit 0; }\n" +
+		"case \" $* \" in\n*\" -S \"*) [ " + strconv.Itoa(listExit) + " = 0 ] && { echo '-P OUTPUT ACCEPT'; exit 0; }; echo 'iptables: Resource temporarily unavailable.' >&2; exit " + strconv.Itoa(listExit) + ";;\n" +
+		"*\" -I \"*) [ " + strconv.Itoa(listExit) + " = 0 ] || exit 0; echo 'iptables: Resource temporarily unavailable.' >&2; exit 4;;\nesac\nexit 2\n"
+	if err := os.WriteFile(filepath.Join(dir, "iptables-nft"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+":/usr/bin:/bin")
+}
+
+// TestFirewallDeleteIptablesErrors: a spec that does not split, a listing that fails for
+// another reason than a missing chain, and an insertion that fails are errors, never
+// success.
+func TestFirewallDeleteIptablesErrors(t *testing.T) {
+	data := func(spec string) *firewallDeleteData {
+		return &firewallDeleteData{Backend: "nft", Family: "ipv4", Table: "filter", Chain: "OUTPUT", Spec: spec, Positions: []int{1}}
+	}
+	t.Run("bad spec", func(t *testing.T) {
+		fakeIptablesFailing(t, 0)
+		if _, _, err := data(`-d "169.254.169.254`).iptables(); err == nil {
+			t.Error("a spec with an open quote splits")
+		}
+	})
+	t.Run("listing fails", func(t *testing.T) {
+		fakeIptablesFailing(t, 4)
+		if _, err := data("-d 169.254.169.254/32 -j DROP").restoreIptables(); err == nil || !strings.Contains(err.Error(), "Resource temporarily unavailable") {
+			t.Errorf("restore = %v, want the listing's failure", err)
+		}
+	})
+	t.Run("insert fails", func(t *testing.T) {
+		fakeIptablesFailing(t, 0)
+		if _, err := data("-d 169.254.169.254/32 -j DROP").restoreIptables(); err == nil || !strings.Contains(err.Error(), "Resource temporarily unavailable") {
+			t.Errorf("restore = %v, want the insertion's failure", err)
+		}
+	})
 }
