@@ -10,15 +10,20 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hcldec"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/imdsmend/imdsmend/facts"
 	"github.com/imdsmend/imdsmend/facts/cloudinit"
 	"github.com/imdsmend/imdsmend/facts/firewall"
 	"github.com/imdsmend/imdsmend/internal/paths"
 	"github.com/imdsmend/imdsmend/internal/types"
 	"github.com/imdsmend/imdsmend/tests/tree"
+	"github.com/zclconf/go-cty/cty"
 )
 
 // TestUndoApplyBadRecord: a change record that does not decode is an error, never a
@@ -363,4 +368,85 @@ func TestNoProxyApplyFileGone(t *testing.T) {
 	if err := (NoProxy{}).Apply(context.Background(), env, changes[0]); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Apply = %v, want the file's absence", err)
 	}
+}
+
+// TestUFWUserRuleFirstLine: line 1 of a user rules file exists; the note says no rule holds
+// it, not that the line is missing.
+func TestUFWUserRuleFirstLine(t *testing.T) {
+	root := t.TempDir()
+	tree.Write(t, root, map[string]string{paths.UFWUserRules: "*filter\nCOMMIT\n"})
+	_, _, err := ufwUserRule(paths.New(root), firewall.Source{FrontEnd: "ufw", File: paths.UFWUserRules, Line: 1})
+	if err == nil || !strings.Contains(err.Error(), "no ufw rule") {
+		t.Errorf("error %v, want one saying no ufw rule holds line 1", err)
+	}
+}
+
+// TestRestartUnitUnitsRequired: a restart_unit block without units is a policy error.
+func TestRestartUnitUnitsRequired(t *testing.T) {
+	f, diags := hclsyntax.ParseConfig([]byte(""), "test.hcl", hcl.InitialPos)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if _, diags := hcldec.Decode(f.Body, RestartUnit{}.Spec(), nil); !diags.HasErrors() {
+		t.Error("units may be left out")
+	}
+}
+
+// TestRateLimitCallerPlansMissingRule: with iptables at hand and the rule not there, Plan
+// proposes inserting it.
+func TestRateLimitCallerPlansMissingRule(t *testing.T) {
+	dir := t.TempDir()
+	script := "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'iptables v1.8.9 (nf_tables)'; exit 0; }\ncase \" $* \" in *\" -C \"*) exit 1;; esac\nexit 0\n"
+	if err := os.WriteFile(filepath.Join(dir, "iptables"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+":/usr/bin:/bin")
+	root := t.TempDir()
+	tree.Write(t, root, map[string]string{"etc/passwd": "root:x:0:0::/root:/bin/sh\npoller:x:1001:1001::/:/bin/sh\n"})
+	args := cty.ObjectVal(map[string]cty.Value{"user": cty.StringVal("poller"), "rate": cty.NullVal(cty.String), "burst": cty.NullVal(cty.Number)})
+	changes, err := RateLimitCaller{}.Plan(context.Background(), testEnv(root, false), args)
+	if err != nil || len(changes) != 1 || changes[0].Target != "ipv4/filter/OUTPUT" {
+		t.Fatalf("Plan = %v, %v; want one ipv4 change", changes, err)
+	}
+}
+
+// fakeIptablesFailing installs an iptables-nft whose -S exits with listExit (0: an empty
+// OUTPUT chain) and whose -I fails when the listing does not.
+func fakeIptablesFailing(t *testing.T, listExit int) {
+	t.Helper()
+	dir := t.TempDir()
+	script := "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'iptables v1.8.9 (nf_tables)'; exit 0; }\n" +
+		"case \" $* \" in\n*\" -S \"*) [ " + strconv.Itoa(listExit) + " = 0 ] && { echo '-P OUTPUT ACCEPT'; exit 0; }; echo 'iptables: Resource temporarily unavailable.' >&2; exit " + strconv.Itoa(listExit) + ";;\n" +
+		"*\" -I \"*) [ " + strconv.Itoa(listExit) + " = 0 ] || exit 0; echo 'iptables: Resource temporarily unavailable.' >&2; exit 4;;\nesac\nexit 2\n"
+	if err := os.WriteFile(filepath.Join(dir, "iptables-nft"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+":/usr/bin:/bin")
+}
+
+// TestFirewallDeleteIptablesErrors: a spec that does not split, a listing that fails for
+// another reason than a missing chain, and an insertion that fails are errors, never
+// success.
+func TestFirewallDeleteIptablesErrors(t *testing.T) {
+	data := func(spec string) *firewallDeleteData {
+		return &firewallDeleteData{Backend: "nft", Family: "ipv4", Table: "filter", Chain: "OUTPUT", Spec: spec, Positions: []int{1}}
+	}
+	t.Run("bad spec", func(t *testing.T) {
+		fakeIptablesFailing(t, 0)
+		if _, _, err := data(`-d "169.254.169.254`).iptables(); err == nil {
+			t.Error("a spec with an open quote splits")
+		}
+	})
+	t.Run("listing fails", func(t *testing.T) {
+		fakeIptablesFailing(t, 4)
+		if _, err := data("-d 169.254.169.254/32 -j DROP").restoreIptables(); err == nil || !strings.Contains(err.Error(), "Resource temporarily unavailable") {
+			t.Errorf("restore = %v, want the listing's failure", err)
+		}
+	})
+	t.Run("insert fails", func(t *testing.T) {
+		fakeIptablesFailing(t, 0)
+		if _, err := data("-d 169.254.169.254/32 -j DROP").restoreIptables(); err == nil || !strings.Contains(err.Error(), "Resource temporarily unavailable") {
+			t.Errorf("restore = %v, want the insertion's failure", err)
+		}
+	})
 }
