@@ -364,3 +364,19 @@ func TestNoProxyApplyFileGone(t *testing.T) {
 		t.Errorf("Apply = %v, want the file's absence", err)
 	}
 }
+
+// TestNoProxyObserveErrorsNotInEffect: a record that does not decode, and a file changed
+// with no backup made, are errors that never report the edit as in effect.
+func TestNoProxyObserveErrorsNotInEffect(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	tree.Write(t, root, map[string]string{"etc/environment": "http_proxy=http://p\n"})
+	env := testEnv(root, false)
+	if ok, err := (NoProxy{}).Observe(ctx, env, &Change{Data: json.RawMessage(`{"path": 1`)}); ok || err == nil || !strings.Contains(err.Error(), "decode ledger record") {
+		t.Errorf("Observe of a bad record = %v, %v; want false and an error", ok, err)
+	}
+	data, _ := json.Marshal(noProxyData{Path: "/etc/environment", SHA256: strings.Repeat("0", 64)})
+	if ok, err := (NoProxy{}).Observe(ctx, env, &Change{Data: data}); ok || err == nil || !strings.Contains(err.Error(), "no backup of it was made") {
+		t.Errorf("Observe of a changed file without backup = %v, %v; want false and why", ok, err)
+	}
+}
