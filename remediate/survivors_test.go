@@ -380,3 +380,22 @@ func TestNoProxyObserveErrorsNotInEffect(t *testing.T) {
 		t.Errorf("Observe of a changed file without backup = %v, %v; want false and why", ok, err)
 	}
 }
+
+// TestFirewallAllowNftRemoveObserve: with nft, Observe finds the ACCEPT the chain holds,
+// and remove deletes it by its handle and says what it ran.
+func TestFirewallAllowNftRemoveObserve(t *testing.T) {
+	ctx := context.Background()
+	log := fakeNft(t, `{"nftables": [`+nftRuleJSON(3, "10.0.0.1")+`, `+nftRuleJSON(9, "169.254.169.254")+`]}`, "")
+	d := firewallAllowData{Backend: "nftables", Family: "ipv4", Table: "inet t", Chain: "out", Spec: "ip daddr 169.254.169.254 drop"}
+	data, _ := json.Marshal(d)
+	if ok, err := (FirewallAllow{}).Observe(ctx, &Env{}, &Change{Data: data}); !ok || err != nil {
+		t.Errorf("Observe = %v, %v; want in effect", ok, err)
+	}
+	ran, err := d.remove(ctx)
+	if err != nil || !strings.HasSuffix(ran, "delete rule inet t out handle 9") {
+		t.Errorf("remove = %q, %v; want the delete of handle 9", ran, err)
+	}
+	if calls, _ := os.ReadFile(log); !strings.Contains(string(calls), "delete rule inet t out handle 9") {
+		t.Errorf("nft calls %q; want the delete of handle 9", calls)
+	}
+}
