@@ -399,3 +399,21 @@ func TestFirewallAllowNftRemoveObserve(t *testing.T) {
 		t.Errorf("nft calls %q; want the delete of handle 9", calls)
 	}
 }
+
+// TestFirewallAllowIptablesBeforeGone: when no rule reads Before any more, nothing is
+// inserted and the change is skipped with the reason.
+func TestFirewallAllowIptablesBeforeGone(t *testing.T) {
+	const a = "-A OUTPUT -d 10.0.0.0/8 -j ACCEPT"
+	chain, _ := fakeIptables(t, []string{a}, -1)
+	d := firewallAllowData{Backend: "nft", Family: "ipv4", Table: "filter", Chain: "OUTPUT",
+		Before: "-A OUTPUT -d 169.254.169.254/32 -j DROP", Spec: "-A OUTPUT -d 169.254.169.254/32 -j ACCEPT",
+		Words: []string{"-A", "OUTPUT", "-d", "169.254.169.254/32", "-j", "ACCEPT"}}
+	ran, err := d.insertIptables()
+	var skip *skipError
+	if ran != "" || !errors.As(err, &skip) || !strings.Contains(err.Error(), "no longer holds") {
+		t.Errorf("insertIptables = %q, %v; want skipped, nothing run", ran, err)
+	}
+	if got := chain(); len(got) != 1 || got[0] != a {
+		t.Errorf("chain %q; want it unchanged", got)
+	}
+}
