@@ -417,3 +417,19 @@ func TestFirewallAllowIptablesBeforeGone(t *testing.T) {
 		t.Errorf("chain %q; want it unchanged", got)
 	}
 }
+
+// TestPlanAllowFileEmptyFile: a persisted file that is empty now takes the ACCEPT as its
+// one line, with no newline put before it.
+func TestPlanAllowFileEmptyFile(t *testing.T) {
+	root := t.TempDir()
+	p := paths.New(root)
+	tree.Write(t, root, map[string]string{"etc/iptables/rules.v4": ""})
+	var d firewallAllowData
+	src := firewall.Source{FrontEnd: firewall.FrontEndNetfilterPersistent, File: "/etc/iptables/rules.v4", Line: 1}
+	if note := planAllowFile(p, &d, src, "-A OUTPUT -d 169.254.169.254/32 -j ACCEPT"); note != "" {
+		t.Fatalf("note %q, want none", note)
+	}
+	if d.File == nil || len(d.File.Cuts) != 1 || d.File.Cuts[0].Start != 0 || strings.HasPrefix(d.File.Cuts[0].Insert, "\n") {
+		t.Errorf("file edit %+v; want one insert at the start, with no newline before it", d.File)
+	}
+}
