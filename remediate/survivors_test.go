@@ -450,3 +450,72 @@ func TestFirewallDeleteIptablesErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestNoProxyObserveErrorsNotInEffect: a record that does not decode, and a file changed
+// with no backup made, are errors that never report the edit as in effect.
+func TestNoProxyObserveErrorsNotInEffect(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	tree.Write(t, root, map[string]string{"etc/environment": "http_proxy=http://p\n"})
+	env := testEnv(root, false)
+	if ok, err := (NoProxy{}).Observe(ctx, env, &Change{Data: json.RawMessage(`{"path": 1`)}); ok || err == nil || !strings.Contains(err.Error(), "decode ledger record") {
+		t.Errorf("Observe of a bad record = %v, %v; want false and an error", ok, err)
+	}
+	data, _ := json.Marshal(noProxyData{Path: "/etc/environment", SHA256: strings.Repeat("0", 64)})
+	if ok, err := (NoProxy{}).Observe(ctx, env, &Change{Data: data}); ok || err == nil || !strings.Contains(err.Error(), "no backup of it was made") {
+		t.Errorf("Observe of a changed file without backup = %v, %v; want false and why", ok, err)
+	}
+}
+
+// TestFirewallAllowNftRemoveObserve: with nft, Observe finds the ACCEPT the chain holds,
+// and remove deletes it by its handle and says what it ran.
+func TestFirewallAllowNftRemoveObserve(t *testing.T) {
+	ctx := context.Background()
+	log := fakeNft(t, `{"nftables": [`+nftRuleJSON(3, "10.0.0.1")+`, `+nftRuleJSON(9, "169.254.169.254")+`]}`, "")
+	d := firewallAllowData{Backend: "nftables", Family: "ipv4", Table: "inet t", Chain: "out", Spec: "ip daddr 169.254.169.254 drop"}
+	data, _ := json.Marshal(d)
+	if ok, err := (FirewallAllow{}).Observe(ctx, &Env{}, &Change{Data: data}); !ok || err != nil {
+		t.Errorf("Observe = %v, %v; want in effect", ok, err)
+	}
+	ran, err := d.remove(ctx)
+	if err != nil || !strings.HasSuffix(ran, "delete rule inet t out handle 9") {
+		t.Errorf("remove = %q, %v; want the delete of handle 9", ran, err)
+	}
+	if calls, _ := os.ReadFile(log); !strings.Contains(string(calls), "delete rule inet t out handle 9") {
+		t.Errorf("nft calls %q; want the delete of handle 9", calls)
+	}
+}
+
+// TestFirewallAllowIptablesBeforeGone: when no rule reads Before any more, nothing is
+// inserted and the change is skipped with the reason.
+func TestFirewallAllowIptablesBeforeGone(t *testing.T) {
+	const a = "-A OUTPUT -d 10.0.0.0/8 -j ACCEPT"
+	chain, _ := fakeIptables(t, []string{a}, -1)
+	d := firewallAllowData{Backend: "nft", Family: "ipv4", Table: "filter", Chain: "OUTPUT",
+		Before: "-A OUTPUT -d 169.254.169.254/32 -j DROP", Spec: "-A OUTPUT -d 169.254.169.254/32 -j ACCEPT",
+		Words: []string{"-A", "OUTPUT", "-d", "169.254.169.254/32", "-j", "ACCEPT"}}
+	ran, err := d.insertIptables()
+	var skip *skipError
+	if ran != "" || !errors.As(err, &skip) || !strings.Contains(err.Error(), "no longer holds") {
+		t.Errorf("insertIptables = %q, %v; want skipped, nothing run", ran, err)
+	}
+	if got := chain(); len(got) != 1 || got[0] != a {
+		t.Errorf("chain %q; want it unchanged", got)
+	}
+}
+
+// TestPlanAllowFileEmptyFile: a persisted file that is empty now takes the ACCEPT as its
+// one line, with no newline put before it.
+func TestPlanAllowFileEmptyFile(t *testing.T) {
+	root := t.TempDir()
+	p := paths.New(root)
+	tree.Write(t, root, map[string]string{"etc/iptables/rules.v4": ""})
+	var d firewallAllowData
+	src := firewall.Source{FrontEnd: firewall.FrontEndNetfilterPersistent, File: "/etc/iptables/rules.v4", Line: 1}
+	if note := planAllowFile(p, &d, src, "-A OUTPUT -d 169.254.169.254/32 -j ACCEPT"); note != "" {
+		t.Fatalf("note %q, want none", note)
+	}
+	if d.File == nil || len(d.File.Cuts) != 1 || d.File.Cuts[0].Start != 0 || strings.HasPrefix(d.File.Cuts[0].Insert, "\n") {
+		t.Errorf("file edit %+v; want one insert at the start, with no newline before it", d.File)
+	}
+}
