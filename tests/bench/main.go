@@ -169,10 +169,10 @@ type healthyBed struct {
 	state  string
 }
 
-// noTimeWait makes ns keep no TCP connection in TIME_WAIT. A run's closed connection to
-// IMDS stays there for 60 s, and the callers probe takes 8 of them for a process that
-// connects per request, which it then samples for 200 ms: a bench's back-to-back runs
-// would look like that caller, where runs 5 minutes apart leave none.
+// noTimeWait makes ns keep no TCP connection in TIME_WAIT. imdsmend's own connections close
+// with a reset and leave none, but the curl pair's stay there for 60 s, and the callers
+// probe takes 8 of them for a process that connects per request, which it then samples for
+// 200 ms: curl runs interleaved with imdsmend's would look like that caller.
 func noTimeWait(ns *harness.Namespace) error {
 	_, err := direct(ns, "sysctl", "-qw", "net.ipv4.tcp_max_tw_buckets=0")
 	return err
