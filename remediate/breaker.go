@@ -256,12 +256,10 @@ func fileWriters(p paths.Paths, file string) string {
 				continue
 			}
 			c := fmt.Sprintf("PID %d", pid)
-			if comm, err := os.ReadFile(filepath.Join(dir, "comm")); err == nil {
-				c += " (" + strings.TrimSpace(string(comm)) + ")"
-			}
-			if cg, err := os.ReadFile(filepath.Join(dir, "cgroup")); err == nil {
-				if unit := callers.ParseUnit(cg); unit != "" {
-					c += " of " + unit
+			if d, ok := callers.Describe(p, pid); ok {
+				c += " (" + d.Command + ")"
+				if d.Unit != "" {
+					c += " of " + d.Unit
 				}
 			}
 			who = append(who, c)

@@ -161,7 +161,7 @@ func Gather(ctx context.Context, cfg Config) (*Callers, error) {
 				continue
 			}
 			if held[pid] == nil {
-				p, ok := describe(cfg.Paths, pid)
+				p, ok := Describe(cfg.Paths, pid)
 				if !ok {
 					continue // gone since its fds were read
 				}
@@ -351,8 +351,8 @@ func socketInode(b []byte) (uint64, bool) {
 	return n, err == nil
 }
 
-// describe reads a process's name, user and unit; ok is false when it is gone.
-func describe(p paths.Paths, pid int) (Caller, bool) {
+// Describe reads a process's name, user and unit; ok is false when it is gone.
+func Describe(p paths.Paths, pid int) (Caller, bool) {
 	dir := p.File(filepath.Join("/proc", strconv.Itoa(pid)))
 	comm, err := os.ReadFile(dir + "/comm")
 	if err != nil {
