@@ -11,6 +11,7 @@ import (
 
 	"github.com/imdsmend/imdsmend/facts/route"
 	"github.com/imdsmend/imdsmend/internal/paths"
+	"golang.org/x/sys/unix"
 )
 
 // Reading chain by chain (issue 16). On a kube-proxy node iptables-nft holds tens of
@@ -43,7 +44,7 @@ var tableBases = map[string][]string{
 // readChains walks the iptables-nft chains on IMDS's path, reading them one at a time.
 // ok is false when it can't answer alone, or there is nothing to read: the caller then
 // reads the whole ruleset (or sees there is none) as before. Each table is walked on its
-// own, in parallel, while the chains are listed.
+// own, in parallel.
 func readChains(ctx context.Context, users *userDB, packets map[string]packet) (fw *Firewall, ok bool) {
 	present, native, nlErr := presentTables()
 	if needsFullRead(present, native, nlErr) {
@@ -53,13 +54,16 @@ func readChains(ctx context.Context, users *userDB, packets map[string]packet) (
 	if err != nil {
 		return nil, false
 	}
-	fw = &Firewall{Rules: []Rule{}, Sources: []string{}}
-	type lazyTable struct {
-		t              *fwTable
-		nftFamily, bin string
+	bases, err := nftBaseChains()
+	if err != nil {
+		return nil, false
 	}
-	var lazy []lazyTable
-	for _, fam := range []struct{ family, nft, bin string }{{"ipv4", "ip", paths.IptablesNft}, {"ipv6", "ip6", paths.Ip6tablesNft}} {
+	fw = &Firewall{Rules: []Rule{}, Sources: []string{}}
+	var sources []*chainSource
+	for _, fam := range []struct {
+		family, nft, bin string
+		nfproto          uint8
+	}{{"ipv4", "ip", paths.IptablesNft, unix.NFPROTO_IPV4}, {"ipv6", "ip6", paths.Ip6tablesNft, unix.NFPROTO_IPV6}} {
 		if !present["nft/"+fam.family] {
 			continue
 		}
@@ -69,26 +73,23 @@ func readChains(ctx context.Context, users *userDB, packets map[string]packet) (
 		}
 		fw.Sources = append(fw.Sources, "nft/"+fam.family)
 		for _, id := range tables {
-			if id.family == fam.nft && xtablesTables[id.name] {
-				t := &fwTable{backend: "nft", family: fam.family, name: id.name, chains: map[string]*fwChain{}}
-				lazy = append(lazy, lazyTable{t, fam.nft, bin})
+			if id.family != fam.nft || !xtablesTables[id.name] {
+				continue
 			}
+			t := &fwTable{backend: "nft", family: fam.family, name: id.name, chains: map[string]*fwChain{}}
+			s := newChainSource(ctx, t, id, bases, fam.nfproto, bin, users)
+			if s == nil {
+				return nil, false
+			}
+			sources = append(sources, s)
 		}
 	}
-	list := &chainList{done: make(chan struct{})}
-	go func() {
-		list.ids, list.err = nftChains()
-		close(list.done)
-	}()
-	quiet := make([]bool, len(lazy))
+	quiet := make([]bool, len(sources))
 	var wg sync.WaitGroup
-	for i, l := range lazy {
-		wg.Go(func() {
-			quiet[i] = readBases(ctx, l.t, l.bin, users) && list.lazy(ctx, l.t, l.nftFamily, l.bin, users) && walkQuiet([]*fwTable{l.t}, packets)
-		})
+	for i, s := range sources {
+		wg.Go(func() { quiet[i] = s.readBases() && walkQuiet([]*fwTable{s.t}, packets) })
 	}
 	wg.Wait()
-	<-list.done
 	if slices.Contains(quiet, false) {
 		return nil, false
 	}
@@ -101,69 +102,95 @@ func needsFullRead(present map[string]bool, native bool, nlErr error) bool {
 	return nlErr != nil || native || present["legacy/ipv4"] || present["legacy/ipv6"] || !present["nft/ipv4"] && !present["nft/ipv6"]
 }
 
-// chainList is the nftables chains, listed once for all tables.
-type chainList struct {
-	done chan struct{}
-	ids  []nftChainID
-	err  error
+// chainSource reads the chains of one iptables-nft table on demand: over netlink, decoded
+// by decodeXtRule, or, for a chain holding a rule that decoder leaves undecoded, as the
+// text of `iptables-nft -S CHAIN`.
+type chainSource struct {
+	ctx     context.Context
+	t       *fwTable
+	table   string
+	nfproto uint8
+	bin     string
+	users   *userDB
+	// bases holds the built-in chains iptables-nft made, true for a DROP policy.
+	bases map[string]bool
+	// rules dumps a chain's rules: nftChainRules, or what a test stands in for the kernel.
+	rules func(nfproto uint8, table, chain string, f func(exprs []byte)) error
 }
 
-// lazy makes t read its user chains on first use, once the chains are listed. It is false
-// when t has a base chain iptables did not make (native nft rules in an iptables table)
-// or the chains could not be listed.
-func (l *chainList) lazy(ctx context.Context, t *fwTable, nftFamily, bin string, users *userDB) bool {
-	<-l.done
-	if l.err != nil {
-		return false
-	}
-	exists := map[string]bool{}
-	for _, id := range l.ids {
+// newChainSource prepares t to read its chains on first use. It is nil when t has a base
+// chain iptables did not make (native nft rules in an iptables table).
+func newChainSource(ctx context.Context, t *fwTable, id nftTableID, bases []nftChainID, nfproto uint8, bin string, users *userDB) *chainSource {
+	s := &chainSource{ctx: ctx, t: t, table: id.name, nfproto: nfproto, bin: bin, users: users, bases: map[string]bool{}, rules: nftChainRules}
+	for _, c := range bases {
 		switch {
-		case id.table != nftTableID{nftFamily, t.name}:
-		case !id.base:
-			exists[id.name] = true
-		case id.name != "INPUT" && !slices.Contains(tableBases[t.name], id.name):
-			return false
+		case c.table != id:
+		case c.name != "INPUT" && !slices.Contains(tableBases[t.name], c.name):
+			return nil
+		default:
+			s.bases[c.name] = c.drop
 		}
 	}
-	t.load = lazyLoader(ctx, t, exists, bin, t.family, users)
-	return true
+	t.load = s.loadUser
+	return s
 }
 
-// readBases reads t's built-in chains on IMDS's path, in parallel. iptables-nft prints a
+// readBases reads the table's built-in chains on IMDS's path. iptables-nft shows a
 // built-in chain that was never created as an empty one with an ACCEPT policy.
-func readBases(ctx context.Context, t *fwTable, bin string, users *userDB) bool {
-	names := tableBases[t.name]
-	read := make([]*fwChain, len(names))
-	var wg sync.WaitGroup
-	for i, name := range names {
-		wg.Go(func() { read[i], _ = readChain(ctx, bin, t.name, name, t.family, users) })
-	}
-	wg.Wait()
-	for i, c := range read {
-		if c == nil {
-			return false
+func (s *chainSource) readBases() bool {
+	for _, name := range tableBases[s.t.name] {
+		c := &fwChain{name: name}
+		if _, made := s.bases[name]; made {
+			var err error
+			if c, err = s.read(name); err != nil {
+				return false
+			}
 		}
-		t.chains[names[i]] = c
-		t.order = append(t.order, c)
+		c.hook, c.policy = iptablesHooks[name], vAccept
+		if s.bases[name] {
+			c.policy = vDrop
+		}
+		s.t.chains[name] = c
+		s.t.order = append(s.t.order, c)
 	}
 	return true
 }
 
-// lazyLoader reads user chains of t on first use. A chain that can't be read is noted in
-// t.loadFailed: the walk is then incomplete and the caller reads everything instead.
-func lazyLoader(ctx context.Context, t *fwTable, exists map[string]bool, bin, family string, users *userDB) func(string) *fwChain {
-	return func(name string) *fwChain {
-		if !exists[name] {
-			return nil
-		}
-		c, err := readChain(ctx, bin, t.name, name, family, users)
-		if err != nil {
-			t.loadFailed = true
-			return nil
-		}
-		return c
+// loadUser reads a user chain for the walk. A name that is no chain (a MARK target read
+// as a jump, as parseTarget does) reads as an empty chain, which the walk passes through
+// as it passes a jump to nothing. A chain that can't be read is noted in t.loadFailed: the
+// walk is then incomplete and the caller reads everything instead.
+func (s *chainSource) loadUser(name string) *fwChain {
+	c, err := s.read(name)
+	if err != nil {
+		s.t.loadFailed = true
+		return nil
 	}
+	return c
+}
+
+// read reads one chain's rules over netlink, or as text when a rule on it can't be
+// decoded. Rules whose destination leaves IMDS out are left out either way.
+func (s *chainSource) read(name string) (*fwChain, error) {
+	c := &fwChain{name: name}
+	dec, decoded := newXtDecoder(s.nfproto == unix.NFPROTO_IPV6), true
+	err := s.rules(s.nfproto, s.table, name, func(exprs []byte) {
+		if !decoded {
+			return
+		}
+		r, excluded, ok := dec.decode(exprs)
+		switch {
+		case !ok:
+			decoded = false
+		case !excluded:
+			r.chain, r.pos = c, len(c.rules)+1
+			c.rules = append(c.rules, r)
+		}
+	})
+	if err == nil && decoded {
+		return c, nil
+	}
+	return readChain(s.ctx, s.bin, s.table, name, s.t.family, s.users)
 }
 
 // readChain reads one chain with `iptables-nft -t TABLE -S CHAIN`, whose lines are those

@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/imdsmend/imdsmend/facts/route"
 	"github.com/vishvananda/netlink/nl"
@@ -38,11 +37,9 @@ var nftFamilies = map[uint8]string{
 // nftTables lists the nftables tables of this network namespace over netlink.
 func nftTables() ([]nftTableID, error) {
 	var ids []nftTableID
-	err := nftDump(unix.NFT_MSG_GETTABLE, func(family string, attrs []syscall.NetlinkRouteAttr) {
-		for _, a := range attrs {
-			if a.Attr.Type == unix.NFTA_TABLE_NAME {
-				ids = append(ids, nftTableID{family: family, name: nlString(a.Value)})
-			}
+	err := nftDump(unix.NFT_MSG_GETTABLE, func(family string, attrs []byte) {
+		if name := attr(attrs, unix.NFTA_TABLE_NAME); name != nil {
+			ids = append(ids, nftTableID{family: family, name: nlString(name)})
 		}
 	})
 	if err != nil {
@@ -51,30 +48,34 @@ func nftTables() ([]nftTableID, error) {
 	return ids, nil
 }
 
-// nftChainID names an nft chain; base says it has a hook.
+// The netfilter verdict codes of linux/netfilter.h that x/sys/unix leaves out.
+const (
+	nfDrop   = 0
+	nfAccept = 1
+)
+
+// nftChainID names an nft base chain; drop says its policy is drop.
 type nftChainID struct {
 	table nftTableID
 	name  string
-	base  bool
+	drop  bool
 }
 
-// nftChains lists the nftables chains of this network namespace over netlink: names only,
-// no rules, so it costs little even with thousands of chains.
-func nftChains() ([]nftChainID, error) {
+// nftBaseChains lists the nftables base chains (those on a hook) of this network
+// namespace over netlink. A kube-proxy node has thousands of user chains; they are
+// skipped without copying their names.
+func nftBaseChains() ([]nftChainID, error) {
 	var ids []nftChainID
-	err := nftDump(unix.NFT_MSG_GETCHAIN, func(family string, attrs []syscall.NetlinkRouteAttr) {
-		id := nftChainID{table: nftTableID{family: family}}
-		for _, a := range attrs {
-			switch a.Attr.Type &^ unix.NLA_F_NESTED {
-			case unix.NFTA_CHAIN_TABLE:
-				id.table.name = nlString(a.Value)
-			case unix.NFTA_CHAIN_NAME:
-				id.name = nlString(a.Value)
-			case unix.NFTA_CHAIN_HOOK:
-				id.base = true
-			}
+	err := nftDump(unix.NFT_MSG_GETCHAIN, func(family string, attrs []byte) {
+		if attr(attrs, unix.NFTA_CHAIN_HOOK) == nil {
+			return
 		}
-		ids = append(ids, id)
+		policy, ok := beUint32(attr(attrs, unix.NFTA_CHAIN_POLICY))
+		ids = append(ids, nftChainID{
+			table: nftTableID{family: family, name: nlString(attr(attrs, unix.NFTA_CHAIN_TABLE))},
+			name:  nlString(attr(attrs, unix.NFTA_CHAIN_NAME)),
+			drop:  ok && policy == nfDrop,
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list nftables chains: %w", err)
@@ -84,24 +85,14 @@ func nftChains() ([]nftChainID, error) {
 
 // nftDump dumps one kind of nftables object of every family and hands each object's
 // family and top-level attributes to f.
-func nftDump(msgType int, f func(family string, attrs []syscall.NetlinkRouteAttr)) error {
+func nftDump(msgType int, f func(family string, attrs []byte)) error {
 	req := nl.NewNetlinkRequest(unix.NFNL_SUBSYS_NFTABLES<<8|msgType, unix.NLM_F_DUMP)
 	req.AddData(&nl.Nfgenmsg{NfgenFamily: unix.AF_UNSPEC, Version: unix.NFNETLINK_V0})
-	msgs, err := req.Execute(unix.NETLINK_NETFILTER, 0)
-	if err != nil {
-		return err
-	}
-	for _, m := range msgs {
-		if len(m) < nl.SizeofNfgenmsg {
-			continue
+	return netfilterDump(req, func(m []byte) {
+		if len(m) >= nl.SizeofNfgenmsg {
+			f(nftFamilies[m[0]], m[nl.SizeofNfgenmsg:])
 		}
-		attrs, err := nl.ParseRouteAttr(m[nl.SizeofNfgenmsg:])
-		if err != nil {
-			return err
-		}
-		f(nftFamilies[m[0]], attrs)
-	}
-	return nil
+	})
 }
 
 func nlString(b []byte) string { return string(bytes.TrimRight(b, "\x00")) }
