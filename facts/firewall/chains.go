@@ -17,19 +17,20 @@ import (
 // Reading chain by chain (issue 16). On a kube-proxy node iptables-nft holds tens of
 // thousands of rules, nearly all in KUBE-SVC-*/KUBE-SEP-* chains that only packets to a
 // service address enter. A dump of every table (iptables-nft-save) costs more than the
-// rest of a run together; IMDS's packets meet a small part of it. So, where the only
-// rules are iptables-nft's, the walk starts from the base chains on IMDS's path and reads
-// each chain (`iptables-nft -t TABLE -S CHAIN`) only when a jump to it may match IMDS's
-// traffic: a KUBE-SERVICES rule with -d 10.100.0.1/32 is decided without reading its
-// target. The chains that exist are listed over netlink first, so a target that is no
-// chain (MARK, MASQUERADE) costs no exec.
+// rest of a run together; IMDS's packets meet a small part of it. So the walk starts from
+// the base chains on IMDS's path and reads each chain, over netlink, only when a jump to
+// it may match IMDS's traffic: a KUBE-SERVICES rule with -d 10.100.0.1/32 is decided
+// without reading its target. iptables-nft's register code is decoded into the conditions
+// its text gives (decodeXtRule); a chain holding a rule that decoder does not know is read
+// as text (`iptables-nft -t TABLE -S CHAIN`). Native nftables tables (kube-proxy's
+// nftables mode) are run the same way on IMDS's packet (nftnetlink.go).
 //
 // This pass only answers "nothing on IMDS's path stops or diverts it". When it meets any
-// rule to report, when anything can't be read this way, or when other rules exist (legacy
-// or native nft tables), the whole ruleset is read as before (readSources): judging a
-// rule needs every way into its chain (the shared-chain rule of docs/firewall.md), and
-// that full pass decides it exactly as it always has. The walk visits the same chains in
-// both passes, so an empty answer here is the full pass's answer.
+// rule to report, when anything can't be read this way, or when legacy tables exist, the
+// whole ruleset is read as before (readSources): judging a rule needs every way into its
+// chain (the shared-chain rule of docs/firewall.md), and that full pass decides it
+// exactly as it always has. The walk visits the same chains in both passes, so an empty
+// answer here is the full pass's answer.
 
 // tableBases are the built-in chains of each iptables table on IMDS's path (INPUT is
 // not: nothing IMDS's requests take passes it).
@@ -41,7 +42,7 @@ var tableBases = map[string][]string{
 	"security": {"FORWARD", "OUTPUT"},
 }
 
-// readChains walks the iptables-nft chains on IMDS's path, reading them one at a time.
+// readChains walks the nftables chains on IMDS's path, reading them one at a time.
 // ok is false when it can't answer alone, or there is nothing to read: the caller then
 // reads the whole ruleset (or sees there is none) as before. Each table is walked on its
 // own, in parallel.
@@ -84,10 +85,24 @@ func readChains(ctx context.Context, users *userDB, packets map[string]packet) (
 			sources = append(sources, s)
 		}
 	}
-	quiet := make([]bool, len(sources))
+	var natives []*fwTable
+	if native {
+		if natives, ok = readNativeTables(tables, bases); !ok {
+			return nil, false
+		}
+		for i, t := range natives {
+			if i == 0 || natives[i-1].name != t.name {
+				fw.Sources = append(fw.Sources, "nftables "+t.name)
+			}
+		}
+	}
+	quiet := make([]bool, len(sources)+len(natives))
 	var wg sync.WaitGroup
 	for i, s := range sources {
 		wg.Go(func() { quiet[i] = s.readBases() && walkQuiet([]*fwTable{s.t}, packets) })
+	}
+	for i, t := range natives {
+		wg.Go(func() { quiet[len(sources)+i] = walkQuiet([]*fwTable{t}, packets) })
 	}
 	wg.Wait()
 	if slices.Contains(quiet, false) {
@@ -97,9 +112,9 @@ func readChains(ctx context.Context, users *userDB, packets map[string]packet) (
 }
 
 // needsFullRead says the chain walk can't answer alone: netlink could not list the tables,
-// or legacy or native nft tables exist, or there are no iptables-nft tables to walk.
+// or legacy tables exist, or there are no nftables tables to walk.
 func needsFullRead(present map[string]bool, native bool, nlErr error) bool {
-	return nlErr != nil || native || present["legacy/ipv4"] || present["legacy/ipv6"] || !present["nft/ipv4"] && !present["nft/ipv6"]
+	return nlErr != nil || present["legacy/ipv4"] || present["legacy/ipv6"] || !native && !present["nft/ipv4"] && !present["nft/ipv6"]
 }
 
 // chainSource reads the chains of one iptables-nft table on demand: over netlink, decoded

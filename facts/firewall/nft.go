@@ -54,11 +54,12 @@ const (
 	nfAccept = 1
 )
 
-// nftChainID names an nft base chain; drop says its policy is drop.
+// nftChainID names an nft base chain, its hook (for the ip, ip6 and inet families), and
+// whether its policy is drop.
 type nftChainID struct {
-	table nftTableID
-	name  string
-	drop  bool
+	table      nftTableID
+	name, hook string
+	drop       bool
 }
 
 // nftBaseChains lists the nftables base chains (those on a hook) of this network
@@ -71,9 +72,11 @@ func nftBaseChains() ([]nftChainID, error) {
 			return
 		}
 		policy, ok := beUint32(attr(attrs, unix.NFTA_CHAIN_POLICY))
+		hook, _ := beUint32(attr(attr(attrs, unix.NFTA_CHAIN_HOOK), unix.NFTA_HOOK_HOOKNUM))
 		ids = append(ids, nftChainID{
 			table: nftTableID{family: family, name: nlString(attr(attrs, unix.NFTA_CHAIN_TABLE))},
 			name:  nlString(attr(attrs, unix.NFTA_CHAIN_NAME)),
+			hook:  nftHooks[hook],
 			drop:  ok && policy == nfDrop,
 		})
 	})

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"syscall"
 	"time"
 
@@ -85,6 +86,9 @@ const netlinkTimeout = 5 * time.Second
 // missed or repeated objects.
 var errDumpInterrupted = errors.New("the ruleset changed during the dump")
 
+// dumpBuffers are receive buffers; the kernel fills a dump's replies up to 32 KiB each.
+var dumpBuffers = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
 // netfilterDump sends a dump request on a netfilter netlink socket of its own and hands
 // each reply's payload to f, receiving into one buffer. (vishvananda/netlink copies every
 // reply into a new one, which on a kube-proxy node was megabytes of garbage per run.)
@@ -102,18 +106,18 @@ func netfilterDump(req *nl.NetlinkRequest, f func(msg []byte)) error {
 	if err := unix.Sendto(fd, req.Serialize(), 0, kernel); err != nil {
 		return fmt.Errorf("netlink send: %w", err)
 	}
-	// The kernel fills a dump's replies up to 32 KiB each.
-	buf := make([]byte, 64<<10)
+	buf := dumpBuffers.Get().(*[]byte)
+	defer dumpBuffers.Put(buf)
 	interrupted := false
 	for {
-		n, _, err := unix.Recvfrom(fd, buf, 0)
+		n, _, err := unix.Recvfrom(fd, *buf, 0)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
 			return fmt.Errorf("netlink receive: %w", err)
 		}
-		for b := buf[:n]; len(b) >= unix.NLMSG_HDRLEN; {
+		for b := (*buf)[:n]; len(b) >= unix.NLMSG_HDRLEN; {
 			size := int(binary.NativeEndian.Uint32(b))
 			typ := binary.NativeEndian.Uint16(b[4:])
 			flags := binary.NativeEndian.Uint16(b[6:])

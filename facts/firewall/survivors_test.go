@@ -172,7 +172,8 @@ func TestParsePortRangesBad(t *testing.T) {
 	}
 }
 
-// The chain walk answers alone only when iptables-nft tables, and nothing else, exist.
+// The chain walk answers alone only when nftables tables (iptables-nft's or native), and no
+// legacy ones, exist.
 func TestNeedsFullRead(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -186,7 +187,9 @@ func TestNeedsFullRead(t *testing.T) {
 		{"iptables-nft ipv6 only", []string{"nft/ipv6"}, false, nil, false},
 		{"legacy ipv4 beside iptables-nft", []string{"nft/ipv4", "legacy/ipv4"}, false, nil, true},
 		{"legacy ipv6 beside iptables-nft", []string{"nft/ipv4", "legacy/ipv6"}, false, nil, true},
-		{"native nft beside iptables-nft", []string{"nft/ipv4"}, true, nil, true},
+		{"native nft beside iptables-nft", []string{"nft/ipv4"}, true, nil, false},
+		{"native nft only", nil, true, nil, false},
+		{"native nft beside legacy", []string{"legacy/ipv4"}, true, nil, true},
 		{"netlink failed", []string{"nft/ipv4"}, false, errors.New("netlink"), true},
 	}
 	for _, tt := range tests {
