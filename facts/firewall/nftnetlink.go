@@ -51,7 +51,7 @@ type nftNetlinkTable struct {
 	nfproto uint8
 	v6      bool
 	t       *fwTable
-	sets *nlSets
+	sets    *nlSets
 }
 
 // nlSets caches a table's sets and maps by name, for the walks of both families of an
@@ -75,8 +75,8 @@ func readNativeTables(tables []nftTableID, bases []nftChainID) (out []*fwTable, 
 			nt := &nftNetlinkTable{id: id, nfproto: nftFamilyNumbers[id.family], v6: fam == "ipv6", sets: sets}
 			nt.t = &fwTable{backend: "nftables", family: fam, name: id.String(), chains: map[string]*fwChain{}}
 			for _, b := range bases {
-				if b.table != id {
-					continue
+				if b.table != id || !hookCarries(b.hook, classRoot) && !hookCarries(b.hook, classForwarded) {
+					continue // input and ingress chains: no IMDS request passes them
 				}
 				c := nt.chain(b.name)
 				if c == nil {

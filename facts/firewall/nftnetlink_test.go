@@ -214,3 +214,66 @@ func vmapFound(hits []vmapHit) []string {
 	slices.Sort(out)
 	return out
 }
+
+// TestReadChainsNative: with native nftables tables, the chain walk answers alone when
+// nothing on IMDS's path stops it, and leaves the rest to the full read: a rule to
+// report, a drop policy, a rule it can't run on the path. Chains off the path (input) are
+// not read.
+func TestReadChainsNative(t *testing.T) {
+	if !inNetns(t, "-test.run") {
+		return
+	}
+	tests := []struct {
+		name, ruleset string
+		wantOK        bool
+	}{
+		{"a map without IMDS", `table ip k {
+			map m { type ipv4_addr . inet_proto . inet_service : verdict; elements = { 10.0.0.1 . tcp . 80 : goto svc } }
+			chain svc { drop; }
+			chain out { type nat hook output priority -100; ip daddr . meta l4proto . th dport vmap @m; }
+		}`, true},
+		{"a map sending IMDS to a drop", `table ip k {
+			map m { type ipv4_addr . inet_proto . inet_service : verdict; elements = { 169.254.169.254 . tcp . 80 : goto svc } }
+			chain svc { drop; }
+			chain out { type nat hook output priority -100; ip daddr . meta l4proto . th dport vmap @m; }
+		}`, false},
+		{"a drop policy on output", `table inet f { chain out { type filter hook output priority 0; policy drop;
+			}
+		}`, false},
+		{"a drop policy on input", `table inet f { chain in { type filter hook input priority 0; policy drop; meta l4proto tcp socket transparent 1 accept;
+			}
+		}`, true},
+		{"an accept of IMDS before a drop", `table inet f {
+			chain out { type filter hook output priority 0; ip daddr 169.254.169.254 tcp dport 80 accept; ip6 daddr fd00:ec2::254 tcp dport 80 accept; drop; }
+		}`, true},
+		{"a rule it can't run", `table ip f { chain out { type filter hook output priority 0; meta l4proto tcp socket transparent 1 drop;
+			}
+		}`, false},
+		{"a jump to a chain rejecting IMDS", `table ip f {
+			chain c { ip daddr 169.254.0.0/16 reject; }
+			chain out { type filter hook output priority 0; ct state new jump c; }
+		}`, false},
+		{"beside iptables-nft", `table ip f {
+			chain out { type filter hook output priority 0; ip daddr 10.0.0.0/8 drop; }
+		}
+		table ip filter {
+			chain OUTPUT { type filter hook output priority 0; ip daddr 10.0.0.0/8 counter drop; }
+		}`, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command("nft", "-f", "-")
+			cmd.Stdin = strings.NewReader("flush ruleset\n" + tt.ruleset + "\n")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("nft -f: %v: %s", err, out)
+			}
+			fw, ok := readChains(context.Background(), testUsers, ec2Packets)
+			if ok != tt.wantOK {
+				t.Fatalf("readChains ok = %v, want %v", ok, tt.wantOK)
+			}
+			if ok && (len(fw.Rules) != 0 || len(fw.Sources) == 0) {
+				t.Errorf("rules %v sources %v, want no rule and what was read", fw.Rules, fw.Sources)
+			}
+		})
+	}
+}
