@@ -59,6 +59,8 @@ type nftNetlinkTable struct {
 type nlSets struct {
 	mu sync.Mutex
 	m  map[string]*nlSet
+	// read reads a set's description: readNlSet, or what a test stands in for the kernel.
+	read func(nfproto uint8, table, name string) *nlSet
 }
 
 // readNativeTables prepares, for each native table, a table per packet family whose
@@ -70,7 +72,7 @@ func readNativeTables(tables []nftTableID, bases []nftChainID) (out []*fwTable, 
 		if len(fams) == 0 || (id.family == "ip" || id.family == "ip6") && xtablesTables[id.name] {
 			continue // arp, bridge, netdev carry no IP traffic to IMDS; iptables-nft's own
 		}
-		sets := &nlSets{m: map[string]*nlSet{}}
+		sets := &nlSets{m: map[string]*nlSet{}, read: readNlSet}
 		for _, fam := range fams {
 			nt := &nftNetlinkTable{id: id, nfproto: nftFamilyNumbers[id.family], v6: fam == "ipv6", sets: sets}
 			nt.t = &fwTable{backend: "nftables", family: fam, name: id.String(), chains: map[string]*fwChain{}}
@@ -492,7 +494,7 @@ func (x *nftRun) lookup(data []byte) {
 	known := x.regs.known[s : s+(set.keyLen+3)/4]
 	flags, _ := beUint32(attr(data, unix.NFTA_LOOKUP_FLAGS))
 	inverted := flags&unix.NFT_LOOKUP_F_INV != 0
-	hits, o, ok := set.find(key, known)
+	hits, o, ok := set.find(set.elements, key, known)
 	if !ok {
 		x.failed = true
 		return
@@ -546,7 +548,7 @@ func (nt *nftNetlinkTable) set(name string) *nlSet {
 	if s, ok := nt.sets.m[name]; ok {
 		return s
 	}
-	s := readNlSet(nt.nfproto, nt.id.name, name)
+	s := nt.sets.read(nt.nfproto, nt.id.name, name)
 	nt.sets.m[name] = s
 	return s
 }
@@ -628,10 +630,13 @@ func parseNlElem(a []byte, keyLen int) (nlElem, bool) {
 	return e, len(e.key) == keyLen && (e.end == nil || len(e.end) == keyLen)
 }
 
-// find lists the elements the key finds and how certainly: all when the key is known,
-// unknown when part of it is not (then every element its known parts allow is listed).
-// ok is false when the elements can't be read.
-func (s *nlSet) find(key []byte, known []bool) (hits []nlElem, o outcome, ok bool) {
+// elementSource hands a set's elements to f, one at a time; false when they can't be read.
+type elementSource func(f func(e *nlElem)) bool
+
+// find lists the elements of the set (read from elements) the key finds, and how
+// certainly: all when the key is known, unknown when part of it is not (then every
+// element its known parts allow is listed). ok is false when the elements can't be read.
+func (s *nlSet) find(elements elementSource, key []byte, known []bool) (hits []nlElem, o outcome, ok bool) {
 	whole := !slices.Contains(known, false)
 	o = all
 	if !whole {
@@ -645,14 +650,14 @@ func (s *nlSet) find(key []byte, known []bool) (hits []nlElem, o outcome, ok boo
 	switch {
 	case !whole && s.interval:
 		// Ranges over partly known keys are not narrowed: every element may match.
-		return hits, o, s.elements(keep)
+		return hits, o, elements(keep)
 	case s.interval && len(s.fields) == 0:
 		// One-part ranges as the rbtree keeps them: the start of each range and the
 		// first key after it, flagged as an interval end. The key is in a range when
 		// the greatest element not above it is a start. (An element with its own end
 		// is a range by itself.)
 		var best *nlElem
-		ok = s.elements(func(e *nlElem) {
+		ok = elements(func(e *nlElem) {
 			switch {
 			case e.end != nil:
 				if bytes.Compare(e.key, key) <= 0 && bytes.Compare(key, e.end) <= 0 {
@@ -669,7 +674,7 @@ func (s *nlSet) find(key []byte, known []bool) (hits []nlElem, o outcome, ok boo
 		}
 		return hits, o, ok
 	}
-	ok = s.elements(func(e *nlElem) {
+	ok = elements(func(e *nlElem) {
 		if !e.intervalEnd && s.matches(e, key, known) {
 			keep(e)
 		}
