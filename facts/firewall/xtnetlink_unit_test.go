@@ -271,11 +271,18 @@ var xtUnitCases = []xtUnitCase{
 		xCmp(reg1, unix.NFT_CMP_EQ, []byte{0, 0, 0x40, 0}), accept}, want: "-m mark --mark 0x4000/0x4000 -j ACCEPT", conds: 1},
 	{name: "meta protocol", exprs: [][]byte{xMetaCmp(unix.NFT_META_PROTOCOL, unix.NFT_CMP_EQ, []byte{8, 0}), drop}, want: undecoded},
 	{name: "meta set", exprs: [][]byte{xExpr("meta", be32(unix.NFTA_META_KEY, unix.NFT_META_MARK), be32(unix.NFTA_META_SREG, reg1)), drop}, want: undecoded},
+	{name: "meta set with dreg", exprs: [][]byte{xExpr("meta", be32(unix.NFTA_META_KEY, unix.NFT_META_MARK), be32(unix.NFTA_META_SREG, reg1), be32(unix.NFTA_META_DREG, reg1)),
+		xCmp(reg1, unix.NFT_CMP_EQ, []byte{1, 0, 0, 0}), drop}, want: undecoded},
 	{name: "meta without key", exprs: [][]byte{xExpr("meta", be32(unix.NFTA_META_DREG, reg1)), xCmp(reg1, unix.NFT_CMP_EQ, []byte{6}), drop}, want: undecoded},
 
 	// Register code iptables-nft does not write.
 	{name: "payload write", exprs: [][]byte{xExpr("payload", be32(unix.NFTA_PAYLOAD_SREG, reg1), be32(unix.NFTA_PAYLOAD_BASE, unix.NFT_PAYLOAD_NETWORK_HEADER),
 		be32(unix.NFTA_PAYLOAD_OFFSET, ipv4DstOffset), be32(unix.NFTA_PAYLOAD_LEN, 4)), drop}, want: undecoded},
+	// The kernel dumps a write without a destination register, which alone fails it; with
+	// one as well, it is still no match.
+	{name: "payload write with dreg", exprs: [][]byte{xExpr("payload", be32(unix.NFTA_PAYLOAD_SREG, reg1), be32(unix.NFTA_PAYLOAD_DREG, reg1),
+		be32(unix.NFTA_PAYLOAD_BASE, unix.NFT_PAYLOAD_NETWORK_HEADER), be32(unix.NFTA_PAYLOAD_OFFSET, ipv4DstOffset), be32(unix.NFTA_PAYLOAD_LEN, 4)),
+		xCmp(reg1, unix.NFT_CMP_EQ, imds4), drop}, want: undecoded},
 	{name: "payload without length", exprs: [][]byte{xExpr("payload", be32(unix.NFTA_PAYLOAD_DREG, reg1), be32(unix.NFTA_PAYLOAD_BASE, unix.NFT_PAYLOAD_NETWORK_HEADER),
 		be32(unix.NFTA_PAYLOAD_OFFSET, ipv4DstOffset)), drop}, want: undecoded},
 	{name: "cmp never loaded", exprs: [][]byte{xCmp(reg1, unix.NFT_CMP_EQ, imds4), drop}, want: undecoded},
@@ -306,6 +313,9 @@ var xtUnitCases = []xtUnitCase{
 			nlValue(unix.NFTA_BITWISE_MASK, mask29), nlValue(unix.NFTA_BITWISE_XOR, make([]byte, 4))), xCmp(reg1, unix.NFT_CMP_EQ, ip("169.254.169.248")), drop}, want: undecoded},
 	{name: "limit", exprs: [][]byte{xExpr("limit", be32(unix.NFTA_LIMIT_RATE, 5)), drop}, want: "-m limit --limit 5/sec -j DROP", conds: 1},
 	{name: "unknown expression", exprs: [][]byte{xExpr("lookup"), drop}, want: undecoded},
+	// What follows an undecoded expression can't make the rule decoded again.
+	{name: "unknown expression then more", exprs: [][]byte{xExpr("lookup"), xAddr(ipv4DstOffset, unix.NFT_CMP_EQ, imds4, nil), xMetaCmp(unix.NFT_META_L4PROTO, unix.NFT_CMP_EQ, []byte{6}), drop}, want: undecoded},
+	{name: "undecoded target then more", exprs: [][]byte{xTarget("DNAT"), xMetaCmp(unix.NFT_META_L4PROTO, unix.NFT_CMP_EQ, []byte{6}), xTarget("REJECT")}, want: undecoded},
 	{name: "ct expression", exprs: [][]byte{xExpr("ct", be32(unix.NFTA_CT_KEY, unix.NFT_CT_STATE), be32(unix.NFTA_CT_DREG, reg1)), drop}, want: undecoded},
 	{name: "expression without name", exprs: [][]byte{nest(unix.NFTA_LIST_ELEM, nest(unix.NFTA_EXPR_DATA)), drop}, want: undecoded},
 	{name: "other list attributes ignored", exprs: [][]byte{nla(unix.NFTA_LIST_UNSPEC, []byte{1, 2, 3}), drop}, want: "-j DROP"},
@@ -545,10 +555,13 @@ func TestDecodeXtReuse(t *testing.T) {
 
 	// An excluded rule, then one comparing a register it never loaded: the payload the
 	// first loaded is gone.
-	if _, excl, ok := d.decode(slices.Concat(xAddr(ipv4DstOffset, unix.NFT_CMP_EQ, []byte{10}, nil), drop)); !ok || !excl {
+	if _, excl, ok := d.decode(slices.Concat(xAddr(ipv4DstOffset, unix.NFT_CMP_EQ, ip("10.100.0.1"), nil), drop)); !ok || !excl {
 		t.Fatalf("rule C: ok %v excluded %v, want excluded", ok, excl)
 	}
-	if _, _, ok := d.decode(slices.Concat(xCmp(reg1, unix.NFT_CMP_EQ, imds4), drop)); ok {
+	if r, _, ok := d.decode(slices.Concat(xCmp(reg1, unix.NFT_CMP_EQ, imds4), drop)); ok {
+		t.Errorf("rule D decoded (%+v) comparing a register only rule C loaded", r)
+	}
+	if _, _, ok := d.decode(slices.Concat(xCmp(reg1, unix.NFT_CMP_EQ, ip("10.100.0.1")), drop)); ok {
 		t.Errorf("rule D decoded a register loaded by rule C")
 	}
 	// And after a failure, a plain rule decodes again, not excluded.
@@ -576,7 +589,9 @@ func checkDecodeSane(t *testing.T, v6 bool, exprs []byte) {
 	if r == nil {
 		t.Fatal("decoded without a rule")
 	}
-	if !slices.Contains(knownVerdicts, r.verdict) || (r.verdict == vJump || r.verdict == vGoto) != (r.target != "") {
+	// (A target beside a later verdict is left over from a second target expression, which
+	// iptables-nft never writes; the walk reads it only for jumps.)
+	if !slices.Contains(knownVerdicts, r.verdict) || (r.verdict == vJump || r.verdict == vGoto) && r.target == "" {
 		t.Fatalf("verdict %d target %q", r.verdict, r.target)
 	}
 	ruleOutcomes(r, xtProbePackets(v6))
