@@ -158,9 +158,9 @@ func TestFirewallKubeProxy(t *testing.T) {
 				// default probe bound is for a host's usual ruleset.
 				r.dropIn("50-slow.hcl", "settings {\n  probe_timeout = \"50s\"\n}\n")
 			case len(tt.want) == 0:
-				// A healthy node is decided chain by chain (issue 16), without dumping the
-				// 20,000 rules: a dump fails here.
-				env = noDump(t)
+				// A healthy node is decided chain by chain over netlink (issue 16), without
+				// dumping the 20,000 rules or running iptables at all: both fail here.
+				env = noIptables(t)
 			}
 			f := factsIn(ctx, t, ns, r, env)
 			if f.Firewall == nil {
@@ -203,13 +203,16 @@ func TestFirewallKubeProxy(t *testing.T) {
 	}
 }
 
-// noDump is an environment whose iptables-nft-save fails, so a run that dumps the ruleset
-// fails its firewall probe.
-func noDump(t *testing.T) []string {
+// noIptables is an environment whose iptables-nft-save, iptables-nft and ip6tables-nft
+// (found on PATH) fail, so a run that dumps the ruleset or reads a chain as text fails its
+// firewall probe.
+func noIptables(t *testing.T) []string {
 	dir := t.TempDir()
-	script := "#!/bin/sh\necho iptables-nft-save must not run >&2\nexit 1\n"
-	if err := os.WriteFile(filepath.Join(dir, "iptables-nft-save"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
+	for _, tool := range []string{"iptables-nft-save", "iptables-nft", "ip6tables-nft"} {
+		script := "#!/bin/sh\necho " + tool + " must not run >&2\nexit 1\n"
+		if err := os.WriteFile(filepath.Join(dir, tool), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return []string{"PATH=" + dir + ":" + os.Getenv("PATH")}
 }
