@@ -266,6 +266,9 @@ var xtUnitCases = []xtUnitCase{
 	{name: "oifname", exprs: [][]byte{xMetaCmp(unix.NFT_META_OIFNAME, unix.NFT_CMP_EQ, []byte("eth0\x00")), drop}, want: "-o eth0 -j DROP", conds: 1},
 	{name: "oifname wildcard", exprs: [][]byte{xMetaCmp(unix.NFT_META_OIFNAME, unix.NFT_CMP_EQ, []byte("eth")), drop}, want: "-o eth+ -j DROP", conds: 1},
 	{name: "oifname neq", exprs: [][]byte{xMetaCmp(unix.NFT_META_OIFNAME, unix.NFT_CMP_NEQ, []byte("lo\x00")), drop}, want: "! -o lo -j DROP", conds: 1},
+	{name: "oifname padded", exprs: [][]byte{xMetaCmp(unix.NFT_META_OIFNAME, unix.NFT_CMP_EQ, []byte("eth0\x00\x00\x00\x00")), drop}, want: "-o eth0 -j DROP", conds: 1},
+	{name: "oifname bytes after the NUL", exprs: [][]byte{xMetaCmp(unix.NFT_META_OIFNAME, unix.NFT_CMP_EQ, []byte("eth0\x00x")), drop}, want: undecoded},
+	{name: "iifname bytes after the NUL", exprs: [][]byte{xMetaCmp(unix.NFT_META_IIFNAME, unix.NFT_CMP_EQ, []byte("eth0\x00x")), drop}, want: undecoded},
 	{name: "iifname", exprs: [][]byte{xMetaCmp(unix.NFT_META_IIFNAME, unix.NFT_CMP_EQ, []byte("eth0\x00")), drop}, want: "-i eth0 -j DROP", conds: 1},
 	{name: "mark", exprs: [][]byte{xMeta(unix.NFT_META_MARK, reg1), xBitwise(reg1, reg1, []byte{0, 0, 0x40, 0}, make([]byte, 4)),
 		xCmp(reg1, unix.NFT_CMP_EQ, []byte{0, 0, 0x40, 0}), accept}, want: "-m mark --mark 0x4000/0x4000 -j ACCEPT", conds: 1},
@@ -668,5 +671,25 @@ func TestEachAttr(t *testing.T) {
 	}
 	if v := attr(nla(1, []byte("a")), 2); v != nil {
 		t.Errorf("attr of a missing type = %q", v)
+	}
+}
+
+// A verdict written after another replaces it whole: a jump's chain name does not stay
+// behind as a REJECT's or an ACCEPT's target. (iptables-nft writes one verdict per rule;
+// the walk reads a target only for jumps, so this guards the rule's consistency.)
+func TestDecodeXtVerdictReplaced(t *testing.T) {
+	tests := []struct {
+		name    string
+		second  []byte
+		verdict int
+	}{
+		{"target after a jump", xTarget("REJECT"), vReject},
+		{"accept after a jump", xVerdict(nfAccept, ""), vAccept},
+	}
+	for _, tt := range tests {
+		r, _, ok := newXtDecoder(false).decode(slices.Concat(xVerdict(unix.NFT_JUMP, "USER"), tt.second))
+		if !ok || r == nil || r.verdict != tt.verdict || r.target != "" {
+			t.Errorf("%s: rule %+v ok %v, want verdict %d without a target", tt.name, r, ok, tt.verdict)
+		}
 	}
 }
