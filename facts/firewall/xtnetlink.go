@@ -303,10 +303,7 @@ func maskedPrefix(value, mask []byte, addrLen int) (netip.Prefix, bool) {
 	}
 	full := make([]byte, addrLen)
 	copy(full, value)
-	addr, ok := netip.AddrFromSlice(full)
-	if !ok {
-		return netip.Prefix{}, false
-	}
+	addr, _ := netip.AddrFromSlice(full) // 4 or 16 bytes: always an address
 	return netip.PrefixFrom(addr, bits), true
 }
 

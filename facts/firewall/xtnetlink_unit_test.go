@@ -300,10 +300,10 @@ var xtUnitCases = []xtUnitCase{
 	{name: "cmp gt", exprs: [][]byte{xPort(dstPortOffset, unix.NFT_CMP_GT, 80), drop}, want: undecoded},
 	{name: "cmp empty value", exprs: [][]byte{xMeta(unix.NFT_META_OIFNAME, reg1), xCmp(reg1, unix.NFT_CMP_EQ, nil), drop}, want: undecoded},
 	{name: "bitwise op 0", exprs: [][]byte{xPayload(unix.NFT_PAYLOAD_NETWORK_HEADER, ipv4DstOffset, 4, reg1),
-		xBitwise(reg1, reg1, mask29, make([]byte, 4), be32(nftaBitwiseOp, 0)), xCmp(reg1, unix.NFT_CMP_EQ, ip("169.254.169.248")), drop},
+		xBitwise(reg1, reg1, mask29, make([]byte, 4), be32(kernelBitwiseOp, 0)), xCmp(reg1, unix.NFT_CMP_EQ, ip("169.254.169.248")), drop},
 		want: "-d 169.254.169.248/29 -j DROP", conds: 1},
 	{name: "bitwise shift", exprs: [][]byte{xPayload(unix.NFT_PAYLOAD_NETWORK_HEADER, ipv4DstOffset, 4, reg1),
-		xBitwise(reg1, reg1, mask29, make([]byte, 4), be32(nftaBitwiseOp, 1)), xCmp(reg1, unix.NFT_CMP_EQ, ip("169.254.169.248")), drop}, want: undecoded},
+		xBitwise(reg1, reg1, mask29, make([]byte, 4), be32(kernelBitwiseOp, 1)), xCmp(reg1, unix.NFT_CMP_EQ, ip("169.254.169.248")), drop}, want: undecoded},
 	{name: "bitwise xor", exprs: [][]byte{xPayload(unix.NFT_PAYLOAD_NETWORK_HEADER, ipv4DstOffset, 4, reg1),
 		xBitwise(reg1, reg1, mask29, []byte{0, 0, 0, 1}), xCmp(reg1, unix.NFT_CMP_EQ, ip("169.254.169.248")), drop}, want: undecoded},
 	{name: "bitwise twice", exprs: [][]byte{xPayload(unix.NFT_PAYLOAD_NETWORK_HEADER, ipv4DstOffset, 4, reg1),
@@ -693,3 +693,7 @@ func TestDecodeXtVerdictReplaced(t *testing.T) {
 		}
 	}
 }
+
+// kernelBitwiseOp is NFTA_BITWISE_OP as linux/netfilter/nf_tables.h numbers it, written
+// here rather than taken from the decoder so a wrong number there fails these tests.
+const kernelBitwiseOp = 6
