@@ -2,9 +2,13 @@ package firewall
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
+	"maps"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -504,6 +508,11 @@ func TestNlSetFind(t *testing.T) {
 		nlElem{key: cat(addr4("169.254.169.0"), []byte{0, 80, 0, 0}), end: cat(addr4("169.254.169.255"), []byte{0, 90, 0, 0})},
 		nlElem{key: cat(addr4("10.0.0.0"), []byte{0, 0, 0, 0}), end: cat(addr4("10.255.255.255"), []byte{255, 255, 0, 0})},
 	)
+	// As the kernel dumps {169.254.168.0/24, 169.254.169.0/24}: adjacent ranges keep
+	// the first's end beside the second's start, the start first.
+	adjacent := nlbSource(stop("169.254.170.0"), start("169.254.169.0"), stop("169.254.169.0"), start("169.254.168.0"), stop("0.0.0.0"))
+	// And {0.0.0.0/1, 169.254.169.254, 200.0.0.0-255.255.255.255}: no end after the last.
+	open := nlbSource(start("200.0.0.0"), stop("169.254.169.255"), start("169.254.169.254"), stop("128.0.0.0"), start("0.0.0.0"))
 	k, u := true, false
 	tests := []struct {
 		name  string
@@ -542,6 +551,15 @@ func TestNlSetFind(t *testing.T) {
 		{"below every range", rbtree, ranges, addr4("9.255.255.255"), []bool{k}, nil, all, true},
 		{"an open range", rbtree, nlbSource(start("0.0.0.0"), start("169.254.0.0"), stop("170.0.0.0")), addr4("200.0.0.0"), []bool{k}, nil, all, true},
 		{"in the open range's start", rbtree, nlbSource(stop("170.0.0.0"), start("0.0.0.0"), start("100.0.0.0")), nlbIMDS4, []bool{k}, [][]byte{addr4("100.0.0.0")}, all, true},
+		{"adjacent ranges, the second", rbtree, adjacent, nlbIMDS4, []bool{k}, [][]byte{addr4("169.254.169.0")}, all, true},
+		{"adjacent ranges, the first", rbtree, adjacent, addr4("169.254.168.5"), []bool{k}, [][]byte{addr4("169.254.168.0")}, all, true},
+		{"adjacent ranges, at the second's start", rbtree, adjacent, addr4("169.254.169.0"), []bool{k}, [][]byte{addr4("169.254.169.0")}, all, true},
+		{"adjacent ranges, after", rbtree, adjacent, addr4("169.254.170.0"), []bool{k}, nil, all, true},
+		{"adjacent ranges, before", rbtree, adjacent, addr4("1.2.3.4"), []bool{k}, nil, all, true},
+		{"a range to the last address", rbtree, open, addr4("255.255.255.255"), []bool{k}, [][]byte{addr4("200.0.0.0")}, all, true},
+		{"a single address among ranges", rbtree, open, nlbIMDS4, []bool{k}, [][]byte{nlbIMDS4}, all, true},
+		{"a range from the first address", rbtree, open, addr4("127.255.255.255"), []bool{k}, [][]byte{addr4("0.0.0.0")}, all, true},
+		{"past a range from the first address", rbtree, open, addr4("128.0.0.0"), []bool{k}, nil, all, true},
 		{"a range with its end", rbtree, nlbSource(nlElem{key: addr4("169.254.169.254"), end: addr4("169.254.169.255")}), nlbIMDS4, []bool{k}, [][]byte{nlbIMDS4}, all, true},
 		{"at a range's end", rbtree, nlbSource(nlElem{key: addr4("169.254.169.250"), end: addr4("169.254.169.254")}), nlbIMDS4, []bool{k}, [][]byte{addr4("169.254.169.250")}, all, true},
 		{"past a range's end", rbtree, nlbSource(nlElem{key: addr4("169.254.169.250"), end: addr4("169.254.169.253")}), nlbIMDS4, []bool{k}, nil, all, true},
@@ -743,6 +761,165 @@ table ip imdsmend-unit {
 		}
 		if (r.vmap != nil) != (tt.want.verdict == vContinue) || !slices.Equal(found, tt.vmap) {
 			t.Errorf("%s: verdict map %v finds %q, want %q", tt.name, r.vmap != nil, found, tt.vmap)
+		}
+	}
+}
+
+// nlbVisit lists what eachAttr hands over: type and value.
+type nlbVisit struct {
+	typ uint16
+	v   string
+}
+
+func TestEachAttr(t *testing.T) {
+	hdr := func(size, typ uint16) []byte {
+		return binary.NativeEndian.AppendUint16(binary.NativeEndian.AppendUint16(nil, size), typ)
+	}
+	for _, tt := range []struct {
+		name string
+		b    []byte
+		stop int // f returns false at this visit (0: never)
+		want []nlbVisit
+	}{
+		{"padded values", cat(nlbAttr(1, []byte("a")), nlbAttr(2, []byte("bcdef")), nlbAttr(3, nil)), 0, []nlbVisit{{1, "a"}, {2, "bcdef"}, {3, ""}}},
+		{"flags cleared", cat(nlbAttr(4|unix.NLA_F_NESTED, []byte("x")), nlbAttr(5|unix.NLA_F_NET_BYTEORDER, []byte("y"))), 0, []nlbVisit{{4, "x"}, {5, "y"}}},
+		{"the last one unpadded", cat(nlbAttr(1, []byte("abcd")), hdr(5, 2), []byte("z")), 0, []nlbVisit{{1, "abcd"}, {2, "z"}}},
+		{"a size below the header", cat(nlbAttr(1, []byte("abcd")), hdr(3, 2), []byte("zzzz")), 0, []nlbVisit{{1, "abcd"}}},
+		{"a size past the end", cat(nlbAttr(1, []byte("abcd")), hdr(9, 2), []byte("zzzz")), 0, []nlbVisit{{1, "abcd"}}},
+		{"a size at the end", cat(nlbAttr(1, []byte("abcd")), hdr(8, 2), []byte("zzzz")), 0, []nlbVisit{{1, "abcd"}, {2, "zzzz"}}},
+		{"a short header", cat(nlbAttr(1, []byte("abcd")), []byte{8, 0, 2}), 0, []nlbVisit{{1, "abcd"}}},
+		{"the padding cut", cat(nlbAttr(1, []byte("abcd")), hdr(6, 2), []byte("zz"), hdr(4, 3)), 0, []nlbVisit{{1, "abcd"}, {2, "zz"}}},
+		{"stopped", cat(nlbAttr(1, nil), nlbAttr(2, nil), nlbAttr(3, nil)), 2, []nlbVisit{{1, ""}, {2, ""}}},
+		{"nothing", nil, 0, nil},
+	} {
+		var got []nlbVisit
+		eachAttr(tt.b, func(typ uint16, v []byte) bool {
+			got = append(got, nlbVisit{typ, string(v)})
+			return len(got) != tt.stop
+		})
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	b := cat(nlbAttr(1, []byte("a")), nlbAttr(2, []byte("b")), nlbAttr(2, []byte("c")))
+	if got := string(attr(b, 2)); got != "b" {
+		t.Errorf("attr(2) = %q, want the first", got)
+	}
+	if got := attr(b, 3); got != nil {
+		t.Errorf("attr(3) = %q, want nil", got)
+	}
+	for _, tt := range []struct {
+		v    []byte
+		want uint32
+		ok   bool
+	}{{[]byte{0, 0, 1, 2}, 0x102, true}, {[]byte{0, 1, 2}, 0, false}, {[]byte{0, 0, 0, 1, 2}, 0, false}, {nil, 0, false}} {
+		if got, ok := beUint32(tt.v); got != tt.want || ok != tt.ok {
+			t.Errorf("beUint32(%x) = %d, %v", tt.v, got, ok)
+		}
+	}
+	var names []string
+	eachExpr(cat(nlbExpr("a"), nlbExpr("b"), nlbExpr("c")), func(name, _ []byte) bool {
+		names = append(names, string(name))
+		return len(names) < 2
+	})
+	if !slices.Equal(names, []string{"a", "b"}) {
+		t.Errorf("eachExpr went on after false: %q", names)
+	}
+}
+
+// TestChainSourceRead: an iptables-nft chain is read over netlink when every rule of it
+// decodes, leaving out the rules whose destination leaves IMDS out and numbering the rest;
+// a rule that does not decode, or a dump that fails, sends the whole chain to the text
+// reader; a chain neither can read marks the walk incomplete.
+func TestChainSourceRead(t *testing.T) {
+	r1 := uint32(unix.NFT_REG_1)
+	daddr6 := func(a []byte) []byte {
+		return cat(nlbDaddr6, nlbCmp(unix.NFT_CMP_EQ, r1, a), nlbExpr("counter"), nlbDrop)
+	}
+	chains := map[string][][]byte{
+		"KUBE":  {cat(nlbDaddr4, nlbEqOther4, nlbExpr("counter"), nlbImm(unix.NFT_JUMP, "SVC")), cat(nlbDaddr4, nlbEqIMDS4, nlbExpr("counter"), nlbDrop), cat(nlbExpr("counter"), nlbImm(nfAccept, ""))},
+		"MIXED": {cat(nlbExpr("counter"), nlbDrop), nlbExpr("socket"), cat(nlbExpr("counter"), nlbDrop)},
+		"LAST":  {cat(nlbExpr("counter"), nlbDrop), nlbExpr("socket")},
+		"SIX":   {daddr6(make([]byte, 16)), daddr6(nlbIMDS6)},
+	}
+	rules := func(_ uint8, table, chain string, f func([]byte)) error {
+		if table != "filter" {
+			t.Errorf("dumped table %q", table)
+		}
+		exprs, ok := chains[chain]
+		if !ok {
+			return unix.EPERM
+		}
+		for _, e := range exprs {
+			f(e)
+		}
+		return nil
+	}
+	// The text reader: one REJECT rule, or a failure for chain BROKEN.
+	bin := filepath.Join(t.TempDir(), "iptables-nft")
+	script := "#!/bin/sh\n[ \"$4\" = BROKEN ] && exit 1\necho \"-N $4\"\necho \"-A $4 -j REJECT\"\n"
+	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		chain    string
+		nfproto  uint8
+		verdicts []int // of the rules read, in order
+		text     bool  // read as text
+	}{
+		{"KUBE", unix.NFPROTO_IPV4, []int{vDrop, vAccept}, false},
+		{"MIXED", unix.NFPROTO_IPV4, []int{vReject}, true},
+		{"LAST", unix.NFPROTO_IPV4, []int{vReject}, true},
+		{"GONE", unix.NFPROTO_IPV4, []int{vReject}, true},
+		{"SIX", unix.NFPROTO_IPV6, []int{vDrop}, false},
+		{"BROKEN", unix.NFPROTO_IPV4, nil, true},
+	} {
+		family := "ipv4"
+		if tt.nfproto == unix.NFPROTO_IPV6 {
+			family = "ipv6"
+		}
+		tbl := &fwTable{backend: "nft", family: family, name: "filter", chains: map[string]*fwChain{}}
+		s := &chainSource{ctx: context.Background(), t: tbl, table: "filter", nfproto: tt.nfproto, bin: bin, users: testUsers, bases: map[string]bool{}, rules: rules}
+		c := s.loadUser(tt.chain)
+		if tt.verdicts == nil {
+			if c != nil || !tbl.loadFailed {
+				t.Errorf("%s: read %+v, loadFailed %v; want a failed load", tt.chain, c, tbl.loadFailed)
+			}
+			continue
+		}
+		if c == nil || tbl.loadFailed || c.name != tt.chain {
+			t.Fatalf("%s: read %+v, loadFailed %v", tt.chain, c, tbl.loadFailed)
+		}
+		var verdicts []int
+		for i, r := range c.rules {
+			verdicts = append(verdicts, r.verdict)
+			if r.chain != c || r.pos != i+1 || (r.spec != "") != tt.text {
+				t.Errorf("%s: rule %d: chain %p pos %d spec %q", tt.chain, i, r.chain, r.pos, r.spec)
+			}
+		}
+		if !slices.Equal(verdicts, tt.verdicts) {
+			t.Errorf("%s: verdicts %v, want %v", tt.chain, verdicts, tt.verdicts)
+		}
+	}
+}
+
+// TestNewChainSource: the base chains of the table (INPUT among them) are noted with
+// their policies; one iptables does not make means native rules, read otherwise.
+func TestNewChainSource(t *testing.T) {
+	id, other := nftTableID{"ip", "filter"}, nftTableID{"ip", "nat"}
+	bases := []nftChainID{{table: id, name: "OUTPUT", drop: true}, {table: id, name: "INPUT"}, {table: id, name: "FORWARD"}, {table: other, name: "weird"}}
+	tbl := &fwTable{backend: "nft", family: "ipv4", name: "filter", chains: map[string]*fwChain{}}
+	s := newChainSource(context.Background(), tbl, id, bases, unix.NFPROTO_IPV4, "iptables-nft", testUsers)
+	if s == nil || tbl.load == nil || s.table != "filter" || s.nfproto != unix.NFPROTO_IPV4 {
+		t.Fatalf("newChainSource = %+v", s)
+	}
+	if want := map[string]bool{"OUTPUT": true, "INPUT": false, "FORWARD": false}; !maps.Equal(s.bases, want) {
+		t.Errorf("bases %v, want %v", s.bases, want)
+	}
+	for _, name := range []string{"weird", "PREROUTING"} {
+		tbl := &fwTable{backend: "nft", family: "ipv4", name: "filter", chains: map[string]*fwChain{}}
+		if s := newChainSource(context.Background(), tbl, id, append(bases, nftChainID{table: id, name: name}), unix.NFPROTO_IPV4, "iptables-nft", testUsers); s != nil {
+			t.Errorf("a base chain %s in filter: a source", name)
 		}
 	}
 }
