@@ -72,10 +72,10 @@ func FuzzRunNftRule(f *testing.F) {
 func FuzzParseNlElem(f *testing.F) {
 	key := nlbData(unix.NFTA_SET_ELEM_KEY, nlbIMDS4)
 	f.Add(uint8(0), key)
-	f.Add(uint8(0), cat(key, nlbU32(unix.NFTA_SET_ELEM_FLAGS, unix.NFT_SET_ELEM_INTERVAL_END)))
-	f.Add(uint8(0), cat(key, nlbData(nftaSetElemKeyEnd, nlbOther4), nlbVerdict(unix.NFTA_SET_ELEM_DATA, unix.NFT_GOTO, "svc")))
-	f.Add(uint8(1), cat(nlbData(unix.NFTA_SET_ELEM_KEY, cat(nlbIMDS4, []byte{6, 0, 0, 0, 0, 80, 0, 0})), nlbVerdict(unix.NFTA_SET_ELEM_DATA, nfDrop, "")))
-	f.Add(uint8(2), cat(nlbData(unix.NFTA_SET_ELEM_KEY, nlbIMDS6), nlbData(unix.NFTA_SET_ELEM_DATA, nlbIMDS6)))
+	f.Add(uint8(0), nlbCat(key, nlbU32(unix.NFTA_SET_ELEM_FLAGS, unix.NFT_SET_ELEM_INTERVAL_END)))
+	f.Add(uint8(0), nlbCat(key, nlbData(nftaSetElemKeyEnd, nlbOther4), nlbVerdict(unix.NFTA_SET_ELEM_DATA, unix.NFT_GOTO, "svc")))
+	f.Add(uint8(1), nlbCat(nlbData(unix.NFTA_SET_ELEM_KEY, nlbCat(nlbIMDS4, []byte{6, 0, 0, 0, 0, 80, 0, 0})), nlbVerdict(unix.NFTA_SET_ELEM_DATA, nfDrop, "")))
+	f.Add(uint8(2), nlbCat(nlbData(unix.NFTA_SET_ELEM_KEY, nlbIMDS6), nlbData(unix.NFTA_SET_ELEM_DATA, nlbIMDS6)))
 	f.Fuzz(func(t *testing.T, kind uint8, a []byte) {
 		keyLen, fields := []int{4, 12, 16}[kind%3], [][]int{{4}, {4, 1, 2}, {16}}[kind%3]
 		e, ok := parseNlElem(a, keyLen)

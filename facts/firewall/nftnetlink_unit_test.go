@@ -228,7 +228,7 @@ var (
 	nlbMaybe   = nlbWant{ok: true, rule: true, conds: 1, verdict: vDrop}
 )
 
-func checkRun(t *testing.T, name string, r *fwRule, ok bool, want nlbWant) {
+func nlbCheckRun(t *testing.T, name string, r *fwRule, ok bool, want nlbWant) {
 	t.Helper()
 	got := nlbWant{ok: ok, rule: r != nil}
 	if r != nil {
@@ -422,7 +422,7 @@ func TestRunRuleSynthetic(t *testing.T) {
 	for _, tt := range tests {
 		nt := nlbTable(tt.fam, tt.v6, sets, nil)
 		r, ok := nt.runRule(slices.Concat(tt.exprs...))
-		checkRun(t, tt.name, r, ok, tt.want)
+		nlbCheckRun(t, tt.name, r, ok, tt.want)
 	}
 }
 
@@ -489,9 +489,9 @@ func nlbFailing(elems ...nlElem) elementSource {
 	}
 }
 
-func addr4(s string) []byte { return netip.MustParseAddr(s).AsSlice() }
+func nlbAddr4(s string) []byte { return netip.MustParseAddr(s).AsSlice() }
 
-func cat(parts ...[]byte) []byte { return slices.Concat(parts...) }
+func nlbCat(parts ...[]byte) []byte { return slices.Concat(parts...) }
 
 func TestNlSetFind(t *testing.T) {
 	hash4 := &nlSet{keyLen: 4}
@@ -499,14 +499,14 @@ func TestNlSetFind(t *testing.T) {
 	port := &nlSet{keyLen: 2}
 	rbtree := &nlSet{keyLen: 4, interval: true}
 	pipapo := &nlSet{keyLen: 8, interval: true, fields: []int{4, 2}}
-	start := func(a string) nlElem { return nlElem{key: addr4(a)} }
-	stop := func(a string) nlElem { return nlElem{key: addr4(a), intervalEnd: true} }
+	start := func(a string) nlElem { return nlElem{key: nlbAddr4(a)} }
+	stop := func(a string) nlElem { return nlElem{key: nlbAddr4(a), intervalEnd: true} }
 	// 10.0.0.0/8 and 169.254.169.255 as the rbtree dumps them, last first.
 	ranges := nlbSource(stop("169.254.170.0"), start("169.254.169.255"), stop("11.0.0.0"), start("10.0.0.0"))
 	// 169.254.169.0/24 . 80-90 and 10.0.0.0/8 . 0-65535 as pipapo dumps them.
 	pip := nlbSource(
-		nlElem{key: cat(addr4("169.254.169.0"), []byte{0, 80, 0, 0}), end: cat(addr4("169.254.169.255"), []byte{0, 90, 0, 0})},
-		nlElem{key: cat(addr4("10.0.0.0"), []byte{0, 0, 0, 0}), end: cat(addr4("10.255.255.255"), []byte{255, 255, 0, 0})},
+		nlElem{key: nlbCat(nlbAddr4("169.254.169.0"), []byte{0, 80, 0, 0}), end: nlbCat(nlbAddr4("169.254.169.255"), []byte{0, 90, 0, 0})},
+		nlElem{key: nlbCat(nlbAddr4("10.0.0.0"), []byte{0, 0, 0, 0}), end: nlbCat(nlbAddr4("10.255.255.255"), []byte{255, 255, 0, 0})},
 	)
 	// As the kernel dumps {169.254.168.0/24, 169.254.169.0/24}: adjacent ranges keep
 	// the first's end beside the second's start, the start first.
@@ -527,54 +527,54 @@ func TestNlSetFind(t *testing.T) {
 		{"hash hit", hash4, nlbSource(start("10.0.0.1"), start("169.254.169.254")), nlbIMDS4, []bool{k}, [][]byte{nlbIMDS4}, all, true},
 		{"hash miss", hash4, nlbSource(start("10.0.0.1"), start("169.254.169.253")), nlbIMDS4, []bool{k}, nil, all, true},
 		{"hash of no element", hash4, nlbSource(), nlbIMDS4, []bool{k}, nil, all, true},
-		{"hash of an unknown key", hash4, nlbSource(start("10.0.0.1"), start("169.254.169.254")), nlbIMDS4, []bool{u}, [][]byte{addr4("10.0.0.1"), nlbIMDS4}, unknown, true},
+		{"hash of an unknown key", hash4, nlbSource(start("10.0.0.1"), start("169.254.169.254")), nlbIMDS4, []bool{u}, [][]byte{nlbAddr4("10.0.0.1"), nlbIMDS4}, unknown, true},
 		{"hash of a known second word", hash8, nlbSource(
-			nlElem{key: cat(addr4("10.0.0.5"), nlbIMDS4)}, nlElem{key: cat(addr4("10.0.0.5"), addr4("10.0.0.6"))}, nlElem{key: cat(nlbIMDS4, addr4("10.0.0.6"))}),
-			cat(make([]byte, 4), nlbIMDS4), []bool{u, k}, [][]byte{cat(addr4("10.0.0.5"), nlbIMDS4)}, unknown, true},
+			nlElem{key: nlbCat(nlbAddr4("10.0.0.5"), nlbIMDS4)}, nlElem{key: nlbCat(nlbAddr4("10.0.0.5"), nlbAddr4("10.0.0.6"))}, nlElem{key: nlbCat(nlbIMDS4, nlbAddr4("10.0.0.6"))}),
+			nlbCat(make([]byte, 4), nlbIMDS4), []bool{u, k}, [][]byte{nlbCat(nlbAddr4("10.0.0.5"), nlbIMDS4)}, unknown, true},
 		{"hash of a known first word", hash8, nlbSource(
-			nlElem{key: cat(addr4("10.0.0.5"), nlbIMDS4)}, nlElem{key: cat(nlbIMDS4, addr4("10.0.0.6"))}),
-			cat(nlbIMDS4, make([]byte, 4)), []bool{k, u}, [][]byte{cat(nlbIMDS4, addr4("10.0.0.6"))}, unknown, true},
+			nlElem{key: nlbCat(nlbAddr4("10.0.0.5"), nlbIMDS4)}, nlElem{key: nlbCat(nlbIMDS4, nlbAddr4("10.0.0.6"))}),
+			nlbCat(nlbIMDS4, make([]byte, 4)), []bool{k, u}, [][]byte{nlbCat(nlbIMDS4, nlbAddr4("10.0.0.6"))}, unknown, true},
 		{"hash of a known key, two words", hash8, nlbSource(
-			nlElem{key: cat(addr4("10.0.0.5"), nlbIMDS4)}, nlElem{key: cat(nlbIMDS4, nlbIMDS4)}),
-			cat(nlbIMDS4, nlbIMDS4), []bool{k, k}, [][]byte{cat(nlbIMDS4, nlbIMDS4)}, all, true},
+			nlElem{key: nlbCat(nlbAddr4("10.0.0.5"), nlbIMDS4)}, nlElem{key: nlbCat(nlbIMDS4, nlbIMDS4)}),
+			nlbCat(nlbIMDS4, nlbIMDS4), []bool{k, k}, [][]byte{nlbCat(nlbIMDS4, nlbIMDS4)}, all, true},
 		{"hash of a port", port, nlbSource(nlElem{key: []byte{1, 187}}, nlElem{key: nlbPort80}), nlbPort80, []bool{k}, [][]byte{nlbPort80}, all, true},
 		{"hash of a port, missed", port, nlbSource(nlElem{key: []byte{1, 80}}, nlElem{key: []byte{0, 81}}), nlbPort80, []bool{k}, nil, all, true},
 		{"hash that fails", hash4, nlbFailing(start("169.254.169.254")), nlbIMDS4, []bool{k}, [][]byte{nlbIMDS4}, all, false},
-		{"range hit", rbtree, ranges, addr4("10.1.2.3"), []bool{k}, [][]byte{addr4("10.0.0.0")}, all, true},
-		{"range start", rbtree, ranges, addr4("10.0.0.0"), []bool{k}, [][]byte{addr4("10.0.0.0")}, all, true},
-		{"range end", rbtree, ranges, addr4("11.0.0.0"), []bool{k}, nil, all, true},
-		{"range's last key", rbtree, ranges, addr4("10.255.255.255"), []bool{k}, [][]byte{addr4("10.0.0.0")}, all, true},
+		{"range hit", rbtree, ranges, nlbAddr4("10.1.2.3"), []bool{k}, [][]byte{nlbAddr4("10.0.0.0")}, all, true},
+		{"range start", rbtree, ranges, nlbAddr4("10.0.0.0"), []bool{k}, [][]byte{nlbAddr4("10.0.0.0")}, all, true},
+		{"range end", rbtree, ranges, nlbAddr4("11.0.0.0"), []bool{k}, nil, all, true},
+		{"range's last key", rbtree, ranges, nlbAddr4("10.255.255.255"), []bool{k}, [][]byte{nlbAddr4("10.0.0.0")}, all, true},
 		{"between ranges", rbtree, ranges, nlbIMDS4, []bool{k}, nil, all, true},
-		{"a single-key range", rbtree, ranges, addr4("169.254.169.255"), []bool{k}, [][]byte{addr4("169.254.169.255")}, all, true},
-		{"after the single-key range", rbtree, ranges, addr4("169.254.170.0"), []bool{k}, nil, all, true},
-		{"after every range", rbtree, ranges, addr4("200.0.0.0"), []bool{k}, nil, all, true},
-		{"below every range", rbtree, ranges, addr4("9.255.255.255"), []bool{k}, nil, all, true},
-		{"an open range", rbtree, nlbSource(start("0.0.0.0"), start("169.254.0.0"), stop("170.0.0.0")), addr4("200.0.0.0"), []bool{k}, nil, all, true},
-		{"in the open range's start", rbtree, nlbSource(stop("170.0.0.0"), start("0.0.0.0"), start("100.0.0.0")), nlbIMDS4, []bool{k}, [][]byte{addr4("100.0.0.0")}, all, true},
-		{"adjacent ranges, the second", rbtree, adjacent, nlbIMDS4, []bool{k}, [][]byte{addr4("169.254.169.0")}, all, true},
-		{"adjacent ranges, the first", rbtree, adjacent, addr4("169.254.168.5"), []bool{k}, [][]byte{addr4("169.254.168.0")}, all, true},
-		{"adjacent ranges, at the second's start", rbtree, adjacent, addr4("169.254.169.0"), []bool{k}, [][]byte{addr4("169.254.169.0")}, all, true},
-		{"adjacent ranges, after", rbtree, adjacent, addr4("169.254.170.0"), []bool{k}, nil, all, true},
-		{"adjacent ranges, before", rbtree, adjacent, addr4("1.2.3.4"), []bool{k}, nil, all, true},
-		{"a range to the last address", rbtree, open, addr4("255.255.255.255"), []bool{k}, [][]byte{addr4("200.0.0.0")}, all, true},
+		{"a single-key range", rbtree, ranges, nlbAddr4("169.254.169.255"), []bool{k}, [][]byte{nlbAddr4("169.254.169.255")}, all, true},
+		{"after the single-key range", rbtree, ranges, nlbAddr4("169.254.170.0"), []bool{k}, nil, all, true},
+		{"after every range", rbtree, ranges, nlbAddr4("200.0.0.0"), []bool{k}, nil, all, true},
+		{"below every range", rbtree, ranges, nlbAddr4("9.255.255.255"), []bool{k}, nil, all, true},
+		{"an open range", rbtree, nlbSource(start("0.0.0.0"), start("169.254.0.0"), stop("170.0.0.0")), nlbAddr4("200.0.0.0"), []bool{k}, nil, all, true},
+		{"in the open range's start", rbtree, nlbSource(stop("170.0.0.0"), start("0.0.0.0"), start("100.0.0.0")), nlbIMDS4, []bool{k}, [][]byte{nlbAddr4("100.0.0.0")}, all, true},
+		{"adjacent ranges, the second", rbtree, adjacent, nlbIMDS4, []bool{k}, [][]byte{nlbAddr4("169.254.169.0")}, all, true},
+		{"adjacent ranges, the first", rbtree, adjacent, nlbAddr4("169.254.168.5"), []bool{k}, [][]byte{nlbAddr4("169.254.168.0")}, all, true},
+		{"adjacent ranges, at the second's start", rbtree, adjacent, nlbAddr4("169.254.169.0"), []bool{k}, [][]byte{nlbAddr4("169.254.169.0")}, all, true},
+		{"adjacent ranges, after", rbtree, adjacent, nlbAddr4("169.254.170.0"), []bool{k}, nil, all, true},
+		{"adjacent ranges, before", rbtree, adjacent, nlbAddr4("1.2.3.4"), []bool{k}, nil, all, true},
+		{"a range to the last address", rbtree, open, nlbAddr4("255.255.255.255"), []bool{k}, [][]byte{nlbAddr4("200.0.0.0")}, all, true},
 		{"a single address among ranges", rbtree, open, nlbIMDS4, []bool{k}, [][]byte{nlbIMDS4}, all, true},
-		{"a range from the first address", rbtree, open, addr4("127.255.255.255"), []bool{k}, [][]byte{addr4("0.0.0.0")}, all, true},
-		{"past a range from the first address", rbtree, open, addr4("128.0.0.0"), []bool{k}, nil, all, true},
-		{"a range with its end", rbtree, nlbSource(nlElem{key: addr4("169.254.169.254"), end: addr4("169.254.169.255")}), nlbIMDS4, []bool{k}, [][]byte{nlbIMDS4}, all, true},
-		{"at a range's end", rbtree, nlbSource(nlElem{key: addr4("169.254.169.250"), end: addr4("169.254.169.254")}), nlbIMDS4, []bool{k}, [][]byte{addr4("169.254.169.250")}, all, true},
-		{"past a range's end", rbtree, nlbSource(nlElem{key: addr4("169.254.169.250"), end: addr4("169.254.169.253")}), nlbIMDS4, []bool{k}, nil, all, true},
-		{"before a range with its end", rbtree, nlbSource(nlElem{key: addr4("169.254.169.255"), end: addr4("169.254.170.0")}), nlbIMDS4, []bool{k}, nil, all, true},
-		{"ranges that fail", rbtree, nlbFailing(start("10.0.0.0")), addr4("10.0.0.1"), []bool{k}, [][]byte{addr4("10.0.0.0")}, all, false},
-		{"ranges of an unknown key", rbtree, ranges, nlbIMDS4, []bool{u}, [][]byte{addr4("169.254.170.0"), addr4("169.254.169.255"), addr4("11.0.0.0"), addr4("10.0.0.0")}, unknown, true},
-		{"ranges of an unknown key that fail", rbtree, nlbFailing(start("10.0.0.0")), nlbIMDS4, []bool{u}, [][]byte{addr4("10.0.0.0")}, unknown, false},
-		{"pipapo hit", pipapo, pip, cat(nlbIMDS4, []byte{0, 80, 0, 0}), []bool{k, k}, [][]byte{cat(addr4("169.254.169.0"), []byte{0, 80, 0, 0})}, all, true},
-		{"pipapo at the ends", pipapo, pip, cat(addr4("169.254.169.255"), []byte{0, 90, 0, 0}), []bool{k, k}, [][]byte{cat(addr4("169.254.169.0"), []byte{0, 80, 0, 0})}, all, true},
-		{"pipapo port above", pipapo, pip, cat(nlbIMDS4, []byte{0, 91, 0, 0}), []bool{k, k}, nil, all, true},
-		{"pipapo port below", pipapo, pip, cat(nlbIMDS4, []byte{0, 79, 0, 0}), []bool{k, k}, nil, all, true},
-		{"pipapo address above", pipapo, pip, cat(addr4("169.254.170.0"), []byte{0, 80, 0, 0}), []bool{k, k}, nil, all, true},
-		{"pipapo address below", pipapo, pip, cat(addr4("169.254.168.255"), []byte{0, 80, 0, 0}), []bool{k, k}, nil, all, true},
-		{"pipapo of an unknown key", pipapo, pip, cat(nlbIMDS4, []byte{0, 80, 0, 0}), []bool{u, k}, [][]byte{cat(addr4("169.254.169.0"), []byte{0, 80, 0, 0}), cat(addr4("10.0.0.0"), make([]byte, 4))}, unknown, true},
-		{"pipapo that fails", pipapo, nlbFailing(), cat(nlbIMDS4, []byte{0, 80, 0, 0}), []bool{k, k}, nil, all, false},
+		{"a range from the first address", rbtree, open, nlbAddr4("127.255.255.255"), []bool{k}, [][]byte{nlbAddr4("0.0.0.0")}, all, true},
+		{"past a range from the first address", rbtree, open, nlbAddr4("128.0.0.0"), []bool{k}, nil, all, true},
+		{"a range with its end", rbtree, nlbSource(nlElem{key: nlbAddr4("169.254.169.254"), end: nlbAddr4("169.254.169.255")}), nlbIMDS4, []bool{k}, [][]byte{nlbIMDS4}, all, true},
+		{"at a range's end", rbtree, nlbSource(nlElem{key: nlbAddr4("169.254.169.250"), end: nlbAddr4("169.254.169.254")}), nlbIMDS4, []bool{k}, [][]byte{nlbAddr4("169.254.169.250")}, all, true},
+		{"past a range's end", rbtree, nlbSource(nlElem{key: nlbAddr4("169.254.169.250"), end: nlbAddr4("169.254.169.253")}), nlbIMDS4, []bool{k}, nil, all, true},
+		{"before a range with its end", rbtree, nlbSource(nlElem{key: nlbAddr4("169.254.169.255"), end: nlbAddr4("169.254.170.0")}), nlbIMDS4, []bool{k}, nil, all, true},
+		{"ranges that fail", rbtree, nlbFailing(start("10.0.0.0")), nlbAddr4("10.0.0.1"), []bool{k}, [][]byte{nlbAddr4("10.0.0.0")}, all, false},
+		{"ranges of an unknown key", rbtree, ranges, nlbIMDS4, []bool{u}, [][]byte{nlbAddr4("169.254.170.0"), nlbAddr4("169.254.169.255"), nlbAddr4("11.0.0.0"), nlbAddr4("10.0.0.0")}, unknown, true},
+		{"ranges of an unknown key that fail", rbtree, nlbFailing(start("10.0.0.0")), nlbIMDS4, []bool{u}, [][]byte{nlbAddr4("10.0.0.0")}, unknown, false},
+		{"pipapo hit", pipapo, pip, nlbCat(nlbIMDS4, []byte{0, 80, 0, 0}), []bool{k, k}, [][]byte{nlbCat(nlbAddr4("169.254.169.0"), []byte{0, 80, 0, 0})}, all, true},
+		{"pipapo at the ends", pipapo, pip, nlbCat(nlbAddr4("169.254.169.255"), []byte{0, 90, 0, 0}), []bool{k, k}, [][]byte{nlbCat(nlbAddr4("169.254.169.0"), []byte{0, 80, 0, 0})}, all, true},
+		{"pipapo port above", pipapo, pip, nlbCat(nlbIMDS4, []byte{0, 91, 0, 0}), []bool{k, k}, nil, all, true},
+		{"pipapo port below", pipapo, pip, nlbCat(nlbIMDS4, []byte{0, 79, 0, 0}), []bool{k, k}, nil, all, true},
+		{"pipapo address above", pipapo, pip, nlbCat(nlbAddr4("169.254.170.0"), []byte{0, 80, 0, 0}), []bool{k, k}, nil, all, true},
+		{"pipapo address below", pipapo, pip, nlbCat(nlbAddr4("169.254.168.255"), []byte{0, 80, 0, 0}), []bool{k, k}, nil, all, true},
+		{"pipapo of an unknown key", pipapo, pip, nlbCat(nlbIMDS4, []byte{0, 80, 0, 0}), []bool{u, k}, [][]byte{nlbCat(nlbAddr4("169.254.169.0"), []byte{0, 80, 0, 0}), nlbCat(nlbAddr4("10.0.0.0"), make([]byte, 4))}, unknown, true},
+		{"pipapo that fails", pipapo, nlbFailing(), nlbCat(nlbIMDS4, []byte{0, 80, 0, 0}), []bool{k, k}, nil, all, false},
 	}
 	for _, tt := range tests {
 		hits, o, ok := tt.set.find(tt.elems, tt.key, tt.known)
@@ -591,7 +591,7 @@ func TestNlSetFind(t *testing.T) {
 // TestNlSetFindKeeps: what find returns is the element's own: its end, its verdict and
 // target, copied out of the dump's buffer.
 func TestNlSetFindKeeps(t *testing.T) {
-	e := nlElem{key: addr4("169.254.169.0"), end: addr4("169.254.169.255"), verdict: vGoto, target: "svc"}
+	e := nlElem{key: nlbAddr4("169.254.169.0"), end: nlbAddr4("169.254.169.255"), verdict: vGoto, target: "svc"}
 	for _, s := range []*nlSet{{keyLen: 4, interval: true}, {keyLen: 4, interval: true, fields: []int{4}}} {
 		hits, o, ok := s.find(nlbSource(e), nlbIMDS4, []bool{true})
 		if !ok || o != all || len(hits) != 1 || !bytes.Equal(hits[0].end, e.end) || hits[0].verdict != vGoto || hits[0].target != "svc" {
@@ -611,10 +611,10 @@ func TestNlSetFindKeeps(t *testing.T) {
 
 func TestNlSetMatches(t *testing.T) {
 	pipapo := &nlSet{keyLen: 12, interval: true, fields: []int{4, 1, 2}}
-	e := &nlElem{key: cat(addr4("169.254.169.0"), []byte{6, 0, 0, 0}, []byte{0, 80, 0, 0}), end: cat(addr4("169.254.169.255"), []byte{6, 0, 0, 0}, []byte{0, 90, 0, 0})}
+	e := &nlElem{key: nlbCat(nlbAddr4("169.254.169.0"), []byte{6, 0, 0, 0}, []byte{0, 80, 0, 0}), end: nlbCat(nlbAddr4("169.254.169.255"), []byte{6, 0, 0, 0}, []byte{0, 90, 0, 0})}
 	k, u := true, false
 	key := func(a string, proto byte, port byte) []byte {
-		return cat(addr4(a), []byte{proto, 0, 0, 0}, []byte{0, port, 0, 0})
+		return nlbCat(nlbAddr4(a), []byte{proto, 0, 0, 0}, []byte{0, port, 0, 0})
 	}
 	for _, tt := range []struct {
 		name  string
@@ -636,12 +636,12 @@ func TestNlSetMatches(t *testing.T) {
 		{"a field past the known words", &nlSet{keyLen: 8, interval: true, fields: []int{4, 2}}, &nlElem{key: make([]byte, 8)}, make([]byte, 8), []bool{u}, false},
 		{"a field just fitting", &nlSet{keyLen: 6, interval: true, fields: []int{4, 2}}, &nlElem{key: make([]byte, 6)}, make([]byte, 6), []bool{k, k}, true},
 		{"a value without an end", &nlSet{keyLen: 4, interval: true, fields: []int{4}}, &nlElem{key: nlbIMDS4}, nlbIMDS4, []bool{k}, true},
-		{"a value without an end, missed", &nlSet{keyLen: 4, interval: true, fields: []int{4}}, &nlElem{key: nlbIMDS4}, addr4("169.254.169.253"), []bool{k}, false},
-		{"one part", &nlSet{keyLen: 4, interval: true}, &nlElem{key: addr4("169.254.0.0"), end: addr4("169.254.255.255")}, nlbIMDS4, []bool{k}, true},
-		{"one part, missed", &nlSet{keyLen: 4, interval: true}, &nlElem{key: addr4("169.254.0.0"), end: addr4("169.254.169.253")}, nlbIMDS4, []bool{k}, false},
-		{"hash, last word short", &nlSet{keyLen: 6}, &nlElem{key: cat(nlbIMDS4, []byte{0, 80})}, cat(nlbIMDS4, []byte{0, 80}), []bool{k, k}, true},
-		{"hash, last word differs", &nlSet{keyLen: 6}, &nlElem{key: cat(nlbIMDS4, []byte{0, 81})}, cat(nlbIMDS4, []byte{0, 80}), []bool{k, k}, false},
-		{"hash, first word differs", &nlSet{keyLen: 6}, &nlElem{key: cat(nlbOther4, []byte{0, 80})}, cat(nlbIMDS4, []byte{0, 80}), []bool{k, k}, false},
+		{"a value without an end, missed", &nlSet{keyLen: 4, interval: true, fields: []int{4}}, &nlElem{key: nlbIMDS4}, nlbAddr4("169.254.169.253"), []bool{k}, false},
+		{"one part", &nlSet{keyLen: 4, interval: true}, &nlElem{key: nlbAddr4("169.254.0.0"), end: nlbAddr4("169.254.255.255")}, nlbIMDS4, []bool{k}, true},
+		{"one part, missed", &nlSet{keyLen: 4, interval: true}, &nlElem{key: nlbAddr4("169.254.0.0"), end: nlbAddr4("169.254.169.253")}, nlbIMDS4, []bool{k}, false},
+		{"hash, last word short", &nlSet{keyLen: 6}, &nlElem{key: nlbCat(nlbIMDS4, []byte{0, 80})}, nlbCat(nlbIMDS4, []byte{0, 80}), []bool{k, k}, true},
+		{"hash, last word differs", &nlSet{keyLen: 6}, &nlElem{key: nlbCat(nlbIMDS4, []byte{0, 81})}, nlbCat(nlbIMDS4, []byte{0, 80}), []bool{k, k}, false},
+		{"hash, first word differs", &nlSet{keyLen: 6}, &nlElem{key: nlbCat(nlbOther4, []byte{0, 80})}, nlbCat(nlbIMDS4, []byte{0, 80}), []bool{k, k}, false},
 	} {
 		if got := tt.set.matches(tt.e, tt.key, tt.known); got != tt.want {
 			t.Errorf("%s: matches = %v, want %v", tt.name, got, tt.want)
@@ -664,14 +664,14 @@ func TestParseNlElem(t *testing.T) {
 		{"a key", key, 4, true, nil, false, vContinue, ""},
 		{"a key of another length", key, 16, false, nil, false, vContinue, ""},
 		{"no key", nlbU32(unix.NFTA_SET_ELEM_FLAGS, 0), 4, false, nil, false, vContinue, ""},
-		{"an interval end", cat(key, nlbU32(unix.NFTA_SET_ELEM_FLAGS, unix.NFT_SET_ELEM_INTERVAL_END)), 4, true, nil, true, vContinue, ""},
-		{"other flags", cat(key, nlbU32(unix.NFTA_SET_ELEM_FLAGS, 2)), 4, true, nil, false, vContinue, ""},
-		{"a key end", cat(key, nlbData(nftaSetElemKeyEnd, addr4("169.254.169.255"))), 4, true, addr4("169.254.169.255"), false, vContinue, ""},
-		{"a key end of another length", cat(key, nlbData(nftaSetElemKeyEnd, []byte{1})), 4, false, []byte{1}, false, vContinue, ""},
-		{"a verdict", cat(key, nlbVerdict(unix.NFTA_SET_ELEM_DATA, unix.NFT_GOTO, "svc")), 4, true, nil, false, vGoto, "svc"},
-		{"a drop", cat(key, nlbVerdict(unix.NFTA_SET_ELEM_DATA, nfDrop, "")), 4, true, nil, false, vDrop, ""},
-		{"a verdict it does not follow", cat(key, nlbVerdict(unix.NFTA_SET_ELEM_DATA, unix.NFT_BREAK, "")), 4, false, nil, false, 0, ""},
-		{"data", cat(key, nlbData(unix.NFTA_SET_ELEM_DATA, nlbOther4)), 4, true, nil, false, vContinue, ""},
+		{"an interval end", nlbCat(key, nlbU32(unix.NFTA_SET_ELEM_FLAGS, unix.NFT_SET_ELEM_INTERVAL_END)), 4, true, nil, true, vContinue, ""},
+		{"other flags", nlbCat(key, nlbU32(unix.NFTA_SET_ELEM_FLAGS, 2)), 4, true, nil, false, vContinue, ""},
+		{"a key end", nlbCat(key, nlbData(nftaSetElemKeyEnd, nlbAddr4("169.254.169.255"))), 4, true, nlbAddr4("169.254.169.255"), false, vContinue, ""},
+		{"a key end of another length", nlbCat(key, nlbData(nftaSetElemKeyEnd, []byte{1})), 4, false, []byte{1}, false, vContinue, ""},
+		{"a verdict", nlbCat(key, nlbVerdict(unix.NFTA_SET_ELEM_DATA, unix.NFT_GOTO, "svc")), 4, true, nil, false, vGoto, "svc"},
+		{"a drop", nlbCat(key, nlbVerdict(unix.NFTA_SET_ELEM_DATA, nfDrop, "")), 4, true, nil, false, vDrop, ""},
+		{"a verdict it does not follow", nlbCat(key, nlbVerdict(unix.NFTA_SET_ELEM_DATA, unix.NFT_BREAK, "")), 4, false, nil, false, 0, ""},
+		{"data", nlbCat(key, nlbData(unix.NFTA_SET_ELEM_DATA, nlbOther4)), 4, true, nil, false, vContinue, ""},
 	} {
 		e, ok := parseNlElem(tt.a, tt.keyLen)
 		if ok != tt.ok || ok && !bytes.Equal(e.key, nlbIMDS4) || !bytes.Equal(e.end, tt.end) || e.intervalEnd != tt.ivEnd || e.verdict != tt.verdict || e.target != tt.target {
@@ -751,7 +751,7 @@ table ip imdsmend-unit {
 		sets: &nlSets{m: map[string]*nlSet{}, read: readNlSet}}
 	for _, tt := range tests {
 		r, ok := nt.runRule(slices.Concat(tt.exprs...))
-		checkRun(t, tt.name, r, ok, tt.want)
+		nlbCheckRun(t, tt.name, r, ok, tt.want)
 		if r == nil {
 			continue
 		}
@@ -771,7 +771,7 @@ type nlbVisit struct {
 	v   string
 }
 
-func TestEachAttr(t *testing.T) {
+func TestEachAttrBounds(t *testing.T) {
 	hdr := func(size, typ uint16) []byte {
 		return binary.NativeEndian.AppendUint16(binary.NativeEndian.AppendUint16(nil, size), typ)
 	}
@@ -781,15 +781,15 @@ func TestEachAttr(t *testing.T) {
 		stop int // f returns false at this visit (0: never)
 		want []nlbVisit
 	}{
-		{"padded values", cat(nlbAttr(1, []byte("a")), nlbAttr(2, []byte("bcdef")), nlbAttr(3, nil)), 0, []nlbVisit{{1, "a"}, {2, "bcdef"}, {3, ""}}},
-		{"flags cleared", cat(nlbAttr(4|unix.NLA_F_NESTED, []byte("x")), nlbAttr(5|unix.NLA_F_NET_BYTEORDER, []byte("y"))), 0, []nlbVisit{{4, "x"}, {5, "y"}}},
-		{"the last one unpadded", cat(nlbAttr(1, []byte("abcd")), hdr(5, 2), []byte("z")), 0, []nlbVisit{{1, "abcd"}, {2, "z"}}},
-		{"a size below the header", cat(nlbAttr(1, []byte("abcd")), hdr(3, 2), []byte("zzzz")), 0, []nlbVisit{{1, "abcd"}}},
-		{"a size past the end", cat(nlbAttr(1, []byte("abcd")), hdr(9, 2), []byte("zzzz")), 0, []nlbVisit{{1, "abcd"}}},
-		{"a size at the end", cat(nlbAttr(1, []byte("abcd")), hdr(8, 2), []byte("zzzz")), 0, []nlbVisit{{1, "abcd"}, {2, "zzzz"}}},
-		{"a short header", cat(nlbAttr(1, []byte("abcd")), []byte{8, 0, 2}), 0, []nlbVisit{{1, "abcd"}}},
-		{"the padding cut", cat(nlbAttr(1, []byte("abcd")), hdr(6, 2), []byte("zz"), hdr(4, 3)), 0, []nlbVisit{{1, "abcd"}, {2, "zz"}}},
-		{"stopped", cat(nlbAttr(1, nil), nlbAttr(2, nil), nlbAttr(3, nil)), 2, []nlbVisit{{1, ""}, {2, ""}}},
+		{"padded values", nlbCat(nlbAttr(1, []byte("a")), nlbAttr(2, []byte("bcdef")), nlbAttr(3, nil)), 0, []nlbVisit{{1, "a"}, {2, "bcdef"}, {3, ""}}},
+		{"flags cleared", nlbCat(nlbAttr(4|unix.NLA_F_NESTED, []byte("x")), nlbAttr(5|unix.NLA_F_NET_BYTEORDER, []byte("y"))), 0, []nlbVisit{{4, "x"}, {5, "y"}}},
+		{"the last one unpadded", nlbCat(nlbAttr(1, []byte("abcd")), hdr(5, 2), []byte("z")), 0, []nlbVisit{{1, "abcd"}, {2, "z"}}},
+		{"a size below the header", nlbCat(nlbAttr(1, []byte("abcd")), hdr(3, 2), []byte("zzzz")), 0, []nlbVisit{{1, "abcd"}}},
+		{"a size past the end", nlbCat(nlbAttr(1, []byte("abcd")), hdr(9, 2), []byte("zzzz")), 0, []nlbVisit{{1, "abcd"}}},
+		{"a size at the end", nlbCat(nlbAttr(1, []byte("abcd")), hdr(8, 2), []byte("zzzz")), 0, []nlbVisit{{1, "abcd"}, {2, "zzzz"}}},
+		{"a short header", nlbCat(nlbAttr(1, []byte("abcd")), []byte{8, 0, 2}), 0, []nlbVisit{{1, "abcd"}}},
+		{"the padding cut", nlbCat(nlbAttr(1, []byte("abcd")), hdr(6, 2), []byte("zz"), hdr(4, 3)), 0, []nlbVisit{{1, "abcd"}, {2, "zz"}}},
+		{"stopped", nlbCat(nlbAttr(1, nil), nlbAttr(2, nil), nlbAttr(3, nil)), 2, []nlbVisit{{1, ""}, {2, ""}}},
 		{"nothing", nil, 0, nil},
 	} {
 		var got []nlbVisit
@@ -801,7 +801,7 @@ func TestEachAttr(t *testing.T) {
 			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
 		}
 	}
-	b := cat(nlbAttr(1, []byte("a")), nlbAttr(2, []byte("b")), nlbAttr(2, []byte("c")))
+	b := nlbCat(nlbAttr(1, []byte("a")), nlbAttr(2, []byte("b")), nlbAttr(2, []byte("c")))
 	if got := string(attr(b, 2)); got != "b" {
 		t.Errorf("attr(2) = %q, want the first", got)
 	}
@@ -818,7 +818,7 @@ func TestEachAttr(t *testing.T) {
 		}
 	}
 	var names []string
-	eachExpr(cat(nlbExpr("a"), nlbExpr("b"), nlbExpr("c")), func(name, _ []byte) bool {
+	eachExpr(nlbCat(nlbExpr("a"), nlbExpr("b"), nlbExpr("c")), func(name, _ []byte) bool {
 		names = append(names, string(name))
 		return len(names) < 2
 	})
@@ -827,19 +827,19 @@ func TestEachAttr(t *testing.T) {
 	}
 }
 
-// TestChainSourceRead: an iptables-nft chain is read over netlink when every rule of it
+// TestChainSourceReadsOrFallsBack: an iptables-nft chain is read over netlink when every rule of it
 // decodes, leaving out the rules whose destination leaves IMDS out and numbering the rest;
 // a rule that does not decode, or a dump that fails, sends the whole chain to the text
 // reader; a chain neither can read marks the walk incomplete.
-func TestChainSourceRead(t *testing.T) {
+func TestChainSourceReadsOrFallsBack(t *testing.T) {
 	r1 := uint32(unix.NFT_REG_1)
 	daddr6 := func(a []byte) []byte {
-		return cat(nlbDaddr6, nlbCmp(unix.NFT_CMP_EQ, r1, a), nlbExpr("counter"), nlbDrop)
+		return nlbCat(nlbDaddr6, nlbCmp(unix.NFT_CMP_EQ, r1, a), nlbExpr("counter"), nlbDrop)
 	}
 	chains := map[string][][]byte{
-		"KUBE":  {cat(nlbDaddr4, nlbEqOther4, nlbExpr("counter"), nlbImm(unix.NFT_JUMP, "SVC")), cat(nlbDaddr4, nlbEqIMDS4, nlbExpr("counter"), nlbDrop), cat(nlbExpr("counter"), nlbImm(nfAccept, ""))},
-		"MIXED": {cat(nlbExpr("counter"), nlbDrop), nlbExpr("socket"), cat(nlbExpr("counter"), nlbDrop)},
-		"LAST":  {cat(nlbExpr("counter"), nlbDrop), nlbExpr("socket")},
+		"KUBE":  {nlbCat(nlbDaddr4, nlbEqOther4, nlbExpr("counter"), nlbImm(unix.NFT_JUMP, "SVC")), nlbCat(nlbDaddr4, nlbEqIMDS4, nlbExpr("counter"), nlbDrop), nlbCat(nlbExpr("counter"), nlbImm(nfAccept, ""))},
+		"MIXED": {nlbCat(nlbExpr("counter"), nlbDrop), nlbExpr("socket"), nlbCat(nlbExpr("counter"), nlbDrop)},
+		"LAST":  {nlbCat(nlbExpr("counter"), nlbDrop), nlbExpr("socket")},
 		"SIX":   {daddr6(make([]byte, 16)), daddr6(nlbIMDS6)},
 	}
 	rules := func(_ uint8, table, chain string, f func([]byte)) error {
@@ -903,9 +903,9 @@ func TestChainSourceRead(t *testing.T) {
 	}
 }
 
-// TestNewChainSource: the base chains of the table (INPUT among them) are noted with
+// TestNewChainSourceBases: the base chains of the table (INPUT among them) are noted with
 // their policies; one iptables does not make means native rules, read otherwise.
-func TestNewChainSource(t *testing.T) {
+func TestNewChainSourceBases(t *testing.T) {
 	id, other := nftTableID{"ip", "filter"}, nftTableID{"ip", "nat"}
 	bases := []nftChainID{{table: id, name: "OUTPUT", drop: true}, {table: id, name: "INPUT"}, {table: id, name: "FORWARD"}, {table: other, name: "weird"}}
 	tbl := &fwTable{backend: "nft", family: "ipv4", name: "filter", chains: map[string]*fwChain{}}
