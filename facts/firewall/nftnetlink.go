@@ -3,6 +3,7 @@ package firewall
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"slices"
 	"sync"
 
@@ -494,7 +495,13 @@ func (x *nftRun) lookup(data []byte) {
 	known := x.regs.known[s : s+(set.keyLen+3)/4]
 	flags, _ := beUint32(attr(data, unix.NFTA_LOOKUP_FLAGS))
 	inverted := flags&unix.NFT_LOOKUP_F_INV != 0
-	hits, o, ok := set.find(set.elements, key, known)
+	elements := set.elements
+	if !set.interval && !slices.Contains(known, false) {
+		// A whole key in a set of single values: ask the kernel for that element
+		// rather than dump thousands.
+		elements = func(f func(e *nlElem)) bool { return set.element(key, f) }
+	}
+	hits, o, ok := set.find(elements, key, known)
 	if !ok {
 		x.failed = true
 		return
@@ -553,12 +560,15 @@ func (nt *nftNetlinkTable) set(name string) *nlSet {
 	return s
 }
 
-// readNlSet reads one set's description; nil when it can't be read.
+// readNlSet reads one set's description; nil when it can't be read or there is none.
 func readNlSet(nfproto uint8, table, name string) *nlSet {
 	var s *nlSet
-	req := nl.NewNetlinkRequest(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETSET, unix.NLM_F_DUMP)
+	// One set asked for by name: a dump would list kube-proxy's thousands of anonymous
+	// maps (one per service chain) as well.
+	req := nl.NewNetlinkRequest(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETSET, unix.NLM_F_ACK)
 	req.AddData(&nl.Nfgenmsg{NfgenFamily: nfproto, Version: unix.NFNETLINK_V0})
 	req.AddData(nl.NewRtAttr(unix.NFTA_SET_TABLE, nl.ZeroTerminated(table)))
+	req.AddData(nl.NewRtAttr(unix.NFTA_SET_NAME, nl.ZeroTerminated(name)))
 	err := netfilterDump(req, func(msg []byte) {
 		if len(msg) < nl.SizeofNfgenmsg {
 			return
@@ -609,6 +619,36 @@ func (s *nlSet) elements(f func(e *nlElem)) bool {
 			return !bad
 		})
 	})
+	return err == nil && !bad
+}
+
+// element asks for the one element whose key is key (NFT_MSG_GETSETELEM without a dump)
+// and hands it to f when there is one.
+func (s *nlSet) element(key []byte, f func(e *nlElem)) bool {
+	req := nl.NewNetlinkRequest(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETSETELEM, unix.NLM_F_ACK)
+	req.AddData(&nl.Nfgenmsg{NfgenFamily: s.nfproto, Version: unix.NFNETLINK_V0})
+	req.AddData(nl.NewRtAttr(unix.NFTA_SET_ELEM_LIST_TABLE, nl.ZeroTerminated(s.table)))
+	req.AddData(nl.NewRtAttr(unix.NFTA_SET_ELEM_LIST_SET, nl.ZeroTerminated(s.name)))
+	elems := nl.NewRtAttr(unix.NFTA_SET_ELEM_LIST_ELEMENTS|unix.NLA_F_NESTED, nil)
+	elem := elems.AddRtAttr(unix.NFTA_LIST_ELEM|unix.NLA_F_NESTED, nil)
+	elem.AddRtAttr(unix.NFTA_SET_ELEM_KEY|unix.NLA_F_NESTED, nil).AddRtAttr(unix.NFTA_DATA_VALUE, key)
+	req.AddData(elems)
+	bad := false
+	err := netfilterDump(req, func(msg []byte) {
+		if len(msg) < nl.SizeofNfgenmsg || bad {
+			return
+		}
+		eachAttr(attr(msg[nl.SizeofNfgenmsg:], unix.NFTA_SET_ELEM_LIST_ELEMENTS), func(_ uint16, a []byte) bool {
+			e, ok := parseNlElem(a, s.keyLen)
+			if bad = !ok; !bad {
+				f(&e)
+			}
+			return !bad
+		})
+	})
+	if errors.Is(err, unix.ENOENT) {
+		return true // no such element
+	}
 	return err == nil && !bad
 }
 

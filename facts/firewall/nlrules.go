@@ -89,8 +89,9 @@ var errDumpInterrupted = errors.New("the ruleset changed during the dump")
 // dumpBuffers are receive buffers; the kernel fills a dump's replies up to 32 KiB each.
 var dumpBuffers = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
-// netfilterDump sends a dump request on a netfilter netlink socket of its own and hands
-// each reply's payload to f, receiving into one buffer. (vishvananda/netlink copies every
+// netfilterDump sends a request (a dump, or a get asking for an acknowledgement) on a
+// netfilter netlink socket of its own and hands each reply's payload to f, receiving into
+// one buffer. (vishvananda/netlink copies every
 // reply into a new one, which on a kube-proxy node was megabytes of garbage per run.)
 func netfilterDump(req *nl.NetlinkRequest, f func(msg []byte)) error {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)

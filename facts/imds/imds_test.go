@@ -22,8 +22,9 @@ import (
 )
 
 // imdsFast keeps timeout cases short, with a Total that leaves room for every attempt so the
-// attempt counts do not depend on the machine's speed.
-var imdsFast = Timeouts{Connect: 50 * time.Millisecond, Header: 100 * time.Millisecond, Total: 3 * time.Second}
+// attempt counts do not depend on the machine's speed. The header bound leaves a starved
+// machine (two CPUs busy with fuzzing) time to answer a 429 (at 100 ms it once did not).
+var imdsFast = Timeouts{Connect: 50 * time.Millisecond, Header: 250 * time.Millisecond, Total: 3 * time.Second}
 
 // startIMDSSim serves the simulator on a loopback port for the test.
 func startIMDSSim(t testing.TB, cfg sim.Config) (*sim.Server, string) {
