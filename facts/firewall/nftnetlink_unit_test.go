@@ -541,6 +541,8 @@ func TestNlSetFind(t *testing.T) {
 		{"hash of a known key, two words", hash8, nlbSource(
 			nlElem{key: nlbCat(nlbAddr4("10.0.0.5"), nlbIMDS4)}, nlElem{key: nlbCat(nlbIMDS4, nlbIMDS4)}),
 			nlbCat(nlbIMDS4, nlbIMDS4), []bool{k, k}, [][]byte{nlbCat(nlbIMDS4, nlbIMDS4)}, all, true},
+		{"hash, a second word differing in its first byte", hash8, nlbSource(nlElem{key: nlbCat(nlbOther4, nlbAddr4("168.254.169.254"))}),
+			nlbCat(nlbOther4, nlbIMDS4), []bool{k, k}, nil, all, true},
 		{"hash of a port", port, nlbSource(nlElem{key: []byte{1, 187}}, nlElem{key: nlbPort80}), nlbPort80, []bool{k}, [][]byte{nlbPort80}, all, true},
 		{"hash of a port, missed", port, nlbSource(nlElem{key: []byte{1, 80}}, nlElem{key: []byte{0, 81}}), nlbPort80, []bool{k}, nil, all, true},
 		{"hash that fails", hash4, nlbFailing(start("169.254.169.254")), nlbIMDS4, []bool{k}, [][]byte{nlbIMDS4}, all, false},
@@ -928,5 +930,29 @@ func TestNewChainSourceBases(t *testing.T) {
 		if s := newChainSource(context.Background(), tbl, id, append(bases, nftChainID{table: id, name: name}), unix.NFPROTO_IPV4, "iptables-nft", testUsers); s != nil {
 			t.Errorf("a base chain %s in filter: a source", name)
 		}
+	}
+}
+
+// TestReadNativeTablesSkips: tables of families without IP traffic and iptables-nft's own
+// tables are left out; an inet table gives a walk per family, with the set cache shared;
+// base chains off IMDS's path are not read.
+func TestReadNativeTablesSkips(t *testing.T) {
+	none := "imdsmend-unit-none"
+	tables := []nftTableID{{"ip", "filter"}, {"ip6", "nat"}, {"ip", "mangle"}, {"arp", none}, {"bridge", none}, {"netdev", none},
+		{"inet", "filter"}, {"ip", none}, {"ip6", none}}
+	bases := []nftChainID{{table: nftTableID{"inet", "filter"}, name: "in", hook: "input"}, {table: nftTableID{"ip", none}, name: "ing", hook: "ingress"}}
+	out, ok := readNativeTables(tables, bases)
+	if !ok {
+		t.Fatal("readNativeTables failed")
+	}
+	var got []string
+	for _, tbl := range out {
+		got = append(got, tbl.family+" "+tbl.name)
+		if tbl.backend != "nftables" || len(tbl.chains) != 0 || len(tbl.order) != 0 || tbl.load == nil {
+			t.Errorf("%s %s: %+v", tbl.family, tbl.name, tbl)
+		}
+	}
+	if want := []string{"ipv4 inet filter", "ipv6 inet filter", "ipv4 ip " + none, "ipv6 ip6 " + none}; !slices.Equal(got, want) {
+		t.Errorf("tables %q, want %q", got, want)
 	}
 }
