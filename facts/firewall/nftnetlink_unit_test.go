@@ -637,6 +637,7 @@ func TestNlSetMatches(t *testing.T) {
 		{"port unknown", pipapo, e, key("169.254.169.254", 6, 91), []bool{k, k, u}, true},
 		{"address below", pipapo, e, key("169.254.168.1", 6, 85), []bool{k, k, k}, false},
 		{"address unknown", pipapo, e, key("169.254.168.1", 6, 85), []bool{u, k, k}, true},
+		{"address unknown, protocol differs", pipapo, e, key("169.254.169.254", 17, 85), []bool{u, k, k}, false},
 		{"nothing known", pipapo, e, key("1.1.1.1", 1, 1), []bool{u, u, u}, true},
 		{"fields past the key", &nlSet{keyLen: 8, interval: true, fields: []int{4, 4, 4}}, &nlElem{key: make([]byte, 8)}, make([]byte, 8), []bool{u, u}, false},
 		{"a field past the known words", &nlSet{keyLen: 8, interval: true, fields: []int{4, 2}}, &nlElem{key: make([]byte, 8)}, make([]byte, 8), []bool{u}, false},
@@ -704,6 +705,7 @@ table ip imdsmend-unit {
 	set pairo { type ipv4_addr . ipv4_addr; elements = { 10.0.0.5 . 10.0.0.6 } }
 	set pp { type ipv4_addr . inet_service; flags interval; elements = { 169.254.169.0/24 . 80-90 } }
 	set ppo { type ipv4_addr . inet_service; flags interval; elements = { 169.254.169.0/24 . 81-90 } }
+	set protos { type inet_proto; elements = { tcp, udp } }
 	map vm { type ipv4_addr : verdict; elements = { 169.254.169.254 : jump other, 10.0.0.1 : drop } }
 	map vmo { type ipv4_addr : verdict; elements = { 10.0.0.1 : drop } }
 	map dm { type ipv4_addr : ipv4_addr; elements = { 169.254.169.254 : 10.0.0.2 } }
@@ -745,6 +747,8 @@ table ip imdsmend-unit {
 		{"saddr . daddr @pairo", append(pairKey, nlbLookup("pairo", r1), nlbDrop), nlbNever, nil},
 		{"daddr . dport @pp", append(addrPort, nlbLookup("pp", r1), nlbDrop), nlbMatches, nil},
 		{"daddr . dport @ppo", append(addrPort, nlbLookup("ppo", r1), nlbDrop), nlbNever, nil},
+		{"l4proto @protos", [][]byte{nlbMeta(unix.NFT_META_L4PROTO, r1), nlbLookup("protos", r1), nlbDrop}, nlbMatches, nil},
+		{"ttl @protos", [][]byte{nlbPayload(unix.NFT_PAYLOAD_NETWORK_HEADER, 8, 1, r1), nlbLookup("protos", r1), nlbDrop}, nlbMaybe, nil},
 		{"daddr vmap @vm", [][]byte{nlbDaddr4, nlbLookup("vm", r1, toVerdict)}, nlbWant{ok: true, rule: true}, []string{"3 other certain=true"}},
 		{"daddr vmap @vmo", [][]byte{nlbDaddr4, nlbLookup("vmo", r1, toVerdict)}, nlbWant{ok: true, rule: true}, nil},
 		{"saddr vmap @vm", [][]byte{saddr, nlbLookup("vm", r1, toVerdict)}, nlbWant{ok: true, rule: true}, []string{"3 other certain=false", "5  certain=false"}},
