@@ -960,3 +960,30 @@ func TestReadNativeTablesSkips(t *testing.T) {
 		t.Errorf("tables %q, want %q", got, want)
 	}
 }
+
+// TestReadChainsNativeSources: each native table read is named once among the sources,
+// an inet table's two walks too.
+func TestReadChainsNativeSources(t *testing.T) {
+	if !inNetns(t, "-test.run") {
+		return
+	}
+	cmd := exec.Command("nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(`flush ruleset
+table inet f {
+	chain out { type filter hook output priority 0; ip daddr 10.0.0.0/8 drop; }
+}
+table ip k {
+	chain out { type nat hook output priority -100; }
+}
+`)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nft -f: %v: %s", err, out)
+	}
+	fw, ok := readChains(context.Background(), testUsers, ec2Packets)
+	if !ok {
+		t.Fatal("readChains did not answer")
+	}
+	if want := []string{"nftables inet f", "nftables ip k"}; !slices.Equal(fw.Sources, want) {
+		t.Errorf("sources %q, want %q", fw.Sources, want)
+	}
+}
