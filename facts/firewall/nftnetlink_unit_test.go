@@ -290,6 +290,7 @@ func TestRunRuleSynthetic(t *testing.T) {
 		{"tcp dport and seq", "ip", false, [][]byte{nlbPayload(trans, 2, 3, r1), eq(0, 80, 0), nlbDrop}, nlbMaybe},
 		{"link layer", "ip", false, [][]byte{nlbPayload(unix.NFT_PAYLOAD_LL_HEADER, 0, 1, r1), eq(0), nlbDrop}, nlbMaybe},
 		{"inner header", "ip", false, [][]byte{nlbPayload(3, 2, 2, r1), eq(0, 80), nlbDrop}, nlbMaybe},
+		{"payload at an offset that wraps", "ip", false, [][]byte{nlbPayload(netw, 0xffffffff, 4, r1), nlbEqIMDS4, nlbDrop}, nlbMaybe},
 		{"payload of 16 bytes", "ip", false, [][]byte{nlbPayload(netw, 0, 16, r1), nlbDrop}, nlbWant{ok: true, rule: true, verdict: vDrop}},
 		{"payload of 17 bytes", "ip", false, [][]byte{nlbPayload(netw, 0, 17, r1), nlbDrop}, nlbFails},
 		{"payload of 0 bytes", "ip", false, [][]byte{nlbPayload(netw, 0, 0, r1), nlbDrop}, nlbFails},
