@@ -3,7 +3,11 @@ package firewall
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // FuzzParseSave feeds arbitrary text to the iptables-save parser and evaluates whatever
@@ -45,5 +49,39 @@ func FuzzParseNftRuleset(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		src := &sourceText{nft: data}
 		_, _ = evaluateFirewall(src, Config{IPv6: true}, testUsers, nsPackets)
+	})
+}
+
+// FuzzDecodeXtRule feeds arbitrary bytes to the netlink rule decoder as a rule's expression
+// list, for either family: it may not panic, and what it decodes has a known verdict.
+func FuzzDecodeXtRule(f *testing.F) {
+	for _, c := range xtUnitCases {
+		f.Add(c.v6, slices.Concat(c.exprs...))
+	}
+	f.Fuzz(func(t *testing.T, v6 bool, exprs []byte) {
+		checkDecodeSane(t, v6, exprs)
+	})
+}
+
+// FuzzEachAttr walks arbitrary bytes as netlink attributes: the walk may not panic, and
+// each value it yields lies inside the input, after the previous one.
+func FuzzEachAttr(f *testing.F) {
+	for _, c := range xtUnitCases {
+		f.Add(slices.Concat(c.exprs...))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		start := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+		next := start
+		eachAttr(b, func(typ uint16, v []byte) bool {
+			at := uintptr(unsafe.Pointer(unsafe.SliceData(v)))
+			if at < next+unix.SizeofNlAttr || at+uintptr(len(v)) > start+uintptr(len(b)) {
+				t.Fatalf("value at %d+%d outside the input of %d after %d", at-start, len(v), len(b), next-start)
+			}
+			if typ&(unix.NLA_F_NESTED|unix.NLA_F_NET_BYTEORDER) != 0 {
+				t.Fatalf("type %#x keeps its flags", typ)
+			}
+			next = at + uintptr(len(v))
+			return true
+		})
 	})
 }

@@ -101,6 +101,7 @@ func (d *xtDecoder) expr(name, data []byte) bool {
 		// DNAT's verdict depends on its --to-destination, which is not decoded here.
 		target := nlString(attr(data, unix.NFTA_TARGET_NAME))
 		d.failed = target == "" || target == "DNAT"
+		d.r.target = ""
 		parseTarget(&d.r, false, target, nil, d.v6)
 	default:
 		d.failed = true
@@ -214,23 +215,29 @@ func (d *xtDecoder) cmp(data []byte) {
 		d.failed = true
 	case reg.key == unix.NFT_META_L4PROTO && len(value) == 1:
 		d.r.conds = append(d.r.conds, negate(protoIs(strconv.Itoa(int(value[0]))), neg))
-	case reg.key == unix.NFT_META_OIFNAME:
-		d.r.conds = append(d.r.conds, negate(outIface(ifacePattern(value)), neg))
-	case reg.key == unix.NFT_META_IIFNAME:
-		d.r.conds = append(d.r.conds, negate(inIface(ifacePattern(value)), neg))
+	case reg.key == unix.NFT_META_OIFNAME || reg.key == unix.NFT_META_IIFNAME:
+		pattern, ok := ifacePattern(value)
+		iface := outIface
+		if reg.key == unix.NFT_META_IIFNAME {
+			iface = inIface
+		}
+		d.r.conds = append(d.r.conds, negate(iface(pattern), neg))
+		d.failed = !ok
 	default:
 		d.failed = true
 	}
 }
 
 // ifacePattern is the iptables interface pattern a name comparison stands for:
-// iptables-nft compares a whole name with its terminating NUL, and a "eth+" pattern by its
-// prefix alone.
-func ifacePattern(v []byte) string {
-	if name, _, whole := strings.Cut(string(v), "\x00"); whole {
-		return name
+// iptables-nft compares a whole name with its terminating NUL (and NUL padding), and a
+// "eth+" pattern by its prefix alone. ok is false for anything after the NUL, which no
+// interface name has.
+func ifacePattern(v []byte) (pattern string, ok bool) {
+	name, rest, whole := strings.Cut(string(v), "\x00")
+	if !whole {
+		return name + "+", true
 	}
-	return string(v) + "+"
+	return name, strings.Trim(rest, "\x00") == ""
 }
 
 // cmpPayload decodes a comparison of an address or a port.
@@ -296,10 +303,7 @@ func maskedPrefix(value, mask []byte, addrLen int) (netip.Prefix, bool) {
 	}
 	full := make([]byte, addrLen)
 	copy(full, value)
-	addr, ok := netip.AddrFromSlice(full)
-	if !ok {
-		return netip.Prefix{}, false
-	}
+	addr, _ := netip.AddrFromSlice(full) // 4 or 16 bytes: always an address
 	return netip.PrefixFrom(addr, bits), true
 }
 
@@ -311,6 +315,7 @@ func (d *xtDecoder) immediate(data []byte) {
 		d.failed = true
 		return
 	}
+	d.r.target = ""
 	switch int32(code) {
 	case nfAccept:
 		d.r.verdict = vAccept
@@ -452,7 +457,7 @@ func (d *xtDecoder) conntrack(info []byte, rev uint32) {
 	}
 	state := binary.NativeEndian.Uint16(info[xtConntrackFlags+4:])
 	if rev == 1 {
-		state &= 0xff // xt_conntrack_mtinfo1's state_mask is one byte
+		state = uint16(info[xtConntrackFlags+4]) // xt_conntrack_mtinfo1's state_mask is one byte
 	}
 	d.states(uint32(state), invert != 0)
 }

@@ -166,6 +166,11 @@ func run(ctx context.Context, out io.Writer, imdsmendBin, imdssimBin string) err
 		return err
 	}
 
+	kubeFixed, err := d.kubeProxyNode(ctx)
+	if err != nil {
+		return err
+	}
+
 	first := d.ns.Name
 	if err := d.disabledEndpoint(ctx, imdssimBin, dir); err != nil {
 		return err
@@ -179,18 +184,57 @@ func run(ctx context.Context, out io.Writer, imdsmendBin, imdssimBin string) err
 		return errors.New("apply removed the REJECT rule, but undo did not put it back")
 	case !allowed:
 		return errors.New("apply did not allow IMDS on the default-deny host")
+	case !kubeFixed:
+		return errors.New("apply did not delete the DNAT of IMDS among kube-proxy's rules")
 	}
 	d.say("apply removed the REJECT rule and IMDS answered again; undo put the rule back.")
 	d.say("On the default-deny host apply allowed IMDS alone and kept the DROP policy; undo took the ACCEPT out.")
+	d.say("Among kube-proxy's 24,400 rules, check read only IMDS's path; apply deleted the DNAT that captured IMDS.")
 	d.say("apply enabled the second instance's endpoint through the EC2 API, and IMDS answered again.")
 	return ctx.Err()
+}
+
+// kubeDNAT is a Service rule capturing IMDS among kube-proxy's (CVE-2020-8554's shape).
+var kubeDNAT = []string{"-t", "nat", "-I", "KUBE-SERVICES", "2000", "-d", harness.IMDSAddr + "/32", "-p", "tcp", "-m", "tcp", "--dport", "80",
+	"-m", "comment", "--comment", "kube-system/fake-imds:http", "-j", "DNAT", "--to-destination", "10.244.7.7:8080"}
+
+// kubeProxyNode shows a kube-proxy node: its 4,000 Services' rules cost a healthy check
+// little (IMDS's path is read over netlink), and a Service rule that captures IMDS is
+// found with its place among them, deleted, and checked gone.
+func (d *demo) kubeProxyNode(ctx context.Context) (fixed bool, err error) {
+	d.section("7. A kube-proxy node: 4,000 Services, 24,400 iptables rules")
+	if err := (harness.KubeProxy{Services: 4000, Endpoints: 1}).Load(ctx, d.ns, "iptables"); err != nil {
+		return false, err
+	}
+	d.say("check reads only the chains on IMDS's path, over netlink, without running iptables:")
+	if err := d.imdsmend(ctx, "check"); err != nil {
+		return false, err
+	}
+	if err := d.shell(ctx, "iptables", kubeDNAT...); err != nil {
+		return false, err
+	}
+	for _, cmd := range []string{"check", "apply", "check"} {
+		if err := d.imdsmend(ctx, cmd); err != nil {
+			return false, err
+		}
+	}
+	res, err := d.ns.Exec(ctx, nil, "iptables", append([]string{"-t", "nat", "-C", "KUBE-SERVICES"}, kubeDNAT[5:]...)...)
+	fixed = err == nil && res.ExitCode == 1
+	for _, table := range []string{"nat", "filter"} {
+		for _, op := range []string{"-F", "-X"} {
+			if res, err := d.ns.Exec(ctx, nil, "iptables", "-t", table, op); err != nil || res.ExitCode != 0 {
+				return false, fmt.Errorf("iptables -t %s %s: %v %s", table, op, err, res.Stderr)
+			}
+		}
+	}
+	return fixed, nil
 }
 
 // disabledEndpoint shows what only the EC2 API mends: the instance's HttpEndpoint
 // disabled, found, planned, mended through the API (imdssim serves it too) and verified.
 // It runs in a namespace of its own, as a second instance.
 func (d *demo) disabledEndpoint(ctx context.Context, imdssimBin, dir string) error {
-	d.section("7. Another instance: its HttpEndpoint is disabled, which only the EC2 API mends")
+	d.section("8. Another instance: its HttpEndpoint is disabled, which only the EC2 API mends")
 	ns, err := harness.NewNamespace()
 	if err != nil {
 		return err

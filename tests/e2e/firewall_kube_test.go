@@ -153,14 +153,14 @@ func TestFirewallKubeProxy(t *testing.T) {
 			r := newRun(t, ns)
 			var env []string
 			switch {
-			case tt.mode == "nft":
-				// nft takes seconds to print kube-proxy's table on a loaded machine; the
-				// default probe bound is for a host's usual ruleset.
-				r.dropIn("50-slow.hcl", "settings {\n  probe_timeout = \"50s\"\n}\n")
 			case len(tt.want) == 0:
-				// A healthy node is decided chain by chain (issue 16), without dumping the
-				// 20,000 rules: a dump fails here.
-				env = noDump(t)
+				// A healthy node is decided chain by chain over netlink (issue 16), without
+				// dumping the 20,000 rules or running iptables or nft at all: they fail here.
+				env = noRulesetTools(t)
+			case tt.mode == "nft":
+				// A rule to report sends the probe to nft's full listing, which takes
+				// seconds on a loaded machine; the default bound is for a usual ruleset.
+				r.dropIn("50-slow.hcl", "settings {\n  probe_timeout = \"50s\"\n}\n")
 			}
 			f := factsIn(ctx, t, ns, r, env)
 			if f.Firewall == nil {
@@ -203,13 +203,16 @@ func TestFirewallKubeProxy(t *testing.T) {
 	}
 }
 
-// noDump is an environment whose iptables-nft-save fails, so a run that dumps the ruleset
+// noRulesetTools is an environment whose iptables-nft-save, iptables-nft, ip6tables-nft
+// and nft (found on PATH) fail, so a run that dumps the ruleset or reads a chain as text
 // fails its firewall probe.
-func noDump(t *testing.T) []string {
+func noRulesetTools(t *testing.T) []string {
 	dir := t.TempDir()
-	script := "#!/bin/sh\necho iptables-nft-save must not run >&2\nexit 1\n"
-	if err := os.WriteFile(filepath.Join(dir, "iptables-nft-save"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
+	for _, tool := range []string{"iptables-nft-save", "iptables-nft", "ip6tables-nft", "nft"} {
+		script := "#!/bin/sh\necho " + tool + " must not run >&2\nexit 1\n"
+		if err := os.WriteFile(filepath.Join(dir, tool), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return []string{"PATH=" + dir + ":" + os.Getenv("PATH")}
 }
@@ -228,8 +231,8 @@ func BenchmarkKubeProxyCheck(b *testing.B) {
 				if err := kubeNode().Load(testContext(b), r.ns, bed.mode); err != nil {
 					b.Fatal(err)
 				}
-				// The nftables layout takes nft seconds to print: measure it rather than
-				// stop at the default probe bound.
+				// The nftables layout takes nft seconds to print: a check that falls back
+				// to reading it whole is measured rather than cut off at the default bound.
 				r.dropIn("50-slow.hcl", "settings {\n  probe_timeout = \"30s\"\n}\n")
 				rssFile := filepath.Join(b.TempDir(), "rss")
 				args := append([]string{"/usr/bin/time", "-f", "%M", "-o", rssFile}, strings.Fields(name)...)
