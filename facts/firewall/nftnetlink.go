@@ -322,7 +322,7 @@ func (x *nftRun) payload(data []byte) {
 	}
 	hdr, known := imdsHeader(base, x.nt.v6)
 	var v []byte
-	if int(offset+length) <= len(hdr) {
+	if int(offset)+int(length) <= len(hdr) { // in int: a uint32 sum could wrap
 		v = hdr[offset : offset+length]
 		for i := offset; i < offset+length; i++ {
 			if !known(int(i)) {
