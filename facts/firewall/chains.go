@@ -51,6 +51,13 @@ func readChains(ctx context.Context, users *userDB, packets map[string]packet) (
 	if needsFullRead(present, native, nlErr) {
 		return nil, false
 	}
+	// The walk reads chains and set elements one request at a time: a ruleset that
+	// changes meanwhile (kube-proxy syncing) could be seen half old, half new, so the
+	// answer stands only if the generation is the same after.
+	gen, err := nftGeneration()
+	if err != nil {
+		return nil, false
+	}
 	tables, err := nftTables()
 	if err != nil {
 		return nil, false
@@ -106,6 +113,9 @@ func readChains(ctx context.Context, users *userDB, packets map[string]packet) (
 	}
 	wg.Wait()
 	if slices.Contains(quiet, false) {
+		return nil, false
+	}
+	if after, err := nftGeneration(); err != nil || after != gen {
 		return nil, false
 	}
 	return fw, true

@@ -320,7 +320,15 @@ func (np nftParsed) statement(key string, val any, users *userDB) string {
 	case "vmap":
 		np.vmapStatement(val)
 		return leftText(field[any](val, "key")) + " vmap " + valueText(field[any](val, "data"))
-	case "log", "mangle", "notrack", "snat", "masquerade", "set", "map":
+	case "set", "map":
+		// Adding to a set lets the packet go on, unless the element carries statements
+		// (`update @s { ip saddr limit rate 10/second }`): then the rule goes on only when
+		// they match.
+		if field[any](val, "stmt") != nil {
+			r.conds = append(r.conds, unknownCond)
+		}
+		return key
+	case "log", "mangle", "notrack", "snat", "masquerade":
 		// Statements that let the packet go on.
 		return key
 	case "xt":

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/imdsmend/imdsmend/facts/route"
@@ -44,6 +45,8 @@ const (
 	nftaSetDescConcat     = 2    // NFTA_SET_DESC_CONCAT
 	nftaSetFieldLen       = 1    // NFTA_SET_FIELD_LEN
 	nftaObjrefTypeCounter = 1    // NFT_OBJECT_COUNTER
+	nftaDynsetExpr        = 7    // NFTA_DYNSET_EXPR
+	nftaDynsetExpressions = 10   // NFTA_DYNSET_EXPRESSIONS
 )
 
 // nftNetlinkTable reads one native table's chains and sets for one packet family.
@@ -65,8 +68,9 @@ type nlSets struct {
 }
 
 // readNativeTables prepares, for each native table, a table per packet family whose
-// chains are read over netlink when the walk reaches them. ok is false when a table is
-// of a family this pass does not read.
+// chains are read over netlink when the walk reaches them (tables of other families are
+// left out: no IMDS request passes them). ok is false when a base chain on IMDS's path
+// can't be read or run.
 func readNativeTables(tables []nftTableID, bases []nftChainID) (out []*fwTable, ok bool) {
 	for _, id := range tables {
 		fams := packetFamilies(id.family)
@@ -134,6 +138,9 @@ func (nt *nftNetlinkTable) chain(name string) *fwChain {
 type nlRegs struct {
 	val   [16 * 4]byte
 	known [16]bool
+	// dst marks words holding the destination address as loaded from the network header:
+	// the one field a mask is decided on (as a prefix, which is how the JSON reader sees it).
+	dst [16]bool
 }
 
 // slot is the first four-byte register of register n.
@@ -158,9 +165,27 @@ func (rs *nlRegs) store(reg uint32, v []byte, n int) bool {
 	clear(rs.val[s*4 : (s+words)*4])
 	copy(rs.val[s*4:], v)
 	for i := range words {
-		rs.known[s+i] = v != nil
+		rs.known[s+i], rs.dst[s+i] = v != nil, false
 	}
 	return true
+}
+
+// markDst notes that register reg's first n bytes are the destination address.
+func (rs *nlRegs) markDst(reg uint32, n int) {
+	s, _ := slot(reg)
+	for i := range (n + 3) / 4 {
+		rs.dst[s+i] = true
+	}
+}
+
+// holdsDst says whether register reg's first n bytes all came from the destination
+// address.
+func (rs *nlRegs) holdsDst(reg uint32, n int) bool {
+	s, ok := slot(reg)
+	if !ok || n <= 0 || s+(n+3)/4 > len(rs.dst) {
+		return false
+	}
+	return !slices.Contains(rs.dst[s:s+(n+3)/4], false)
 }
 
 // forget makes register reg unknown for up to 16 bytes (the widest value a load
@@ -219,9 +244,14 @@ func (nt *nftNetlinkTable) runRule(exprs []byte) (r *fwRule, ok bool) {
 
 func (x *nftRun) expr(name string, data []byte) {
 	switch name {
-	case "counter", "log", "masq", "notrack", "dynset":
-		// Statements that let the packet go on (nft's counter, log, masquerade,
-		// notrack, set add/update).
+	case "counter", "log", "masq", "notrack":
+		// Statements that let the packet go on (nft's counter, log, masquerade, notrack).
+	case "dynset":
+		// Adding to a set (set add/update, meter) goes on; with expressions on the
+		// element (a meter's limit) only when they match, which is unseen.
+		if attr(data, nftaDynsetExpr) != nil || attr(data, nftaDynsetExpressions) != nil {
+			x.r.conds = append(x.r.conds, unknownCond)
+		}
 	case "limit", "quota":
 		x.r.conds = append(x.r.conds, unknownCond)
 	case "payload":
@@ -332,6 +362,13 @@ func (x *nftRun) payload(data []byte) {
 		}
 	}
 	x.failed = !x.regs.store(reg, v, int(length))
+	dstOffset, addrLen := uint32(ipv4DstOffset), uint32(4)
+	if x.nt.v6 {
+		dstOffset, addrLen = ipv6DstOffset, 16
+	}
+	if v != nil && base == unix.NFT_PAYLOAD_NETWORK_HEADER && offset == dstOffset && length <= addrLen {
+		x.regs.markDst(reg, int(length))
+	}
 }
 
 func (x *nftRun) meta(data []byte) {
@@ -381,8 +418,12 @@ func (x *nftRun) bitwise(data []byte) {
 	op, hasOp := beUint32(attr(data, nftaBitwiseOp))
 	mask := attr(attr(data, unix.NFTA_BITWISE_MASK), unix.NFTA_DATA_VALUE)
 	xor := attr(attr(data, unix.NFTA_BITWISE_XOR), unix.NFTA_DATA_VALUE)
-	if !known || hasOp && op != 0 || len(mask) != int(length) || len(xor) != int(length) {
-		// A shift, or an unknown value: unknown after.
+	_, prefix := prefixBits(mask)
+	if !known || hasOp && op != 0 || len(mask) != int(length) || len(xor) != int(length) ||
+		!prefix || strings.Trim(string(xor), "\x00") != "" || !x.regs.holdsDst(src, int(length)) {
+		// A shift, an unknown value, or a mask other than a destination prefix (which
+		// the JSON reader sees as a prefix; any other mask it leaves undecided): unknown
+		// after.
 		x.failed = !x.regs.store(dst, nil, int(length))
 		return
 	}

@@ -80,6 +80,12 @@ var nativeCorpus = []nativeCase{
 	{family: "ip6", rule: "ip6 daddr fd00:ec2::254 tcp dport 80 reject", runs: true, decided: true},
 	{family: "ip6", rule: "ip6 nexthdr tcp drop", runs: true, decided: true},
 	{rule: "meta cpu 1 drop", runs: true},
+	{rule: "ip daddr & 255.255.0.0 == 169.254.0.0 accept", runs: true},
+	{rule: "@nh,132,8 0x9f accept", runs: true},
+	{rule: "tcp dport & 0xff00 == 0x0 drop", runs: true},
+	{sets: "set d { type ipv4_addr; size 65535; flags dynamic; }", rule: "meter m { ip saddr limit rate 10/second } accept", runs: true},
+	{sets: "set d { type ipv4_addr; size 65535; flags dynamic; }", rule: "update @d { ip saddr limit rate 10/second } accept", runs: true},
+	{sets: "set d { type ipv4_addr; size 65535; flags dynamic; }", rule: "add @d { ip saddr } accept", runs: true, decided: true},
 	{rule: "ip daddr 169.254.169.254 meta l4proto tcp tproxy to :8080", chainType: "tproxy"},
 	{rule: "ip daddr 169.254.169.254 ct count over 10 drop"},
 }

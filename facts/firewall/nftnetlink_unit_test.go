@@ -362,7 +362,12 @@ func TestRunRuleSynthetic(t *testing.T) {
 		// bitwise.
 		{"ip daddr 169.254.0.0/16", "ip", false, [][]byte{nlbDaddr4, nlbBitwise(r1, r1, []byte{255, 255, 0, 0}, make([]byte, 4)), eq(169, 254, 0, 0), nlbDrop}, nlbMatches},
 		{"ip daddr 10.0.0.0/8", "ip", false, [][]byte{nlbDaddr4, nlbBitwise(r1, r1, []byte{255, 0, 0, 0}, make([]byte, 4)), eq(10, 0, 0, 0), nlbDrop}, nlbNever},
-		{"bitwise xor", "ip", false, [][]byte{nlbDaddr4, nlbBitwise(r1, unix.NFT_REG_2, []byte{255, 255, 255, 255}, []byte{0, 0, 0, 1}), nlbCmp(unix.NFT_CMP_EQ, unix.NFT_REG_2, []byte{169, 254, 169, 255}), nlbCmp(unix.NFT_CMP_EQ, r1, nlbIMDS4), nlbDrop}, nlbMatches},
+		// Only a prefix mask of the destination address is decided (the JSON reader shows it
+		// as a prefix and leaves any other mask undecided).
+		{"bitwise xor", "ip", false, [][]byte{nlbDaddr4, nlbBitwise(r1, unix.NFT_REG_2, []byte{255, 255, 255, 255}, []byte{0, 0, 0, 1}), nlbCmp(unix.NFT_CMP_EQ, unix.NFT_REG_2, []byte{169, 254, 169, 255}), nlbCmp(unix.NFT_CMP_EQ, r1, nlbIMDS4), nlbDrop}, nlbMaybe},
+		{"bitwise of the destination, not a prefix", "ip", false, [][]byte{nlbDaddr4, nlbBitwise(r1, r1, []byte{0, 255, 0, 255}, make([]byte, 4)), eq(0, 254, 0, 254), nlbDrop}, nlbMaybe},
+		{"bitwise prefix of the port", "ip", false, [][]byte{nlbPayload(unix.NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, r1), nlbBitwise(r1, r1, []byte{255, 0}, make([]byte, 2)), nlbCmp(unix.NFT_CMP_EQ, r1, []byte{0, 0}), nlbDrop}, nlbMaybe},
+		{"bitwise prefix of a prefix", "ip", false, [][]byte{nlbDaddr4, nlbBitwise(r1, r1, []byte{255, 255, 255, 0}, make([]byte, 4)), nlbBitwise(r1, r1, []byte{255, 255, 0, 0}, make([]byte, 4)), eq(169, 254, 0, 0), nlbDrop}, nlbMaybe},
 		{"bitwise bool op", "ip", false, [][]byte{nlbDaddr4, nlbBitwise(r1, r1, []byte{255, 255, 0, 0}, make([]byte, 4), nlbU32(nftaBitwiseOp, 0)), eq(169, 254, 0, 0), nlbDrop}, nlbMatches},
 		{"bitwise shift", "ip", false, [][]byte{nlbDaddr4, nlbBitwise(r1, r1, []byte{255, 255, 0, 0}, make([]byte, 4), nlbU32(nftaBitwiseOp, 1)), eq(169, 254, 0, 0), nlbDrop}, nlbMaybe},
 		{"bitwise of an unknown value", "ip", false, [][]byte{nlbPayload(netw, 12, 4, r1), nlbBitwise(r1, r1, []byte{0, 0, 0, 0}, make([]byte, 4)), eq(0, 0, 0, 0), nlbDrop}, nlbMaybe},

@@ -283,21 +283,13 @@ func (d *xtDecoder) cmpPayload(reg *nlReg, value []byte, neg bool) {
 func maskedPrefix(value, mask []byte, addrLen int) (netip.Prefix, bool) {
 	bits := len(value) * 8
 	if mask != nil {
-		if len(mask) != len(value) {
+		var ok bool
+		if bits, ok = prefixBits(mask); !ok || len(mask) != len(value) {
 			return netip.Prefix{}, false
 		}
-		bits = 0
 		for i, m := range mask {
-			ones := 0
-			for ones < 8 && m&(0x80>>ones) != 0 {
-				ones++
-			}
-			if m != byte(0xff<<(8-ones)) || ones < 8 && strings.Trim(string(mask[i+1:]), "\x00") != "" || value[i]&^m != 0 {
+			if value[i]&^m != 0 {
 				return netip.Prefix{}, false
-			}
-			bits += ones
-			if ones < 8 {
-				break
 			}
 		}
 	}
@@ -305,6 +297,25 @@ func maskedPrefix(value, mask []byte, addrLen int) (netip.Prefix, bool) {
 	copy(full, value)
 	addr, _ := netip.AddrFromSlice(full) // 4 or 16 bytes: always an address
 	return netip.PrefixFrom(addr, bits), true
+}
+
+// prefixBits is the length of the network prefix a mask keeps (ones, then zeros); ok is
+// false for any other mask.
+func prefixBits(mask []byte) (bits int, ok bool) {
+	for i, m := range mask {
+		ones := 0
+		for ones < 8 && m&(0x80>>ones) != 0 {
+			ones++
+		}
+		if m != byte(0xff<<(8-ones)) || ones < 8 && strings.Trim(string(mask[i+1:]), "\x00") != "" {
+			return 0, false
+		}
+		bits += ones
+		if ones < 8 {
+			break
+		}
+	}
+	return bits, true
 }
 
 func (d *xtDecoder) immediate(data []byte) {
