@@ -400,7 +400,8 @@ func TestRunRuleSynthetic(t *testing.T) {
 		{"dnat", "ip", false, [][]byte{nlbExpr("nat", nlbU32(unix.NFTA_NAT_TYPE, unix.NFT_NAT_DNAT))}, nlbWant{ok: true, rule: true, verdict: vDNAT}},
 		{"snat", "ip", false, [][]byte{nlbExpr("nat", nlbU32(unix.NFTA_NAT_TYPE, unix.NFT_NAT_SNAT))}, nlbWant{ok: true, rule: true, verdict: vContinue}},
 		{"nat of no type", "ip", false, [][]byte{nlbExpr("nat")}, nlbWant{ok: true, rule: true, verdict: vDNAT}},
-		{"named counter", "ip", false, [][]byte{nlbExpr("objref", nlbU32(unix.NFTA_OBJREF_IMM_TYPE, nftaObjrefTypeCounter)), nlbDrop}, nlbMatches},
+		// NFT_OBJECT_COUNTER is 1 in linux/netfilter/nf_tables.h, written here as a number.
+		{"named counter", "ip", false, [][]byte{nlbExpr("objref", nlbU32(unix.NFTA_OBJREF_IMM_TYPE, 1)), nlbDrop}, nlbMatches},
 		{"named quota", "ip", false, [][]byte{nlbExpr("objref", nlbU32(unix.NFTA_OBJREF_IMM_TYPE, 2)), nlbDrop}, nlbFails},
 		{"objref of no type", "ip", false, [][]byte{nlbExpr("objref"), nlbDrop}, nlbFails},
 		{"statements", "ip", false, [][]byte{nlbExpr("counter"), nlbExpr("log"), nlbExpr("masq"), nlbExpr("notrack"), nlbExpr("dynset"), nlbDrop}, nlbMatches},

@@ -292,9 +292,11 @@ var xtUnitCases = []xtUnitCase{
 	{name: "cmp other register", exprs: [][]byte{xPayload(unix.NFT_PAYLOAD_NETWORK_HEADER, ipv4DstOffset, 4, reg1), xCmp(2, unix.NFT_CMP_EQ, imds4), drop}, want: undecoded},
 	{name: "32-bit registers", exprs: [][]byte{xPayload(unix.NFT_PAYLOAD_NETWORK_HEADER, ipv4DstOffset, 4, unix.NFT_REG32_15),
 		xCmp(unix.NFT_REG32_15, unix.NFT_CMP_EQ, imds4), drop}, want: "-d 169.254.169.254/32 -j DROP", conds: 1},
-	{name: "load register out of range", exprs: [][]byte{xPayload(unix.NFT_PAYLOAD_NETWORK_HEADER, ipv4DstOffset, 4, nftRegs), drop}, want: undecoded},
+	// Register 24 is the first past NFT_REG32_15, written as a number so a wrong bound in
+	// the decoder fails here.
+	{name: "load register out of range", exprs: [][]byte{xPayload(unix.NFT_PAYLOAD_NETWORK_HEADER, ipv4DstOffset, 4, 24), drop}, want: undecoded},
 	{name: "load verdict register", exprs: [][]byte{xPayload(unix.NFT_PAYLOAD_NETWORK_HEADER, ipv4DstOffset, 4, unix.NFT_REG_VERDICT), drop}, want: undecoded},
-	{name: "cmp register out of range", exprs: [][]byte{xCmp(nftRegs, unix.NFT_CMP_EQ, imds4), drop}, want: undecoded},
+	{name: "cmp register out of range", exprs: [][]byte{xCmp(24, unix.NFT_CMP_EQ, imds4), drop}, want: undecoded},
 	{name: "cmp verdict register", exprs: [][]byte{xCmp(unix.NFT_REG_VERDICT, unix.NFT_CMP_EQ, imds4), drop}, want: undecoded},
 	{name: "cmp lt", exprs: [][]byte{xPort(dstPortOffset, unix.NFT_CMP_LT, 80), drop}, want: undecoded},
 	{name: "cmp gt", exprs: [][]byte{xPort(dstPortOffset, unix.NFT_CMP_GT, 80), drop}, want: undecoded},
