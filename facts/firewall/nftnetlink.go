@@ -643,37 +643,36 @@ func readNlSet(nfproto uint8, table, name string) *nlSet {
 // elements dumps the set's elements and hands each to f, which must not keep its key;
 // ok is false when the dump fails or an element can't be read.
 func (s *nlSet) elements(f func(e *nlElem)) bool {
-	req := nl.NewNetlinkRequest(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETSETELEM, unix.NLM_F_DUMP)
-	req.AddData(&nl.Nfgenmsg{NfgenFamily: s.nfproto, Version: unix.NFNETLINK_V0})
-	req.AddData(nl.NewRtAttr(unix.NFTA_SET_ELEM_LIST_TABLE, nl.ZeroTerminated(s.table)))
-	req.AddData(nl.NewRtAttr(unix.NFTA_SET_ELEM_LIST_SET, nl.ZeroTerminated(s.name)))
-	bad := false
-	err := netfilterDump(req, func(msg []byte) {
-		if len(msg) < nl.SizeofNfgenmsg || bad {
-			return
-		}
-		eachAttr(attr(msg[nl.SizeofNfgenmsg:], unix.NFTA_SET_ELEM_LIST_ELEMENTS), func(_ uint16, a []byte) bool {
-			e, ok := parseNlElem(a, s.keyLen)
-			if bad = !ok; !bad {
-				f(&e)
-			}
-			return !bad
-		})
-	})
-	return err == nil && !bad
+	req := s.elementRequest(unix.NLM_F_DUMP)
+	return s.readElements(req, f) == nil
 }
 
 // element asks for the one element whose key is key (NFT_MSG_GETSETELEM without a dump)
 // and hands it to f when there is one.
 func (s *nlSet) element(key []byte, f func(e *nlElem)) bool {
-	req := nl.NewNetlinkRequest(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETSETELEM, unix.NLM_F_ACK)
-	req.AddData(&nl.Nfgenmsg{NfgenFamily: s.nfproto, Version: unix.NFNETLINK_V0})
-	req.AddData(nl.NewRtAttr(unix.NFTA_SET_ELEM_LIST_TABLE, nl.ZeroTerminated(s.table)))
-	req.AddData(nl.NewRtAttr(unix.NFTA_SET_ELEM_LIST_SET, nl.ZeroTerminated(s.name)))
+	req := s.elementRequest(unix.NLM_F_ACK)
 	elems := nl.NewRtAttr(unix.NFTA_SET_ELEM_LIST_ELEMENTS|unix.NLA_F_NESTED, nil)
 	elem := elems.AddRtAttr(unix.NFTA_LIST_ELEM|unix.NLA_F_NESTED, nil)
 	elem.AddRtAttr(unix.NFTA_SET_ELEM_KEY|unix.NLA_F_NESTED, nil).AddRtAttr(unix.NFTA_DATA_VALUE, key)
 	req.AddData(elems)
+	err := s.readElements(req, f)
+	return err == nil || errors.Is(err, unix.ENOENT) // ENOENT: no such element
+}
+
+// elementRequest starts an NFT_MSG_GETSETELEM request for the set.
+func (s *nlSet) elementRequest(flags int) *nl.NetlinkRequest {
+	req := nl.NewNetlinkRequest(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETSETELEM, flags)
+	req.AddData(&nl.Nfgenmsg{NfgenFamily: s.nfproto, Version: unix.NFNETLINK_V0})
+	req.AddData(nl.NewRtAttr(unix.NFTA_SET_ELEM_LIST_TABLE, nl.ZeroTerminated(s.table)))
+	req.AddData(nl.NewRtAttr(unix.NFTA_SET_ELEM_LIST_SET, nl.ZeroTerminated(s.name)))
+	return req
+}
+
+// errBadElement: the kernel sent an element this reader can't read.
+var errBadElement = errors.New("unreadable set element")
+
+// readElements sends req and hands each element of the replies to f.
+func (s *nlSet) readElements(req *nl.NetlinkRequest, f func(e *nlElem)) error {
 	bad := false
 	err := netfilterDump(req, func(msg []byte) {
 		if len(msg) < nl.SizeofNfgenmsg || bad {
@@ -687,10 +686,10 @@ func (s *nlSet) element(key []byte, f func(e *nlElem)) bool {
 			return !bad
 		})
 	})
-	if errors.Is(err, unix.ENOENT) {
-		return true // no such element
+	if err == nil && bad {
+		return errBadElement
 	}
-	return err == nil && !bad
+	return err
 }
 
 // parseNlElem reads one element of a set's dump; its key and end point into a.

@@ -18,14 +18,14 @@ func FuzzRunNftRule(f *testing.F) {
 	r1 := uint32(unix.NFT_REG_1)
 	for _, exprs := range [][][]byte{
 		{nlbDaddr4, nlbEqIMDS4, nlbDrop},
-		{nlbDaddr4, nlbBitwise(r1, r1, []byte{255, 255, 0, 0}, make([]byte, 4)), nlbCmp(unix.NFT_CMP_EQ, r1, []byte{169, 254, 0, 0}), nlbImm(unix.NFT_JUMP, "svc")},
-		{nlbDaddr6, nlbCmp(unix.NFT_CMP_EQ, r1, nlbIMDS6), nlbDport, nlbRange(unix.NFT_RANGE_EQ, r1, []byte{0, 1}, []byte{4, 0}), nlbExpr("reject")},
-		{nlbMeta(unix.NFT_META_NFPROTO, r1), nlbCmp(unix.NFT_CMP_EQ, r1, []byte{unix.NFPROTO_IPV6}), nlbMeta(unix.NFT_META_MARK, r1), nlbCmp(unix.NFT_CMP_NEQ, r1, make([]byte, 4)), nlbImm(unix.NFT_GOTO, "x")},
-		{nlbExpr("ct", nlbU32(unix.NFTA_CT_DREG, r1), nlbU32(unix.NFTA_CT_KEY, unix.NFT_CT_STATE)), nlbExpr("counter"), nlbExpr("limit"), nlbExpr("queue")},
-		{nlbDaddr4, nlbLookup("s", r1), nlbExpr("nat", nlbU32(unix.NFTA_NAT_TYPE, unix.NFT_NAT_DNAT))},
-		{nlbDaddr4, nlbPayload(unix.NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, unix.NFT_REG32_01), nlbLookup("m", r1, nlbU32(unix.NFTA_LOOKUP_DREG, unix.NFT_REG_VERDICT))},
-		{nlbImmData(unix.NFT_REG_2, nlbIMDS4), nlbCmp(unix.NFT_CMP_GTE, unix.NFT_REG_2, nlbOther4), nlbExpr("objref", nlbU32(unix.NFTA_OBJREF_IMM_TYPE, nftaObjrefTypeCounter)), nlbImm(unix.NFT_RETURN, "")},
-		{nlbExpr("redir"), nlbExpr("socket")},
+		{nlbDaddr4, xBitwise(r1, r1, []byte{255, 255, 0, 0}, make([]byte, 4)), nlbCmp(unix.NFT_CMP_EQ, r1, []byte{169, 254, 0, 0}), xVerdict(unix.NFT_JUMP, "svc")},
+		{nlbDaddr6, nlbCmp(unix.NFT_CMP_EQ, r1, nlbIMDS6), nlbDport, nlbRange(unix.NFT_RANGE_EQ, r1, []byte{0, 1}, []byte{4, 0}), xExpr("reject")},
+		{xMeta(unix.NFT_META_NFPROTO, r1), nlbCmp(unix.NFT_CMP_EQ, r1, []byte{unix.NFPROTO_IPV6}), xMeta(unix.NFT_META_MARK, r1), nlbCmp(unix.NFT_CMP_NEQ, r1, make([]byte, 4)), xVerdict(unix.NFT_GOTO, "x")},
+		{xExpr("ct", be32(unix.NFTA_CT_DREG, r1), be32(unix.NFTA_CT_KEY, unix.NFT_CT_STATE)), xExpr("counter"), xExpr("limit"), xExpr("queue")},
+		{nlbDaddr4, nlbLookup("s", r1), xExpr("nat", be32(unix.NFTA_NAT_TYPE, unix.NFT_NAT_DNAT))},
+		{nlbDaddr4, xPayload(unix.NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, unix.NFT_REG32_01), nlbLookup("m", r1, be32(unix.NFTA_LOOKUP_DREG, unix.NFT_REG_VERDICT))},
+		{nlbImmData(unix.NFT_REG_2, nlbIMDS4), nlbCmp(unix.NFT_CMP_GTE, unix.NFT_REG_2, nlbOther4), xExpr("objref", be32(unix.NFTA_OBJREF_IMM_TYPE, nftaObjrefTypeCounter)), xVerdict(unix.NFT_RETURN, "")},
+		{xExpr("redir"), xExpr("socket")},
 	} {
 		for fam := range uint8(3) {
 			f.Add(fam, slices.Concat(exprs...))
@@ -70,12 +70,12 @@ func FuzzRunNftRule(f *testing.F) {
 // accepts has a key (and end) of the set's length and is found by its own key in a hash
 // set; finding it in sets of any kind must not panic.
 func FuzzParseNlElem(f *testing.F) {
-	key := nlbData(unix.NFTA_SET_ELEM_KEY, nlbIMDS4)
+	key := nlValue(unix.NFTA_SET_ELEM_KEY, nlbIMDS4)
 	f.Add(uint8(0), key)
-	f.Add(uint8(0), nlbCat(key, nlbU32(unix.NFTA_SET_ELEM_FLAGS, unix.NFT_SET_ELEM_INTERVAL_END)))
-	f.Add(uint8(0), nlbCat(key, nlbData(nftaSetElemKeyEnd, nlbOther4), nlbVerdict(unix.NFTA_SET_ELEM_DATA, unix.NFT_GOTO, "svc")))
-	f.Add(uint8(1), nlbCat(nlbData(unix.NFTA_SET_ELEM_KEY, nlbCat(nlbIMDS4, []byte{6, 0, 0, 0, 0, 80, 0, 0})), nlbVerdict(unix.NFTA_SET_ELEM_DATA, nfDrop, "")))
-	f.Add(uint8(2), nlbCat(nlbData(unix.NFTA_SET_ELEM_KEY, nlbIMDS6), nlbData(unix.NFTA_SET_ELEM_DATA, nlbIMDS6)))
+	f.Add(uint8(0), nlbCat(key, be32(unix.NFTA_SET_ELEM_FLAGS, unix.NFT_SET_ELEM_INTERVAL_END)))
+	f.Add(uint8(0), nlbCat(key, nlValue(nftaSetElemKeyEnd, nlbOther4), nlbVerdict(unix.NFTA_SET_ELEM_DATA, unix.NFT_GOTO, "svc")))
+	f.Add(uint8(1), nlbCat(nlValue(unix.NFTA_SET_ELEM_KEY, nlbCat(nlbIMDS4, []byte{6, 0, 0, 0, 0, 80, 0, 0})), nlbVerdict(unix.NFTA_SET_ELEM_DATA, nfDrop, "")))
+	f.Add(uint8(2), nlbCat(nlValue(unix.NFTA_SET_ELEM_KEY, nlbIMDS6), nlValue(unix.NFTA_SET_ELEM_DATA, nlbIMDS6)))
 	f.Fuzz(func(t *testing.T, kind uint8, a []byte) {
 		keyLen, fields := []int{4, 12, 16}[kind%3], [][]int{{4}, {4, 1, 2}, {16}}[kind%3]
 		e, ok := parseNlElem(a, keyLen)

@@ -16,84 +16,32 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A small builder of the netlink attributes the kernel dumps for a rule, so the native
-// walk's register code (runRule) and set lookups can be run without root or a kernel.
-// Headers are native-endian, values padded to four bytes; NFTA_* numbers are big-endian.
-
-// nlbAttr is one attribute.
-func nlbAttr(typ uint16, v []byte) []byte {
-	b := make([]byte, unix.SizeofNlAttr, unix.SizeofNlAttr+len(v)+3)
-	binary.NativeEndian.PutUint16(b, uint16(unix.SizeofNlAttr+len(v)))
-	binary.NativeEndian.PutUint16(b[2:], typ)
-	b = append(b, v...)
-	for len(b)%unix.NLA_ALIGNTO != 0 {
-		b = append(b, 0)
-	}
-	return b
-}
-
-// nlbNest is a nested attribute holding attrs.
-func nlbNest(typ uint16, attrs ...[]byte) []byte {
-	return nlbAttr(typ|unix.NLA_F_NESTED, slices.Concat(attrs...))
-}
-
-// nlbU32 is a big-endian 32-bit attribute.
-func nlbU32(typ uint16, v uint32) []byte { return nlbAttr(typ, binary.BigEndian.AppendUint32(nil, v)) }
-
-// nlbStr is a NUL-terminated string attribute.
-func nlbStr(typ uint16, s string) []byte { return nlbAttr(typ, append([]byte(s), 0)) }
-
-// nlbData is an NFTA_DATA_VALUE nested in typ.
-func nlbData(typ uint16, v []byte) []byte { return nlbNest(typ, nlbAttr(unix.NFTA_DATA_VALUE, v)) }
+// The native walk's register code (runRule) and set lookups run without root or a kernel,
+// on attributes built with xtnetlink_unit_test.go's builder (nla, nest, be32, xExpr, …).
 
 // nlbVerdict is an NFTA_DATA_VERDICT nested in typ; chain is left out when empty.
 func nlbVerdict(typ uint16, code int32, chain string) []byte {
-	v := [][]byte{nlbU32(unix.NFTA_VERDICT_CODE, uint32(code))}
+	v := [][]byte{be32(unix.NFTA_VERDICT_CODE, uint32(code))}
 	if chain != "" {
-		v = append(v, nlbStr(unix.NFTA_VERDICT_CHAIN, chain))
+		v = append(v, nlStr(unix.NFTA_VERDICT_CHAIN, chain))
 	}
-	return nlbNest(typ, nlbNest(unix.NFTA_DATA_VERDICT, v...))
+	return nest(typ, nest(unix.NFTA_DATA_VERDICT, v...))
 }
 
-// nlbExpr is one expression of a rule's list.
-func nlbExpr(name string, attrs ...[]byte) []byte {
-	return nlbNest(unix.NFTA_LIST_ELEM, nlbStr(unix.NFTA_EXPR_NAME, name), nlbNest(unix.NFTA_EXPR_DATA, attrs...))
-}
-
-func nlbPayload(base, offset, length, dreg uint32) []byte {
-	return nlbExpr("payload", nlbU32(unix.NFTA_PAYLOAD_DREG, dreg), nlbU32(unix.NFTA_PAYLOAD_BASE, base),
-		nlbU32(unix.NFTA_PAYLOAD_OFFSET, offset), nlbU32(unix.NFTA_PAYLOAD_LEN, length))
-}
-
-func nlbMeta(key, dreg uint32) []byte {
-	return nlbExpr("meta", nlbU32(unix.NFTA_META_DREG, dreg), nlbU32(unix.NFTA_META_KEY, key))
-}
-
-func nlbCmp(op, sreg uint32, v []byte) []byte {
-	return nlbExpr("cmp", nlbU32(unix.NFTA_CMP_SREG, sreg), nlbU32(unix.NFTA_CMP_OP, op), nlbData(unix.NFTA_CMP_DATA, v))
-}
+// nlbCmp is xCmp with the operator first.
+func nlbCmp(op, sreg uint32, v []byte) []byte { return xCmp(sreg, op, v) }
 
 func nlbRange(op, sreg uint32, from, to []byte) []byte {
-	return nlbExpr("range", nlbU32(unix.NFTA_RANGE_SREG, sreg), nlbU32(unix.NFTA_RANGE_OP, op),
-		nlbData(unix.NFTA_RANGE_FROM_DATA, from), nlbData(unix.NFTA_RANGE_TO_DATA, to))
-}
-
-func nlbBitwise(sreg, dreg uint32, mask, xor []byte, extra ...[]byte) []byte {
-	return nlbExpr("bitwise", slices.Concat(nlbU32(unix.NFTA_BITWISE_SREG, sreg), nlbU32(unix.NFTA_BITWISE_DREG, dreg),
-		nlbU32(unix.NFTA_BITWISE_LEN, uint32(len(mask))), nlbData(unix.NFTA_BITWISE_MASK, mask),
-		nlbData(unix.NFTA_BITWISE_XOR, xor), slices.Concat(extra...)))
-}
-
-func nlbImm(code int32, chain string) []byte {
-	return nlbExpr("immediate", nlbU32(unix.NFTA_IMMEDIATE_DREG, unix.NFT_REG_VERDICT), nlbVerdict(unix.NFTA_IMMEDIATE_DATA, code, chain))
+	return xExpr("range", be32(unix.NFTA_RANGE_SREG, sreg), be32(unix.NFTA_RANGE_OP, op),
+		nlValue(unix.NFTA_RANGE_FROM_DATA, from), nlValue(unix.NFTA_RANGE_TO_DATA, to))
 }
 
 func nlbImmData(dreg uint32, v []byte) []byte {
-	return nlbExpr("immediate", nlbU32(unix.NFTA_IMMEDIATE_DREG, dreg), nlbData(unix.NFTA_IMMEDIATE_DATA, v))
+	return xExpr("immediate", be32(unix.NFTA_IMMEDIATE_DREG, dreg), nlValue(unix.NFTA_IMMEDIATE_DATA, v))
 }
 
 func nlbLookup(set string, sreg uint32, extra ...[]byte) []byte {
-	return nlbExpr("lookup", slices.Concat(nlbStr(unix.NFTA_LOOKUP_SET, set), nlbU32(unix.NFTA_LOOKUP_SREG, sreg), slices.Concat(extra...)))
+	return xExpr("lookup", slices.Concat(nlStr(unix.NFTA_LOOKUP_SET, set), be32(unix.NFTA_LOOKUP_SREG, sreg), slices.Concat(extra...)))
 }
 
 // Values of IMDS's packet and others.
@@ -102,10 +50,10 @@ var (
 	nlbIMDS6    = netip.MustParseAddr("fd00:ec2::254").AsSlice()
 	nlbOther4   = netip.MustParseAddr("10.0.0.1").AsSlice()
 	nlbPort80   = []byte{0, 80}
-	nlbDaddr4   = nlbPayload(unix.NFT_PAYLOAD_NETWORK_HEADER, 16, 4, unix.NFT_REG_1)
-	nlbDaddr6   = nlbPayload(unix.NFT_PAYLOAD_NETWORK_HEADER, 24, 16, unix.NFT_REG_1)
-	nlbDport    = nlbPayload(unix.NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, unix.NFT_REG_1)
-	nlbDrop     = nlbImm(nfDrop, "")
+	nlbDaddr4   = xPayload(unix.NFT_PAYLOAD_NETWORK_HEADER, 16, 4, unix.NFT_REG_1)
+	nlbDaddr6   = xPayload(unix.NFT_PAYLOAD_NETWORK_HEADER, 24, 16, unix.NFT_REG_1)
+	nlbDport    = xPayload(unix.NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, unix.NFT_REG_1)
+	nlbDrop     = xVerdict(nfDrop, "")
 	nlbEqIMDS4  = nlbCmp(unix.NFT_CMP_EQ, unix.NFT_REG_1, nlbIMDS4)
 	nlbEqOther4 = nlbCmp(unix.NFT_CMP_EQ, unix.NFT_REG_1, nlbOther4)
 )
@@ -260,76 +208,76 @@ func TestRunRuleSynthetic(t *testing.T) {
 		// payload: known and unknown header bytes.
 		{"ip daddr imds", "ip", false, [][]byte{nlbDaddr4, nlbEqIMDS4, nlbDrop}, nlbMatches},
 		{"ip daddr other", "ip", false, [][]byte{nlbDaddr4, nlbEqOther4, nlbDrop}, nlbNever},
-		{"ip daddr in 32-bit register", "ip", false, [][]byte{nlbPayload(netw, 16, 4, unix.NFT_REG32_15), nlbCmp(unix.NFT_CMP_EQ, unix.NFT_REG32_15, nlbIMDS4), nlbDrop}, nlbMatches},
-		{"ip saddr", "ip", false, [][]byte{nlbPayload(netw, 12, 4, r1), nlbEqIMDS4, nlbDrop}, nlbMaybe},
-		{"ip protocol tcp", "ip", false, [][]byte{nlbPayload(netw, 9, 1, r1), eq(unix.IPPROTO_TCP), nlbDrop}, nlbMatches},
-		{"ip protocol udp", "ip", false, [][]byte{nlbPayload(netw, 9, 1, r1), eq(unix.IPPROTO_UDP), nlbDrop}, nlbNever},
-		{"ip ttl", "ip", false, [][]byte{nlbPayload(netw, 8, 1, r1), eq(0), nlbDrop}, nlbMaybe},
-		{"ip ttl and protocol", "ip", false, [][]byte{nlbPayload(netw, 8, 2, r1), eq(0, 6), nlbDrop}, nlbMaybe},
-		{"ip daddr's last byte and past", "ip", false, [][]byte{nlbPayload(netw, 19, 2, r1), eq(254, 0), nlbDrop}, nlbMaybe},
-		{"past the ip header", "ip", false, [][]byte{nlbPayload(netw, 20, 1, r1), eq(0), nlbDrop}, nlbMaybe},
+		{"ip daddr in 32-bit register", "ip", false, [][]byte{xPayload(netw, 16, 4, unix.NFT_REG32_15), nlbCmp(unix.NFT_CMP_EQ, unix.NFT_REG32_15, nlbIMDS4), nlbDrop}, nlbMatches},
+		{"ip saddr", "ip", false, [][]byte{xPayload(netw, 12, 4, r1), nlbEqIMDS4, nlbDrop}, nlbMaybe},
+		{"ip protocol tcp", "ip", false, [][]byte{xPayload(netw, 9, 1, r1), eq(unix.IPPROTO_TCP), nlbDrop}, nlbMatches},
+		{"ip protocol udp", "ip", false, [][]byte{xPayload(netw, 9, 1, r1), eq(unix.IPPROTO_UDP), nlbDrop}, nlbNever},
+		{"ip ttl", "ip", false, [][]byte{xPayload(netw, 8, 1, r1), eq(0), nlbDrop}, nlbMaybe},
+		{"ip ttl and protocol", "ip", false, [][]byte{xPayload(netw, 8, 2, r1), eq(0, 6), nlbDrop}, nlbMaybe},
+		{"ip daddr's last byte and past", "ip", false, [][]byte{xPayload(netw, 19, 2, r1), eq(254, 0), nlbDrop}, nlbMaybe},
+		{"past the ip header", "ip", false, [][]byte{xPayload(netw, 20, 1, r1), eq(0), nlbDrop}, nlbMaybe},
 		{"ip6 daddr as in ip", "ip", true, [][]byte{nlbDaddr6, nlbCmp(unix.NFT_CMP_EQ, r1, nlbIMDS6), nlbDrop}, nlbMatches},
 		{"ip6 daddr", "ip6", true, [][]byte{nlbDaddr6, nlbCmp(unix.NFT_CMP_EQ, r1, nlbIMDS6), nlbDrop}, nlbMatches},
 		{"ip6 daddr other", "ip6", true, [][]byte{nlbDaddr6, nlbCmp(unix.NFT_CMP_EQ, r1, make([]byte, 16)), nlbDrop}, nlbNever},
-		{"ip6 daddr's last byte", "ip6", true, [][]byte{nlbPayload(netw, 39, 1, r1), eq(0x54), nlbDrop}, nlbMatches},
-		{"past the ip6 header", "ip6", true, [][]byte{nlbPayload(netw, 39, 2, r1), eq(0x54, 0), nlbDrop}, nlbMaybe},
-		{"ip6 payload length", "ip6", true, [][]byte{nlbPayload(netw, 23, 1, r1), eq(0), nlbDrop}, nlbMaybe},
-		{"ip6 daddr's first byte", "ip6", true, [][]byte{nlbPayload(netw, 24, 1, r1), eq(0xfd), nlbDrop}, nlbMatches},
-		{"ip6 saddr", "ip6", true, [][]byte{nlbPayload(netw, 8, 16, r1), nlbCmp(unix.NFT_CMP_EQ, r1, nlbIMDS6), nlbDrop}, nlbMaybe},
-		{"ip6 nexthdr", "ip6", true, [][]byte{nlbPayload(netw, 6, 1, r1), eq(unix.IPPROTO_TCP), nlbDrop}, nlbMatches},
-		{"ip6 hop limit", "ip6", true, [][]byte{nlbPayload(netw, 7, 1, r1), eq(unix.IPPROTO_TCP), nlbDrop}, nlbMaybe},
-		{"ip6 payload in ip6 layout", "ip6", true, [][]byte{nlbPayload(netw, 9, 1, r1), eq(unix.IPPROTO_TCP), nlbDrop}, nlbMaybe},
+		{"ip6 daddr's last byte", "ip6", true, [][]byte{xPayload(netw, 39, 1, r1), eq(0x54), nlbDrop}, nlbMatches},
+		{"past the ip6 header", "ip6", true, [][]byte{xPayload(netw, 39, 2, r1), eq(0x54, 0), nlbDrop}, nlbMaybe},
+		{"ip6 payload length", "ip6", true, [][]byte{xPayload(netw, 23, 1, r1), eq(0), nlbDrop}, nlbMaybe},
+		{"ip6 daddr's first byte", "ip6", true, [][]byte{xPayload(netw, 24, 1, r1), eq(0xfd), nlbDrop}, nlbMatches},
+		{"ip6 saddr", "ip6", true, [][]byte{xPayload(netw, 8, 16, r1), nlbCmp(unix.NFT_CMP_EQ, r1, nlbIMDS6), nlbDrop}, nlbMaybe},
+		{"ip6 nexthdr", "ip6", true, [][]byte{xPayload(netw, 6, 1, r1), eq(unix.IPPROTO_TCP), nlbDrop}, nlbMatches},
+		{"ip6 hop limit", "ip6", true, [][]byte{xPayload(netw, 7, 1, r1), eq(unix.IPPROTO_TCP), nlbDrop}, nlbMaybe},
+		{"ip6 payload in ip6 layout", "ip6", true, [][]byte{xPayload(netw, 9, 1, r1), eq(unix.IPPROTO_TCP), nlbDrop}, nlbMaybe},
 		{"inet ipv4 daddr", "inet", false, [][]byte{nlbDaddr4, nlbEqIMDS4, nlbDrop}, nlbMatches},
 		{"inet ipv6 daddr", "inet", true, [][]byte{nlbDaddr6, nlbCmp(unix.NFT_CMP_EQ, r1, nlbIMDS6), nlbDrop}, nlbMatches},
 		{"inet ipv6 read as ipv4", "inet", true, [][]byte{nlbDaddr4, nlbEqIMDS4, nlbDrop}, nlbMaybe},
 		{"tcp dport 80", "ip", false, [][]byte{nlbDport, eq(0, 80), nlbDrop}, nlbMatches},
 		{"tcp dport 443", "inet", true, [][]byte{nlbDport, eq(1, 187), nlbDrop}, nlbNever},
-		{"tcp dport's low byte", "ip", false, [][]byte{nlbPayload(trans, 3, 1, r1), eq(80), nlbDrop}, nlbMatches},
-		{"tcp sport", "ip", false, [][]byte{nlbPayload(trans, 0, 2, r1), eq(0, 80), nlbDrop}, nlbMaybe},
-		{"tcp sport's low byte and dport's high", "ip", false, [][]byte{nlbPayload(trans, 1, 2, r1), eq(0, 0), nlbDrop}, nlbMaybe},
-		{"tcp dport and seq", "ip", false, [][]byte{nlbPayload(trans, 2, 3, r1), eq(0, 80, 0), nlbDrop}, nlbMaybe},
-		{"link layer", "ip", false, [][]byte{nlbPayload(unix.NFT_PAYLOAD_LL_HEADER, 0, 1, r1), eq(0), nlbDrop}, nlbMaybe},
-		{"inner header", "ip", false, [][]byte{nlbPayload(3, 2, 2, r1), eq(0, 80), nlbDrop}, nlbMaybe},
-		{"payload at an offset that wraps", "ip", false, [][]byte{nlbPayload(netw, 0xffffffff, 4, r1), nlbEqIMDS4, nlbDrop}, nlbMaybe},
-		{"payload of 16 bytes", "ip", false, [][]byte{nlbPayload(netw, 0, 16, r1), nlbDrop}, nlbWant{ok: true, rule: true, verdict: vDrop}},
-		{"payload of 17 bytes", "ip", false, [][]byte{nlbPayload(netw, 0, 17, r1), nlbDrop}, nlbFails},
-		{"payload of 0 bytes", "ip", false, [][]byte{nlbPayload(netw, 0, 0, r1), nlbDrop}, nlbFails},
-		{"payload into no register", "ip", false, [][]byte{nlbPayload(netw, 16, 4, 99), nlbDrop}, nlbFails},
-		{"payload without a length", "ip", false, [][]byte{nlbExpr("payload", nlbU32(unix.NFTA_PAYLOAD_DREG, r1), nlbU32(unix.NFTA_PAYLOAD_BASE, netw), nlbU32(unix.NFTA_PAYLOAD_OFFSET, 16)), nlbDrop}, nlbFails},
-		{"payload without an offset", "ip", false, [][]byte{nlbExpr("payload", nlbU32(unix.NFTA_PAYLOAD_DREG, r1), nlbU32(unix.NFTA_PAYLOAD_BASE, netw), nlbU32(unix.NFTA_PAYLOAD_LEN, 4)), nlbDrop}, nlbFails},
-		{"payload without a base", "ip", false, [][]byte{nlbExpr("payload", nlbU32(unix.NFTA_PAYLOAD_DREG, r1), nlbU32(unix.NFTA_PAYLOAD_OFFSET, 16), nlbU32(unix.NFTA_PAYLOAD_LEN, 4)), nlbDrop}, nlbFails},
-		{"payload without a register", "ip", false, [][]byte{nlbExpr("payload", nlbU32(unix.NFTA_PAYLOAD_BASE, netw), nlbU32(unix.NFTA_PAYLOAD_OFFSET, 16), nlbU32(unix.NFTA_PAYLOAD_LEN, 4)), nlbDrop}, nlbFails},
-		{"payload write", "ip", false, [][]byte{nlbExpr("payload", nlbU32(unix.NFTA_PAYLOAD_SREG, r1), nlbU32(unix.NFTA_PAYLOAD_BASE, netw)), nlbDrop}, nlbMatches},
-		{"a load overwrites a known register", "ip", false, [][]byte{nlbDaddr4, nlbPayload(netw, 12, 4, r1), nlbEqIMDS4, nlbDrop}, nlbMaybe},
+		{"tcp dport's low byte", "ip", false, [][]byte{xPayload(trans, 3, 1, r1), eq(80), nlbDrop}, nlbMatches},
+		{"tcp sport", "ip", false, [][]byte{xPayload(trans, 0, 2, r1), eq(0, 80), nlbDrop}, nlbMaybe},
+		{"tcp sport's low byte and dport's high", "ip", false, [][]byte{xPayload(trans, 1, 2, r1), eq(0, 0), nlbDrop}, nlbMaybe},
+		{"tcp dport and seq", "ip", false, [][]byte{xPayload(trans, 2, 3, r1), eq(0, 80, 0), nlbDrop}, nlbMaybe},
+		{"link layer", "ip", false, [][]byte{xPayload(unix.NFT_PAYLOAD_LL_HEADER, 0, 1, r1), eq(0), nlbDrop}, nlbMaybe},
+		{"inner header", "ip", false, [][]byte{xPayload(3, 2, 2, r1), eq(0, 80), nlbDrop}, nlbMaybe},
+		{"payload at an offset that wraps", "ip", false, [][]byte{xPayload(netw, 0xffffffff, 4, r1), nlbEqIMDS4, nlbDrop}, nlbMaybe},
+		{"payload of 16 bytes", "ip", false, [][]byte{xPayload(netw, 0, 16, r1), nlbDrop}, nlbWant{ok: true, rule: true, verdict: vDrop}},
+		{"payload of 17 bytes", "ip", false, [][]byte{xPayload(netw, 0, 17, r1), nlbDrop}, nlbFails},
+		{"payload of 0 bytes", "ip", false, [][]byte{xPayload(netw, 0, 0, r1), nlbDrop}, nlbFails},
+		{"payload into no register", "ip", false, [][]byte{xPayload(netw, 16, 4, 99), nlbDrop}, nlbFails},
+		{"payload without a length", "ip", false, [][]byte{xExpr("payload", be32(unix.NFTA_PAYLOAD_DREG, r1), be32(unix.NFTA_PAYLOAD_BASE, netw), be32(unix.NFTA_PAYLOAD_OFFSET, 16)), nlbDrop}, nlbFails},
+		{"payload without an offset", "ip", false, [][]byte{xExpr("payload", be32(unix.NFTA_PAYLOAD_DREG, r1), be32(unix.NFTA_PAYLOAD_BASE, netw), be32(unix.NFTA_PAYLOAD_LEN, 4)), nlbDrop}, nlbFails},
+		{"payload without a base", "ip", false, [][]byte{xExpr("payload", be32(unix.NFTA_PAYLOAD_DREG, r1), be32(unix.NFTA_PAYLOAD_OFFSET, 16), be32(unix.NFTA_PAYLOAD_LEN, 4)), nlbDrop}, nlbFails},
+		{"payload without a register", "ip", false, [][]byte{xExpr("payload", be32(unix.NFTA_PAYLOAD_BASE, netw), be32(unix.NFTA_PAYLOAD_OFFSET, 16), be32(unix.NFTA_PAYLOAD_LEN, 4)), nlbDrop}, nlbFails},
+		{"payload write", "ip", false, [][]byte{xExpr("payload", be32(unix.NFTA_PAYLOAD_SREG, r1), be32(unix.NFTA_PAYLOAD_BASE, netw)), nlbDrop}, nlbMatches},
+		{"a load overwrites a known register", "ip", false, [][]byte{nlbDaddr4, xPayload(netw, 12, 4, r1), nlbEqIMDS4, nlbDrop}, nlbMaybe},
 		// meta.
-		{"meta nfproto ipv4", "inet", false, [][]byte{nlbMeta(unix.NFT_META_NFPROTO, r1), eq(unix.NFPROTO_IPV4), nlbDrop}, nlbMatches},
-		{"meta nfproto ipv4 on ipv6", "inet", true, [][]byte{nlbMeta(unix.NFT_META_NFPROTO, r1), eq(unix.NFPROTO_IPV4), nlbDrop}, nlbNever},
-		{"meta nfproto ipv6", "inet", true, [][]byte{nlbMeta(unix.NFT_META_NFPROTO, r1), eq(unix.NFPROTO_IPV6), nlbDrop}, nlbMatches},
-		{"meta l4proto tcp", "ip", false, [][]byte{nlbMeta(unix.NFT_META_L4PROTO, r1), eq(unix.IPPROTO_TCP), nlbDrop}, nlbMatches},
-		{"meta l4proto udp", "ip6", true, [][]byte{nlbMeta(unix.NFT_META_L4PROTO, r1), eq(unix.IPPROTO_UDP), nlbDrop}, nlbNever},
-		{"meta protocol ip", "inet", false, [][]byte{nlbMeta(unix.NFT_META_PROTOCOL, r1), eq(0x08, 0x00), nlbDrop}, nlbMatches},
-		{"meta protocol ip6", "inet", true, [][]byte{nlbMeta(unix.NFT_META_PROTOCOL, r1), eq(0x86, 0xdd), nlbDrop}, nlbMatches},
-		{"meta protocol ip on ipv6", "inet", true, [][]byte{nlbMeta(unix.NFT_META_PROTOCOL, r1), eq(0x08, 0x00), nlbDrop}, nlbNever},
-		{"meta mark", "ip", false, [][]byte{nlbMeta(unix.NFT_META_MARK, r1), eq(0, 0, 0, 1), nlbDrop}, nlbMaybe},
-		{"meta oifname, 16 bytes", "ip", false, [][]byte{nlbDaddr4, nlbPayload(netw, 16, 4, unix.NFT_REG_4), nlbMeta(unix.NFT_META_OIFNAME, r1), nlbCmp(unix.NFT_CMP_EQ, unix.NFT_REG_4, nlbIMDS4), nlbCmp(unix.NFT_CMP_EQ, unix.NFT_REG32_03, []byte("eth0")), nlbDrop}, nlbMaybe},
-		{"meta mark leaves the next register", "ip", false, [][]byte{nlbPayload(netw, 16, 4, unix.NFT_REG32_04), nlbMeta(unix.NFT_META_MARK, unix.NFT_REG32_00), nlbCmp(unix.NFT_CMP_EQ, unix.NFT_REG32_04, nlbIMDS4), nlbDrop}, nlbMatches},
-		{"meta mark into no register", "ip", false, [][]byte{nlbMeta(unix.NFT_META_MARK, 99), nlbDrop}, nlbFails},
-		{"meta l4proto into no register", "ip", false, [][]byte{nlbMeta(unix.NFT_META_L4PROTO, 99), nlbDrop}, nlbFails},
-		{"meta without a key", "ip", false, [][]byte{nlbExpr("meta", nlbU32(unix.NFTA_META_DREG, r1)), nlbDrop}, nlbFails},
-		{"meta without a register", "ip", false, [][]byte{nlbExpr("meta", nlbU32(unix.NFTA_META_KEY, unix.NFT_META_L4PROTO)), nlbDrop}, nlbFails},
-		{"meta mark set", "ip", false, [][]byte{nlbExpr("meta", nlbU32(unix.NFTA_META_KEY, unix.NFT_META_MARK), nlbU32(unix.NFTA_META_SREG, r1)), nlbDrop}, nlbMatches},
+		{"meta nfproto ipv4", "inet", false, [][]byte{xMeta(unix.NFT_META_NFPROTO, r1), eq(unix.NFPROTO_IPV4), nlbDrop}, nlbMatches},
+		{"meta nfproto ipv4 on ipv6", "inet", true, [][]byte{xMeta(unix.NFT_META_NFPROTO, r1), eq(unix.NFPROTO_IPV4), nlbDrop}, nlbNever},
+		{"meta nfproto ipv6", "inet", true, [][]byte{xMeta(unix.NFT_META_NFPROTO, r1), eq(unix.NFPROTO_IPV6), nlbDrop}, nlbMatches},
+		{"meta l4proto tcp", "ip", false, [][]byte{xMeta(unix.NFT_META_L4PROTO, r1), eq(unix.IPPROTO_TCP), nlbDrop}, nlbMatches},
+		{"meta l4proto udp", "ip6", true, [][]byte{xMeta(unix.NFT_META_L4PROTO, r1), eq(unix.IPPROTO_UDP), nlbDrop}, nlbNever},
+		{"meta protocol ip", "inet", false, [][]byte{xMeta(unix.NFT_META_PROTOCOL, r1), eq(0x08, 0x00), nlbDrop}, nlbMatches},
+		{"meta protocol ip6", "inet", true, [][]byte{xMeta(unix.NFT_META_PROTOCOL, r1), eq(0x86, 0xdd), nlbDrop}, nlbMatches},
+		{"meta protocol ip on ipv6", "inet", true, [][]byte{xMeta(unix.NFT_META_PROTOCOL, r1), eq(0x08, 0x00), nlbDrop}, nlbNever},
+		{"meta mark", "ip", false, [][]byte{xMeta(unix.NFT_META_MARK, r1), eq(0, 0, 0, 1), nlbDrop}, nlbMaybe},
+		{"meta oifname, 16 bytes", "ip", false, [][]byte{nlbDaddr4, xPayload(netw, 16, 4, unix.NFT_REG_4), xMeta(unix.NFT_META_OIFNAME, r1), nlbCmp(unix.NFT_CMP_EQ, unix.NFT_REG_4, nlbIMDS4), nlbCmp(unix.NFT_CMP_EQ, unix.NFT_REG32_03, []byte("eth0")), nlbDrop}, nlbMaybe},
+		{"meta mark leaves the next register", "ip", false, [][]byte{xPayload(netw, 16, 4, unix.NFT_REG32_04), xMeta(unix.NFT_META_MARK, unix.NFT_REG32_00), nlbCmp(unix.NFT_CMP_EQ, unix.NFT_REG32_04, nlbIMDS4), nlbDrop}, nlbMatches},
+		{"meta mark into no register", "ip", false, [][]byte{xMeta(unix.NFT_META_MARK, 99), nlbDrop}, nlbFails},
+		{"meta l4proto into no register", "ip", false, [][]byte{xMeta(unix.NFT_META_L4PROTO, 99), nlbDrop}, nlbFails},
+		{"meta without a key", "ip", false, [][]byte{xExpr("meta", be32(unix.NFTA_META_DREG, r1)), nlbDrop}, nlbFails},
+		{"meta without a register", "ip", false, [][]byte{xExpr("meta", be32(unix.NFTA_META_KEY, unix.NFT_META_L4PROTO)), nlbDrop}, nlbFails},
+		{"meta mark set", "ip", false, [][]byte{xExpr("meta", be32(unix.NFTA_META_KEY, unix.NFT_META_MARK), be32(unix.NFTA_META_SREG, r1)), nlbDrop}, nlbMatches},
 		// conntrack and other unseen loads; their writes are statements.
-		{"ct state", "ip", false, [][]byte{nlbExpr("ct", nlbU32(unix.NFTA_CT_DREG, r1), nlbU32(unix.NFTA_CT_KEY, unix.NFT_CT_STATE)), eq(8, 0, 0, 0), nlbDrop}, nlbMaybe},
-		{"ct state into no register", "ip", false, [][]byte{nlbExpr("ct", nlbU32(unix.NFTA_CT_DREG, 99), nlbU32(unix.NFTA_CT_KEY, unix.NFT_CT_STATE)), nlbDrop}, nlbFails},
-		{"ct mark set", "ip", false, [][]byte{nlbExpr("ct", nlbU32(unix.NFTA_CT_SREG, r1), nlbU32(unix.NFTA_CT_KEY, unix.NFT_CT_MARK)), nlbDrop}, nlbMatches},
-		{"ct without registers", "ip", false, [][]byte{nlbExpr("ct", nlbU32(unix.NFTA_CT_KEY, unix.NFT_CT_MARK)), nlbDrop}, nlbFails},
-		{"numgen", "ip", false, [][]byte{nlbExpr("numgen", nlbU32(unix.NFTA_NG_DREG, r1)), eq(0, 0, 0, 0), nlbDrop}, nlbMaybe},
-		{"numgen without a register", "ip", false, [][]byte{nlbExpr("numgen", nlbU32(7, r1)), nlbDrop}, nlbFails},
-		{"fib", "ip", false, [][]byte{nlbDaddr4, nlbExpr("fib", nlbU32(1, r1)), nlbEqIMDS4, nlbDrop}, nlbMaybe},
-		{"rt", "ip", false, [][]byte{nlbExpr("rt", nlbU32(1, unix.NFT_REG32_15)), nlbCmp(unix.NFT_CMP_EQ, unix.NFT_REG32_15, nlbIMDS4), nlbDrop}, nlbMaybe},
-		{"exthdr", "ip6", true, [][]byte{nlbExpr("exthdr", nlbU32(1, r1)), eq(1), nlbDrop}, nlbMaybe},
-		{"exthdr set", "ip", false, [][]byte{nlbExpr("exthdr", nlbU32(7, r1)), nlbDrop}, nlbMatches},
-		{"rt without a register", "ip", false, [][]byte{nlbExpr("rt", nlbU32(7, r1)), nlbDrop}, nlbFails},
+		{"ct state", "ip", false, [][]byte{xExpr("ct", be32(unix.NFTA_CT_DREG, r1), be32(unix.NFTA_CT_KEY, unix.NFT_CT_STATE)), eq(8, 0, 0, 0), nlbDrop}, nlbMaybe},
+		{"ct state into no register", "ip", false, [][]byte{xExpr("ct", be32(unix.NFTA_CT_DREG, 99), be32(unix.NFTA_CT_KEY, unix.NFT_CT_STATE)), nlbDrop}, nlbFails},
+		{"ct mark set", "ip", false, [][]byte{xExpr("ct", be32(unix.NFTA_CT_SREG, r1), be32(unix.NFTA_CT_KEY, unix.NFT_CT_MARK)), nlbDrop}, nlbMatches},
+		{"ct without registers", "ip", false, [][]byte{xExpr("ct", be32(unix.NFTA_CT_KEY, unix.NFT_CT_MARK)), nlbDrop}, nlbFails},
+		{"numgen", "ip", false, [][]byte{xExpr("numgen", be32(unix.NFTA_NG_DREG, r1)), eq(0, 0, 0, 0), nlbDrop}, nlbMaybe},
+		{"numgen without a register", "ip", false, [][]byte{xExpr("numgen", be32(7, r1)), nlbDrop}, nlbFails},
+		{"fib", "ip", false, [][]byte{nlbDaddr4, xExpr("fib", be32(1, r1)), nlbEqIMDS4, nlbDrop}, nlbMaybe},
+		{"rt", "ip", false, [][]byte{xExpr("rt", be32(1, unix.NFT_REG32_15)), nlbCmp(unix.NFT_CMP_EQ, unix.NFT_REG32_15, nlbIMDS4), nlbDrop}, nlbMaybe},
+		{"exthdr", "ip6", true, [][]byte{xExpr("exthdr", be32(1, r1)), eq(1), nlbDrop}, nlbMaybe},
+		{"exthdr set", "ip", false, [][]byte{xExpr("exthdr", be32(7, r1)), nlbDrop}, nlbMatches},
+		{"rt without a register", "ip", false, [][]byte{xExpr("rt", be32(7, r1)), nlbDrop}, nlbFails},
 		// cmp, range.
 		{"cmp lt", "ip", false, [][]byte{nlbDport, nlbCmp(unix.NFT_CMP_LT, r1, []byte{0, 81}), nlbDrop}, nlbMatches},
 		{"cmp lt equal", "ip", false, [][]byte{nlbDport, nlbCmp(unix.NFT_CMP_LT, r1, []byte{0, 80}), nlbDrop}, nlbNever},
@@ -343,83 +291,83 @@ func TestRunRuleSynthetic(t *testing.T) {
 		{"cmp neq other", "ip", false, [][]byte{nlbDport, nlbCmp(unix.NFT_CMP_NEQ, r1, []byte{0, 81}), nlbDrop}, nlbMatches},
 		{"cmp eq other", "ip", false, [][]byte{nlbDport, nlbCmp(unix.NFT_CMP_EQ, r1, []byte{0, 81}), nlbDrop}, nlbNever},
 		{"cmp of an unknown op", "ip", false, [][]byte{nlbDport, nlbCmp(unix.NFT_CMP_GTE+1, r1, []byte{0, 80}), nlbDrop}, nlbFails},
-		{"cmp of an unknown value", "ip", false, [][]byte{nlbMeta(unix.NFT_META_MARK, r1), nlbCmp(unix.NFT_CMP_NEQ, r1, []byte{0, 0, 0, 0}), nlbDrop}, nlbMaybe},
+		{"cmp of an unknown value", "ip", false, [][]byte{xMeta(unix.NFT_META_MARK, r1), nlbCmp(unix.NFT_CMP_NEQ, r1, []byte{0, 0, 0, 0}), nlbDrop}, nlbMaybe},
 		{"cmp of a register never written", "ip", false, [][]byte{nlbCmp(unix.NFT_CMP_EQ, r1, []byte{0, 0, 0, 0}), nlbDrop}, nlbMaybe},
 		{"cmp of no register", "ip", false, [][]byte{nlbDport, nlbCmp(unix.NFT_CMP_EQ, 99, []byte{0, 80}), nlbDrop}, nlbFails},
-		{"cmp without an op", "ip", false, [][]byte{nlbDport, nlbExpr("cmp", nlbU32(unix.NFTA_CMP_SREG, r1), nlbData(unix.NFTA_CMP_DATA, nlbPort80)), nlbDrop}, nlbFails},
-		{"cmp without a register", "ip", false, [][]byte{nlbDport, nlbExpr("cmp", nlbU32(unix.NFTA_CMP_OP, unix.NFT_CMP_EQ), nlbData(unix.NFTA_CMP_DATA, nlbPort80)), nlbDrop}, nlbFails},
+		{"cmp without an op", "ip", false, [][]byte{nlbDport, xExpr("cmp", be32(unix.NFTA_CMP_SREG, r1), nlValue(unix.NFTA_CMP_DATA, nlbPort80)), nlbDrop}, nlbFails},
+		{"cmp without a register", "ip", false, [][]byte{nlbDport, xExpr("cmp", be32(unix.NFTA_CMP_OP, unix.NFT_CMP_EQ), nlValue(unix.NFTA_CMP_DATA, nlbPort80)), nlbDrop}, nlbFails},
 		{"range eq in", "ip", false, [][]byte{nlbDport, nlbRange(unix.NFT_RANGE_EQ, r1, []byte{0, 80}, []byte{0, 80}), nlbDrop}, nlbMatches},
 		{"range eq above", "ip", false, [][]byte{nlbDport, nlbRange(unix.NFT_RANGE_EQ, r1, []byte{0, 81}, []byte{0, 90}), nlbDrop}, nlbNever},
 		{"range eq below", "ip", false, [][]byte{nlbDport, nlbRange(unix.NFT_RANGE_EQ, r1, []byte{0, 70}, []byte{0, 79}), nlbDrop}, nlbNever},
 		{"range neq in", "ip", false, [][]byte{nlbDport, nlbRange(unix.NFT_RANGE_NEQ, r1, []byte{0, 1}, []byte{4, 0}), nlbDrop}, nlbNever},
 		{"range neq out", "ip", false, [][]byte{nlbDport, nlbRange(unix.NFT_RANGE_NEQ, r1, []byte{0, 81}, []byte{4, 0}), nlbDrop}, nlbMatches},
-		{"range of an unknown value", "ip", false, [][]byte{nlbPayload(trans, 0, 2, r1), nlbRange(unix.NFT_RANGE_EQ, r1, []byte{0, 81}, []byte{4, 0}), nlbDrop}, nlbMaybe},
+		{"range of an unknown value", "ip", false, [][]byte{xPayload(trans, 0, 2, r1), nlbRange(unix.NFT_RANGE_EQ, r1, []byte{0, 81}, []byte{4, 0}), nlbDrop}, nlbMaybe},
 		{"range of an unknown op", "ip", false, [][]byte{nlbDport, nlbRange(unix.NFT_RANGE_NEQ+1, r1, []byte{0, 81}, []byte{4, 0}), nlbDrop}, nlbFails},
 		{"range of uneven ends", "ip", false, [][]byte{nlbDport, nlbRange(unix.NFT_RANGE_EQ, r1, []byte{0, 81}, []byte{0, 4, 0}), nlbDrop}, nlbFails},
 		{"range of no register", "ip", false, [][]byte{nlbDport, nlbRange(unix.NFT_RANGE_EQ, 99, []byte{0, 81}, []byte{4, 0}), nlbDrop}, nlbFails},
-		{"range without an op", "ip", false, [][]byte{nlbDport, nlbExpr("range", nlbU32(unix.NFTA_RANGE_SREG, r1), nlbData(unix.NFTA_RANGE_FROM_DATA, nlbPort80), nlbData(unix.NFTA_RANGE_TO_DATA, nlbPort80)), nlbDrop}, nlbFails},
-		{"range without a register", "ip", false, [][]byte{nlbDport, nlbExpr("range", nlbU32(unix.NFTA_RANGE_OP, unix.NFT_RANGE_EQ), nlbData(unix.NFTA_RANGE_FROM_DATA, nlbPort80), nlbData(unix.NFTA_RANGE_TO_DATA, nlbPort80)), nlbDrop}, nlbFails},
+		{"range without an op", "ip", false, [][]byte{nlbDport, xExpr("range", be32(unix.NFTA_RANGE_SREG, r1), nlValue(unix.NFTA_RANGE_FROM_DATA, nlbPort80), nlValue(unix.NFTA_RANGE_TO_DATA, nlbPort80)), nlbDrop}, nlbFails},
+		{"range without a register", "ip", false, [][]byte{nlbDport, xExpr("range", be32(unix.NFTA_RANGE_OP, unix.NFT_RANGE_EQ), nlValue(unix.NFTA_RANGE_FROM_DATA, nlbPort80), nlValue(unix.NFTA_RANGE_TO_DATA, nlbPort80)), nlbDrop}, nlbFails},
 		// bitwise.
-		{"ip daddr 169.254.0.0/16", "ip", false, [][]byte{nlbDaddr4, nlbBitwise(r1, r1, []byte{255, 255, 0, 0}, make([]byte, 4)), eq(169, 254, 0, 0), nlbDrop}, nlbMatches},
-		{"ip daddr 10.0.0.0/8", "ip", false, [][]byte{nlbDaddr4, nlbBitwise(r1, r1, []byte{255, 0, 0, 0}, make([]byte, 4)), eq(10, 0, 0, 0), nlbDrop}, nlbNever},
+		{"ip daddr 169.254.0.0/16", "ip", false, [][]byte{nlbDaddr4, xBitwise(r1, r1, []byte{255, 255, 0, 0}, make([]byte, 4)), eq(169, 254, 0, 0), nlbDrop}, nlbMatches},
+		{"ip daddr 10.0.0.0/8", "ip", false, [][]byte{nlbDaddr4, xBitwise(r1, r1, []byte{255, 0, 0, 0}, make([]byte, 4)), eq(10, 0, 0, 0), nlbDrop}, nlbNever},
 		// Only a prefix mask of the destination address is decided (the JSON reader shows it
 		// as a prefix and leaves any other mask undecided).
-		{"bitwise xor", "ip", false, [][]byte{nlbDaddr4, nlbBitwise(r1, unix.NFT_REG_2, []byte{255, 255, 255, 255}, []byte{0, 0, 0, 1}), nlbCmp(unix.NFT_CMP_EQ, unix.NFT_REG_2, []byte{169, 254, 169, 255}), nlbCmp(unix.NFT_CMP_EQ, r1, nlbIMDS4), nlbDrop}, nlbMaybe},
-		{"bitwise of the destination, not a prefix", "ip", false, [][]byte{nlbDaddr4, nlbBitwise(r1, r1, []byte{0, 255, 0, 255}, make([]byte, 4)), eq(0, 254, 0, 254), nlbDrop}, nlbMaybe},
-		{"bitwise prefix of the port", "ip", false, [][]byte{nlbPayload(unix.NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, r1), nlbBitwise(r1, r1, []byte{255, 0}, make([]byte, 2)), nlbCmp(unix.NFT_CMP_EQ, r1, []byte{0, 0}), nlbDrop}, nlbMaybe},
-		{"bitwise prefix of a prefix", "ip", false, [][]byte{nlbDaddr4, nlbBitwise(r1, r1, []byte{255, 255, 255, 0}, make([]byte, 4)), nlbBitwise(r1, r1, []byte{255, 255, 0, 0}, make([]byte, 4)), eq(169, 254, 0, 0), nlbDrop}, nlbMaybe},
-		{"bitwise bool op", "ip", false, [][]byte{nlbDaddr4, nlbBitwise(r1, r1, []byte{255, 255, 0, 0}, make([]byte, 4), nlbU32(nftaBitwiseOp, 0)), eq(169, 254, 0, 0), nlbDrop}, nlbMatches},
-		{"bitwise shift", "ip", false, [][]byte{nlbDaddr4, nlbBitwise(r1, r1, []byte{255, 255, 0, 0}, make([]byte, 4), nlbU32(nftaBitwiseOp, 1)), eq(169, 254, 0, 0), nlbDrop}, nlbMaybe},
-		{"bitwise of an unknown value", "ip", false, [][]byte{nlbPayload(netw, 12, 4, r1), nlbBitwise(r1, r1, []byte{0, 0, 0, 0}, make([]byte, 4)), eq(0, 0, 0, 0), nlbDrop}, nlbMaybe},
-		{"bitwise of a short mask", "ip", false, [][]byte{nlbDaddr4, nlbExpr("bitwise", nlbU32(unix.NFTA_BITWISE_SREG, r1), nlbU32(unix.NFTA_BITWISE_DREG, r1), nlbU32(unix.NFTA_BITWISE_LEN, 4), nlbData(unix.NFTA_BITWISE_MASK, []byte{255, 255}), nlbData(unix.NFTA_BITWISE_XOR, make([]byte, 4))), eq(169, 254, 169, 254), nlbDrop}, nlbMaybe},
-		{"bitwise of a short xor", "ip", false, [][]byte{nlbDaddr4, nlbExpr("bitwise", nlbU32(unix.NFTA_BITWISE_SREG, r1), nlbU32(unix.NFTA_BITWISE_DREG, r1), nlbU32(unix.NFTA_BITWISE_LEN, 4), nlbData(unix.NFTA_BITWISE_MASK, make([]byte, 4)), nlbData(unix.NFTA_BITWISE_XOR, []byte{0})), eq(0, 0, 0, 0), nlbDrop}, nlbMaybe},
-		{"bitwise of no register", "ip", false, [][]byte{nlbBitwise(99, r1, []byte{255, 255, 0, 0}, make([]byte, 4)), nlbDrop}, nlbFails},
-		{"bitwise into no register", "ip", false, [][]byte{nlbDaddr4, nlbBitwise(r1, 99, []byte{255, 255, 0, 0}, make([]byte, 4)), nlbDrop}, nlbFails},
-		{"bitwise of an unknown value into no register", "ip", false, [][]byte{nlbBitwise(r1, 99, []byte{255, 255, 0, 0}, make([]byte, 4), nlbU32(nftaBitwiseOp, 1)), nlbDrop}, nlbFails},
-		{"bitwise without a length", "ip", false, [][]byte{nlbDaddr4, nlbExpr("bitwise", nlbU32(unix.NFTA_BITWISE_SREG, r1), nlbU32(unix.NFTA_BITWISE_DREG, r1)), nlbDrop}, nlbFails},
-		{"bitwise without a source", "ip", false, [][]byte{nlbDaddr4, nlbExpr("bitwise", nlbU32(unix.NFTA_BITWISE_DREG, r1), nlbU32(unix.NFTA_BITWISE_LEN, 4)), nlbDrop}, nlbFails},
-		{"bitwise without a destination", "ip", false, [][]byte{nlbDaddr4, nlbExpr("bitwise", nlbU32(unix.NFTA_BITWISE_SREG, r1), nlbU32(unix.NFTA_BITWISE_LEN, 4)), nlbDrop}, nlbFails},
+		{"bitwise xor", "ip", false, [][]byte{nlbDaddr4, xBitwise(r1, unix.NFT_REG_2, []byte{255, 255, 255, 255}, []byte{0, 0, 0, 1}), nlbCmp(unix.NFT_CMP_EQ, unix.NFT_REG_2, []byte{169, 254, 169, 255}), nlbCmp(unix.NFT_CMP_EQ, r1, nlbIMDS4), nlbDrop}, nlbMaybe},
+		{"bitwise of the destination, not a prefix", "ip", false, [][]byte{nlbDaddr4, xBitwise(r1, r1, []byte{0, 255, 0, 255}, make([]byte, 4)), eq(0, 254, 0, 254), nlbDrop}, nlbMaybe},
+		{"bitwise prefix of the port", "ip", false, [][]byte{xPayload(unix.NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, r1), xBitwise(r1, r1, []byte{255, 0}, make([]byte, 2)), nlbCmp(unix.NFT_CMP_EQ, r1, []byte{0, 0}), nlbDrop}, nlbMaybe},
+		{"bitwise prefix of a prefix", "ip", false, [][]byte{nlbDaddr4, xBitwise(r1, r1, []byte{255, 255, 255, 0}, make([]byte, 4)), xBitwise(r1, r1, []byte{255, 255, 0, 0}, make([]byte, 4)), eq(169, 254, 0, 0), nlbDrop}, nlbMaybe},
+		{"bitwise bool op", "ip", false, [][]byte{nlbDaddr4, xBitwise(r1, r1, []byte{255, 255, 0, 0}, make([]byte, 4), be32(nftaBitwiseOp, 0)), eq(169, 254, 0, 0), nlbDrop}, nlbMatches},
+		{"bitwise shift", "ip", false, [][]byte{nlbDaddr4, xBitwise(r1, r1, []byte{255, 255, 0, 0}, make([]byte, 4), be32(nftaBitwiseOp, 1)), eq(169, 254, 0, 0), nlbDrop}, nlbMaybe},
+		{"bitwise of an unknown value", "ip", false, [][]byte{xPayload(netw, 12, 4, r1), xBitwise(r1, r1, []byte{0, 0, 0, 0}, make([]byte, 4)), eq(0, 0, 0, 0), nlbDrop}, nlbMaybe},
+		{"bitwise of a short mask", "ip", false, [][]byte{nlbDaddr4, xExpr("bitwise", be32(unix.NFTA_BITWISE_SREG, r1), be32(unix.NFTA_BITWISE_DREG, r1), be32(unix.NFTA_BITWISE_LEN, 4), nlValue(unix.NFTA_BITWISE_MASK, []byte{255, 255}), nlValue(unix.NFTA_BITWISE_XOR, make([]byte, 4))), eq(169, 254, 169, 254), nlbDrop}, nlbMaybe},
+		{"bitwise of a short xor", "ip", false, [][]byte{nlbDaddr4, xExpr("bitwise", be32(unix.NFTA_BITWISE_SREG, r1), be32(unix.NFTA_BITWISE_DREG, r1), be32(unix.NFTA_BITWISE_LEN, 4), nlValue(unix.NFTA_BITWISE_MASK, make([]byte, 4)), nlValue(unix.NFTA_BITWISE_XOR, []byte{0})), eq(0, 0, 0, 0), nlbDrop}, nlbMaybe},
+		{"bitwise of no register", "ip", false, [][]byte{xBitwise(99, r1, []byte{255, 255, 0, 0}, make([]byte, 4)), nlbDrop}, nlbFails},
+		{"bitwise into no register", "ip", false, [][]byte{nlbDaddr4, xBitwise(r1, 99, []byte{255, 255, 0, 0}, make([]byte, 4)), nlbDrop}, nlbFails},
+		{"bitwise of an unknown value into no register", "ip", false, [][]byte{xBitwise(r1, 99, []byte{255, 255, 0, 0}, make([]byte, 4), be32(nftaBitwiseOp, 1)), nlbDrop}, nlbFails},
+		{"bitwise without a length", "ip", false, [][]byte{nlbDaddr4, xExpr("bitwise", be32(unix.NFTA_BITWISE_SREG, r1), be32(unix.NFTA_BITWISE_DREG, r1)), nlbDrop}, nlbFails},
+		{"bitwise without a source", "ip", false, [][]byte{nlbDaddr4, xExpr("bitwise", be32(unix.NFTA_BITWISE_DREG, r1), be32(unix.NFTA_BITWISE_LEN, 4)), nlbDrop}, nlbFails},
+		{"bitwise without a destination", "ip", false, [][]byte{nlbDaddr4, xExpr("bitwise", be32(unix.NFTA_BITWISE_SREG, r1), be32(unix.NFTA_BITWISE_LEN, 4)), nlbDrop}, nlbFails},
 		// immediate.
-		{"accept", "ip", false, [][]byte{nlbImm(nfAccept, "")}, nlbWant{ok: true, rule: true, verdict: vAccept}},
-		{"drop", "ip", false, [][]byte{nlbImm(nfDrop, "")}, nlbMatches},
-		{"return", "ip", false, [][]byte{nlbImm(unix.NFT_RETURN, "")}, nlbWant{ok: true, rule: true, verdict: vReturn}},
-		{"continue", "ip", false, [][]byte{nlbImm(unix.NFT_CONTINUE, "")}, nlbWant{ok: true, rule: true, verdict: vContinue}},
-		{"jump", "ip", false, [][]byte{nlbImm(unix.NFT_JUMP, "svc")}, nlbWant{ok: true, rule: true, verdict: vJump, target: "svc"}},
-		{"goto", "ip", false, [][]byte{nlbImm(unix.NFT_GOTO, "svc")}, nlbWant{ok: true, rule: true, verdict: vGoto, target: "svc"}},
-		{"jump to nothing", "ip", false, [][]byte{nlbImm(unix.NFT_JUMP, "")}, nlbFails},
-		{"goto to nothing", "ip", false, [][]byte{nlbImm(unix.NFT_GOTO, "")}, nlbFails},
-		{"break", "ip", false, [][]byte{nlbImm(unix.NFT_BREAK, "")}, nlbFails},
-		{"queue code", "ip", false, [][]byte{nlbImm(3, "")}, nlbFails},
-		{"stolen code", "ip", false, [][]byte{nlbImm(2, "")}, nlbFails},
-		{"verdict without a code", "ip", false, [][]byte{nlbExpr("immediate", nlbU32(unix.NFTA_IMMEDIATE_DREG, unix.NFT_REG_VERDICT), nlbNest(unix.NFTA_IMMEDIATE_DATA, nlbNest(unix.NFTA_DATA_VERDICT)))}, nlbFails},
-		{"immediate without a register", "ip", false, [][]byte{nlbExpr("immediate", nlbVerdict(unix.NFTA_IMMEDIATE_DATA, nfDrop, ""))}, nlbFails},
+		{"accept", "ip", false, [][]byte{xVerdict(nfAccept, "")}, nlbWant{ok: true, rule: true, verdict: vAccept}},
+		{"drop", "ip", false, [][]byte{xVerdict(nfDrop, "")}, nlbMatches},
+		{"return", "ip", false, [][]byte{xVerdict(unix.NFT_RETURN, "")}, nlbWant{ok: true, rule: true, verdict: vReturn}},
+		{"continue", "ip", false, [][]byte{xVerdict(unix.NFT_CONTINUE, "")}, nlbWant{ok: true, rule: true, verdict: vContinue}},
+		{"jump", "ip", false, [][]byte{xVerdict(unix.NFT_JUMP, "svc")}, nlbWant{ok: true, rule: true, verdict: vJump, target: "svc"}},
+		{"goto", "ip", false, [][]byte{xVerdict(unix.NFT_GOTO, "svc")}, nlbWant{ok: true, rule: true, verdict: vGoto, target: "svc"}},
+		{"jump to nothing", "ip", false, [][]byte{xVerdict(unix.NFT_JUMP, "")}, nlbFails},
+		{"goto to nothing", "ip", false, [][]byte{xVerdict(unix.NFT_GOTO, "")}, nlbFails},
+		{"break", "ip", false, [][]byte{xVerdict(unix.NFT_BREAK, "")}, nlbFails},
+		{"queue code", "ip", false, [][]byte{xVerdict(3, "")}, nlbFails},
+		{"stolen code", "ip", false, [][]byte{xVerdict(2, "")}, nlbFails},
+		{"verdict without a code", "ip", false, [][]byte{xExpr("immediate", be32(unix.NFTA_IMMEDIATE_DREG, unix.NFT_REG_VERDICT), nest(unix.NFTA_IMMEDIATE_DATA, nest(unix.NFTA_DATA_VERDICT)))}, nlbFails},
+		{"immediate without a register", "ip", false, [][]byte{xExpr("immediate", nlbVerdict(unix.NFTA_IMMEDIATE_DATA, nfDrop, ""))}, nlbFails},
 		{"immediate data", "ip", false, [][]byte{nlbImmData(unix.NFT_REG_2, nlbIMDS4), nlbCmp(unix.NFT_CMP_EQ, unix.NFT_REG_2, nlbIMDS4), nlbDrop}, nlbMatches},
 		{"immediate data into no register", "ip", false, [][]byte{nlbImmData(99, nlbIMDS4), nlbDrop}, nlbFails},
-		{"immediate of no data", "ip", false, [][]byte{nlbExpr("immediate", nlbU32(unix.NFTA_IMMEDIATE_DREG, unix.NFT_REG_2)), nlbDrop}, nlbFails},
+		{"immediate of no data", "ip", false, [][]byte{xExpr("immediate", be32(unix.NFTA_IMMEDIATE_DREG, unix.NFT_REG_2)), nlbDrop}, nlbFails},
 		// other expressions.
-		{"dnat", "ip", false, [][]byte{nlbExpr("nat", nlbU32(unix.NFTA_NAT_TYPE, unix.NFT_NAT_DNAT))}, nlbWant{ok: true, rule: true, verdict: vDNAT}},
-		{"snat", "ip", false, [][]byte{nlbExpr("nat", nlbU32(unix.NFTA_NAT_TYPE, unix.NFT_NAT_SNAT))}, nlbWant{ok: true, rule: true, verdict: vContinue}},
-		{"nat of no type", "ip", false, [][]byte{nlbExpr("nat")}, nlbWant{ok: true, rule: true, verdict: vDNAT}},
+		{"dnat", "ip", false, [][]byte{xExpr("nat", be32(unix.NFTA_NAT_TYPE, unix.NFT_NAT_DNAT))}, nlbWant{ok: true, rule: true, verdict: vDNAT}},
+		{"snat", "ip", false, [][]byte{xExpr("nat", be32(unix.NFTA_NAT_TYPE, unix.NFT_NAT_SNAT))}, nlbWant{ok: true, rule: true, verdict: vContinue}},
+		{"nat of no type", "ip", false, [][]byte{xExpr("nat")}, nlbWant{ok: true, rule: true, verdict: vDNAT}},
 		// NFT_OBJECT_COUNTER is 1 in linux/netfilter/nf_tables.h, written here as a number.
-		{"named counter", "ip", false, [][]byte{nlbExpr("objref", nlbU32(unix.NFTA_OBJREF_IMM_TYPE, 1)), nlbDrop}, nlbMatches},
-		{"named quota", "ip", false, [][]byte{nlbExpr("objref", nlbU32(unix.NFTA_OBJREF_IMM_TYPE, 2)), nlbDrop}, nlbFails},
-		{"objref of no type", "ip", false, [][]byte{nlbExpr("objref"), nlbDrop}, nlbFails},
-		{"statements", "ip", false, [][]byte{nlbExpr("counter"), nlbExpr("log"), nlbExpr("masq"), nlbExpr("notrack"), nlbExpr("dynset"), nlbDrop}, nlbMatches},
-		{"limit", "ip", false, [][]byte{nlbExpr("limit"), nlbDrop}, nlbMaybe},
-		{"quota", "ip", false, [][]byte{nlbExpr("quota"), nlbDrop}, nlbMaybe},
-		{"reject", "ip", false, [][]byte{nlbExpr("reject")}, nlbWant{ok: true, rule: true, verdict: vReject}},
-		{"redirect", "ip", false, [][]byte{nlbExpr("redir")}, nlbWant{ok: true, rule: true, verdict: vRedirect}},
-		{"queue", "ip", false, [][]byte{nlbExpr("queue")}, nlbWant{ok: true, rule: true, verdict: vQueue, uncertain: true}},
-		{"socket", "ip", false, [][]byte{nlbExpr("socket"), nlbDrop}, nlbFails},
-		{"an empty name", "ip", false, [][]byte{nlbExpr(""), nlbDrop}, nlbFails},
+		{"named counter", "ip", false, [][]byte{xExpr("objref", be32(unix.NFTA_OBJREF_IMM_TYPE, 1)), nlbDrop}, nlbMatches},
+		{"named quota", "ip", false, [][]byte{xExpr("objref", be32(unix.NFTA_OBJREF_IMM_TYPE, 2)), nlbDrop}, nlbFails},
+		{"objref of no type", "ip", false, [][]byte{xExpr("objref"), nlbDrop}, nlbFails},
+		{"statements", "ip", false, [][]byte{xExpr("counter"), xExpr("log"), xExpr("masq"), xExpr("notrack"), xExpr("dynset"), nlbDrop}, nlbMatches},
+		{"limit", "ip", false, [][]byte{xExpr("limit"), nlbDrop}, nlbMaybe},
+		{"quota", "ip", false, [][]byte{xExpr("quota"), nlbDrop}, nlbMaybe},
+		{"reject", "ip", false, [][]byte{xExpr("reject")}, nlbWant{ok: true, rule: true, verdict: vReject}},
+		{"redirect", "ip", false, [][]byte{xExpr("redir")}, nlbWant{ok: true, rule: true, verdict: vRedirect}},
+		{"queue", "ip", false, [][]byte{xExpr("queue")}, nlbWant{ok: true, rule: true, verdict: vQueue, uncertain: true}},
+		{"socket", "ip", false, [][]byte{xExpr("socket"), nlbDrop}, nlbFails},
+		{"an empty name", "ip", false, [][]byte{xExpr(""), nlbDrop}, nlbFails},
 		{"no expression", "ip", false, nil, nlbWant{ok: true, rule: true, verdict: vContinue}},
-		{"a failed condition ends the rule", "ip", false, [][]byte{nlbDaddr4, nlbEqOther4, nlbExpr("socket")}, nlbNever},
-		{"a failure ends the rule", "ip", false, [][]byte{nlbExpr("socket"), nlbDaddr4, nlbEqOther4}, nlbFails},
+		{"a failed condition ends the rule", "ip", false, [][]byte{nlbDaddr4, nlbEqOther4, xExpr("socket")}, nlbNever},
+		{"a failure ends the rule", "ip", false, [][]byte{xExpr("socket"), nlbDaddr4, nlbEqOther4}, nlbFails},
 		{"lookup of an unnamed set", "ip", false, [][]byte{nlbDaddr4, nlbLookup("", r1), nlbDrop}, nlbFails},
 		{"lookup of a set it can't read", "ip", false, [][]byte{nlbDaddr4, nlbLookup("gone", r1), nlbDrop}, nlbFails},
 		{"lookup of ranges it can't read", "ip", false, [][]byte{nlbDaddr4, nlbLookup("iv", r1), nlbDrop}, nlbFails},
-		{"lookup of a partly known key in a set it can't read", "ip", false, [][]byte{nlbPayload(netw, 12, 4, r1), nlbLookup("s", r1), nlbDrop}, nlbFails},
-		{"lookup without a register", "ip", false, [][]byte{nlbDaddr4, nlbExpr("lookup", nlbStr(unix.NFTA_LOOKUP_SET, "s")), nlbDrop}, nlbFails},
+		{"lookup of a partly known key in a set it can't read", "ip", false, [][]byte{xPayload(netw, 12, 4, r1), nlbLookup("s", r1), nlbDrop}, nlbFails},
+		{"lookup without a register", "ip", false, [][]byte{nlbDaddr4, xExpr("lookup", nlStr(unix.NFTA_LOOKUP_SET, "s")), nlbDrop}, nlbFails},
 		{"lookup past the registers", "ip", false, [][]byte{nlbDaddr4, nlbLookup("wide", unix.NFT_REG32_15), nlbDrop}, nlbFails},
 	}
 	// Elements of s and iv are dumped from a table no kernel here holds, so they can't be
@@ -440,7 +388,7 @@ func TestRunRuleSynthetic(t *testing.T) {
 // TestEachExprSkipsOtherAttributes: attributes of the list that are no NFTA_LIST_ELEM
 // are passed over, and a name's trailing NULs are not part of it.
 func TestEachExprSkipsOtherAttributes(t *testing.T) {
-	exprs := slices.Concat(nlbU32(unix.NFTA_LIST_ELEM+1, 7), nlbExpr("counter"), nlbNest(unix.NFTA_LIST_ELEM, nlbAttr(unix.NFTA_EXPR_NAME, []byte("log\x00\x00\x00"))))
+	exprs := slices.Concat(be32(unix.NFTA_LIST_ELEM+1, 7), xExpr("counter"), nest(unix.NFTA_LIST_ELEM, nla(unix.NFTA_EXPR_NAME, []byte("log\x00\x00\x00"))))
 	var names []string
 	eachExpr(exprs, func(name, data []byte) bool {
 		names = append(names, string(name))
@@ -500,8 +448,6 @@ func nlbFailing(elems ...nlElem) elementSource {
 	}
 }
 
-func nlbAddr4(s string) []byte { return netip.MustParseAddr(s).AsSlice() }
-
 func nlbCat(parts ...[]byte) []byte { return slices.Concat(parts...) }
 
 func TestNlSetFind(t *testing.T) {
@@ -510,14 +456,14 @@ func TestNlSetFind(t *testing.T) {
 	port := &nlSet{keyLen: 2}
 	rbtree := &nlSet{keyLen: 4, interval: true}
 	pipapo := &nlSet{keyLen: 8, interval: true, fields: []int{4, 2}}
-	start := func(a string) nlElem { return nlElem{key: nlbAddr4(a)} }
-	stop := func(a string) nlElem { return nlElem{key: nlbAddr4(a), intervalEnd: true} }
+	start := func(a string) nlElem { return nlElem{key: ip(a)} }
+	stop := func(a string) nlElem { return nlElem{key: ip(a), intervalEnd: true} }
 	// 10.0.0.0/8 and 169.254.169.255 as the rbtree dumps them, last first.
 	ranges := nlbSource(stop("169.254.170.0"), start("169.254.169.255"), stop("11.0.0.0"), start("10.0.0.0"))
 	// 169.254.169.0/24 . 80-90 and 10.0.0.0/8 . 0-65535 as pipapo dumps them.
 	pip := nlbSource(
-		nlElem{key: nlbCat(nlbAddr4("169.254.169.0"), []byte{0, 80, 0, 0}), end: nlbCat(nlbAddr4("169.254.169.255"), []byte{0, 90, 0, 0})},
-		nlElem{key: nlbCat(nlbAddr4("10.0.0.0"), []byte{0, 0, 0, 0}), end: nlbCat(nlbAddr4("10.255.255.255"), []byte{255, 255, 0, 0})},
+		nlElem{key: nlbCat(ip("169.254.169.0"), []byte{0, 80, 0, 0}), end: nlbCat(ip("169.254.169.255"), []byte{0, 90, 0, 0})},
+		nlElem{key: nlbCat(ip("10.0.0.0"), []byte{0, 0, 0, 0}), end: nlbCat(ip("10.255.255.255"), []byte{255, 255, 0, 0})},
 	)
 	// As the kernel dumps {169.254.168.0/24, 169.254.169.0/24}: adjacent ranges keep
 	// the first's end beside the second's start, the start first.
@@ -538,55 +484,55 @@ func TestNlSetFind(t *testing.T) {
 		{"hash hit", hash4, nlbSource(start("10.0.0.1"), start("169.254.169.254")), nlbIMDS4, []bool{k}, [][]byte{nlbIMDS4}, all, true},
 		{"hash miss", hash4, nlbSource(start("10.0.0.1"), start("169.254.169.253")), nlbIMDS4, []bool{k}, nil, all, true},
 		{"hash of no element", hash4, nlbSource(), nlbIMDS4, []bool{k}, nil, all, true},
-		{"hash of an unknown key", hash4, nlbSource(start("10.0.0.1"), start("169.254.169.254")), nlbIMDS4, []bool{u}, [][]byte{nlbAddr4("10.0.0.1"), nlbIMDS4}, unknown, true},
+		{"hash of an unknown key", hash4, nlbSource(start("10.0.0.1"), start("169.254.169.254")), nlbIMDS4, []bool{u}, [][]byte{ip("10.0.0.1"), nlbIMDS4}, unknown, true},
 		{"hash of a known second word", hash8, nlbSource(
-			nlElem{key: nlbCat(nlbAddr4("10.0.0.5"), nlbIMDS4)}, nlElem{key: nlbCat(nlbAddr4("10.0.0.5"), nlbAddr4("10.0.0.6"))}, nlElem{key: nlbCat(nlbIMDS4, nlbAddr4("10.0.0.6"))}),
-			nlbCat(make([]byte, 4), nlbIMDS4), []bool{u, k}, [][]byte{nlbCat(nlbAddr4("10.0.0.5"), nlbIMDS4)}, unknown, true},
+			nlElem{key: nlbCat(ip("10.0.0.5"), nlbIMDS4)}, nlElem{key: nlbCat(ip("10.0.0.5"), ip("10.0.0.6"))}, nlElem{key: nlbCat(nlbIMDS4, ip("10.0.0.6"))}),
+			nlbCat(make([]byte, 4), nlbIMDS4), []bool{u, k}, [][]byte{nlbCat(ip("10.0.0.5"), nlbIMDS4)}, unknown, true},
 		{"hash of a known first word", hash8, nlbSource(
-			nlElem{key: nlbCat(nlbAddr4("10.0.0.5"), nlbIMDS4)}, nlElem{key: nlbCat(nlbIMDS4, nlbAddr4("10.0.0.6"))}),
-			nlbCat(nlbIMDS4, make([]byte, 4)), []bool{k, u}, [][]byte{nlbCat(nlbIMDS4, nlbAddr4("10.0.0.6"))}, unknown, true},
+			nlElem{key: nlbCat(ip("10.0.0.5"), nlbIMDS4)}, nlElem{key: nlbCat(nlbIMDS4, ip("10.0.0.6"))}),
+			nlbCat(nlbIMDS4, make([]byte, 4)), []bool{k, u}, [][]byte{nlbCat(nlbIMDS4, ip("10.0.0.6"))}, unknown, true},
 		{"hash of a known key, two words", hash8, nlbSource(
-			nlElem{key: nlbCat(nlbAddr4("10.0.0.5"), nlbIMDS4)}, nlElem{key: nlbCat(nlbIMDS4, nlbIMDS4)}),
+			nlElem{key: nlbCat(ip("10.0.0.5"), nlbIMDS4)}, nlElem{key: nlbCat(nlbIMDS4, nlbIMDS4)}),
 			nlbCat(nlbIMDS4, nlbIMDS4), []bool{k, k}, [][]byte{nlbCat(nlbIMDS4, nlbIMDS4)}, all, true},
-		{"hash, a second word differing in its first byte", hash8, nlbSource(nlElem{key: nlbCat(nlbOther4, nlbAddr4("168.254.169.254"))}),
+		{"hash, a second word differing in its first byte", hash8, nlbSource(nlElem{key: nlbCat(nlbOther4, ip("168.254.169.254"))}),
 			nlbCat(nlbOther4, nlbIMDS4), []bool{k, k}, nil, all, true},
 		{"hash of a port", port, nlbSource(nlElem{key: []byte{1, 187}}, nlElem{key: nlbPort80}), nlbPort80, []bool{k}, [][]byte{nlbPort80}, all, true},
 		{"hash of a port, missed", port, nlbSource(nlElem{key: []byte{1, 80}}, nlElem{key: []byte{0, 81}}), nlbPort80, []bool{k}, nil, all, true},
 		{"hash that fails", hash4, nlbFailing(start("169.254.169.254")), nlbIMDS4, []bool{k}, [][]byte{nlbIMDS4}, all, false},
-		{"range hit", rbtree, ranges, nlbAddr4("10.1.2.3"), []bool{k}, [][]byte{nlbAddr4("10.0.0.0")}, all, true},
-		{"range start", rbtree, ranges, nlbAddr4("10.0.0.0"), []bool{k}, [][]byte{nlbAddr4("10.0.0.0")}, all, true},
-		{"range end", rbtree, ranges, nlbAddr4("11.0.0.0"), []bool{k}, nil, all, true},
-		{"range's last key", rbtree, ranges, nlbAddr4("10.255.255.255"), []bool{k}, [][]byte{nlbAddr4("10.0.0.0")}, all, true},
+		{"range hit", rbtree, ranges, ip("10.1.2.3"), []bool{k}, [][]byte{ip("10.0.0.0")}, all, true},
+		{"range start", rbtree, ranges, ip("10.0.0.0"), []bool{k}, [][]byte{ip("10.0.0.0")}, all, true},
+		{"range end", rbtree, ranges, ip("11.0.0.0"), []bool{k}, nil, all, true},
+		{"range's last key", rbtree, ranges, ip("10.255.255.255"), []bool{k}, [][]byte{ip("10.0.0.0")}, all, true},
 		{"between ranges", rbtree, ranges, nlbIMDS4, []bool{k}, nil, all, true},
-		{"a single-key range", rbtree, ranges, nlbAddr4("169.254.169.255"), []bool{k}, [][]byte{nlbAddr4("169.254.169.255")}, all, true},
-		{"after the single-key range", rbtree, ranges, nlbAddr4("169.254.170.0"), []bool{k}, nil, all, true},
-		{"after every range", rbtree, ranges, nlbAddr4("200.0.0.0"), []bool{k}, nil, all, true},
-		{"below every range", rbtree, ranges, nlbAddr4("9.255.255.255"), []bool{k}, nil, all, true},
-		{"an open range", rbtree, nlbSource(start("0.0.0.0"), start("169.254.0.0"), stop("170.0.0.0")), nlbAddr4("200.0.0.0"), []bool{k}, nil, all, true},
-		{"in the open range's start", rbtree, nlbSource(stop("170.0.0.0"), start("0.0.0.0"), start("100.0.0.0")), nlbIMDS4, []bool{k}, [][]byte{nlbAddr4("100.0.0.0")}, all, true},
-		{"adjacent ranges, the second", rbtree, adjacent, nlbIMDS4, []bool{k}, [][]byte{nlbAddr4("169.254.169.0")}, all, true},
-		{"adjacent ranges, the first", rbtree, adjacent, nlbAddr4("169.254.168.5"), []bool{k}, [][]byte{nlbAddr4("169.254.168.0")}, all, true},
-		{"adjacent ranges, at the second's start", rbtree, adjacent, nlbAddr4("169.254.169.0"), []bool{k}, [][]byte{nlbAddr4("169.254.169.0")}, all, true},
-		{"adjacent ranges, after", rbtree, adjacent, nlbAddr4("169.254.170.0"), []bool{k}, nil, all, true},
-		{"adjacent ranges, before", rbtree, adjacent, nlbAddr4("1.2.3.4"), []bool{k}, nil, all, true},
-		{"a range to the last address", rbtree, open, nlbAddr4("255.255.255.255"), []bool{k}, [][]byte{nlbAddr4("200.0.0.0")}, all, true},
+		{"a single-key range", rbtree, ranges, ip("169.254.169.255"), []bool{k}, [][]byte{ip("169.254.169.255")}, all, true},
+		{"after the single-key range", rbtree, ranges, ip("169.254.170.0"), []bool{k}, nil, all, true},
+		{"after every range", rbtree, ranges, ip("200.0.0.0"), []bool{k}, nil, all, true},
+		{"below every range", rbtree, ranges, ip("9.255.255.255"), []bool{k}, nil, all, true},
+		{"an open range", rbtree, nlbSource(start("0.0.0.0"), start("169.254.0.0"), stop("170.0.0.0")), ip("200.0.0.0"), []bool{k}, nil, all, true},
+		{"in the open range's start", rbtree, nlbSource(stop("170.0.0.0"), start("0.0.0.0"), start("100.0.0.0")), nlbIMDS4, []bool{k}, [][]byte{ip("100.0.0.0")}, all, true},
+		{"adjacent ranges, the second", rbtree, adjacent, nlbIMDS4, []bool{k}, [][]byte{ip("169.254.169.0")}, all, true},
+		{"adjacent ranges, the first", rbtree, adjacent, ip("169.254.168.5"), []bool{k}, [][]byte{ip("169.254.168.0")}, all, true},
+		{"adjacent ranges, at the second's start", rbtree, adjacent, ip("169.254.169.0"), []bool{k}, [][]byte{ip("169.254.169.0")}, all, true},
+		{"adjacent ranges, after", rbtree, adjacent, ip("169.254.170.0"), []bool{k}, nil, all, true},
+		{"adjacent ranges, before", rbtree, adjacent, ip("1.2.3.4"), []bool{k}, nil, all, true},
+		{"a range to the last address", rbtree, open, ip("255.255.255.255"), []bool{k}, [][]byte{ip("200.0.0.0")}, all, true},
 		{"a single address among ranges", rbtree, open, nlbIMDS4, []bool{k}, [][]byte{nlbIMDS4}, all, true},
-		{"a range from the first address", rbtree, open, nlbAddr4("127.255.255.255"), []bool{k}, [][]byte{nlbAddr4("0.0.0.0")}, all, true},
-		{"past a range from the first address", rbtree, open, nlbAddr4("128.0.0.0"), []bool{k}, nil, all, true},
-		{"a range with its end", rbtree, nlbSource(nlElem{key: nlbAddr4("169.254.169.254"), end: nlbAddr4("169.254.169.255")}), nlbIMDS4, []bool{k}, [][]byte{nlbIMDS4}, all, true},
-		{"at a range's end", rbtree, nlbSource(nlElem{key: nlbAddr4("169.254.169.250"), end: nlbAddr4("169.254.169.254")}), nlbIMDS4, []bool{k}, [][]byte{nlbAddr4("169.254.169.250")}, all, true},
-		{"past a range's end", rbtree, nlbSource(nlElem{key: nlbAddr4("169.254.169.250"), end: nlbAddr4("169.254.169.253")}), nlbIMDS4, []bool{k}, nil, all, true},
-		{"before a range with its end", rbtree, nlbSource(nlElem{key: nlbAddr4("169.254.169.255"), end: nlbAddr4("169.254.170.0")}), nlbIMDS4, []bool{k}, nil, all, true},
-		{"ranges that fail", rbtree, nlbFailing(start("10.0.0.0")), nlbAddr4("10.0.0.1"), []bool{k}, [][]byte{nlbAddr4("10.0.0.0")}, all, false},
-		{"ranges of an unknown key", rbtree, ranges, nlbIMDS4, []bool{u}, [][]byte{nlbAddr4("169.254.170.0"), nlbAddr4("169.254.169.255"), nlbAddr4("11.0.0.0"), nlbAddr4("10.0.0.0")}, unknown, true},
-		{"ranges of an unknown key that fail", rbtree, nlbFailing(start("10.0.0.0")), nlbIMDS4, []bool{u}, [][]byte{nlbAddr4("10.0.0.0")}, unknown, false},
-		{"pipapo hit", pipapo, pip, nlbCat(nlbIMDS4, []byte{0, 80, 0, 0}), []bool{k, k}, [][]byte{nlbCat(nlbAddr4("169.254.169.0"), []byte{0, 80, 0, 0})}, all, true},
-		{"pipapo at the ends", pipapo, pip, nlbCat(nlbAddr4("169.254.169.255"), []byte{0, 90, 0, 0}), []bool{k, k}, [][]byte{nlbCat(nlbAddr4("169.254.169.0"), []byte{0, 80, 0, 0})}, all, true},
+		{"a range from the first address", rbtree, open, ip("127.255.255.255"), []bool{k}, [][]byte{ip("0.0.0.0")}, all, true},
+		{"past a range from the first address", rbtree, open, ip("128.0.0.0"), []bool{k}, nil, all, true},
+		{"a range with its end", rbtree, nlbSource(nlElem{key: ip("169.254.169.254"), end: ip("169.254.169.255")}), nlbIMDS4, []bool{k}, [][]byte{nlbIMDS4}, all, true},
+		{"at a range's end", rbtree, nlbSource(nlElem{key: ip("169.254.169.250"), end: ip("169.254.169.254")}), nlbIMDS4, []bool{k}, [][]byte{ip("169.254.169.250")}, all, true},
+		{"past a range's end", rbtree, nlbSource(nlElem{key: ip("169.254.169.250"), end: ip("169.254.169.253")}), nlbIMDS4, []bool{k}, nil, all, true},
+		{"before a range with its end", rbtree, nlbSource(nlElem{key: ip("169.254.169.255"), end: ip("169.254.170.0")}), nlbIMDS4, []bool{k}, nil, all, true},
+		{"ranges that fail", rbtree, nlbFailing(start("10.0.0.0")), ip("10.0.0.1"), []bool{k}, [][]byte{ip("10.0.0.0")}, all, false},
+		{"ranges of an unknown key", rbtree, ranges, nlbIMDS4, []bool{u}, [][]byte{ip("169.254.170.0"), ip("169.254.169.255"), ip("11.0.0.0"), ip("10.0.0.0")}, unknown, true},
+		{"ranges of an unknown key that fail", rbtree, nlbFailing(start("10.0.0.0")), nlbIMDS4, []bool{u}, [][]byte{ip("10.0.0.0")}, unknown, false},
+		{"pipapo hit", pipapo, pip, nlbCat(nlbIMDS4, []byte{0, 80, 0, 0}), []bool{k, k}, [][]byte{nlbCat(ip("169.254.169.0"), []byte{0, 80, 0, 0})}, all, true},
+		{"pipapo at the ends", pipapo, pip, nlbCat(ip("169.254.169.255"), []byte{0, 90, 0, 0}), []bool{k, k}, [][]byte{nlbCat(ip("169.254.169.0"), []byte{0, 80, 0, 0})}, all, true},
 		{"pipapo port above", pipapo, pip, nlbCat(nlbIMDS4, []byte{0, 91, 0, 0}), []bool{k, k}, nil, all, true},
 		{"pipapo port below", pipapo, pip, nlbCat(nlbIMDS4, []byte{0, 79, 0, 0}), []bool{k, k}, nil, all, true},
-		{"pipapo address above", pipapo, pip, nlbCat(nlbAddr4("169.254.170.0"), []byte{0, 80, 0, 0}), []bool{k, k}, nil, all, true},
-		{"pipapo address below", pipapo, pip, nlbCat(nlbAddr4("169.254.168.255"), []byte{0, 80, 0, 0}), []bool{k, k}, nil, all, true},
-		{"pipapo of an unknown key", pipapo, pip, nlbCat(nlbIMDS4, []byte{0, 80, 0, 0}), []bool{u, k}, [][]byte{nlbCat(nlbAddr4("169.254.169.0"), []byte{0, 80, 0, 0}), nlbCat(nlbAddr4("10.0.0.0"), make([]byte, 4))}, unknown, true},
+		{"pipapo address above", pipapo, pip, nlbCat(ip("169.254.170.0"), []byte{0, 80, 0, 0}), []bool{k, k}, nil, all, true},
+		{"pipapo address below", pipapo, pip, nlbCat(ip("169.254.168.255"), []byte{0, 80, 0, 0}), []bool{k, k}, nil, all, true},
+		{"pipapo of an unknown key", pipapo, pip, nlbCat(nlbIMDS4, []byte{0, 80, 0, 0}), []bool{u, k}, [][]byte{nlbCat(ip("169.254.169.0"), []byte{0, 80, 0, 0}), nlbCat(ip("10.0.0.0"), make([]byte, 4))}, unknown, true},
 		{"pipapo that fails", pipapo, nlbFailing(), nlbCat(nlbIMDS4, []byte{0, 80, 0, 0}), []bool{k, k}, nil, all, false},
 	}
 	for _, tt := range tests {
@@ -604,7 +550,7 @@ func TestNlSetFind(t *testing.T) {
 // TestNlSetFindKeeps: what find returns is the element's own: its end, its verdict and
 // target, copied out of the dump's buffer.
 func TestNlSetFindKeeps(t *testing.T) {
-	e := nlElem{key: nlbAddr4("169.254.169.0"), end: nlbAddr4("169.254.169.255"), verdict: vGoto, target: "svc"}
+	e := nlElem{key: ip("169.254.169.0"), end: ip("169.254.169.255"), verdict: vGoto, target: "svc"}
 	for _, s := range []*nlSet{{keyLen: 4, interval: true}, {keyLen: 4, interval: true, fields: []int{4}}} {
 		hits, o, ok := s.find(nlbSource(e), nlbIMDS4, []bool{true})
 		if !ok || o != all || len(hits) != 1 || !bytes.Equal(hits[0].end, e.end) || hits[0].verdict != vGoto || hits[0].target != "svc" {
@@ -624,10 +570,10 @@ func TestNlSetFindKeeps(t *testing.T) {
 
 func TestNlSetMatches(t *testing.T) {
 	pipapo := &nlSet{keyLen: 12, interval: true, fields: []int{4, 1, 2}}
-	e := &nlElem{key: nlbCat(nlbAddr4("169.254.169.0"), []byte{6, 0, 0, 0}, []byte{0, 80, 0, 0}), end: nlbCat(nlbAddr4("169.254.169.255"), []byte{6, 0, 0, 0}, []byte{0, 90, 0, 0})}
+	e := &nlElem{key: nlbCat(ip("169.254.169.0"), []byte{6, 0, 0, 0}, []byte{0, 80, 0, 0}), end: nlbCat(ip("169.254.169.255"), []byte{6, 0, 0, 0}, []byte{0, 90, 0, 0})}
 	k, u := true, false
 	key := func(a string, proto byte, port byte) []byte {
-		return nlbCat(nlbAddr4(a), []byte{proto, 0, 0, 0}, []byte{0, port, 0, 0})
+		return nlbCat(ip(a), []byte{proto, 0, 0, 0}, []byte{0, port, 0, 0})
 	}
 	for _, tt := range []struct {
 		name  string
@@ -650,9 +596,9 @@ func TestNlSetMatches(t *testing.T) {
 		{"a field past the known words", &nlSet{keyLen: 8, interval: true, fields: []int{4, 2}}, &nlElem{key: make([]byte, 8)}, make([]byte, 8), []bool{u}, false},
 		{"a field just fitting", &nlSet{keyLen: 6, interval: true, fields: []int{4, 2}}, &nlElem{key: make([]byte, 6)}, make([]byte, 6), []bool{k, k}, true},
 		{"a value without an end", &nlSet{keyLen: 4, interval: true, fields: []int{4}}, &nlElem{key: nlbIMDS4}, nlbIMDS4, []bool{k}, true},
-		{"a value without an end, missed", &nlSet{keyLen: 4, interval: true, fields: []int{4}}, &nlElem{key: nlbIMDS4}, nlbAddr4("169.254.169.253"), []bool{k}, false},
-		{"one part", &nlSet{keyLen: 4, interval: true}, &nlElem{key: nlbAddr4("169.254.0.0"), end: nlbAddr4("169.254.255.255")}, nlbIMDS4, []bool{k}, true},
-		{"one part, missed", &nlSet{keyLen: 4, interval: true}, &nlElem{key: nlbAddr4("169.254.0.0"), end: nlbAddr4("169.254.169.253")}, nlbIMDS4, []bool{k}, false},
+		{"a value without an end, missed", &nlSet{keyLen: 4, interval: true, fields: []int{4}}, &nlElem{key: nlbIMDS4}, ip("169.254.169.253"), []bool{k}, false},
+		{"one part", &nlSet{keyLen: 4, interval: true}, &nlElem{key: ip("169.254.0.0"), end: ip("169.254.255.255")}, nlbIMDS4, []bool{k}, true},
+		{"one part, missed", &nlSet{keyLen: 4, interval: true}, &nlElem{key: ip("169.254.0.0"), end: ip("169.254.169.253")}, nlbIMDS4, []bool{k}, false},
 		{"hash, last word short", &nlSet{keyLen: 6}, &nlElem{key: nlbCat(nlbIMDS4, []byte{0, 80})}, nlbCat(nlbIMDS4, []byte{0, 80}), []bool{k, k}, true},
 		{"hash, last word differs", &nlSet{keyLen: 6}, &nlElem{key: nlbCat(nlbIMDS4, []byte{0, 81})}, nlbCat(nlbIMDS4, []byte{0, 80}), []bool{k, k}, false},
 		{"hash, first word differs", &nlSet{keyLen: 6}, &nlElem{key: nlbCat(nlbOther4, []byte{0, 80})}, nlbCat(nlbIMDS4, []byte{0, 80}), []bool{k, k}, false},
@@ -664,7 +610,7 @@ func TestNlSetMatches(t *testing.T) {
 }
 
 func TestParseNlElem(t *testing.T) {
-	key := nlbData(unix.NFTA_SET_ELEM_KEY, nlbIMDS4)
+	key := nlValue(unix.NFTA_SET_ELEM_KEY, nlbIMDS4)
 	for _, tt := range []struct {
 		name    string
 		a       []byte
@@ -677,15 +623,15 @@ func TestParseNlElem(t *testing.T) {
 	}{
 		{"a key", key, 4, true, nil, false, vContinue, ""},
 		{"a key of another length", key, 16, false, nil, false, vContinue, ""},
-		{"no key", nlbU32(unix.NFTA_SET_ELEM_FLAGS, 0), 4, false, nil, false, vContinue, ""},
-		{"an interval end", nlbCat(key, nlbU32(unix.NFTA_SET_ELEM_FLAGS, unix.NFT_SET_ELEM_INTERVAL_END)), 4, true, nil, true, vContinue, ""},
-		{"other flags", nlbCat(key, nlbU32(unix.NFTA_SET_ELEM_FLAGS, 2)), 4, true, nil, false, vContinue, ""},
-		{"a key end", nlbCat(key, nlbData(nftaSetElemKeyEnd, nlbAddr4("169.254.169.255"))), 4, true, nlbAddr4("169.254.169.255"), false, vContinue, ""},
-		{"a key end of another length", nlbCat(key, nlbData(nftaSetElemKeyEnd, []byte{1})), 4, false, []byte{1}, false, vContinue, ""},
+		{"no key", be32(unix.NFTA_SET_ELEM_FLAGS, 0), 4, false, nil, false, vContinue, ""},
+		{"an interval end", nlbCat(key, be32(unix.NFTA_SET_ELEM_FLAGS, unix.NFT_SET_ELEM_INTERVAL_END)), 4, true, nil, true, vContinue, ""},
+		{"other flags", nlbCat(key, be32(unix.NFTA_SET_ELEM_FLAGS, 2)), 4, true, nil, false, vContinue, ""},
+		{"a key end", nlbCat(key, nlValue(nftaSetElemKeyEnd, ip("169.254.169.255"))), 4, true, ip("169.254.169.255"), false, vContinue, ""},
+		{"a key end of another length", nlbCat(key, nlValue(nftaSetElemKeyEnd, []byte{1})), 4, false, []byte{1}, false, vContinue, ""},
 		{"a verdict", nlbCat(key, nlbVerdict(unix.NFTA_SET_ELEM_DATA, unix.NFT_GOTO, "svc")), 4, true, nil, false, vGoto, "svc"},
 		{"a drop", nlbCat(key, nlbVerdict(unix.NFTA_SET_ELEM_DATA, nfDrop, "")), 4, true, nil, false, vDrop, ""},
 		{"a verdict it does not follow", nlbCat(key, nlbVerdict(unix.NFTA_SET_ELEM_DATA, unix.NFT_BREAK, "")), 4, false, nil, false, 0, ""},
-		{"data", nlbCat(key, nlbData(unix.NFTA_SET_ELEM_DATA, nlbOther4)), 4, true, nil, false, vContinue, ""},
+		{"data", nlbCat(key, nlValue(unix.NFTA_SET_ELEM_DATA, nlbOther4)), 4, true, nil, false, vContinue, ""},
 	} {
 		e, ok := parseNlElem(tt.a, tt.keyLen)
 		if ok != tt.ok || ok && !bytes.Equal(e.key, nlbIMDS4) || !bytes.Equal(e.end, tt.end) || e.intervalEnd != tt.ivEnd || e.verdict != tt.verdict || e.target != tt.target {
@@ -725,11 +671,11 @@ table ip imdsmend-unit {
 		t.Fatalf("nft -f: %v: %s", err, out)
 	}
 	r1, r2 := uint32(unix.NFT_REG_1), uint32(unix.NFT_REG_2)
-	saddr := nlbPayload(unix.NFT_PAYLOAD_NETWORK_HEADER, 12, 4, r1)
-	inv := nlbU32(unix.NFTA_LOOKUP_FLAGS, unix.NFT_LOOKUP_F_INV)
-	toVerdict := nlbU32(unix.NFTA_LOOKUP_DREG, unix.NFT_REG_VERDICT)
-	pairKey := [][]byte{saddr, nlbPayload(unix.NFT_PAYLOAD_NETWORK_HEADER, 16, 4, unix.NFT_REG32_01)}
-	addrPort := [][]byte{nlbDaddr4, nlbPayload(unix.NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, unix.NFT_REG32_01)}
+	saddr := xPayload(unix.NFT_PAYLOAD_NETWORK_HEADER, 12, 4, r1)
+	inv := be32(unix.NFTA_LOOKUP_FLAGS, unix.NFT_LOOKUP_F_INV)
+	toVerdict := be32(unix.NFTA_LOOKUP_DREG, unix.NFT_REG_VERDICT)
+	pairKey := [][]byte{saddr, xPayload(unix.NFT_PAYLOAD_NETWORK_HEADER, 16, 4, unix.NFT_REG32_01)}
+	addrPort := [][]byte{nlbDaddr4, xPayload(unix.NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, unix.NFT_REG32_01)}
 	tests := []struct {
 		name  string
 		exprs [][]byte
@@ -754,18 +700,18 @@ table ip imdsmend-unit {
 		{"saddr . daddr @pairo", append(pairKey, nlbLookup("pairo", r1), nlbDrop), nlbNever, nil},
 		{"daddr . dport @pp", append(addrPort, nlbLookup("pp", r1), nlbDrop), nlbMatches, nil},
 		{"daddr . dport @ppo", append(addrPort, nlbLookup("ppo", r1), nlbDrop), nlbNever, nil},
-		{"l4proto @protos", [][]byte{nlbMeta(unix.NFT_META_L4PROTO, r1), nlbLookup("protos", r1), nlbDrop}, nlbMatches, nil},
-		{"ttl @protos", [][]byte{nlbPayload(unix.NFT_PAYLOAD_NETWORK_HEADER, 8, 1, r1), nlbLookup("protos", r1), nlbDrop}, nlbMaybe, nil},
+		{"l4proto @protos", [][]byte{xMeta(unix.NFT_META_L4PROTO, r1), nlbLookup("protos", r1), nlbDrop}, nlbMatches, nil},
+		{"ttl @protos", [][]byte{xPayload(unix.NFT_PAYLOAD_NETWORK_HEADER, 8, 1, r1), nlbLookup("protos", r1), nlbDrop}, nlbMaybe, nil},
 		{"daddr vmap @vm", [][]byte{nlbDaddr4, nlbLookup("vm", r1, toVerdict)}, nlbWant{ok: true, rule: true}, []string{"3 other certain=true"}},
 		{"daddr vmap @vmo", [][]byte{nlbDaddr4, nlbLookup("vmo", r1, toVerdict)}, nlbWant{ok: true, rule: true}, nil},
 		{"saddr vmap @vm", [][]byte{saddr, nlbLookup("vm", r1, toVerdict)}, nlbWant{ok: true, rule: true}, []string{"3 other certain=false", "5  certain=false"}},
 		{"inverted vmap", [][]byte{nlbDaddr4, nlbLookup("vm", r1, toVerdict, inv)}, nlbFails, nil},
-		{"daddr map @dm", [][]byte{nlbDaddr4, nlbLookup("dm", r1, nlbU32(unix.NFTA_LOOKUP_DREG, r2)), nlbCmp(unix.NFT_CMP_EQ, r2, nlbIMDS4), nlbDrop}, nlbMaybe, nil},
-		{"saddr map @dm", [][]byte{saddr, nlbLookup("dm", r1, nlbU32(unix.NFTA_LOOKUP_DREG, r2)), nlbDrop}, nlbMatches, nil},
-		{"daddr map @dm into no register", [][]byte{nlbDaddr4, nlbLookup("dm", r1, nlbU32(unix.NFTA_LOOKUP_DREG, 99)), nlbDrop}, nlbFails, nil},
-		{"inverted data map", [][]byte{nlbDaddr4, nlbLookup("dm", r1, nlbU32(unix.NFTA_LOOKUP_DREG, r2), inv), nlbDrop}, nlbFails, nil},
+		{"daddr map @dm", [][]byte{nlbDaddr4, nlbLookup("dm", r1, be32(unix.NFTA_LOOKUP_DREG, r2)), nlbCmp(unix.NFT_CMP_EQ, r2, nlbIMDS4), nlbDrop}, nlbMaybe, nil},
+		{"saddr map @dm", [][]byte{saddr, nlbLookup("dm", r1, be32(unix.NFTA_LOOKUP_DREG, r2)), nlbDrop}, nlbMatches, nil},
+		{"daddr map @dm into no register", [][]byte{nlbDaddr4, nlbLookup("dm", r1, be32(unix.NFTA_LOOKUP_DREG, 99)), nlbDrop}, nlbFails, nil},
+		{"inverted data map", [][]byte{nlbDaddr4, nlbLookup("dm", r1, be32(unix.NFTA_LOOKUP_DREG, r2), inv), nlbDrop}, nlbFails, nil},
 		{"a set that is not there", [][]byte{nlbDaddr4, nlbLookup("gone", r1), nlbDrop}, nlbFails, nil},
-		{"a key past the registers", [][]byte{nlbPayload(unix.NFT_PAYLOAD_NETWORK_HEADER, 16, 4, unix.NFT_REG32_15), nlbLookup("pair", unix.NFT_REG32_15), nlbDrop}, nlbFails, nil},
+		{"a key past the registers", [][]byte{xPayload(unix.NFT_PAYLOAD_NETWORK_HEADER, 16, 4, unix.NFT_REG32_15), nlbLookup("pair", unix.NFT_REG32_15), nlbDrop}, nlbFails, nil},
 	}
 	nt := &nftNetlinkTable{id: nftTableID{family: "ip", name: "imdsmend-unit"}, nfproto: unix.NFPROTO_IPV4,
 		sets: &nlSets{m: map[string]*nlSet{}, read: readNlSet}}
@@ -801,15 +747,15 @@ func TestEachAttrBounds(t *testing.T) {
 		stop int // f returns false at this visit (0: never)
 		want []nlbVisit
 	}{
-		{"padded values", nlbCat(nlbAttr(1, []byte("a")), nlbAttr(2, []byte("bcdef")), nlbAttr(3, nil)), 0, []nlbVisit{{1, "a"}, {2, "bcdef"}, {3, ""}}},
-		{"flags cleared", nlbCat(nlbAttr(4|unix.NLA_F_NESTED, []byte("x")), nlbAttr(5|unix.NLA_F_NET_BYTEORDER, []byte("y"))), 0, []nlbVisit{{4, "x"}, {5, "y"}}},
-		{"the last one unpadded", nlbCat(nlbAttr(1, []byte("abcd")), hdr(5, 2), []byte("z")), 0, []nlbVisit{{1, "abcd"}, {2, "z"}}},
-		{"a size below the header", nlbCat(nlbAttr(1, []byte("abcd")), hdr(3, 2), []byte("zzzz")), 0, []nlbVisit{{1, "abcd"}}},
-		{"a size past the end", nlbCat(nlbAttr(1, []byte("abcd")), hdr(9, 2), []byte("zzzz")), 0, []nlbVisit{{1, "abcd"}}},
-		{"a size at the end", nlbCat(nlbAttr(1, []byte("abcd")), hdr(8, 2), []byte("zzzz")), 0, []nlbVisit{{1, "abcd"}, {2, "zzzz"}}},
-		{"a short header", nlbCat(nlbAttr(1, []byte("abcd")), []byte{8, 0, 2}), 0, []nlbVisit{{1, "abcd"}}},
-		{"the padding cut", nlbCat(nlbAttr(1, []byte("abcd")), hdr(6, 2), []byte("zz"), hdr(4, 3)), 0, []nlbVisit{{1, "abcd"}, {2, "zz"}}},
-		{"stopped", nlbCat(nlbAttr(1, nil), nlbAttr(2, nil), nlbAttr(3, nil)), 2, []nlbVisit{{1, ""}, {2, ""}}},
+		{"padded values", nlbCat(nla(1, []byte("a")), nla(2, []byte("bcdef")), nla(3, nil)), 0, []nlbVisit{{1, "a"}, {2, "bcdef"}, {3, ""}}},
+		{"flags cleared", nlbCat(nla(4|unix.NLA_F_NESTED, []byte("x")), nla(5|unix.NLA_F_NET_BYTEORDER, []byte("y"))), 0, []nlbVisit{{4, "x"}, {5, "y"}}},
+		{"the last one unpadded", nlbCat(nla(1, []byte("abcd")), hdr(5, 2), []byte("z")), 0, []nlbVisit{{1, "abcd"}, {2, "z"}}},
+		{"a size below the header", nlbCat(nla(1, []byte("abcd")), hdr(3, 2), []byte("zzzz")), 0, []nlbVisit{{1, "abcd"}}},
+		{"a size past the end", nlbCat(nla(1, []byte("abcd")), hdr(9, 2), []byte("zzzz")), 0, []nlbVisit{{1, "abcd"}}},
+		{"a size at the end", nlbCat(nla(1, []byte("abcd")), hdr(8, 2), []byte("zzzz")), 0, []nlbVisit{{1, "abcd"}, {2, "zzzz"}}},
+		{"a short header", nlbCat(nla(1, []byte("abcd")), []byte{8, 0, 2}), 0, []nlbVisit{{1, "abcd"}}},
+		{"the padding cut", nlbCat(nla(1, []byte("abcd")), hdr(6, 2), []byte("zz"), hdr(4, 3)), 0, []nlbVisit{{1, "abcd"}, {2, "zz"}}},
+		{"stopped", nlbCat(nla(1, nil), nla(2, nil), nla(3, nil)), 2, []nlbVisit{{1, ""}, {2, ""}}},
 		{"nothing", nil, 0, nil},
 	} {
 		var got []nlbVisit
@@ -821,7 +767,7 @@ func TestEachAttrBounds(t *testing.T) {
 			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
 		}
 	}
-	b := nlbCat(nlbAttr(1, []byte("a")), nlbAttr(2, []byte("b")), nlbAttr(2, []byte("c")))
+	b := nlbCat(nla(1, []byte("a")), nla(2, []byte("b")), nla(2, []byte("c")))
 	if got := string(attr(b, 2)); got != "b" {
 		t.Errorf("attr(2) = %q, want the first", got)
 	}
@@ -838,7 +784,7 @@ func TestEachAttrBounds(t *testing.T) {
 		}
 	}
 	var names []string
-	eachExpr(nlbCat(nlbExpr("a"), nlbExpr("b"), nlbExpr("c")), func(name, _ []byte) bool {
+	eachExpr(nlbCat(xExpr("a"), xExpr("b"), xExpr("c")), func(name, _ []byte) bool {
 		names = append(names, string(name))
 		return len(names) < 2
 	})
@@ -854,12 +800,12 @@ func TestEachAttrBounds(t *testing.T) {
 func TestChainSourceReadsOrFallsBack(t *testing.T) {
 	r1 := uint32(unix.NFT_REG_1)
 	daddr6 := func(a []byte) []byte {
-		return nlbCat(nlbDaddr6, nlbCmp(unix.NFT_CMP_EQ, r1, a), nlbExpr("counter"), nlbDrop)
+		return nlbCat(nlbDaddr6, nlbCmp(unix.NFT_CMP_EQ, r1, a), xExpr("counter"), nlbDrop)
 	}
 	chains := map[string][][]byte{
-		"KUBE":  {nlbCat(nlbDaddr4, nlbEqOther4, nlbExpr("counter"), nlbImm(unix.NFT_JUMP, "SVC")), nlbCat(nlbDaddr4, nlbEqIMDS4, nlbExpr("counter"), nlbDrop), nlbCat(nlbExpr("counter"), nlbImm(nfAccept, ""))},
-		"MIXED": {nlbCat(nlbExpr("counter"), nlbDrop), nlbExpr("socket"), nlbCat(nlbExpr("counter"), nlbDrop)},
-		"LAST":  {nlbCat(nlbExpr("counter"), nlbDrop), nlbExpr("socket")},
+		"KUBE":  {nlbCat(nlbDaddr4, nlbEqOther4, xExpr("counter"), xVerdict(unix.NFT_JUMP, "SVC")), nlbCat(nlbDaddr4, nlbEqIMDS4, xExpr("counter"), nlbDrop), nlbCat(xExpr("counter"), xVerdict(nfAccept, ""))},
+		"MIXED": {nlbCat(xExpr("counter"), nlbDrop), xExpr("socket"), nlbCat(xExpr("counter"), nlbDrop)},
+		"LAST":  {nlbCat(xExpr("counter"), nlbDrop), xExpr("socket")},
 		"SIX":   {daddr6(make([]byte, 16)), daddr6(nlbIMDS6)},
 	}
 	rules := func(_ uint8, table, chain string, f func([]byte)) error {

@@ -67,12 +67,7 @@ func xCmp(sreg, op uint32, value []byte) []byte {
 
 // xVerdict is an immediate verdict; chain is left out when empty.
 func xVerdict(code int32, chain string) []byte {
-	v := [][]byte{be32(unix.NFTA_VERDICT_CODE, uint32(code))}
-	if chain != "" {
-		v = append(v, nlStr(unix.NFTA_VERDICT_CHAIN, chain))
-	}
-	return xExpr("immediate", be32(unix.NFTA_IMMEDIATE_DREG, unix.NFT_REG_VERDICT),
-		nest(unix.NFTA_IMMEDIATE_DATA, nest(unix.NFTA_DATA_VERDICT, v...)))
+	return xExpr("immediate", be32(unix.NFTA_IMMEDIATE_DREG, unix.NFT_REG_VERDICT), nlbVerdict(unix.NFTA_IMMEDIATE_DATA, code, chain))
 }
 
 func xMatch(name string, rev uint32, info []byte) []byte {
