@@ -47,7 +47,7 @@ var tableBases = map[string][]string{
 // reads the whole ruleset (or sees there is none) as before. Each table is walked on its
 // own, in parallel.
 func readChains(ctx context.Context, users *userDB, packets map[string]packet) (fw *Firewall, ok bool) {
-	present, native, nlErr := presentTables()
+	tables, present, native, nlErr := presentTables()
 	if needsFullRead(present, native, nlErr) {
 		return nil, false
 	}
@@ -58,10 +58,6 @@ func readChains(ctx context.Context, users *userDB, packets map[string]packet) (
 	if err != nil {
 		return nil, false
 	}
-	tables, err := nftTables()
-	if err != nil {
-		return nil, false
-	}
 	bases, err := nftBaseChains()
 	if err != nil {
 		return nil, false
@@ -69,9 +65,9 @@ func readChains(ctx context.Context, users *userDB, packets map[string]packet) (
 	fw = &Firewall{Rules: []Rule{}, Sources: []string{}}
 	var sources []*chainSource
 	for _, fam := range []struct {
-		family, nft, bin string
-		nfproto          uint8
-	}{{"ipv4", "ip", paths.IptablesNft, unix.NFPROTO_IPV4}, {"ipv6", "ip6", paths.Ip6tablesNft, unix.NFPROTO_IPV6}} {
+		family, bin string
+		nfproto     uint8
+	}{{"ipv4", paths.IptablesNft, unix.NFPROTO_IPV4}, {"ipv6", paths.Ip6tablesNft, unix.NFPROTO_IPV6}} {
 		if !present["nft/"+fam.family] {
 			continue
 		}
@@ -81,7 +77,7 @@ func readChains(ctx context.Context, users *userDB, packets map[string]packet) (
 		}
 		fw.Sources = append(fw.Sources, "nft/"+fam.family)
 		for _, id := range tables {
-			if id.family != fam.nft || !xtablesTables[id.name] {
+			if iptablesNftFamily(id) != fam.family {
 				continue
 			}
 			t := &fwTable{backend: "nft", family: fam.family, name: id.name, chains: map[string]*fwChain{}}

@@ -105,7 +105,7 @@ var saveCommands = []struct {
 // table (docs/bench.md). Readers run in parallel. This is the full read; on a host with
 // only iptables-nft rules, readChains walks IMDS's path chain by chain first.
 func readSources(ctx context.Context) (*sourceText, error) {
-	present, native, nlErr := presentTables()
+	_, present, native, nlErr := presentTables()
 	saves, nftInstead, err := readSaves(ctx, present)
 	if err != nil {
 		return nil, err
@@ -131,21 +131,20 @@ func readSources(ctx context.Context) (*sourceText, error) {
 	return src, nil
 }
 
-// presentTables says which iptables backends and families hold tables (present, keyed
-// "backend/family") and whether nftables holds native tables. When netlink can't list the
-// nftables tables (nlErr), everything there is a tool for counts as present.
-func presentTables() (present map[string]bool, native bool, nlErr error) {
-	tables, nlErr := nftTables()
+// presentTables lists the nftables tables and says which iptables backends and families
+// hold tables (present, keyed "backend/family") and whether nftables holds native tables.
+// When netlink can't list the nftables tables (nlErr), everything there is a tool for
+// counts as present.
+func presentTables() (tables []nftTableID, present map[string]bool, native bool, nlErr error) {
+	tables, nlErr = nftTables()
 	present = map[string]bool{
 		"legacy/ipv4": procListsTables("/proc/net/ip_tables_names"),
 		"legacy/ipv6": procListsTables("/proc/net/ip6_tables_names"),
 	}
 	for _, id := range tables {
-		switch {
-		case id.family == "ip" && xtablesTables[id.name]:
-			present["nft/ipv4"] = true
-		case id.family == "ip6" && xtablesTables[id.name]:
-			present["nft/ipv6"] = true
+		switch fam := iptablesNftFamily(id); {
+		case fam != "":
+			present["nft/"+fam] = true
 		case packetFamilies(id.family) != nil:
 			native = true
 		}
@@ -153,7 +152,21 @@ func presentTables() (present map[string]bool, native bool, nlErr error) {
 	if nlErr != nil {
 		present["nft/ipv4"], present["nft/ipv6"], native = true, true, true
 	}
-	return present, native, nlErr
+	return tables, present, native, nlErr
+}
+
+// iptablesNftFamily is "ipv4" or "ipv6" for a table iptables-nft made (ip filter, ip6
+// nat, ...), "" for any other.
+func iptablesNftFamily(id nftTableID) string {
+	switch {
+	case !xtablesTables[id.name]:
+		return ""
+	case id.family == "ip":
+		return "ipv4"
+	case id.family == "ip6":
+		return "ipv6"
+	}
+	return ""
 }
 
 // readSaves runs the -save reader of every present backend and family, in parallel, the

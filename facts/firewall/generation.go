@@ -72,27 +72,22 @@ func currentGeneration(cfg Config) (generation, error) {
 
 // nftGeneration asks nftables for its generation id (NFT_MSG_GETGEN).
 func nftGeneration() (uint32, error) {
-	req := nl.NewNetlinkRequest(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETGEN, 0)
+	req := nl.NewNetlinkRequest(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETGEN, unix.NLM_F_ACK)
 	req.AddData(&nl.Nfgenmsg{NfgenFamily: unix.AF_UNSPEC, Version: unix.NFNETLINK_V0})
-	msgs, err := req.Execute(unix.NETLINK_NETFILTER, 0)
-	if err != nil {
+	var gen uint32
+	found := false
+	err := netfilterDump(req, func(m []byte) {
+		if len(m) >= nl.SizeofNfgenmsg && !found {
+			gen, found = beUint32(attr(m[nl.SizeofNfgenmsg:], unix.NFTA_GEN_ID))
+		}
+	})
+	switch {
+	case err != nil:
 		return 0, fmt.Errorf("read the nftables generation: %w", err)
+	case !found:
+		return 0, errors.New("read the nftables generation: no generation id in the answer")
 	}
-	for _, m := range msgs {
-		if len(m) < nl.SizeofNfgenmsg {
-			continue
-		}
-		attrs, err := nl.ParseRouteAttr(m[nl.SizeofNfgenmsg:])
-		if err != nil {
-			return 0, fmt.Errorf("read the nftables generation: %w", err)
-		}
-		for _, a := range attrs {
-			if a.Attr.Type == unix.NFTA_GEN_ID && len(a.Value) == 4 {
-				return binary.BigEndian.Uint32(a.Value), nil
-			}
-		}
-	}
-	return 0, errors.New("read the nftables generation: no generation id in the answer")
+	return gen, nil
 }
 
 // legacyFamily is how the kernel hands one family's legacy tables out (ipt_get_entries,

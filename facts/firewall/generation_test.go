@@ -227,7 +227,7 @@ func TestPresentTablesNames(t *testing.T) {
 	for _, tt := range tests {
 		run(t, "nft", "flush ruleset")
 		run(t, "nft", "add table "+tt.table)
-		present, native, err := presentTables()
+		_, present, native, err := presentTables()
 		if err != nil {
 			t.Fatalf("%s: %v", tt.table, err)
 		}

@@ -74,7 +74,7 @@ type nlSets struct {
 func readNativeTables(tables []nftTableID, bases []nftChainID) (out []*fwTable, ok bool) {
 	for _, id := range tables {
 		fams := packetFamilies(id.family)
-		if len(fams) == 0 || (id.family == "ip" || id.family == "ip6") && xtablesTables[id.name] {
+		if len(fams) == 0 || iptablesNftFamily(id) != "" {
 			continue // arp, bridge, netdev carry no IP traffic to IMDS; iptables-nft's own
 		}
 		sets := &nlSets{m: map[string]*nlSet{}, read: readNlSet}

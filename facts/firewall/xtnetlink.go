@@ -319,30 +319,14 @@ func prefixBits(mask []byte) (bits int, ok bool) {
 }
 
 func (d *xtDecoder) immediate(data []byte) {
-	reg, ok := beUint32(attr(data, unix.NFTA_IMMEDIATE_DREG))
-	verdict := attr(attr(data, unix.NFTA_IMMEDIATE_DATA), unix.NFTA_DATA_VERDICT)
-	code, codeOK := beUint32(attr(verdict, unix.NFTA_VERDICT_CODE))
-	if !ok || reg != unix.NFT_REG_VERDICT || !codeOK {
+	reg, regOK := beUint32(attr(data, unix.NFTA_IMMEDIATE_DREG))
+	verdict, target, ok := nlVerdict(attr(attr(data, unix.NFTA_IMMEDIATE_DATA), unix.NFTA_DATA_VERDICT))
+	// iptables-nft writes no continue: a rule without a target has no immediate.
+	if !regOK || reg != unix.NFT_REG_VERDICT || !ok || verdict == vContinue {
 		d.failed = true
 		return
 	}
-	d.r.target = ""
-	switch int32(code) {
-	case nfAccept:
-		d.r.verdict = vAccept
-	case nfDrop:
-		d.r.verdict = vDrop
-	case unix.NFT_RETURN:
-		d.r.verdict = vReturn
-	case unix.NFT_JUMP, unix.NFT_GOTO:
-		d.r.verdict, d.r.target = vJump, nlString(attr(verdict, unix.NFTA_VERDICT_CHAIN))
-		if int32(code) == unix.NFT_GOTO {
-			d.r.verdict = vGoto
-		}
-		d.failed = d.r.target == ""
-	default:
-		d.failed = true
-	}
+	d.r.verdict, d.r.target = verdict, target
 }
 
 // The xtables match structures decoded here (linux/netfilter/xt_*.h), in host byte order.
