@@ -93,13 +93,26 @@ type Set struct {
 // Empty reports whether s sets nothing.
 func (s Set) Empty() bool { return s == Set{} }
 
-// Reached reports whether o has every value s sets.
-func (s Set) Reached(o Options) bool {
-	return (s.HTTPEndpoint == "" || s.HTTPEndpoint == o.HTTPEndpoint) &&
-		(s.HTTPTokens == "" || s.HTTPTokens == o.HTTPTokens) &&
-		(s.HopLimit == 0 || s.HopLimit == o.HopLimit) &&
-		(s.HTTPIPv6 == "" || s.HTTPIPv6 == o.HTTPIPv6) &&
-		(s.MetadataTags == "" || s.MetadataTags == o.MetadataTags)
+// HeldBy is the part of s that o still holds: the values apply set that nobody has
+// changed since.
+func (s Set) HeldBy(o Options) Set {
+	var held Set
+	if s.HTTPEndpoint != "" && o.HTTPEndpoint == s.HTTPEndpoint {
+		held.HTTPEndpoint = s.HTTPEndpoint
+	}
+	if s.HTTPTokens != "" && o.HTTPTokens == s.HTTPTokens {
+		held.HTTPTokens = s.HTTPTokens
+	}
+	if s.HopLimit != 0 && o.HopLimit == s.HopLimit {
+		held.HopLimit = s.HopLimit
+	}
+	if s.HTTPIPv6 != "" && o.HTTPIPv6 == s.HTTPIPv6 {
+		held.HTTPIPv6 = s.HTTPIPv6
+	}
+	if s.MetadataTags != "" && o.MetadataTags == s.MetadataTags {
+		held.MetadataTags = s.MetadataTags
+	}
+	return held
 }
 
 // Minus is s without what o already has: what a call must still change.

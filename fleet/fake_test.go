@@ -29,12 +29,9 @@ type fakeRegion struct {
 	defaults  Defaults
 	images    map[string]string
 	err       error // every call fails (an unreachable region)
-	// pendingPolls is how many reads an instance stays pending after a change; polls
-	// counts the reads Modify made waiting.
-	pendingPolls, polls int
 	// beforeModify runs before each ModifyInstanceMetadataOptions, dry runs included.
-	beforeModify             func(r *fakeRegion, id string, dryRun bool) error
-	pages, modifies, dryRuns int
+	beforeModify      func(r *fakeRegion, id string, dryRun bool) error
+	modifies, dryRuns int
 }
 
 func (c *fakeCloud) Account(_ context.Context, role string) (Conn, error) {
@@ -67,7 +64,6 @@ func (r *fakeRegion) DescribeInstances(_ context.Context, in DescribeInput) (Des
 	if r.err != nil {
 		return DescribePage{}, r.err
 	}
-	r.pages++
 	if len(in.IDs) > 0 {
 		var out []Instance
 		for _, id := range in.IDs {
@@ -167,8 +163,6 @@ func (r *fakeRegion) Modify(_ context.Context, id string, set Set) (*Options, er
 	if set.HopLimit != 0 {
 		o.HopLimit = set.HopLimit
 	}
-	// Pending for pendingPolls reads, then applied, which the polling waits for.
-	r.polls += r.pendingPolls + 1
 	o.State = "applied"
 	after := *o
 	return &after, nil

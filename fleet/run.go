@@ -75,6 +75,7 @@ func (f *Fleet) plan(scopes []*scope) []Change {
 	settings := f.opts.Policy.Settings
 	lim := limits(f.opts.Policy)
 	var changes []Change
+	planned := 0
 	for _, s := range scopes {
 		for _, r := range s.results {
 			if r == nil || r.set.Empty() {
@@ -86,8 +87,10 @@ func (f *Fleet) plan(scopes []*scope) []Change {
 				c.Status, c.Error = types.StatusSkipped, `the policy is in mode = "report": nothing is changed`
 			case !settings.Allow.Permits(types.PermEC2API):
 				c.Status, c.Error = types.StatusSkipped, "not allowed by the policy: set settings { allow { ec2_api = true } } to permit it"
-			case countPlanned(changes) >= lim.MaxChanges:
+			case planned >= lim.MaxChanges:
 				c.Status, c.Error = types.StatusSkipped, fmt.Sprintf("beyond the policy's max_changes (%d) for one apply: run it again, or raise settings { fleet { max_changes } }", lim.MaxChanges)
+			default:
+				planned++
 			}
 			changes = append(changes, c)
 		}

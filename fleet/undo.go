@@ -126,24 +126,7 @@ func (f *Fleet) undoOne(ctx context.Context, apis *undoAPIs, c *Change, ledger *
 	}
 	now := page.Instances[0].Options
 	// Only what still holds the applied value goes back.
-	inverse := c.Set.Inverse(c.Before)
-	ours := Set{}
-	if c.Set.HTTPEndpoint != "" && now.HTTPEndpoint == c.Set.HTTPEndpoint {
-		ours.HTTPEndpoint = inverse.HTTPEndpoint
-	}
-	if c.Set.HTTPTokens != "" && now.HTTPTokens == c.Set.HTTPTokens {
-		ours.HTTPTokens = inverse.HTTPTokens
-	}
-	if c.Set.HopLimit != 0 && now.HopLimit == c.Set.HopLimit {
-		ours.HopLimit = inverse.HopLimit
-	}
-	if c.Set.HTTPIPv6 != "" && now.HTTPIPv6 == c.Set.HTTPIPv6 {
-		ours.HTTPIPv6 = inverse.HTTPIPv6
-	}
-	if c.Set.MetadataTags != "" && now.MetadataTags == c.Set.MetadataTags {
-		ours.MetadataTags = inverse.MetadataTags
-	}
-	ours = ours.Minus(now)
+	ours := c.Set.HeldBy(now).Inverse(c.Before).Minus(now)
 	if ours.Empty() {
 		c.Status, c.Detail = types.StatusUnchanged, "nothing to revert: the options no longer hold what apply set"
 		settled(c, ledger)

@@ -1,6 +1,7 @@
 package ec2api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -49,7 +50,7 @@ func LoadAWSConfig(ctx context.Context, o AWSOptions) (aws.Config, error) {
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("read the AWS environment: %w", err)
 	}
-	name := cmpOr(env.SharedConfigProfile, "default")
+	name := cmp.Or(env.SharedConfigProfile, "default")
 	profile, err := config.LoadSharedConfigProfile(ctx, name, func(lo *config.LoadSharedConfigOptions) {
 		if env.SharedConfigFile != "" {
 			lo.ConfigFiles = []string{env.SharedConfigFile}
@@ -67,7 +68,7 @@ func LoadAWSConfig(ctx context.Context, o AWSOptions) (aws.Config, error) {
 		return aws.Config{}, fmt.Errorf("load AWS profile %s: %w", name, err)
 	}
 	cfg := aws.Config{
-		Region:        cmpOr(o.Region, cmpOr(env.Region, profile.Region)),
+		Region:        cmp.Or(o.Region, env.Region, profile.Region),
 		HTTPClient:    o.HTTPClient,
 		Retryer:       o.Retryer,
 		ConfigSources: []any{env, profile},
@@ -76,7 +77,7 @@ func LoadAWSConfig(ctx context.Context, o AWSOptions) (aws.Config, error) {
 		cfg.HTTPClient = awshttp.NewBuildableClient()
 	}
 	if ignore, _, _ := config.GetIgnoreConfiguredEndpoints(ctx, cfg.ConfigSources); !ignore {
-		if base := cmpOr(env.BaseEndpoint, profile.BaseEndpoint); base != "" {
+		if base := cmp.Or(env.BaseEndpoint, profile.BaseEndpoint); base != "" {
 			cfg.BaseEndpoint = aws.String(base)
 		}
 	}
@@ -206,5 +207,5 @@ func webIdentity(cfg aws.Config, tokenFile, roleARN, session string) (aws.Creden
 		return nil, fmt.Errorf("web identity token file %s without a role ARN (AWS_ROLE_ARN, role_arn)", tokenFile)
 	}
 	return stscreds.NewWebIdentityRoleProvider(sts.NewFromConfig(cfg), roleARN, stscreds.IdentityTokenFile(tokenFile),
-		func(o *stscreds.WebIdentityRoleOptions) { o.RoleSessionName = cmpOr(session, "imdsmend") }), nil
+		func(o *stscreds.WebIdentityRoleOptions) { o.RoleSessionName = cmp.Or(session, "imdsmend") }), nil
 }

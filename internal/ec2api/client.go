@@ -8,6 +8,7 @@
 package ec2api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -70,9 +71,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, &Error{Kind: KindNoRegion, Op: OpConfigure,
 			Message: "the instance's region is unknown: set AWS_REGION or settings.ec2.region in the policy"}
 	}
-	timeout := cmpOr(cfg.Timeout, DefaultTimeout)
-	attempts := cmpOr(cfg.MaxAttempts, DefaultMaxAttempts)
-	backoff := cmpOr(cfg.MaxBackoff, DefaultMaxBackoff)
+	timeout := cmp.Or(cfg.Timeout, DefaultTimeout)
+	attempts := cmp.Or(cfg.MaxAttempts, DefaultMaxAttempts)
+	backoff := cmp.Or(cfg.MaxBackoff, DefaultMaxBackoff)
 	awsCfg, err := LoadAWSConfig(ctx, AWSOptions{
 		Region:     cfg.Region,
 		NoIMDS:     cfg.NoIMDS,
@@ -98,7 +99,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 // account and region — for cfg.Region (else awsCfg's); of cfg, it also takes Poll, and
 // NoIMDS and RoleARN for its messages.
 func NewFromConfig(awsCfg aws.Config, cfg Config) *Client {
-	region := cmpOr(cfg.Region, awsCfg.Region)
+	region := cmp.Or(cfg.Region, awsCfg.Region)
 	return &Client{
 		api:     ec2.NewFromConfig(awsCfg, func(o *ec2.Options) { o.Region = region }),
 		creds:   awsCfg.Credentials,
@@ -140,14 +141,6 @@ func (c *Client) noCredentials(err error) *Error {
 		msg += fmt.Sprintf("; settings.ec2.role_arn (%s) is assumed with those credentials", c.roleARN)
 	}
 	return &Error{Kind: KindNoCredentials, Op: OpAuthenticate, Message: msg + " (" + short(err.Error()) + ")", Err: err}
-}
-
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 // short trims an SDK message to its first line for findings.

@@ -1,6 +1,7 @@
 package ec2api
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -37,9 +38,9 @@ var DefaultPoll = Poll{Attempts: 8, Interval: 500 * time.Millisecond, MaxInterva
 
 func (p Poll) withDefaults() Poll {
 	return Poll{
-		Attempts:    cmpOr(p.Attempts, DefaultPoll.Attempts),
-		Interval:    cmpOr(p.Interval, DefaultPoll.Interval),
-		MaxInterval: cmpOr(p.MaxInterval, DefaultPoll.MaxInterval),
+		Attempts:    cmp.Or(p.Attempts, DefaultPoll.Attempts),
+		Interval:    cmp.Or(p.Interval, DefaultPoll.Interval),
+		MaxInterval: cmp.Or(p.MaxInterval, DefaultPoll.MaxInterval),
 	}
 }
 
