@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -194,9 +195,7 @@ func TestFirewallUFW(t *testing.T) {
 			other := listenBesideIMDS(t, hop)
 			tr := newProxyTree(t, hop.Host, map[string]string{})
 			ufw, err := harness.NewUFW(hop.Host, tr.root)
-			if err != nil {
-				t.Skip(err)
-			}
+			skipIfMissing(t, err)
 			// The reload makes the live rules what UFW's files say: `ufw deny out` alone
 			// leaves some IPv6 chains as `ufw enable` loaded them.
 			for _, args := range append(append([][]string{{"--force", "enable"}}, tc.setup...), []string{"reload"}) {
@@ -251,9 +250,7 @@ func TestFirewallFirewalld(t *testing.T) {
 	ctx, hop := newFrontendHop(t)
 	tr := newProxyTree(t, hop.Host, map[string]string{})
 	fw, err := harness.StartFirewalld(ctx, hop.Host, tr.root)
-	if err != nil {
-		t.Skip(err)
-	}
+	skipIfMissing(t, err)
 	rule := []string{"ipv4", "filter", "OUTPUT", "0", "-d", harness.IMDSAddr, "-p", "tcp", "--dport", "80", "-j", "DROP"}
 	for _, args := range [][]string{append([]string{"--permanent", "--direct", "--add-rule"}, rule...), {"--reload"}} {
 		if _, err := fw.Run(ctx, args...); err != nil {
@@ -261,7 +258,10 @@ func TestFirewallFirewalld(t *testing.T) {
 		}
 	}
 	permanent := func() string {
-		out, _ := fw.Run(ctx, "--permanent", "--direct", "--get-all-rules")
+		out, err := fw.Run(ctx, "--permanent", "--direct", "--get-all-rules")
+		if err != nil {
+			t.Fatal(err)
+		}
 		return strings.TrimSpace(out)
 	}
 	before := permanent()
@@ -297,9 +297,7 @@ func TestFirewallUFWLocked(t *testing.T) {
 	ctx, hop := newFrontendHop(t)
 	tr := newProxyTree(t, hop.Host, map[string]string{})
 	ufw, err := harness.NewUFW(hop.Host, tr.root)
-	if err != nil {
-		t.Skip(err)
-	}
+	skipIfMissing(t, err)
 	for _, args := range [][]string{{"--force", "enable"}, {"deny", "out", "to", harness.IMDSAddr}} {
 		if _, err := ufw.Run(ctx, args...); err != nil {
 			t.Fatal(err)
@@ -334,9 +332,7 @@ func TestFirewallFirewalldPolicy(t *testing.T) {
 	other := listenBesideIMDS(t, hop)
 	tr := newProxyTree(t, hop.Host, map[string]string{})
 	fw, err := harness.StartFirewalld(ctx, hop.Host, tr.root)
-	if err != nil {
-		t.Skip(err)
-	}
+	skipIfMissing(t, err)
 	for _, args := range [][]string{{"--permanent", "--new-policy=outdeny"}, {"--permanent", "--policy=outdeny", "--add-ingress-zone=HOST"},
 		{"--permanent", "--policy=outdeny", "--add-egress-zone=ANY"}, {"--permanent", "--policy=outdeny", "--set-target=REJECT"}, {"--reload"}} {
 		if _, err := fw.Run(ctx, args...); err != nil {
@@ -348,7 +344,10 @@ func TestFirewallFirewalldPolicy(t *testing.T) {
 		if permanent {
 			args = append([]string{"--permanent"}, args...)
 		}
-		out, _ := fw.Run(ctx, args...)
+		out, err := fw.Run(ctx, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
 		return strings.TrimSpace(out)
 	}
 
@@ -404,4 +403,16 @@ func newFrontendHop(t *testing.T) (context.Context, *harness.Hop) {
 		t.Fatal(err)
 	}
 	return ctx, hop
+}
+
+// skipIfMissing skips a front-end test when the front end's tools are not installed and
+// fails it when the front end could not be set up otherwise.
+func skipIfMissing(t *testing.T, err error) {
+	t.Helper()
+	switch {
+	case errors.Is(err, harness.ErrToolMissing):
+		t.Skip(err)
+	case err != nil:
+		t.Fatal(err)
+	}
 }

@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -370,10 +371,14 @@ type UFW struct {
 	root string
 }
 
+// ErrToolMissing: a front end's tools are not installed, so a test of it can only be
+// skipped; any other failure to set it up is the test's failure.
+var ErrToolMissing = errors.New("tool not installed")
+
 // NewUFW copies UFW's configuration into root (etc/ufw, etc/default/ufw) for ns.
 func NewUFW(ns *Namespace, root string) (*UFW, error) {
 	if _, err := exec.LookPath("ufw"); err != nil {
-		return nil, fmt.Errorf("ufw is not installed (apt-get install ufw): %w", err)
+		return nil, fmt.Errorf("ufw is not installed (apt-get install ufw): %w: %w", ErrToolMissing, err)
 	}
 	if err := os.MkdirAll(filepath.Join(root, "etc", "default"), 0o755); err != nil {
 		return nil, err
@@ -431,7 +436,7 @@ exec firewalld --nofork --nopid
 func StartFirewalld(ctx context.Context, ns *Namespace, root string) (*Firewalld, error) {
 	for _, bin := range []string{"firewalld", "firewall-cmd", "dbus-daemon", "nsenter"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			return nil, fmt.Errorf("%s is not installed (apt-get install firewalld): %w", bin, err)
+			return nil, fmt.Errorf("%s is not installed (apt-get install firewalld): %w: %w", bin, ErrToolMissing, err)
 		}
 	}
 	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
