@@ -18,12 +18,14 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/imdsmend/imdsmend"
@@ -75,7 +77,11 @@ func run(c config) error {
 	if c.imdssim, err = filepath.Abs(c.imdssim); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	// An interrupt cancels the run so the deferred clean-ups remove its namespaces and
+	// processes, as in the demo.
+	sigCtx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(sigCtx, 10*time.Minute)
 	defer cancel()
 	tmp, err := os.MkdirTemp("", "imdsmend-bench-")
 	if err != nil {
