@@ -1,12 +1,10 @@
 package remediate
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -112,15 +110,7 @@ func (f *firewalldMend) command(op string, permanent bool) []string {
 // runFirewallCmd runs firewall-cmd; a failure (no daemon, no permission) is a skip with its
 // words.
 func runFirewallCmd(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, paths.FirewallCmd, args...)
-	cmd.Env = append(os.Environ(), "LC_ALL=C")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	line := firewall.QuoteWords(append([]string{paths.FirewallCmd}, args...))
-	if err := cmd.Run(); err != nil {
-		return line, &skipError{fmt.Sprintf("%s failed (%v): %s", line, err, strings.TrimSpace(out.String()))}
-	}
-	return line, nil
+	return runFrontEnd(ctx, paths.FirewallCmd, "", args...)
 }
 
 // remove takes the rule out of the permanent configuration, then the running one.

@@ -167,13 +167,19 @@ func withoutComment(rule []string) []string {
 // runUFW runs ufw; a failure (ufw missing, /etc/ufw not writable, a rule ufw doesn't
 // know) is a skip with ufw's own words: nothing was changed.
 func runUFW(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, paths.UFW, args...)
+	return runFrontEnd(ctx, paths.UFW, "; nothing was changed", args...)
+}
+
+// runFrontEnd runs a firewall front end's tool in the C locale and returns its command
+// line; a failure is a skip quoting the tool's output, then suffix.
+func runFrontEnd(ctx context.Context, bin, suffix string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	line := firewall.QuoteWords(append([]string{paths.UFW}, args...))
+	line := firewall.QuoteWords(append([]string{bin}, args...))
 	if err := cmd.Run(); err != nil {
-		return line, &skipError{fmt.Sprintf("%s failed (%v): %s; nothing was changed", line, err, strings.TrimSpace(out.String()))}
+		return line, &skipError{fmt.Sprintf("%s failed (%v): %s%s", line, err, strings.TrimSpace(out.String()), suffix)}
 	}
 	return line, nil
 }

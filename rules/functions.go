@@ -7,7 +7,6 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/ext/tryfunc"
-	"github.com/imdsmend/imdsmend/facts"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/function"
 	"github.com/zclconf/go-cty/cty/function/stdlib"
@@ -68,9 +67,6 @@ func policyFunctions() map[string]function.Function {
 
 // functions is built once: evaluation runs every interval and must stay cheap.
 var functions = sync.OnceValue(policyFunctions)
-
-// factsType is facts.Type(), derived once from the struct tags.
-var factsType = sync.OnceValue(facts.Type)
 
 // evalContext is the context every policy expression is evaluated in.
 func evalContext(factsVal cty.Value) *hcl.EvalContext {

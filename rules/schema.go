@@ -23,7 +23,7 @@ type Schema struct {
 
 // hostSchema is the instance's facts, facts.Facts.
 var hostSchema = sync.OnceValue(func() *Schema {
-	return &Schema{Type: factsType(), Decode: func(data []byte) (cty.Value, error) {
+	return &Schema{Type: facts.Type(), Decode: func(data []byte) (cty.Value, error) {
 		dec := json.NewDecoder(bytes.NewReader(data))
 		dec.DisallowUnknownFields()
 		var f facts.Facts
