@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -486,21 +487,39 @@ func TestFirewallAllowNftRemoveObserve(t *testing.T) {
 	}
 }
 
-// TestFirewallAllowIptablesBeforeGone: when no rule reads Before any more, nothing is
-// inserted and the change is skipped with the reason.
-func TestFirewallAllowIptablesBeforeGone(t *testing.T) {
-	const a = "-A OUTPUT -d 10.0.0.0/8 -j ACCEPT"
-	chain, _ := fakeIptables(t, []string{a}, -1)
-	d := firewallAllowData{Backend: "nft", Family: "ipv4", Table: "filter", Chain: "OUTPUT",
-		Before: "-A OUTPUT -d 169.254.169.254/32 -j DROP", Spec: "-A OUTPUT -d 169.254.169.254/32 -j ACCEPT",
-		Words: []string{"-A", "OUTPUT", "-d", "169.254.169.254/32", "-j", "ACCEPT"}}
-	ran, err := d.insertIptables()
-	var skip *skipError
-	if ran != "" || !errors.As(err, &skip) || !strings.Contains(err.Error(), "no longer holds") {
-		t.Errorf("insertIptables = %q, %v; want skipped, nothing run", ran, err)
+// TestFirewallAllowIptablesBefore: the ACCEPT goes in just before the rule it was planned
+// against, in the shapes planAllow records (the rule's spec and words without -A CHAIN);
+// when that rule is gone, nothing is added and the change is skipped.
+func TestFirewallAllowIptablesBefore(t *testing.T) {
+	const other = "-A OUTPUT -d 10.0.0.0/8 -j ACCEPT"
+	const drop = "-A OUTPUT -d 169.254.169.254/32 -j DROP"
+	const accept = "-A OUTPUT -d 169.254.169.254/32 -j ACCEPT"
+	tests := []struct {
+		name      string
+		chain     []string
+		wantRan   string
+		wantSkip  bool
+		wantChain []string
+	}{
+		{"before present", []string{other, drop}, "iptables-nft -t filter -I OUTPUT 2 -d 169.254.169.254/32 -j ACCEPT", false, []string{other, accept, drop}},
+		{"before gone", []string{other}, "", true, []string{other}},
 	}
-	if got := chain(); len(got) != 1 || got[0] != a {
-		t.Errorf("chain %q; want it unchanged", got)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			chain, _ := fakeIptables(t, tt.chain, -1)
+			d := firewallAllowData{Backend: "nft", Family: "ipv4", Table: "filter", Chain: "OUTPUT",
+				Before: "-d 169.254.169.254/32 -j DROP", Spec: "-d 169.254.169.254/32 -j ACCEPT",
+				Words: []string{"-d", "169.254.169.254/32", "-j", "ACCEPT"}}
+			ran, err := d.insertIptables()
+			var skip *skipError
+			if ran != tt.wantRan || errors.As(err, &skip) != tt.wantSkip || !tt.wantSkip && err != nil ||
+				tt.wantSkip && !strings.Contains(err.Error(), "no longer holds") {
+				t.Errorf("insertIptables = %q, %v; want %q, skipped %v", ran, err, tt.wantRan, tt.wantSkip)
+			}
+			if got := chain(); !slices.Equal(got, tt.wantChain) {
+				t.Errorf("chain %q; want %q", got, tt.wantChain)
+			}
+		})
 	}
 }
 
