@@ -94,6 +94,7 @@ func TestFirewallKubeProxy(t *testing.T) {
 	tests := []struct {
 		name string
 		mode string // kube-proxy's: iptables or nft
+		ipv6 bool   // a dual-stack node: the nftables layout's ip6 table too
 		// extra is added after the layout (iptables-restore --noflush, or nft -f)
 		extra string
 		want  []found
@@ -112,6 +113,7 @@ func TestFirewallKubeProxy(t *testing.T) {
 			want:  []found{{"nat", "KUBE-SERVICES", `-d 169.254.169.254/32 -p tcp -m comment --comment "kube-system/fake-imds:http cluster IP" -m tcp --dport 80 -j DNAT --to-destination 10.244.7.7:8080`, "dnat", false, ""}},
 		},
 		{name: "healthy", mode: "nft"},
+		{name: "healthy dual-stack", mode: "nft", ipv6: true},
 		{
 			name:  "reject-in-user-chain",
 			mode:  "nft",
@@ -137,7 +139,9 @@ func TestFirewallKubeProxy(t *testing.T) {
 			ctx := testContext(t)
 			ns := newNamespace(t)
 			serveSim(sim.FaultOK)(ctx, t, ns)
-			if err := kubeNode().Load(ctx, ns, tt.mode); err != nil {
+			node := kubeNode()
+			node.IPv6 = tt.ipv6
+			if err := node.Load(ctx, ns, tt.mode); err != nil {
 				t.Fatal(err)
 			}
 			if tt.extra != "" {

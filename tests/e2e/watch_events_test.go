@@ -205,16 +205,11 @@ func TestWatchEventsSourceFails(t *testing.T) {
 	if _, err := exec.LookPath("setpriv"); err != nil {
 		t.Skip("setpriv (util-linux) is not installed")
 	}
-	n := listenNotify(t)
-	name, args := hermetic("setpriv", append([]string{"--bounding-set", "-net_raw", "--", bins.Imdsmend, "watch", "--only", "imds_unreachable"},
-		"--policy", r.policy, "--state-dir", r.stateDir)...)
-	cmd := ns.Command(context.Background(), name, args...)
-	cmd.Env = harness.Environ("NOTIFY_SOCKET=" + n.path)
-	w := startWatch(t, cmd)
-	n.expect(t, 30*time.Second, "READY=1")
+	w := startEventWatch(t, ns, []string{"setpriv", "--bounding-set", "-net_raw", "--"},
+		"--only", "imds_unreachable", "--policy", r.policy, "--state-dir", r.stateDir)
 	// Timed passes go on: two more.
-	n.expect(t, 30*time.Second, "STATUS=")
-	n.expect(t, 30*time.Second, "STATUS=")
+	w.n.expect(t, 30*time.Second, "STATUS=")
+	w.n.expect(t, 30*time.Second, "STATUS=")
 	want := "WARNING event source iptables-legacy: open a socket to read legacy tables: "
 	if out := w.stderr.String(); !strings.Contains(out, want) || !strings.Contains(out, "its changes are seen at the interval (1s) instead") {
 		t.Errorf("stderr lacks the warning %q:\n%s", want, out)
